@@ -1,0 +1,59 @@
+"""The audit trail: append-only, hash-chained.
+
+21 CFR 11.10(e): a change must not obscure the earlier value. Each row holds one field's old and new value, who, when
+(UTC) and why. A PostgreSQL trigger refuses UPDATE and DELETE on this table (migration 0002), and each row carries the
+SHA-256 of its content and of the previous row, so a row altered behind the application's back breaks the chain
+(``manage.py audit_verify``).
+"""
+
+from django.conf import settings
+from django.db import models
+
+
+class AuditEvent(models.Model):
+    class Action(models.TextChoices):
+        CREATE = "create"
+        UPDATE = "update"
+        TRANSITION = "transition"
+        DELETE = "delete"
+        LOGIN = "login"
+        LOGIN_FAILED = "login_failed"
+        LOGOUT = "logout"
+        ROLE_CHANGE = "role_change"
+        EXPORT = "export"
+        ACTION = "action"
+
+    occurred_at = models.DateTimeField()
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    # Kept as text too: the row must stay readable even if the account is later renamed.
+    actor_username = models.CharField(max_length=150, blank=True)
+    action = models.CharField(max_length=20, choices=Action.choices)
+    entity_type = models.CharField(max_length=60)
+    entity_id = models.CharField(max_length=64, blank=True)
+    # Pseudonymous participant id (e.g. SAM-PDX-007) so a participant's history is one indexed read.
+    participant_id = models.CharField(max_length=40, blank=True, db_index=True)
+    site_code = models.CharField(max_length=20, blank=True)
+    field = models.CharField(max_length=80, blank=True)
+    old_value = models.JSONField(null=True, blank=True)
+    new_value = models.JSONField(null=True, blank=True)
+    reason = models.TextField(blank=True)
+
+    class Sensitivity(models.TextChoices):
+        NONE = "", "none"
+        # Reveals the treatment allocation: never shown to blinded roles.
+        ALLOCATION = "allocation"
+        # Contact details (PHI): shown only to roles that may contact participants.
+        CONTACT = "contact"
+
+    sensitivity = models.CharField(max_length=12, choices=Sensitivity.choices, blank=True, default="")
+    prev_hash = models.CharField(max_length=64)
+    hash = models.CharField(max_length=64, unique=True)
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [models.Index(fields=["entity_type", "entity_id"], name="audit_entity_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.occurred_at:%Y-%m-%dT%H:%M:%SZ} {self.actor_username} {self.action} {self.entity_type}"

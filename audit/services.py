@@ -1,0 +1,102 @@
+"""Writing audit events. Called by every domain service inside its own transaction, so a write and its audit
+row commit or roll back together."""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import uuid
+from collections.abc import Iterable
+from typing import Any
+
+from django.db import connection, transaction
+from django.db.models import Model
+from django.utils import timezone
+
+from audit.chain import GENESIS, event_hash, hashed_fields
+from audit.models import AuditEvent
+
+# Arbitrary constant naming the advisory lock that serializes appends to the chain. The chain needs a total order;
+# taking the lock before reading the last hash makes concurrent writers append one after another.
+_CHAIN_LOCK_KEY = 748_215_001
+
+
+def jsonable(value: Any) -> Any:
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    if isinstance(value, dt.datetime):
+        return value.astimezone(dt.UTC).isoformat() if timezone.is_aware(value) else value.isoformat()
+    if isinstance(value, dt.date | dt.time):
+        return value.isoformat()
+    if isinstance(value, decimal.Decimal | uuid.UUID):
+        return str(value)
+    if isinstance(value, Model):
+        return value.pk
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set):
+        return [jsonable(v) for v in value]
+    return str(value)
+
+
+def _lock_chain() -> str:
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_CHAIN_LOCK_KEY])
+    last = AuditEvent.objects.order_by("-id").values_list("hash", flat=True).first()
+    return last or GENESIS
+
+
+def audit_record(
+    *,
+    by,
+    action: str,
+    entity_type: str,
+    entity_id: Any = "",
+    participant_id: str = "",
+    site_code: str = "",
+    changes: Iterable[tuple[str, Any, Any]] = (("", None, None),),
+    reason: str | None = None,
+    sensitivity: str = "",
+    actor_username: str | None = None,
+) -> list[AuditEvent]:
+    """Append one event per changed field. ``changes`` holds (field, old, new) triples."""
+    if not transaction.get_connection().in_atomic_block:
+        raise RuntimeError("audit_record must run inside the writing service's transaction")
+    prev = _lock_chain()
+    now = timezone.now()
+    actor = by if getattr(by, "pk", None) else None
+    username = actor_username if actor_username is not None else (actor.get_username() if actor else "system")
+    created = []
+    for field, old, new in changes:
+        event = AuditEvent(
+            occurred_at=now,
+            actor=actor,
+            actor_username=username,
+            action=action,
+            entity_type=entity_type,
+            entity_id=str(entity_id),
+            participant_id=participant_id,
+            site_code=site_code,
+            field=field,
+            old_value=jsonable(old),
+            new_value=jsonable(new),
+            reason=reason or "",
+            sensitivity=sensitivity,
+            prev_hash=prev,
+        )
+        event.hash = event_hash(prev, hashed_fields(event))
+        event.save(force_insert=True)
+        prev = event.hash
+        created.append(event)
+    return created
+
+
+def diff(instance: Model, new_values: dict[str, Any]) -> list[tuple[str, Any, Any]]:
+    """(field, old, new) for each value that actually changes."""
+    changes = []
+    for name, new in new_values.items():
+        old = getattr(instance, name)
+        if jsonable(old) != jsonable(new):
+            changes.append((name, old, new))
+    return changes

@@ -1,0 +1,155 @@
+"""The demo study: a SAMATI-style delayed-treatment study with two sites, a user per role and about a dozen
+participants in different states. Built through the same services as real data, so it is audited too."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from django.contrib.auth import get_user_model
+from django.db import transaction
+from django.utils import timezone
+
+from participants import services
+from participants.models import Arm, EligibilityCriterion, Participant, Site, Study
+from trialsite.roles import Role
+
+DEMO_PASSWORD_PREFIX = "demo-"  # noqa: S105 (demo accounts only; printed by seed_demo)
+DEMO_USERS = [
+    ("coordinator", Role.COORDINATOR, ["PDX", "NYC"]),
+    ("therapist", Role.THERAPIST, ["PDX"]),
+    ("therapist2", Role.THERAPIST, ["PDX"]),
+    ("rater", Role.RATER, ["PDX", "NYC"]),
+    ("investigator", Role.INVESTIGATOR, ["PDX", "NYC"]),
+    ("statistician", Role.STATISTICIAN, ["PDX", "NYC"]),
+    ("unblinded_statistician", Role.UNBLINDED_STATISTICIAN, ["PDX", "NYC"]),
+    ("admin", Role.ADMIN, ["PDX", "NYC"]),
+]
+CRITERIA = [
+    ("INC_AGE", "inclusion", "Aged 18 to 65"),
+    ("INC_SAD", "inclusion", "Moderate-to-severe generalized social anxiety disorder (LSAS >= 60)"),
+    ("EXC_CARDIO", "exclusion", "Uncontrolled hypertension or other cardiovascular contraindication"),
+    ("EXC_PREG", "exclusion", "Pregnant or breastfeeding"),
+]
+# (site, final state) for each demo participant.
+PLAN = [
+    ("PDX", "screening"),
+    ("PDX", "screen_failed"),
+    ("PDX", "eligible"),
+    ("PDX", "consented"),
+    ("PDX", "enrolled"),
+    ("PDX", "randomized"),
+    ("PDX", "randomized"),
+    ("PDX", "withdrawn"),
+    ("NYC", "screening"),
+    ("NYC", "consented"),
+    ("NYC", "randomized"),
+    ("NYC", "randomized"),
+]
+
+
+def password_for(username: str) -> str:
+    return f"{DEMO_PASSWORD_PREFIX}{username}-2026"
+
+
+@transaction.atomic
+def seed_demo() -> list[tuple[str, str, str]]:
+    """Create the demo study once; on later runs only reset the demo passwords. Returns (user, password, roles)."""
+    user_model = get_user_model()
+    admin, _ = user_model.objects.get_or_create(username="admin", defaults={"is_staff": True, "is_superuser": True})
+    study, created = Study.objects.get_or_create(
+        code="SAM",
+        defaults={
+            "title": "MDMA-assisted therapy for social anxiety disorder (demo, SAMATI-style)",
+            "protocol_reference": "NCT05138068 (illustrative demo)",
+            "protocol_code": "samati-v1",
+            "target_enrollment": 20,
+            "blinded": False,
+        },
+    )
+    sites = {}
+    for code, name, tz in (
+        ("PDX", "Portland clinic", "America/Los_Angeles"),
+        ("NYC", "New York clinic", "America/New_York"),
+    ):
+        sites[code], _ = Site.objects.get_or_create(
+            code=code,
+            defaults={
+                "name": name,
+                "time_zone": tz,
+                "contact_email": f"{code.lower()}-study@trialsite.invalid",
+                "contact_phone": "+1 555 0100",
+            },
+        )
+        sites[code].studies.add(study)
+    logins = []
+    for username, role, site_codes in DEMO_USERS:
+        user = (
+            admin
+            if username == "admin"
+            else user_model.objects.get_or_create(username=username, defaults={"is_staff": role in (Role.ADMIN,)})[0]
+        )
+        user.set_password(password_for(username))
+        user.save()
+        for code in site_codes:
+            services.membership_grant(user=user, site=sites[code], role=role, by=admin)
+        logins.append((username, password_for(username), f"{role} at {', '.join(site_codes)}"))
+    if created:
+        _build_study(study, sites, admin, user_model)
+    return logins
+
+
+def _build_study(study, sites, admin, user_model) -> None:
+    for code, label in (("immediate", "Immediate treatment"), ("delayed", "Delayed treatment (16-week waitlist)")):
+        Arm.objects.get_or_create(study=study, code=code, defaults={"label": label})
+    for order, (code, kind, text) in enumerate(CRITERIA):
+        EligibilityCriterion.objects.get_or_create(
+            study=study, code=code, defaults={"kind": kind, "text": text, "order": order}
+        )
+    services.consent_document_publish(study=study, version="1.0", title="Main study consent", by=admin)
+    services.allocation_list_generate(
+        study=study, strata=list(sites), block_sizes=[2, 4], per_stratum=20, seed="demo-seed-2026", by=admin
+    )
+    coordinator = user_model.objects.get(username="coordinator")
+    order = ["screening", "eligible", "consented", "enrolled", "randomized"]
+    for index, (site_code, final) in enumerate(PLAN):
+        participant = services.participant_create(
+            study=study,
+            site=sites[site_code],
+            by=coordinator,
+            contact={
+                "full_name": f"Demo Participant {index + 1}",
+                "email": f"participant{index + 1}@example.invalid",
+                "preferred_channel": "email",
+                "language": "es" if index % 4 == 3 else "en",
+            },
+        )
+        if final == "screening":
+            continue
+        eligible = final != "screen_failed"
+        services.eligibility_record(
+            participant=participant,
+            by=coordinator,
+            answers={"INC_AGE": True, "INC_SAD": eligible, "EXC_CARDIO": False, "EXC_PREG": False},
+        )
+        if final in ("screen_failed", "eligible"):
+            continue
+        services.consent_record(
+            participant=participant,
+            version="1.0",
+            by=coordinator,
+            signed_at=timezone.now() - dt.timedelta(days=30 - index),
+        )
+        target = "randomized" if final == "withdrawn" else final
+        if order.index(target) >= order.index("enrolled"):
+            services.participant_enroll(participant=participant, by=coordinator)
+        if order.index(target) >= order.index("randomized"):
+            services.participant_randomize(participant=participant, by=coordinator)
+        if final == "withdrawn":
+            participant = Participant.objects.get(pk=participant.pk)
+            services.participant_withdraw(
+                participant=participant,
+                level="stop_follow_up",
+                by=coordinator,
+                reason="Moved away from the study area",
+                date=timezone.localdate(),
+            )

@@ -1,0 +1,15 @@
+from django.conf import settings
+from django.core.management.base import BaseCommand
+
+from participants.demo import seed_demo
+
+
+class Command(BaseCommand):
+    help = "Build the demo study (idempotent) and print the demo logins."
+
+    def handle(self, *args, **options):
+        logins = seed_demo()
+        self.stdout.write("Demo logins (user / password / role):")
+        for username, password, roles in logins:
+            self.stdout.write(f"  {username:<24} {password:<36} {roles}")
+        self.stdout.write(f"Staff admin: {settings.SITE_URL}/admin/   API docs: {settings.SITE_URL}/api/docs/")

@@ -1,0 +1,291 @@
+"""Studies, sites, staff memberships and participants.
+
+Contact details (PHI) live in their own table so that no export or blinded read can reach them by accident.
+The allocation (a participant's arm) lives in exactly one place: AllocationSlot.participant.
+"""
+
+from __future__ import annotations
+
+import zoneinfo
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import RegexValidator
+from django.db import models
+
+from trialsite.roles import Role
+
+code_validator = RegexValidator(r"^[A-Z][A-Z0-9]{1,9}$", "Use 2-10 capital letters or digits, starting with a letter.")
+
+
+def validate_time_zone(value: str) -> None:
+    try:
+        zoneinfo.ZoneInfo(value)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise ValidationError(f"{value!r} is not an IANA time zone (e.g. America/Los_Angeles).") from None
+
+
+class Study(models.Model):
+    code = models.CharField(max_length=10, unique=True, validators=[code_validator])
+    title = models.CharField(max_length=200)
+    protocol_reference = models.CharField(max_length=200, blank=True, help_text="Registry id or protocol paper.")
+    protocol_code = models.CharField(max_length=40, blank=True, help_text="Protocol definition, e.g. samati-v1.")
+    target_enrollment = models.PositiveIntegerField(default=0)
+    blinded = models.BooleanField(default=False, help_text="Double-blind: only unblinded roles see the arm.")
+    unblinded = models.BooleanField(default=False, help_text="Set when an investigator unblinds the study.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name_plural = "studies"
+        ordering = ["code"]
+
+    def __str__(self) -> str:
+        return self.code
+
+
+class Arm(models.Model):
+    study = models.ForeignKey(Study, on_delete=models.PROTECT, related_name="arms")
+    code = models.SlugField(max_length=30)
+    label = models.CharField(max_length=100)
+
+    class Meta:
+        ordering = ["study", "id"]
+        constraints = [models.UniqueConstraint(fields=["study", "code"], name="arm_unique_code")]
+
+    def __str__(self) -> str:
+        return f"{self.study.code}:{self.code}"
+
+
+class Site(models.Model):
+    code = models.CharField(max_length=10, unique=True, validators=[code_validator])
+    name = models.CharField(max_length=200)
+    time_zone = models.CharField(max_length=64, validators=[validate_time_zone])
+    studies = models.ManyToManyField(Study, related_name="sites", blank=True)
+    contact_email = models.EmailField(blank=True)
+    contact_phone = models.CharField(max_length=40, blank=True)
+
+    class Meta:
+        ordering = ["code"]
+
+    def __str__(self) -> str:
+        return self.code
+
+
+class StaffMembership(models.Model):
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
+    site = models.ForeignKey(Site, on_delete=models.PROTECT, related_name="memberships")
+    role = models.CharField(max_length=30, choices=Role.choices)
+    granted_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["user", "site", "role"], name="membership_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.user} {self.role}@{self.site.code}"
+
+
+class ParticipantCounter(models.Model):
+    """The last number handed out per study and site. Locked with SELECT ... FOR UPDATE while allocating, so
+    concurrent creations get consecutive numbers with no gap and no duplicate (a rolled-back creation rolls the
+    counter back with it)."""
+
+    study = models.ForeignKey(Study, on_delete=models.PROTECT)
+    site = models.ForeignKey(Site, on_delete=models.PROTECT)
+    last_number = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["study", "site"], name="counter_unique_study_site")]
+
+    def __str__(self) -> str:
+        return f"{self.study_id}/{self.site_id}: {self.last_number}"
+
+
+class Participant(models.Model):
+    class Status(models.TextChoices):
+        SCREENING = "screening"
+        ELIGIBLE = "eligible"
+        SCREEN_FAILED = "screen_failed"
+        CONSENTED = "consented"
+        ENROLLED = "enrolled"
+        RANDOMIZED = "randomized"
+        IN_TREATMENT = "in_treatment"
+        COMPLETED = "completed"
+        WITHDRAWN = "withdrawn"
+        LOST_TO_FOLLOW_UP = "lost_to_follow_up"
+
+    class WithdrawalLevel(models.TextChoices):
+        STOP_CONTACT = "stop_contact", "Stop contact (keep follow-up data collection by records)"
+        STOP_FOLLOW_UP = "stop_follow_up", "Stop follow-up visits"
+        STOP_DATA_USE = "stop_data_use", "Stop all further use of data"
+
+    participant_id = models.CharField(max_length=40, unique=True)
+    study = models.ForeignKey(Study, on_delete=models.PROTECT, related_name="participants")
+    site = models.ForeignKey(Site, on_delete=models.PROTECT, related_name="participants")
+    number = models.PositiveIntegerField()
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.SCREENING)
+    stratum = models.CharField(max_length=40, blank=True)
+    eligibility_verdict = models.BooleanField(null=True, blank=True, help_text="Computed from the answers.")
+    eligibility_override = models.BooleanField(null=True, blank=True, help_text="Investigator override, with a reason.")
+    eligibility_override_reason = models.TextField(blank=True)
+    needs_reconsent = models.BooleanField(default=False)
+    enrolled_at = models.DateTimeField(null=True, blank=True)
+    randomized_at = models.DateTimeField(null=True, blank=True)
+    withdrawal_level = models.CharField(max_length=20, choices=WithdrawalLevel.choices, blank=True)
+    withdrawal_reason = models.TextField(blank=True)
+    withdrawal_date = models.DateField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["participant_id"]
+        constraints = [models.UniqueConstraint(fields=["study", "site", "number"], name="participant_unique_number")]
+        indexes = [models.Index(fields=["site", "status"], name="participant_site_status_idx")]
+
+    def __str__(self) -> str:
+        return self.participant_id
+
+    @property
+    def time_zone(self) -> str:
+        contact = getattr(self, "contact", None)
+        return (contact.time_zone if contact and contact.time_zone else "") or self.site.time_zone
+
+
+class ContactDetails(models.Model):
+    """PHI. Never exported, never shown to blinded or analysis roles."""
+
+    class Channel(models.TextChoices):
+        EMAIL = "email"
+        SMS = "sms"
+
+    participant = models.OneToOneField(Participant, on_delete=models.PROTECT, related_name="contact")
+    full_name = models.CharField(max_length=200, blank=True)
+    email = models.EmailField(blank=True)
+    phone = models.CharField(max_length=40, blank=True)
+    preferred_channel = models.CharField(max_length=10, choices=Channel.choices, default=Channel.EMAIL)
+    time_zone = models.CharField(max_length=64, blank=True, validators=[validate_time_zone])
+    language = models.CharField(max_length=10, choices=settings.LANGUAGES, default="en")
+
+    def __str__(self) -> str:
+        return f"contact for {self.participant_id}"
+
+
+class EligibilityCriterion(models.Model):
+    class Kind(models.TextChoices):
+        INCLUSION = "inclusion"
+        EXCLUSION = "exclusion"
+
+    study = models.ForeignKey(Study, on_delete=models.PROTECT, related_name="criteria")
+    code = models.CharField(max_length=30)
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    text = models.TextField()
+    order = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["study", "order", "code"]
+        constraints = [models.UniqueConstraint(fields=["study", "code"], name="criterion_unique_code")]
+
+    def __str__(self) -> str:
+        return f"{self.study.code}:{self.code}"
+
+    def is_met(self, answer: bool) -> bool:
+        # An inclusion criterion is met by "yes"; an exclusion criterion by "no".
+        return answer if self.kind == self.Kind.INCLUSION else not answer
+
+
+class EligibilityAnswer(models.Model):
+    participant = models.ForeignKey(Participant, on_delete=models.PROTECT, related_name="eligibility_answers")
+    criterion = models.ForeignKey(EligibilityCriterion, on_delete=models.PROTECT)
+    answer = models.BooleanField()
+    answered_at = models.DateTimeField()
+    answered_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["participant", "criterion"], name="answer_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.participant_id}/{self.criterion_id}={self.answer}"
+
+
+class ConsentDocument(models.Model):
+    study = models.ForeignKey(Study, on_delete=models.PROTECT, related_name="consent_documents")
+    version = models.CharField(max_length=20)
+    title = models.CharField(max_length=200)
+    published_at = models.DateTimeField()
+    published_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.PROTECT, related_name="+")
+
+    class Meta:
+        ordering = ["study", "published_at", "id"]
+        get_latest_by = ["published_at", "id"]
+        constraints = [models.UniqueConstraint(fields=["study", "version"], name="consent_unique_version")]
+
+    def __str__(self) -> str:
+        return f"{self.study.code} consent v{self.version}"
+
+
+class ConsentRecord(models.Model):
+    participant = models.ForeignKey(Participant, on_delete=models.PROTECT, related_name="consents")
+    document = models.ForeignKey(ConsentDocument, on_delete=models.PROTECT, related_name="records")
+    signed_at = models.DateTimeField()
+    obtained_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    recorded_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["participant", "signed_at", "id"]
+
+    def __str__(self) -> str:
+        return f"consent {self.document_id} by participant {self.participant_id}"
+
+
+class AllocationList(models.Model):
+    """A study's randomization list. Only one list is active per study."""
+
+    class Source(models.TextChoices):
+        GENERATED = "generated"
+        IMPORTED = "imported"
+
+    study = models.ForeignKey(Study, on_delete=models.PROTECT, related_name="allocation_lists")
+    source = models.CharField(max_length=10, choices=Source.choices)
+    seed = models.CharField(max_length=64, blank=True)
+    block_sizes = models.JSONField(default=list, blank=True)
+    active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["study"], condition=models.Q(active=True), name="allocation_one_active_list_per_study"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"allocation list {self.pk} ({self.source})"
+
+
+class AllocationSlot(models.Model):
+    allocation_list = models.ForeignKey(AllocationList, on_delete=models.PROTECT, related_name="slots")
+    stratum = models.CharField(max_length=40)
+    sequence = models.PositiveIntegerField()
+    block = models.PositiveIntegerField(default=0)
+    arm = models.ForeignKey(Arm, on_delete=models.PROTECT, related_name="+")
+    participant = models.OneToOneField(
+        Participant, null=True, blank=True, on_delete=models.PROTECT, related_name="allocation"
+    )
+    allocated_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["allocation_list", "stratum", "sequence"]
+        constraints = [
+            models.UniqueConstraint(fields=["allocation_list", "stratum", "sequence"], name="slot_unique_sequence")
+        ]
+        indexes = [
+            # Used by participant_randomize: the next unused slot of a stratum.
+            models.Index(
+                fields=["allocation_list", "stratum", "sequence"],
+                condition=models.Q(participant__isnull=True),
+                name="slot_unused_idx",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"slot {self.stratum}#{self.sequence}"

@@ -1,0 +1,350 @@
+"""Protocol definitions: parse and validate the JSON format described in docs/protocols.md.
+
+A protocol is data, not code, so a site can load its own. Everything here is pure (no database, no Django) so that the
+same checks run in tests, in the ``load_protocol`` management command and in the start-up system checks.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+
+__all__ = [
+    "DAY0_ANCHORS",
+    "KNOWN_INSTRUMENTS",
+    "VISIT_KINDS",
+    "Arm",
+    "InstrumentDue",
+    "Protocol",
+    "ProtocolError",
+    "VisitDef",
+    "check_shipped_protocols",
+    "dosing_number",
+    "load_protocol_file",
+    "load_shipped_protocols",
+    "parse_protocol",
+    "protocol_schema",
+    "shipped_protocol_paths",
+]
+
+SCHEMA_PATH = Path(__file__).with_name("protocol_schema.json")
+SHIPPED_DIR = Path(__file__).with_name("protocols")
+
+# Instrument codes are a cross-app contract (see the instrument reference). The assessments app may pass the codes of
+# its own library instead, so the check stays right when a site adds an instrument.
+KNOWN_INSTRUMENTS: frozenset[str] = frozenset({"PCL5", "CAPS5", "LSAS", "LSAS_SR", "SCS", "SCS_SF", "CSSRS_SCREEN"})
+VISIT_KINDS: tuple[str, ...] = (
+    "screening",
+    "baseline",
+    "preparation",
+    "dosing",
+    "integration",
+    "assessment",
+    "follow_up",
+)
+DAY0_ANCHORS: tuple[str, ...] = ("enrollment", "randomization")
+VISIT_ANCHOR_PREFIX = "visit:"
+_VISIT_ANCHOR_RE = re.compile(r"^visit:([A-Z][A-Z0-9_]*)$")
+
+
+class ProtocolError(ValueError):
+    """A protocol definition is invalid. ``errors`` holds every problem found, each prefixed by its JSON path."""
+
+    def __init__(self, errors: list[str], source: str | None = None) -> None:
+        self.errors = list(errors)
+        self.source = source
+        head = f"invalid protocol {source}" if source else "invalid protocol"
+        super().__init__(head + ":\n" + "\n".join(f"  {e}" for e in self.errors))
+
+
+@dataclass(frozen=True)
+class InstrumentDue:
+    code: str
+    respondent: str  # "self" or "clinician"
+
+
+@dataclass(frozen=True)
+class VisitDef:
+    code: str
+    name: str
+    kind: str
+    anchor: str  # "enrollment", "randomization" or "visit:<CODE>"
+    offset_days: int
+    window_before_days: int
+    window_after_days: int
+    duration_minutes: int
+    staff_required: int
+    overnight: bool
+    instruments: tuple[InstrumentDue, ...]
+    optional: bool
+
+    @property
+    def anchor_visit(self) -> str | None:
+        """The code of the visit this one is anchored on, or None when anchored on enrollment/randomization."""
+        if self.anchor.startswith(VISIT_ANCHOR_PREFIX):
+            return self.anchor[len(VISIT_ANCHOR_PREFIX) :]
+        return None
+
+    @property
+    def is_dosing(self) -> bool:
+        return self.kind == "dosing"
+
+
+@dataclass(frozen=True)
+class Arm:
+    code: str
+    label: str
+    visits: tuple[VisitDef, ...]  # the protocol's common visits first, then the arm's own, in file order
+
+    def visit(self, code: str) -> VisitDef:
+        for v in self.visits:
+            if v.code == code:
+                return v
+        raise KeyError(f"arm {self.code!r} has no visit {code!r}")
+
+    @property
+    def codes(self) -> tuple[str, ...]:
+        return tuple(v.code for v in self.visits)
+
+    def dosing_numbers(self) -> dict[str, int]:
+        """Dosing visits numbered 1, 2, 3 in the order they are listed."""
+        return {v.code: n for n, v in enumerate((v for v in self.visits if v.is_dosing), start=1)}
+
+
+@dataclass(frozen=True)
+class Protocol:
+    code: str
+    version: int
+    title: str
+    illustrative: bool
+    note: str | None
+    study_code: str | None
+    day0: str  # "randomization" or "enrollment"
+    common_visits: tuple[VisitDef, ...]
+    arms: Mapping[str, Arm] = field(hash=False)
+    # The validated source document, kept so a loader can store exactly what was checked.
+    raw: Mapping[str, Any] = field(default_factory=dict, compare=False, hash=False, repr=False)
+
+    def arm(self, code: str) -> Arm:
+        try:
+            return self.arms[code]
+        except KeyError:
+            raise KeyError(f"protocol {self.code!r} has no arm {code!r}") from None
+
+
+def dosing_number(arm: Arm, code: str) -> int | None:
+    """1-based number of a dosing visit within its arm (by listed order); None for any other visit."""
+    return arm.dosing_numbers().get(code)
+
+
+@cache
+def protocol_schema() -> dict[str, Any]:
+    return json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
+
+
+def _json_path(parts: Iterable[Any]) -> str:
+    out = ""
+    for p in parts:
+        if isinstance(p, int):
+            out += f"[{p}]"
+        else:
+            out += f".{p}" if out else str(p)
+    return out or "(root)"
+
+
+def _schema_errors(data: Any) -> list[str]:
+    validator = jsonschema.Draft202012Validator(protocol_schema())
+    errors = sorted(validator.iter_errors(data), key=lambda e: (list(map(str, e.absolute_path)), e.message))
+    return [f"{_json_path(e.absolute_path)}: {e.message}" for e in errors]
+
+
+def _visit_dicts(items: Any, base: str) -> list[tuple[str, dict[str, Any]]]:
+    """(path, visit) pairs for the entries that look like visits; the schema check already reported the rest."""
+    if not isinstance(items, list):
+        return []
+    return [(f"{base}[{i}]", v) for i, v in enumerate(items) if isinstance(v, dict) and isinstance(v.get("code"), str)]
+
+
+def _check_visit_list(
+    visits: list[tuple[str, dict[str, Any]]],
+    inherited: dict[str, str],
+    day0: Any,
+    known_instruments: frozenset[str],
+) -> list[str]:
+    """Semantic checks for one list of visits that may also anchor on ``inherited`` (code -> path) visits."""
+    errors: list[str] = []
+    seen: dict[str, str] = dict(inherited)
+    local: dict[str, tuple[str, str | None]] = {}  # code -> (path, anchored visit code)
+    for path, v in visits:
+        code = v["code"]
+        if code in seen:
+            errors.append(f"{path}.code: duplicate visit code {code!r} (also at {seen[code]})")
+        else:
+            seen[code] = path
+        anchor = v.get("anchor")
+        # A malformed anchor was reported by the schema check; reporting it again as "unknown visit" would be noise.
+        match = _VISIT_ANCHOR_RE.match(anchor) if isinstance(anchor, str) else None
+        target = match.group(1) if match else None
+        if code not in local:
+            local[code] = (path, target)
+        if anchor == "randomization" and day0 == "enrollment":
+            errors.append(f"{path}.anchor: day0 is 'enrollment', so there is no randomization to anchor on")
+        instruments = v.get("instruments")
+        seen_instruments: set[str] = set()
+        for j, ins in enumerate(instruments if isinstance(instruments, list) else []):
+            icode = ins.get("code") if isinstance(ins, dict) else None
+            if not isinstance(icode, str):
+                continue
+            if icode not in known_instruments:
+                errors.append(f"{path}.instruments[{j}].code: unknown instrument {icode!r}")
+            if icode in seen_instruments:
+                errors.append(f"{path}.instruments[{j}].code: instrument {icode!r} listed twice")
+            seen_instruments.add(icode)
+
+    # Duplicates were reported above; the checks below look at the first visit listed under each code.
+    all_codes = set(seen)
+    for path, target in local.values():
+        if target is not None and target not in all_codes:
+            errors.append(f"{path}.anchor: unknown visit {target!r}")
+
+    # Each visit has at most one anchor, so following anchors from any visit either leaves this list or loops. A loop is
+    # reported once, at its first listed member, and named in the order the anchors are followed.
+    reported: set[str] = set()
+    for start, (path, _) in local.items():
+        if start in reported:
+            continue
+        chain = [start]
+        current = local[start][1]
+        while current is not None and current in local and current not in chain:
+            chain.append(current)
+            current = local[current][1]
+        if current == start:
+            reported.update(chain)
+            errors.append(f"{path}.anchor: cycle {' -> '.join([*chain, start])}")
+    return errors
+
+
+def _semantic_errors(data: Any, known_instruments: frozenset[str]) -> list[str]:
+    if not isinstance(data, dict):
+        return []
+    errors: list[str] = []
+    day0 = data.get("day0")
+    common = _visit_dicts(data.get("common_visits"), "common_visits")
+    # Common visits are shared by every arm, so they may only anchor on each other (an arm's visit is not always there).
+    errors += _check_visit_list(common, {}, day0, known_instruments)
+    common_codes: dict[str, str] = {}
+    for path, v in common:
+        common_codes.setdefault(v["code"], path)
+    arms = data.get("arms")
+    if isinstance(arms, dict):
+        if day0 == "enrollment" and len(arms) > 1:
+            errors.append("day0: a protocol with several arms randomizes, so day0 must be 'randomization'")
+        for arm_code, arm in arms.items():
+            if not isinstance(arm, dict):
+                continue
+            own = _visit_dicts(arm.get("visits"), f"arms.{arm_code}.visits")
+            errors += _check_visit_list(own, common_codes, day0, known_instruments)
+            if not own and not common and isinstance(arm.get("visits"), list):
+                errors.append(f"arms.{arm_code}.visits: the arm has no visits")
+    return errors
+
+
+def _visit_from(v: dict[str, Any]) -> VisitDef:
+    return VisitDef(
+        code=v["code"],
+        name=v["name"],
+        kind=v["kind"],
+        anchor=v["anchor"],
+        offset_days=v["offset_days"],
+        window_before_days=v["window_before_days"],
+        window_after_days=v["window_after_days"],
+        duration_minutes=v["duration_minutes"],
+        staff_required=v["staff_required"],
+        overnight=v["overnight"],
+        instruments=tuple(InstrumentDue(i["code"], i["respondent"]) for i in v["instruments"]),
+        optional=v["optional"],
+    )
+
+
+def parse_protocol(
+    data: Mapping[str, Any],
+    *,
+    known_instruments: Iterable[str] = KNOWN_INSTRUMENTS,
+    source: str | None = None,
+) -> Protocol:
+    """Validate ``data`` and build a Protocol, or raise ProtocolError listing every problem (never a partial result)."""
+    known = frozenset(known_instruments)
+    data = json.loads(json.dumps(data))  # a private deep copy: the caller's dict may change after we validated it
+    errors = _schema_errors(data) + _semantic_errors(data, known)
+    if errors:
+        raise ProtocolError(errors, source)
+    common = tuple(_visit_from(v) for v in data.get("common_visits", []))
+    arms = {
+        code: Arm(code=code, label=arm["label"], visits=common + tuple(_visit_from(v) for v in arm["visits"]))
+        for code, arm in data["arms"].items()
+    }
+    return Protocol(
+        code=data["code"],
+        version=data["version"],
+        title=data["title"],
+        illustrative=data["illustrative"],
+        note=data.get("note"),
+        study_code=data.get("study_code"),
+        day0=data["day0"],
+        common_visits=common,
+        arms=arms,
+        raw=data,
+    )
+
+
+def load_protocol_file(path: str | Path, *, known_instruments: Iterable[str] = KNOWN_INSTRUMENTS) -> Protocol:
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ProtocolError([f"(file): cannot read: {exc.strerror or exc}"], str(path)) from exc
+    except json.JSONDecodeError as exc:
+        raise ProtocolError(
+            [f"(file): invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}"], str(path)
+        ) from exc
+    return parse_protocol(data, known_instruments=known_instruments, source=str(path))
+
+
+def shipped_protocol_paths() -> list[Path]:
+    return sorted(SHIPPED_DIR.glob("*.json"))
+
+
+def load_shipped_protocols(*, known_instruments: Iterable[str] = KNOWN_INSTRUMENTS) -> dict[str, Protocol]:
+    protocols: dict[str, Protocol] = {}
+    for path in shipped_protocol_paths():
+        protocol = load_protocol_file(path, known_instruments=known_instruments)
+        protocols[protocol.code] = protocol
+    return protocols
+
+
+def check_shipped_protocols(*, known_instruments: Iterable[str] = KNOWN_INSTRUMENTS) -> list[str]:
+    """Every problem with the shipped files as ``"<file>: <path>: <problem>"`` strings; empty when all is well."""
+    problems: list[str] = []
+    seen: dict[str, str] = {}
+    for path in shipped_protocol_paths():
+        try:
+            protocol = load_protocol_file(path, known_instruments=known_instruments)
+        except ProtocolError as exc:
+            problems += [f"{path.name}: {e}" for e in exc.errors]
+            continue
+        # The file name is how people find a protocol; a mismatch would load one protocol under another's name.
+        if protocol.code != path.stem:
+            problems.append(f"{path.name}: code: {protocol.code!r} does not match the file name")
+        if protocol.code in seen:
+            problems.append(f"{path.name}: code: {protocol.code!r} is also defined in {seen[protocol.code]}")
+        seen[protocol.code] = path.name
+    if not seen and not problems:
+        problems.append(f"{SHIPPED_DIR}: no shipped protocol files found")
+    return problems
