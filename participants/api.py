@@ -263,8 +263,11 @@ class SiteOutput(serializers.Serializer):
     code = serializers.CharField()
     name = serializers.CharField()
     time_zone = serializers.CharField()
-    studies = serializers.SlugRelatedField(many=True, read_only=True, slug_field="code")
+    studies = serializers.SerializerMethodField()
     roles = serializers.SerializerMethodField()
+
+    def get_studies(self, obj) -> list[str]:
+        return [study.code for study in obj.studies.all()]
 
     def get_roles(self, obj) -> list[str]:
         return sorted(selectors.roles_at(self.context["request"].user, obj.id))

@@ -11,7 +11,6 @@ from django.db.models import QuerySet
 from participants.models import Participant, Site, StaffMembership, Study
 from trialsite.roles import ALWAYS_BLINDED, ALWAYS_UNBLINDED, CONTACT, MANAGE
 
-
 # Roles are read once per request and kept on the user object for that request only: a list of participants asks
 # "may this user see the arm here?" per row, which must not cost a query per row, and a role revoked between two
 # requests must take effect on the next one.

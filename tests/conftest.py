@@ -69,8 +69,9 @@ def advance(participant: Participant, to: str, *, by) -> Participant:
         if order.index(to) >= 1:
             services.eligibility_record(participant=participant, answers={"INC_AGE": True, "EXC_PREG": False}, by=by)
         if order.index(to) >= 2:
-            services.consent_record(participant=participant, version="1.0", by=by,
-                                    signed_at=timezone.now() - dt.timedelta(hours=1))
+            services.consent_record(
+                participant=participant, version="1.0", by=by, signed_at=timezone.now() - dt.timedelta(hours=1)
+            )
         if order.index(to) >= 3:
             services.participant_enroll(participant=participant, by=by)
         if order.index(to) >= 4:
@@ -82,9 +83,12 @@ def advance(participant: Participant, to: str, *, by) -> Participant:
 def make_participant(alice, study, pdx):
     def make(to: str = "screening", *, site=None, by=None, contact=None):
         with transaction.atomic():
-            participant = services.participant_create(study=study, site=site or pdx, by=by or alice,
-                                                      contact=contact or {"full_name": "Test Person",
-                                                                          "email": "person@example.org"})
+            participant = services.participant_create(
+                study=study,
+                site=site or pdx,
+                by=by or alice,
+                contact=contact or {"full_name": "Test Person", "email": "person@example.org"},
+            )
         return advance(participant, to, by=by or alice)
 
     return make

@@ -41,27 +41,44 @@ class SiteFactory(factory.django.DjangoModelFactory):
     time_zone = "America/Los_Angeles"
 
 
-def build_study(*, code="MAP", blinded=True, arms=("mdma", "placebo"), site_codes=("PDX", "NYC"), per_stratum=30,
-                protocol_code="mapp-v1") -> tuple[Study, dict[str, Site]]:
+def build_study(
+    *,
+    code="MAP",
+    blinded=True,
+    arms=("mdma", "placebo"),
+    site_codes=("PDX", "NYC"),
+    per_stratum=30,
+    protocol_code="mapp-v1",
+) -> tuple[Study, dict[str, Site]]:
     """A study with arms, criteria, a consent version, sites and an allocation list stratified by site."""
     admin = UserFactory(username="system-admin", is_superuser=True)
     study = StudyFactory(code=code, blinded=blinded, protocol_code=protocol_code)
     for arm in arms:
         Arm.objects.get_or_create(study=study, code=arm, defaults={"label": arm.title()})
-    EligibilityCriterion.objects.get_or_create(study=study, code="INC_AGE", defaults={"kind": "inclusion",
-                                                                                       "text": "Aged 18-65"})
-    EligibilityCriterion.objects.get_or_create(study=study, code="EXC_PREG", defaults={"kind": "exclusion",
-                                                                                        "text": "Pregnant"})
+    EligibilityCriterion.objects.get_or_create(
+        study=study, code="INC_AGE", defaults={"kind": "inclusion", "text": "Aged 18-65"}
+    )
+    EligibilityCriterion.objects.get_or_create(
+        study=study, code="EXC_PREG", defaults={"kind": "exclusion", "text": "Pregnant"}
+    )
     sites = {}
     for site_code in site_codes:
-        site = SiteFactory(code=site_code, time_zone="America/Los_Angeles" if site_code == "PDX" else "America/New_York")
+        site = SiteFactory(
+            code=site_code, time_zone="America/Los_Angeles" if site_code == "PDX" else "America/New_York"
+        )
         site.studies.add(study)
         sites[site_code] = site
     with transaction.atomic():
         if not ConsentDocument.objects.filter(study=study).exists():
             services.consent_document_publish(study=study, version="1.0", title="Main consent", by=admin)
-        services.allocation_list_generate(study=study, strata=list(site_codes), block_sizes=[2, 4],
-                                          per_stratum=per_stratum, seed="test-seed", by=admin)
+        services.allocation_list_generate(
+            study=study,
+            strata=list(site_codes),
+            block_sizes=[2, 4],
+            per_stratum=per_stratum,
+            seed="test-seed",
+            by=admin,
+        )
     return study, sites
 
 

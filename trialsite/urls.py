@@ -6,6 +6,7 @@ from trialsite import health
 
 api_v1 = [
     path("", include("participants.urls")),
+    path("", include("scheduling.urls")),
 ]
 
 urlpatterns = [

@@ -45,9 +45,12 @@ def test_other_site_coordinator_gets_404_on_every_participant_route(api, alice, 
 
 def all_bodies(client, participant) -> list[str]:
     base = f"/api/v1/participants/{participant.participant_id}/"
-    bodies = [client.get(base).content.decode(), client.get(base + "history/").content.decode(),
-              client.get("/api/v1/participants/").content.decode(),
-              client.get(f"/api/v1/participants/?site=PDX&status={participant.status}").content.decode()]
+    bodies = [
+        client.get(base).content.decode(),
+        client.get(base + "history/").content.decode(),
+        client.get("/api/v1/participants/").content.decode(),
+        client.get(f"/api/v1/participants/?site=PDX&status={participant.status}").content.decode(),
+    ]
     for route, body in WRITE_ROUTES.items():
         bodies.append(client.post(base + route, body, format="json").content.decode())
     bodies.append(client.patch(base, {"reason": "x", "stratum": "PDX"}, format="json").content.decode())
@@ -98,8 +101,9 @@ def test_contact_details_hidden_from_analysis_roles(api, personas, make_particip
 def test_read_only_roles_cannot_change_participants(api, personas, make_participant):
     participant = make_participant("consented")
     for role in (Role.RATER, Role.STATISTICIAN, Role.THERAPIST):
-        response = api(personas[role]).post(f"/api/v1/participants/{participant.participant_id}/enroll/", {},
-                                            format="json")
+        response = api(personas[role]).post(
+            f"/api/v1/participants/{participant.participant_id}/enroll/", {}, format="json"
+        )
         assert response.status_code == 403
         assert "role" in response.json()["detail"]
     assert Participant.objects.get(pk=participant.pk).status == "consented"
@@ -134,4 +138,7 @@ def test_studies_and_sites_are_scoped(api, alice, study):
     assert [s["code"] for s in body["results"]] == ["PDX"]
     assert body["results"][0]["roles"] == ["coordinator"]
     body = api(alice).get("/api/v1/studies/").json()
-    assert body["results"][0]["code"] == "MAP" and {a["code"] for a in body["results"][0]["arms"]} == {"mdma", "placebo"}
+    assert body["results"][0]["code"] == "MAP" and {a["code"] for a in body["results"][0]["arms"]} == {
+        "mdma",
+        "placebo",
+    }

@@ -14,15 +14,22 @@ pytestmark = pytest.mark.django_db
 
 def snapshot(participant):
     p = Participant.objects.get(pk=participant.pk)
-    return (p.status, p.enrolled_at, p.randomized_at, p.needs_reconsent, AuditEvent.objects.count(),
-            ConsentRecord.objects.filter(participant=p).count())
+    return (
+        p.status,
+        p.enrolled_at,
+        p.randomized_at,
+        p.needs_reconsent,
+        AuditEvent.objects.count(),
+        ConsentRecord.objects.filter(participant=p).count(),
+    )
 
 
 def test_illegal_transition_answers_400_naming_both_statuses(api, alice, make_participant):
     participant = make_participant("screening")
     before = snapshot(participant)
-    response = api(alice).patch(f"/api/v1/participants/{participant.participant_id}/",
-                                {"status": "completed", "reason": "typo"}, format="json")
+    response = api(alice).patch(
+        f"/api/v1/participants/{participant.participant_id}/", {"status": "completed", "reason": "typo"}, format="json"
+    )
     assert response.status_code == 400
     assert "screening" in response.json()["detail"] and "completed" in response.json()["detail"]
     assert snapshot(participant) == before
@@ -64,12 +71,18 @@ def test_enroll_with_outdated_consent_version_is_refused(api, alice, study, make
     assert snapshot(participant) == before
 
     # Consent on the outdated version is refused too, and consent on the current one unlocks enrollment.
-    response = api(alice).post(f"/api/v1/participants/{participant.participant_id}/consent/",
-                               {"version": "1.0", "signed_at": "2026-01-05T10:00:00Z"}, format="json")
+    response = api(alice).post(
+        f"/api/v1/participants/{participant.participant_id}/consent/",
+        {"version": "1.0", "signed_at": "2026-01-05T10:00:00Z"},
+        format="json",
+    )
     assert response.status_code == 400 and "outdated" in response.json()["detail"]
     assert snapshot(participant) == before
-    response = api(alice).post(f"/api/v1/participants/{participant.participant_id}/consent/",
-                               {"version": "2.0", "signed_at": "2026-01-05T10:00:00Z"}, format="json")
+    response = api(alice).post(
+        f"/api/v1/participants/{participant.participant_id}/consent/",
+        {"version": "2.0", "signed_at": "2026-01-05T10:00:00Z"},
+        format="json",
+    )
     assert response.status_code == 200, response.json()
     assert response.json()["consent_version"] == "2.0" and response.json()["needs_reconsent"] is False
     response = api(alice).post(f"/api/v1/participants/{participant.participant_id}/enroll/", {}, format="json")
@@ -80,19 +93,33 @@ def test_enroll_with_outdated_consent_version_is_refused(api, alice, study, make
 
 def test_full_happy_path_through_the_api(api, alice, study, pdx):
     client = api(alice)
-    response = client.post("/api/v1/participants/", {"study": "MAP", "site": "PDX", "contact": {
-        "full_name": "Ana Example", "email": "ana@example.org", "preferred_channel": "email", "language": "es",
-        "time_zone": "America/Los_Angeles"}}, format="json")
+    response = client.post(
+        "/api/v1/participants/",
+        {
+            "study": "MAP",
+            "site": "PDX",
+            "contact": {
+                "full_name": "Ana Example",
+                "email": "ana@example.org",
+                "preferred_channel": "email",
+                "language": "es",
+                "time_zone": "America/Los_Angeles",
+            },
+        },
+        format="json",
+    )
     assert response.status_code == 201, response.json()
     pid = response.json()["participant_id"]
     assert pid == "MAP-PDX-001" and response.json()["status"] == "screening"
     assert response.json()["contact"]["language"] == "es"
 
-    response = client.post(f"/api/v1/participants/{pid}/eligibility/",
-                           {"answers": {"INC_AGE": True, "EXC_PREG": False}}, format="json")
+    response = client.post(
+        f"/api/v1/participants/{pid}/eligibility/", {"answers": {"INC_AGE": True, "EXC_PREG": False}}, format="json"
+    )
     assert response.json()["status"] == "eligible" and response.json()["eligibility_verdict"] is True
-    response = client.post(f"/api/v1/participants/{pid}/consent/",
-                           {"version": "1.0", "signed_at": "2026-01-05T10:00:00Z"}, format="json")
+    response = client.post(
+        f"/api/v1/participants/{pid}/consent/", {"version": "1.0", "signed_at": "2026-01-05T10:00:00Z"}, format="json"
+    )
     assert response.json()["status"] == "consented"
     response = client.post(f"/api/v1/participants/{pid}/enroll/", {}, format="json")
     assert response.json()["status"] == "enrolled"
@@ -103,9 +130,11 @@ def test_full_happy_path_through_the_api(api, alice, study, pdx):
     participant = Participant.objects.get(participant_id=pid)
     assert participant.allocation.sequence == 1 and participant.stratum == "PDX"
 
-    response = client.post(f"/api/v1/participants/{pid}/withdraw/",
-                           {"level": "stop_contact", "reason": "Asked to stop calls", "date": "2026-02-01"},
-                           format="json")
+    response = client.post(
+        f"/api/v1/participants/{pid}/withdraw/",
+        {"level": "stop_contact", "reason": "Asked to stop calls", "date": "2026-02-01"},
+        format="json",
+    )
     assert response.json()["status"] == "withdrawn" and response.json()["withdrawal_level"] == "stop_contact"
     participant.refresh_from_db()
     assert participant.withdrawal_reason == "Asked to stop calls"
@@ -126,8 +155,9 @@ def test_eligibility_failure_and_override_needs_reason(api, alice, study, pdx):
     assert AuditEvent.objects.count() == events_before
     assert Participant.objects.get(pk=participant.pk).status == "screen_failed"
 
-    response = client.post(url, {"answers": {}, "override": True, "reason": "PI judged pregnancy test false positive"},
-                           format="json")
+    response = client.post(
+        url, {"answers": {}, "override": True, "reason": "PI judged pregnancy test false positive"}, format="json"
+    )
     assert response.status_code == 200, response.json()
     assert response.json()["status"] == "eligible" and response.json()["eligibility_override"] is True
     participant.refresh_from_db()
@@ -137,18 +167,24 @@ def test_eligibility_failure_and_override_needs_reason(api, alice, study, pdx):
 def test_bad_input_answers_field_messages(api, alice, make_participant):
     participant = make_participant("screening")
     client = api(alice)
-    response = client.post("/api/v1/participants/", {"study": "MAP", "site": "PDX",
-                                                     "contact": {"email": "not-an-email", "time_zone": "Mars/Olympus"}},
-                           format="json")
+    response = client.post(
+        "/api/v1/participants/",
+        {"study": "MAP", "site": "PDX", "contact": {"email": "not-an-email", "time_zone": "Mars/Olympus"}},
+        format="json",
+    )
     assert response.status_code == 400
     assert "email" in response.json()["contact"] and "time_zone" in response.json()["contact"]
-    response = client.post(f"/api/v1/participants/{participant.participant_id}/withdraw/",
-                           {"level": "vanish", "date": "soon"}, format="json")
+    response = client.post(
+        f"/api/v1/participants/{participant.participant_id}/withdraw/",
+        {"level": "vanish", "date": "soon"},
+        format="json",
+    )
     assert response.status_code == 400
     assert set(response.json()) >= {"level", "reason", "date"}
     assert Participant.objects.get(pk=participant.pk).status == "screening"
-    response = client.post(f"/api/v1/participants/{participant.participant_id}/eligibility/",
-                           {"answers": {"NOPE": True}}, format="json")
+    response = client.post(
+        f"/api/v1/participants/{participant.participant_id}/eligibility/", {"answers": {"NOPE": True}}, format="json"
+    )
     assert response.status_code == 400 and "NOPE" in response.json()
 
 
@@ -157,9 +193,13 @@ def test_changing_contact_details_needs_reason_and_keeps_old_value(api, alice, m
     url = f"/api/v1/participants/{participant.participant_id}/"
     response = api(alice).patch(url, {"contact": {"email": "new@example.org"}}, format="json")
     assert response.status_code == 400 and response.json()["reason"] == ["required"]
-    response = api(alice).patch(url, {"contact": {"email": "new@example.org"}, "reason": "participant moved"},
-                                format="json")
+    response = api(alice).patch(
+        url, {"contact": {"email": "new@example.org"}, "reason": "participant moved"}, format="json"
+    )
     assert response.status_code == 200 and response.json()["contact"]["email"] == "new@example.org"
     event = AuditEvent.objects.get(field="email", action="update")
-    assert (event.old_value, event.new_value, event.reason) == ("person@example.org", "new@example.org",
-                                                                "participant moved")
+    assert (event.old_value, event.new_value, event.reason) == (
+        "person@example.org",
+        "new@example.org",
+        "participant moved",
+    )

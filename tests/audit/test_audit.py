@@ -1,0 +1,188 @@
+"""The audit trail: every service writes it, the database refuses to rewrite it, and tampering is detected."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+from django.db import DatabaseError, connection, transaction
+from django.utils import timezone
+
+from audit.models import AuditEvent
+from audit.verify import verify_chain
+from participants import services
+from participants.models import Participant
+
+pytestmark = pytest.mark.django_db
+
+
+def events_since(marker: int):
+    return list(AuditEvent.objects.filter(id__gt=marker).order_by("id"))
+
+
+def last_id() -> int:
+    return AuditEvent.objects.order_by("-id").values_list("id", flat=True).first() or 0
+
+
+def test_every_service_call_writes_its_audit_events(alice, study, pdx):
+    marker = last_id()
+    with transaction.atomic():
+        participant = services.participant_create(study=study, site=pdx, by=alice, contact={"email": "a@example.org"})
+    created = events_since(marker)
+    assert {(e.action, e.field) for e in created} >= {
+        ("create", "participant_id"),
+        ("create", "status"),
+        ("create", "email"),
+    }
+    assert all(e.actor_id == alice.id and e.participant_id == participant.participant_id for e in created)
+
+    steps = [
+        (
+            lambda: services.eligibility_record(
+                participant=participant, answers={"INC_AGE": True, "EXC_PREG": False}, by=alice
+            ),
+            {
+                ("create", "INC_AGE"),
+                ("create", "EXC_PREG"),
+                ("update", "eligibility_verdict"),
+                ("transition", "status"),
+            },
+        ),
+        (
+            lambda: services.consent_record(
+                participant=participant, version="1.0", by=alice, signed_at=timezone.now() - dt.timedelta(minutes=5)
+            ),
+            {("create", "consent_version"), ("create", "signed_at"), ("transition", "status")},
+        ),
+        (
+            lambda: services.participant_enroll(participant=participant, by=alice),
+            {("update", "enrolled_at"), ("transition", "status")},
+        ),
+        (
+            lambda: services.participant_randomize(participant=participant, by=alice),
+            {("update", "randomized_at"), ("update", "arm"), ("transition", "status")},
+        ),
+        (
+            lambda: services.participant_update(
+                participant=participant, by=alice, reason="new number", contact={"phone": "+1 503 555 0101"}
+            ),
+            {("update", "phone")},
+        ),
+        (
+            lambda: services.participant_withdraw(
+                participant=participant, level="stop_contact", reason="asked", date=dt.date(2026, 2, 1), by=alice
+            ),
+            {("update", "withdrawal_level"), ("update", "withdrawal_reason"), ("transition", "status")},
+        ),
+        (
+            lambda: services.consent_document_publish(study=study, version="9.0", title="v9", by=alice),
+            {("create", "version")},
+        ),
+    ]
+    for call, expected in steps:
+        marker = last_id()
+        with transaction.atomic():
+            call()
+        written = {(e.action, e.field) for e in events_since(marker)}
+        assert expected <= written, (expected, written)
+    arm_event = AuditEvent.objects.get(field="arm")
+    assert arm_event.sensitivity == "allocation"
+    assert arm_event.new_value == Participant.objects.get(pk=participant.pk).allocation.arm.code
+    status_events = AuditEvent.objects.filter(
+        participant_id=participant.participant_id, field="status", action="transition"
+    ).order_by("id")
+    assert [(e.old_value, e.new_value) for e in status_events] == [
+        ("screening", "eligible"),
+        ("eligible", "consented"),
+        ("consented", "enrolled"),
+        ("enrolled", "randomized"),
+        ("randomized", "withdrawn"),
+    ]
+    assert verify_chain().ok
+
+
+def test_role_changes_and_logins_are_audited(client, pdx):
+    from tests.factories import UserFactory
+    from trialsite.roles import Role
+
+    carol = UserFactory(username="carol")
+    with transaction.atomic():
+        services.membership_grant(user=carol, site=pdx, role=Role.RATER, by=None)
+    assert AuditEvent.objects.filter(action="role_change", new_value="rater@PDX", entity_id=str(carol.pk)).exists()
+    assert carol.groups.filter(name="rater").exists()
+
+    assert client.login(username="carol", password="correct horse battery staple")
+    assert AuditEvent.objects.filter(action="login", actor=carol).count() == 1
+    assert not client.login(username="carol", password="wrong")
+    failed = AuditEvent.objects.get(action="login_failed")
+    assert failed.actor_username == "carol" and "wrong" not in str(failed.new_value) + failed.reason
+
+    with transaction.atomic():
+        services.membership_revoke(user=carol, site=pdx, role=Role.RATER, by=None, reason="left the study")
+    event = AuditEvent.objects.get(action="role_change", old_value="rater@PDX")
+    assert event.reason == "left the study" and not carol.groups.filter(name="rater").exists()
+
+
+def test_database_refuses_update_and_delete_of_audit_rows(alice, make_participant):
+    make_participant("screening")
+    event = AuditEvent.objects.first()
+    for statement in (
+        f"UPDATE audit_auditevent SET reason = 'rewritten' WHERE id = {event.id}",
+        f"DELETE FROM audit_auditevent WHERE id = {event.id}",
+    ):
+        with pytest.raises(DatabaseError, match="append-only"), transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(statement)
+    event.refresh_from_db()
+    assert event.reason == ""
+    # Through the ORM too.
+    with pytest.raises(DatabaseError), transaction.atomic():
+        AuditEvent.objects.filter(id=event.id).delete()
+    assert AuditEvent.objects.filter(id=event.id).exists()
+
+
+def tamper(sql: str, params) -> None:
+    """Alter a row behind the application's back, as a superuser with the trigger bypassed."""
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SET LOCAL session_replication_role = replica")
+        cursor.execute(sql, params)
+
+
+def test_audit_verify_detects_a_row_altered_behind_the_applications_back(alice, make_participant, capsys):
+    make_participant("enrolled")
+    call_command("audit_verify")
+    assert "audit chain intact" in capsys.readouterr().out
+    victim = AuditEvent.objects.filter(field="status").order_by("id")[1]
+    tamper("UPDATE audit_auditevent SET new_value = %s WHERE id = %s", ['"completed"', victim.id])
+    with pytest.raises(CommandError, match=f"broken at event {victim.id}: content does not match"):
+        call_command("audit_verify")
+
+
+def test_audit_verify_detects_a_deleted_row(alice, make_participant):
+    make_participant("consented")
+    victim = AuditEvent.objects.order_by("id")[3]
+    tamper("DELETE FROM audit_auditevent WHERE id = %s", [victim.id])
+    result = verify_chain()
+    assert not result.ok
+    assert result.broken_id == AuditEvent.objects.filter(id__gt=victim.id).order_by("id").first().id
+    assert "removed" in result.problem
+
+
+def test_history_api_lists_changes_with_reasons(api, alice, make_participant):
+    participant = make_participant("consented")
+    api(alice).patch(
+        f"/api/v1/participants/{participant.participant_id}/",
+        {"contact": {"full_name": "New Name"}, "reason": "legal name change"},
+        format="json",
+    )
+    history = api(alice).get(f"/api/v1/participants/{participant.participant_id}/history/").json()
+    assert history[0]["field"] == "participant_id" and history[0]["new_value"] == participant.participant_id
+    change = next(e for e in history if e["field"] == "full_name" and e["action"] == "update")
+    assert (change["old_value"], change["new_value"], change["reason"], change["actor"]) == (
+        "Test Person",
+        "New Name",
+        "legal name change",
+        "alice",
+    )
+    assert [e["id"] for e in history] == sorted(e["id"] for e in history)
