@@ -1,0 +1,45 @@
+"""iCalendar (RFC 5545) feeds of scheduled sessions.
+
+Events name the pseudonymous participant id and the visit, never contact details (a calendar is synced to phones and
+shared mail servers). Times are UTC so no VTIMEZONE block is needed; the UID is stable per visit so a client updates
+an event in place when it is rescheduled."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+
+from django.utils import timezone
+from icalendar import Calendar, Event
+
+from scheduling.models import Visit
+
+PRODID = "-//trialsite//scheduling//EN"
+
+
+def visit_uid(visit: Visit) -> str:
+    return f"visit-{visit.pk}@trialsite"
+
+
+def calendar_for(visits: Iterable[Visit], *, name: str) -> bytes:
+    cal = Calendar()
+    cal.add("prodid", PRODID)
+    cal.add("version", "2.0")
+    cal.add("calscale", "GREGORIAN")
+    cal.add("x-wr-calname", name)
+    now = timezone.now().astimezone(dt.UTC)
+    for visit in visits:
+        event = Event()
+        event.add("uid", visit_uid(visit))
+        event.add("dtstamp", now)
+        event.add("dtstart", visit.scheduled_start.astimezone(dt.UTC))
+        event.add("dtend", visit.scheduled_end.astimezone(dt.UTC))
+        event.add("summary", f"{visit.participant.participant_id} {visit.code} {visit.name}")
+        if visit.room_id:
+            event.add("location", visit.room.name)
+        staff = ", ".join(u.username for u in visit.staff.all())
+        event.add("description", f"Visit {visit.code} ({visit.kind})" + (f"; staff: {staff}" if staff else ""))
+        event.add("status", "CONFIRMED")
+        event.add("last-modified", visit.updated_at.astimezone(dt.UTC))
+        cal.add_component(event)
+    return cal.to_ical()

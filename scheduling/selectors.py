@@ -1,0 +1,66 @@
+"""Scheduling reads, scoped by the acting user's sites. No read here joins the allocation: visit codes are identical
+between blinded arms, so a visit list reveals nothing about the arm, and nothing here may add it."""
+
+from __future__ import annotations
+
+from django.db.models import Prefetch, QuerySet
+from django.shortcuts import get_object_or_404
+
+from participants.models import Participant
+from participants.selectors import site_ids_for
+from scheduling.models import ProtocolDeviation, Room, Visit
+
+
+def _with_display(qs: QuerySet[Visit]) -> QuerySet[Visit]:
+    from django.contrib.auth import get_user_model
+
+    # Three queries whatever the page size: visits (+ participant, site, room, version), then staff usernames.
+    return qs.select_related("participant__site", "participant__study", "room", "protocol_version").prefetch_related(
+        Prefetch("staff", queryset=get_user_model().objects.only("id", "username").order_by("username"))
+    )
+
+
+def visits_for(user) -> QuerySet[Visit]:
+    return _with_display(Visit.objects.filter(participant__site_id__in=site_ids_for(user)))
+
+
+def visit_get(user, visit_id: int) -> Visit:
+    """One visit, or Http404 when it does not exist or lies outside the user's sites (the two look the same)."""
+    return get_object_or_404(visits_for(user), pk=visit_id)
+
+
+def visits_of(participant: Participant) -> QuerySet[Visit]:
+    return _with_display(Visit.objects.filter(participant=participant)).order_by("target_date", "scheduled_start", "id")
+
+
+def site_calendar_visits(site_id: int) -> QuerySet[Visit]:
+    """The sessions that hold a slot at a site: scheduled and completed visits (a completed session stays on the
+    calendar as a record of the time it used); planned, missed and cancelled ones hold no slot."""
+    return _with_display(
+        Visit.objects.filter(
+            participant__site_id=site_id,
+            status__in=[Visit.Status.SCHEDULED, Visit.Status.COMPLETED],
+            scheduled_start__isnull=False,
+        )
+    ).order_by("scheduled_start", "id")
+
+
+def staff_calendar_visits(user) -> QuerySet[Visit]:
+    return _with_display(
+        Visit.objects.filter(
+            staff=user,
+            participant__site_id__in=site_ids_for(user),
+            status__in=[Visit.Status.SCHEDULED, Visit.Status.COMPLETED],
+            scheduled_start__isnull=False,
+        )
+    ).order_by("scheduled_start", "id")
+
+
+def deviations_for(user) -> QuerySet[ProtocolDeviation]:
+    return ProtocolDeviation.objects.filter(participant__site_id__in=site_ids_for(user)).select_related(
+        "participant__site", "visit", "recorded_by"
+    )
+
+
+def rooms_for(user) -> QuerySet[Room]:
+    return Room.objects.filter(site_id__in=site_ids_for(user)).select_related("site")

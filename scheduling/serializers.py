@@ -1,0 +1,107 @@
+"""Input and output serializers. Output serializers carry no arm field on purpose (blinding by construction)."""
+
+from __future__ import annotations
+
+from rest_framework import serializers
+
+from scheduling.models import ProtocolDeviation, Visit
+from scheduling.protocol import VISIT_KINDS
+
+
+class VisitOutput(serializers.Serializer):
+    id = serializers.IntegerField()
+    participant_id = serializers.CharField(source="participant.participant_id")
+    site = serializers.CharField(source="participant.site.code")
+    code = serializers.CharField()
+    name = serializers.CharField()
+    kind = serializers.CharField()
+    unscheduled = serializers.BooleanField()
+    dosing_number = serializers.IntegerField(allow_null=True)
+    optional = serializers.BooleanField()
+    instruments = serializers.JSONField()
+    duration_minutes = serializers.IntegerField()
+    staff_required = serializers.IntegerField()
+    overnight = serializers.BooleanField()
+    target_date = serializers.DateField(allow_null=True)
+    window_start = serializers.DateField(allow_null=True)
+    window_end = serializers.DateField(allow_null=True)
+    status = serializers.CharField()
+    scheduled_start = serializers.DateTimeField(allow_null=True)
+    scheduled_end = serializers.DateTimeField(allow_null=True)
+    room = serializers.SerializerMethodField()
+    staff = serializers.SerializerMethodField()
+    occurred_at = serializers.DateTimeField(allow_null=True)
+    missed_reason = serializers.CharField()
+    cancel_reason = serializers.CharField()
+    needs_reschedule = serializers.BooleanField()
+    protocol_version = serializers.SerializerMethodField()
+
+    def get_room(self, obj: Visit) -> str | None:
+        return obj.room.name if obj.room_id else None
+
+    def get_staff(self, obj: Visit) -> list[str]:
+        return [u.username for u in obj.staff.all()]
+
+    def get_protocol_version(self, obj: Visit) -> str | None:
+        return str(obj.protocol_version) if obj.protocol_version_id else None
+
+
+class ScheduledVisitOutput(VisitOutput):
+    warnings = serializers.ListField(child=serializers.CharField())
+
+
+class UnscheduledVisitInput(serializers.Serializer):
+    kind = serializers.ChoiceField(choices=VISIT_KINDS)
+    name = serializers.CharField(max_length=200, required=False, allow_blank=True)
+    duration_minutes = serializers.IntegerField(min_value=1, max_value=24 * 60, required=False, default=60)
+    reason = serializers.CharField(required=False, allow_blank=True)
+
+
+class ScheduleInput(serializers.Serializer):
+    start = serializers.DateTimeField()
+    end = serializers.DateTimeField(required=False, allow_null=True)
+    room = serializers.CharField(required=False, allow_null=True, allow_blank=True, help_text="Room name at the site.")
+    staff = serializers.ListField(child=serializers.CharField(), required=False, default=list)
+    reason = serializers.CharField(required=False, allow_blank=True)
+
+
+class CompleteInput(serializers.Serializer):
+    occurred_at = serializers.DateTimeField()
+    reason = serializers.CharField(required=False, allow_blank=True)
+
+
+class ReasonInput(serializers.Serializer):
+    reason = serializers.CharField()
+
+
+class DeviationInput(serializers.Serializer):
+    type = serializers.ChoiceField(choices=ProtocolDeviation.Type.choices)
+    description = serializers.CharField()
+    visit = serializers.IntegerField(required=False, allow_null=True)
+
+
+class DeviationOutput(serializers.Serializer):
+    id = serializers.IntegerField()
+    participant_id = serializers.CharField(source="participant.participant_id")
+    site = serializers.CharField(source="participant.site.code")
+    visit = serializers.IntegerField(source="visit_id", allow_null=True)
+    visit_code = serializers.SerializerMethodField()
+    type = serializers.CharField()
+    description = serializers.CharField()
+    days_outside = serializers.IntegerField(allow_null=True)
+    recorded_at = serializers.DateTimeField()
+    recorded_by = serializers.SerializerMethodField()
+
+    def get_visit_code(self, obj) -> str | None:
+        return obj.visit.code if obj.visit_id else None
+
+    def get_recorded_by(self, obj) -> str | None:
+        return obj.recorded_by.username if obj.recorded_by_id else None
+
+
+class RoomOutput(serializers.Serializer):
+    id = serializers.IntegerField()
+    site = serializers.CharField(source="site.code")
+    name = serializers.CharField()
+    overnight_capable = serializers.BooleanField()
+    active = serializers.BooleanField()

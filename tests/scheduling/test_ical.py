@@ -1,0 +1,115 @@
+"""iCalendar feeds: valid RFC 5545, exactly the scheduled sessions of a site or person, token auth, no PHI."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+import time_machine
+from icalendar import Calendar
+from rest_framework.authtoken.models import Token
+from rest_framework.test import APIClient
+
+from scheduling.models import Room, Visit
+from tests.factories import staff
+from trialsite.roles import Role
+
+RANDOMIZED = dt.datetime(2026, 3, 2, 18, 0, tzinfo=dt.UTC)
+NOW = dt.datetime(2026, 3, 20, 18, 0, tzinfo=dt.UTC)
+
+
+def token_client(user) -> APIClient:
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.get_or_create(user=user)[0].key}")
+    return client
+
+
+def events(response) -> dict[str, dict]:
+    assert response.status_code == 200, response.content
+    assert response["Content-Type"].startswith("text/calendar")
+    cal = Calendar.from_ical(response.content)
+    return {
+        str(e["UID"]): {
+            "summary": str(e["SUMMARY"]),
+            "start": e.decoded("DTSTART"),
+            "end": e.decoded("DTEND"),
+            "raw": e.to_ical().decode(),
+        }
+        for e in cal.walk("VEVENT")
+    }
+
+
+@pytest.fixture
+def setup(make_participant, pdx, alice, api):
+    carol, dave = staff("carol", Role.THERAPIST, pdx), staff("dave", Role.THERAPIST, pdx)
+    Room.objects.create(site=pdx, name="Dosing 1")
+    with time_machine.travel(RANDOMIZED, tick=False):
+        p1, p2 = make_participant(to="randomized"), make_participant(to="randomized")
+    client = api(alice)
+    with time_machine.travel(NOW, tick=False):
+        dose = Visit.objects.get(participant=p1, code="DOSE1")
+        client.post(
+            f"/api/v1/visits/{dose.pk}/schedule/",
+            {"start": "2026-03-30T16:00:00Z", "room": "Dosing 1", "staff": ["carol", "dave"]},
+            format="json",
+        )
+        prep = Visit.objects.get(participant=p2, code="PREP3")
+        client.post(
+            f"/api/v1/visits/{prep.pk}/schedule/", {"start": "2026-03-23T17:00:00Z", "staff": ["dave"]}, format="json"
+        )
+        cancelled = Visit.objects.get(participant=p2, code="PREP2")
+        client.post(
+            f"/api/v1/visits/{cancelled.pk}/schedule/",
+            {"start": "2026-03-16T17:00:00Z", "staff": ["carol"]},
+            format="json",
+        )
+        client.post(f"/api/v1/visits/{cancelled.pk}/cancel/", {"reason": "ill"}, format="json")
+    return {"carol": carol, "dave": dave, "dose": dose, "prep": prep, "cancelled": cancelled, "p1": p1}
+
+
+def test_site_feed_holds_exactly_the_scheduled_sessions(setup, alice):
+    feed = events(token_client(alice).get("/api/v1/calendar/sites/PDX.ics"))
+
+    dose, prep = setup["dose"], setup["prep"]
+    assert set(feed) == {f"visit-{dose.pk}@trialsite", f"visit-{prep.pk}@trialsite"}
+    event = feed[f"visit-{dose.pk}@trialsite"]
+    assert event["summary"] == f"{setup['p1'].participant_id} DOSE1 Medicine session 1"
+    assert event["start"] == dt.datetime(2026, 3, 30, 16, tzinfo=dt.UTC)
+    assert event["end"] == dt.datetime(2026, 3, 31, 0, tzinfo=dt.UTC)
+    assert "DTSTART:20260330T160000Z" in event["raw"]
+    # Pseudonymous ids only: the contact details the fixture stored never appear.
+    assert "Test Person" not in event["raw"] and "person@example.org" not in event["raw"]
+
+
+def test_uid_is_stable_across_rescheduling(setup, alice, api):
+    dose = setup["dose"]
+    with time_machine.travel(NOW, tick=False):
+        r = api(alice).post(
+            f"/api/v1/visits/{dose.pk}/schedule/",
+            {"start": "2026-04-01T16:00:00Z", "room": "Dosing 1", "staff": ["carol", "dave"]},
+            format="json",
+        )
+    assert r.status_code == 200
+    feed = events(token_client(alice).get("/api/v1/calendar/sites/PDX.ics"))
+    assert feed[f"visit-{dose.pk}@trialsite"]["start"] == dt.datetime(2026, 4, 1, 16, tzinfo=dt.UTC)
+
+
+def test_personal_feed_holds_only_own_sessions(setup):
+    carol_feed = events(token_client(setup["carol"]).get("/api/v1/calendar/me.ics"))
+    dave_feed = events(token_client(setup["dave"]).get("/api/v1/calendar/me.ics"))
+
+    assert set(carol_feed) == {f"visit-{setup['dose'].pk}@trialsite"}  # her cancelled PREP2 is gone
+    assert set(dave_feed) == {f"visit-{setup['dose'].pk}@trialsite", f"visit-{setup['prep'].pk}@trialsite"}
+
+
+def test_calendar_client_accept_header_is_served(setup, alice):
+    response = token_client(alice).get("/api/v1/calendar/me.ics", HTTP_ACCEPT="text/calendar")
+    assert response.status_code == 200
+    assert Calendar.from_ical(response.content).walk("VEVENT") == []
+
+
+def test_other_site_calendar_is_404_and_anonymous_is_401(setup, bob):
+    r = token_client(bob).get("/api/v1/calendar/sites/PDX.ics")
+    assert r.status_code == 404 and b"VEVENT" not in r.content
+    assert APIClient().get("/api/v1/calendar/sites/PDX.ics").status_code == 401
+    assert events(token_client(bob).get("/api/v1/calendar/sites/NYC.ics")) == {}
