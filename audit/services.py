@@ -92,6 +92,32 @@ def audit_record(
     return created
 
 
+def audit_participant_record(
+    participant,
+    *,
+    by,
+    action: str,
+    entity_type: str,
+    entity_id: Any,
+    changes,
+    reason: str | None = None,
+    sensitivity: str = "",
+) -> list[AuditEvent]:
+    """An event about something that belongs to a participant: indexed by the pseudonymous id and the site so the
+    participant's history is one read."""
+    return audit_record(
+        by=by,
+        action=action,
+        entity_type=entity_type,
+        entity_id=entity_id,
+        participant_id=participant.participant_id,
+        site_code=participant.site.code,
+        changes=changes,
+        reason=reason,
+        sensitivity=sensitivity,
+    )
+
+
 def diff(instance: Model, new_values: dict[str, Any]) -> list[tuple[str, Any, Any]]:
     """(field, old, new) for each value that actually changes."""
     changes = []

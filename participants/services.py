@@ -11,7 +11,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from audit.models import AuditEvent
-from audit.services import audit_record, diff
+from audit.services import audit_participant_record, audit_record, diff
 from participants import randomization
 from participants.models import (
     AllocationList,
@@ -65,28 +65,31 @@ def on_withdrawn(hook: Callable[..., None]) -> Callable[..., None]:
 
 def _audit_participant(participant: Participant, *, by, action: str, changes, reason=None, sensitivity="", entity=None):
     entity_type, entity_id = entity or ("participant", participant.pk)
-    audit_record(
+    audit_participant_record(
+        participant,
         by=by,
         action=action,
         entity_type=entity_type,
         entity_id=entity_id,
-        participant_id=participant.participant_id,
-        site_code=participant.site.code,
         changes=changes,
         reason=reason,
         sensitivity=sensitivity,
     )
 
 
-def _set_status(participant: Participant, new_status: str, *, by, reason: str | None = None) -> None:
-    allowed = TRANSITIONS.get(participant.status, set())
-    if new_status not in allowed:
+def _require_transition(participant: Participant, new_status: str) -> None:
+    """Refuse a status change the state machine does not allow, naming the current and the requested status."""
+    if new_status not in TRANSITIONS.get(participant.status, set()):
         raise InvalidTransition(
             f"cannot change status from '{participant.status}' to '{new_status}'",
             field_errors={
                 "status": [f"current status is '{participant.status}'; requested '{new_status}' is not allowed"]
             },
         )
+
+
+def _set_status(participant: Participant, new_status: str, *, by, reason: str | None = None) -> None:
+    _require_transition(participant, new_status)
     old = participant.status
     participant.status = new_status
     participant.save(update_fields=["status", "updated_at"])
@@ -423,11 +426,7 @@ def latest_consent(participant: Participant) -> ConsentRecord | None:
 @transaction.atomic
 def participant_enroll(*, participant: Participant, by) -> Participant:
     participant = Participant.objects.select_for_update().select_related("site", "study").get(pk=participant.pk)
-    if S.ENROLLED not in TRANSITIONS.get(participant.status, set()):
-        raise InvalidTransition(
-            f"cannot change status from '{participant.status}' to 'enrolled'",
-            field_errors={"status": [f"current status is '{participant.status}'; requested 'enrolled'"]},
-        )
+    _require_transition(participant, S.ENROLLED)
     record = latest_consent(participant)
     current = current_consent_document(participant.study)
     if record is None:
@@ -541,11 +540,7 @@ def participant_randomize(*, participant: Participant, by, stratum: str | None =
     takes the lowest free sequence and no slot is skipped or shared (SKIP LOCKED would break list order if a
     transaction rolled back)."""
     participant = Participant.objects.select_for_update().select_related("site", "study").get(pk=participant.pk)
-    if S.RANDOMIZED not in TRANSITIONS.get(participant.status, set()):
-        raise InvalidTransition(
-            f"cannot change status from '{participant.status}' to 'randomized'",
-            field_errors={"status": [f"current status is '{participant.status}'; requested 'randomized'"]},
-        )
+    _require_transition(participant, S.RANDOMIZED)
     allocation_list = AllocationList.objects.select_for_update().filter(study=participant.study, active=True).first()
     if allocation_list is None:
         raise ServiceError(
@@ -607,11 +602,7 @@ def participant_withdraw(*, participant: Participant, level: str, reason: str, d
         )
     if not (reason and reason.strip()):
         raise ServiceError("a withdrawal needs a reason", field_errors={"reason": ["required"]})
-    if S.WITHDRAWN not in TRANSITIONS.get(participant.status, set()):
-        raise InvalidTransition(
-            f"cannot change status from '{participant.status}' to 'withdrawn'",
-            field_errors={"status": [f"current status is '{participant.status}'; requested 'withdrawn'"]},
-        )
+    _require_transition(participant, S.WITHDRAWN)
     changes = diff(participant, {"withdrawal_level": level, "withdrawal_reason": reason, "withdrawal_date": date})
     for name, _, new in changes:
         setattr(participant, name, new)
@@ -662,3 +653,41 @@ def membership_revoke(*, user, site: Site, role: str, by, reason: str) -> None:
 
 def arm_codes(study: Study) -> list[str]:
     return list(Arm.objects.filter(study=study).values_list("code", flat=True))
+
+
+# --- unblinding -------------------------------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def study_unblind(*, study: Study, by, reason: str) -> Study:
+    """Unblind a double-blind study (e.g. after database lock): from now on the unblinded statistician's exports carry
+    the arm. Only an investigator or administrator at one of the study's sites may do it; it happens once."""
+    # Imported here so that this addition leaves the module's import block untouched.
+    from participants.selectors import roles_at
+    from trialsite.errors import PermissionDeniedError
+    from trialsite.roles import Role
+
+    if not (reason and reason.strip()):
+        raise ServiceError("unblinding needs a reason", field_errors={"reason": ["required"]})
+    study = Study.objects.select_for_update().get(pk=study.pk)
+    site_ids = list(study.sites.values_list("id", flat=True))
+    may = getattr(by, "is_superuser", False) or any(
+        roles_at(by, sid) & {Role.INVESTIGATOR, Role.ADMIN} for sid in site_ids
+    )
+    if not may:
+        raise PermissionDeniedError("only an investigator or administrator at a site of the study may unblind it")
+    if not study.blinded:
+        raise InvalidTransition(f"study {study.code} is open-label: there is nothing to unblind")
+    if study.unblinded:
+        raise InvalidTransition(f"study {study.code} is already unblinded")
+    study.unblinded = True
+    study.save(update_fields=["unblinded"])
+    audit_record(
+        by=by,
+        action=AuditEvent.Action.UPDATE,
+        entity_type="study",
+        entity_id=study.pk,
+        changes=[("unblinded", False, True)],
+        reason=reason,
+    )
+    return study

@@ -13,12 +13,13 @@ from django.db.models import Q
 from django.utils import timezone
 
 from audit.models import AuditEvent
-from audit.services import audit_record
+from audit.services import audit_participant_record, audit_record
 from participants.models import AllocationSlot, Participant, Site
 from scheduling import engine
 from scheduling.models import Booking, ParticipantSchedule, ProtocolDeviation, ProtocolVersion, Room, Visit
 from scheduling.protocol import VISIT_KINDS, ProtocolError, load_protocol_file, parse_protocol, shipped_protocol_paths
 from trialsite.errors import Conflict, InvalidTransition, ServiceError
+from trialsite.followups import reconcile_reminders_on_commit
 from trialsite.roles import Role
 
 V = Visit.Status
@@ -44,16 +45,8 @@ def local_date(instant: dt.datetime, tz: zoneinfo.ZoneInfo) -> dt.date:
 
 
 def _audit_visit(visit: Visit, *, by, action: str, changes, reason: str | None = None) -> None:
-    participant = visit.participant
-    audit_record(
-        by=by,
-        action=action,
-        entity_type="visit",
-        entity_id=visit.pk,
-        participant_id=participant.participant_id,
-        site_code=participant.site.code,
-        changes=changes,
-        reason=reason,
+    audit_participant_record(
+        visit.participant, by=by, action=action, entity_type="visit", entity_id=visit.pk, changes=changes, reason=reason
     )
 
 
@@ -217,6 +210,7 @@ def schedule_generate(*, participant: Participant, by) -> list[Visit]:
 
 def _on_randomized(*, participant: Participant, by, **kwargs) -> None:
     schedule_generate(participant=participant, by=by)
+    reconcile_reminders_on_commit(participant.pk)
 
 
 def _on_withdrawn(*, participant: Participant, level: str, by, **kwargs) -> None:
@@ -326,6 +320,7 @@ def visit_complete(*, visit: Visit, occurred_at: dt.datetime, by, reason: str | 
             by=by,
         )
     _replan_after(visit, by=by)
+    reconcile_reminders_on_commit(visit.participant_id)
     return visit
 
 
@@ -350,6 +345,7 @@ def visit_miss(*, visit: Visit, reason: str, by) -> Visit:
             description=f"{visit.code} missed: {reason}",
             by=by,
         )
+    reconcile_reminders_on_commit(visit.participant_id)
     return visit
 
 
@@ -371,6 +367,7 @@ def _cancel(visit: Visit, *, reason: str, by) -> None:
     _audit_visit(
         visit, by=by, action=AuditEvent.Action.UPDATE, changes=[("status", old_status, V.CANCELLED)], reason=reason
     )
+    reconcile_reminders_on_commit(visit.participant_id)
 
 
 @transaction.atomic
@@ -578,6 +575,7 @@ def visit_schedule(
     changes = [(k, old[k], new[k]) for k in new if old[k] != new[k]]
     if changes:
         _audit_visit(visit, by=by, action=AuditEvent.Action.UPDATE, changes=changes, reason=reason)
+    reconcile_reminders_on_commit(visit.participant_id)
     return visit, warnings
 
 

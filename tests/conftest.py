@@ -14,6 +14,27 @@ from trialsite.roles import Role
 
 
 @pytest.fixture
+def smtp_recorder():
+    """A real SMTP server on loopback that keeps every message it accepts."""
+    from aiosmtpd.controller import Controller
+
+    from tests.support.smtp import Recorder, free_port
+
+    recorder = Recorder()
+    controller = Controller(recorder, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    recorder.port = controller.port
+    yield recorder
+    controller.stop()
+
+
+@pytest.fixture(autouse=True)
+def _fast_password_hashing(settings):
+    # Real hashing costs ~0.3 s a user by design; tests create dozens of staff users. Production keeps PBKDF2.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture
 def study_sites(db):
     return build_study()
 

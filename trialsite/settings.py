@@ -12,6 +12,7 @@ from urllib.parse import unquote, urlsplit
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
+from trialsite.beat import BEAT_SCHEDULE, TASK_ROUTES
 from trialsite.env import env_bool, env_choice, env_int, env_list, env_str, env_timezone
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -45,6 +46,8 @@ INSTALLED_APPS = [
     "participants",
     "scheduling",
     "assessments",
+    "notifications",
+    "exports",
 ]
 
 MIDDLEWARE = [
@@ -187,12 +190,19 @@ CELERY_TASK_SOFT_TIME_LIMIT = 100
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TIMEZONE = "UTC"
-CELERY_BEAT_SCHEDULE: dict = {}
+CELERY_BEAT_SCHEDULE = BEAT_SCHEDULE
+CELERY_TASK_ROUTES = TASK_ROUTES
 
 if REDIS_URL:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+# --- Questionnaires and safety.
+SAFETY_ALERT_ESCALATE_AFTER_MINUTES = env_int("SAFETY_ALERT_ESCALATE_AFTER_MINUTES", 60, minimum=1)
+# Wrong participant-link tokens from one address within the window before it is slowed down (429).
+ASSESSMENT_LINK_FAILURE_LIMIT = env_int("ASSESSMENT_LINK_FAILURE_LIMIT", 20, minimum=1)
+ASSESSMENT_LINK_FAILURE_WINDOW_SECONDS = env_int("ASSESSMENT_LINK_FAILURE_WINDOW_SECONDS", 900, minimum=1)
 
 # --- Email. EMAIL_URL: smtp://user:password@host:port (smtp+tls:// for STARTTLS, smtps:// for implicit TLS),
 # console:// or locmem://.
@@ -218,6 +228,27 @@ EMAIL_USE_TLS = _email.scheme == "smtp+tls"
 EMAIL_USE_SSL = _email.scheme == "smtps"
 EMAIL_TIMEOUT = 10
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "trialsite <no-reply@trialsite.invalid>")
+
+# --- SMS and reminders (notifications). SMS_URL: console://, locmem://, or twilio://SID:TOKEN@host[:port]?from=+1555...
+# (twilio+http:// for a plain-HTTP test server). See docs/operations.md, "Reminders".
+SMS_URL = env_str("SMS_URL", "console://")
+if urlsplit(SMS_URL).scheme not in ("console", "locmem", "twilio", "twilio+http"):
+    raise ImproperlyConfigured(
+        f"SMS_URL scheme {urlsplit(SMS_URL).scheme!r} is not accepted; accepted: console, locmem, twilio, twilio+http"
+    )
+NOTIFICATIONS_MAX_ATTEMPTS = env_int("NOTIFICATIONS_MAX_ATTEMPTS", 5, minimum=1)
+NOTIFICATIONS_RETRY_BACKOFF_SECONDS = env_int("NOTIFICATIONS_RETRY_BACKOFF_SECONDS", 60, minimum=1)
+NOTIFICATIONS_RETRY_BACKOFF_MAX_SECONDS = env_int("NOTIFICATIONS_RETRY_BACKOFF_MAX_SECONDS", 3600, minimum=1)
+# A claim older than this is taken back by the dispatcher (its worker died or its message was lost with Redis).
+NOTIFICATIONS_CLAIM_TIMEOUT_SECONDS = env_int("NOTIFICATIONS_CLAIM_TIMEOUT_SECONDS", 300, minimum=5)
+NOTIFICATIONS_DISPATCH_BATCH = env_int("NOTIFICATIONS_DISPATCH_BATCH", 1000, minimum=1)
+# Rows per send task: one task and one SMTP connection serve this many messages.
+NOTIFICATIONS_SEND_BATCH = env_int("NOTIFICATIONS_SEND_BATCH", 20, minimum=1)
+# Publishing fails fast when the broker is down: web requests enqueue on commit and must answer within a second; the
+# work is not lost, because the outbox row (or the periodic reconcile) waits in PostgreSQL until the broker is back.
+CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 1, "interval_start": 0, "interval_step": 0.1, "interval_max": 0.1}
+if not CELERY_BROKER_URL.startswith("filesystem://"):
+    CELERY_BROKER_TRANSPORT_OPTIONS.setdefault("socket_connect_timeout", 1.0)
 
 # --- REST API
 REST_FRAMEWORK = {

@@ -7,6 +7,9 @@ from trialsite import health
 api_v1 = [
     path("", include("participants.urls")),
     path("", include("scheduling.urls")),
+    path("", include("assessments.urls")),
+    path("", include("notifications.urls")),
+    path("", include("exports.urls")),
 ]
 
 urlpatterns = [
@@ -16,4 +19,5 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="schema"), name="api-docs"),
     path("api/v1/", include(api_v1)),
+    path("l/", include("assessments.page_urls")),
 ]

@@ -1,0 +1,271 @@
+"""Assessments API (v1). Thin views: parse, fetch with an access check, call one service, render.
+
+The participant link endpoints (``/api/v1/links/<token>/...``) take no login: the token is the credential. They answer
+404 alike for unknown, revoked, expired and submitted links, and 429 once an address has sent too many wrong tokens.
+"""
+
+from __future__ import annotations
+
+from django.db import transaction
+from django.utils import timezone
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema
+from rest_framework import status
+from rest_framework.generics import ListAPIView
+from rest_framework.permissions import AllowAny
+from rest_framework.response import Response as HttpResponse
+from rest_framework.views import APIView
+
+from assessments import links, selectors, services
+from assessments.models import ParticipantLink, Response
+from assessments.serializers import (
+    AcknowledgeInput,
+    AdministrationOutput,
+    LinkOutput,
+    LinkSaveInput,
+    ResponseCorrectInput,
+    ResponseCreateInput,
+    SafetyAlertOutput,
+    render_instrument,
+    render_response,
+)
+from participants import selectors as participant_selectors
+from scheduling import selectors as scheduling_selectors
+from trialsite.errors import PermissionDeniedError
+from trialsite.roles import Role
+
+ALERT_READERS = {Role.INVESTIGATOR, Role.COORDINATOR, Role.ADMIN, "admin"}
+GONE = {"detail": "This link cannot be used. Please contact your study team.", "code": "link_unavailable"}
+LIMITED = {"detail": "Too many attempts. Please try again later.", "code": "rate_limited"}
+
+
+# --- instruments --------------------------------------------------------------------------------------------------
+
+
+class InstrumentList(APIView):
+    @extend_schema(operation_id="instruments_list", responses={200: OpenApiTypes.OBJECT})
+    def get(self, request):
+        return HttpResponse([render_instrument(i, full=False) for i in services.instruments_all()])
+
+
+class InstrumentDetail(APIView):
+    @extend_schema(responses={200: OpenApiTypes.OBJECT})
+    def get(self, request, code: str):
+        try:
+            instrument = services.instrument_get(code)
+        except KeyError:
+            return HttpResponse({"detail": "Not found."}, status=status.HTTP_404_NOT_FOUND)
+        language = request.query_params.get("language", "en")
+        return HttpResponse(render_instrument(instrument, language=language))
+
+
+# --- administrations and links (staff) ---------------------------------------------------------------------------
+
+
+class VisitAdministrations(APIView):
+    @extend_schema(responses={200: AdministrationOutput(many=True)})
+    def get(self, request, visit_id: int):
+        visit = scheduling_selectors.visit_get(request.user, visit_id)
+        services.administrations_sync_for_participant(visit.participant)
+        rows = selectors.administrations_of_visit(visit)
+        return HttpResponse(AdministrationOutput(rows, many=True).data)
+
+
+class AdministrationOpen(APIView):
+    @extend_schema(request=None, responses={200: AdministrationOutput})
+    def post(self, request, administration_id: int):
+        adm = selectors.administration_get(request.user, administration_id)
+        if not participant_selectors.can_manage(request.user, adm.participant.site_id):
+            raise PermissionDeniedError("your role at this site cannot open questionnaires")
+        adm = services.administration_open_early(
+            administration=adm, by=request.user, reason=request.data.get("reason") or None
+        )
+        return HttpResponse(AdministrationOutput(adm).data)
+
+
+class VisitLink(APIView):
+    @extend_schema(request=None, responses={201: LinkOutput})
+    def post(self, request, visit_id: int):
+        visit = scheduling_selectors.visit_get(request.user, visit_id)
+        if not participant_selectors.can_manage(request.user, visit.participant.site_id):
+            raise PermissionDeniedError("your role at this site cannot issue participant links")
+        link, token = services.link_issue(visit=visit, by=request.user)
+        return HttpResponse(
+            LinkOutput({"url": links.link_url(token), "expires_at": link.expires_at}).data,
+            status=status.HTTP_201_CREATED,
+        )
+
+
+# --- participant link JSON flow ----------------------------------------------------------------------------------
+
+
+def link_state(link: ParticipantLink) -> dict:
+    participant = link.participant
+    contact = getattr(participant, "contact", None)
+    language = contact.language if contact else "en"
+    now = timezone.now()
+    pending = services.link_pending(link, now)
+    items = []
+    for position, adm in enumerate(pending, start=1):
+        instrument = services.instrument_get(adm.instrument_code)
+        data = render_instrument(instrument, language=language)
+        items.append(
+            {
+                "position": position,
+                "of": len(pending),
+                "instrument": adm.instrument_code,
+                "title": instrument.title,
+                "status": adm.status,
+                "closes_at": adm.closes_at,
+                "items": data["items"],
+                "answers": adm.draft_answers,
+            }
+        )
+    return {
+        "language": language,
+        "visit": link.visit.name,
+        "expires_at": link.expires_at,
+        "site": {
+            "name": participant.site.name,
+            "email": participant.site.contact_email,
+            "phone": participant.site.contact_phone,
+        },
+        "administrations": items,
+    }
+
+
+class _LinkView(APIView):
+    authentication_classes: list = []
+    permission_classes = [AllowAny]
+
+    def resolve(self, request, token: str):
+        address = links.client_address(request)
+        if links.is_limited(address):
+            return None, HttpResponse(LIMITED, status=status.HTTP_429_TOO_MANY_REQUESTS)
+        link = services.link_find(token)
+        if link is None:
+            links.record_failure(address)
+            return None, HttpResponse(GONE, status=status.HTTP_404_NOT_FOUND)
+        return link, None
+
+
+class LinkDetail(_LinkView):
+    @extend_schema(responses={200: OpenApiTypes.OBJECT})
+    def get(self, request, token: str):
+        # A pure read: mail scanners and link previews open links, so nothing is consumed or changed here.
+        link, refused = self.resolve(request, token)
+        if refused:
+            return refused
+        return HttpResponse(link_state(link))
+
+    @extend_schema(request=LinkSaveInput, responses={200: OpenApiTypes.OBJECT})
+    def put(self, request, token: str):
+        link, refused = self.resolve(request, token)
+        if refused:
+            return refused
+        data = LinkSaveInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        services.link_save_answers(link=link, answers_by_instrument=data.validated_data["answers"])
+        return HttpResponse(link_state(link))
+
+
+class LinkSubmit(_LinkView):
+    @extend_schema(request=None, responses={200: OpenApiTypes.OBJECT})
+    def post(self, request, token: str):
+        """Submit the saved answers. A repeated submit (double click, retry, second tab) answers 200 with the same
+        response ids as the first; it never stores a second response."""
+        address = links.client_address(request)
+        if links.is_limited(address):
+            return HttpResponse(LIMITED, status=status.HTTP_429_TOO_MANY_REQUESTS)
+        link = services.link_find(token)
+        if link is None:
+            earlier = _submitted_link(token)
+            if earlier is None:
+                links.record_failure(address)
+                return HttpResponse(GONE, status=status.HTTP_404_NOT_FOUND)
+            return HttpResponse(_submitted_body(services.link_responses(earlier)))
+        responses = services.link_submit(link=link)
+        return HttpResponse(_submitted_body(responses))
+
+
+def _submitted_link(token: str) -> ParticipantLink | None:
+    """A link whose questionnaires were all submitted through it (for the idempotent repeat answer)."""
+    link = ParticipantLink.objects.filter(token_hash=links.token_hash(token), revoked_at__isnull=True).first()
+    if link is None or not Response.objects.filter(link=link).exists():
+        return None
+    return link
+
+
+def _submitted_body(responses) -> dict:
+    return {"submitted": True, "responses": [{"id": r.pk, "instrument": r.instrument_code} for r in responses]}
+
+
+# --- staff entry ---------------------------------------------------------------------------------------------------
+
+
+class ResponseCreate(APIView):
+    @extend_schema(request=ResponseCreateInput, responses={201: OpenApiTypes.OBJECT})
+    def post(self, request):
+        data = ResponseCreateInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        v = data.validated_data
+        participant = participant_selectors.participant_get(request.user, v["participant_id"])
+        visit = scheduling_selectors.visit_get(request.user, v["visit_id"])
+        response = services.response_create_staff(
+            participant=participant,
+            visit=visit,
+            instrument_code=v["instrument"],
+            answers=v["answers"],
+            by=request.user,
+        )
+        response = selectors.response_get(request.user, response.pk)
+        return HttpResponse(render_response(response), status=status.HTTP_201_CREATED)
+
+
+class ResponseDetail(APIView):
+    @extend_schema(responses={200: OpenApiTypes.OBJECT})
+    def get(self, request, response_id: int):
+        return HttpResponse(render_response(selectors.response_get(request.user, response_id)))
+
+    @extend_schema(request=ResponseCorrectInput, responses={200: OpenApiTypes.OBJECT})
+    def patch(self, request, response_id: int):
+        response = selectors.response_get(request.user, response_id)
+        data = ResponseCorrectInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        services.response_correct(
+            response=response,
+            answers=data.validated_data["answers"],
+            reason=data.validated_data["reason"],
+            by=request.user,
+        )
+        return HttpResponse(render_response(selectors.response_get(request.user, response_id)))
+
+
+# --- safety alerts -------------------------------------------------------------------------------------------------
+
+
+class SafetyAlertList(ListAPIView):
+    serializer_class = SafetyAlertOutput
+
+    def get_queryset(self):
+        user = self.request.user
+        sites = [
+            s
+            for s in participant_selectors.site_ids_for(user)
+            if participant_selectors.roles_at(user, s) & ALERT_READERS
+        ]
+        qs = selectors.safety_alerts_for(user).filter(participant__site_id__in=sites).order_by("-created_at", "-id")
+        if self.request.query_params.get("open") in ("1", "true"):
+            qs = qs.filter(acknowledged_at__isnull=True)
+        return qs
+
+
+class SafetyAlertAcknowledge(APIView):
+    @extend_schema(request=AcknowledgeInput, responses={200: SafetyAlertOutput})
+    def post(self, request, alert_id: int):
+        alert = selectors.safety_alert_get(request.user, alert_id)
+        data = AcknowledgeInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        with transaction.atomic():
+            alert = services.safety_alert_acknowledge(alert=alert, note=data.validated_data["note"], by=request.user)
+        return HttpResponse(SafetyAlertOutput(alert).data)

@@ -1,0 +1,82 @@
+"""Start-up checks: the shipped instrument files are valid, and every instrument a shipped protocol names exists in
+the library with the respondent the protocol expects."""
+
+from __future__ import annotations
+
+from django.core import checks
+
+from assessments.definitions import InstrumentError, check_shipped_instruments, load_shipped_instruments
+
+
+@checks.register("assessments")
+def check_instruments(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
+    problems = check_shipped_instruments()
+    errors: list[checks.CheckMessage] = [
+        checks.Error(problem, hint="Fix the instrument file.", id="assessments.E001") for problem in problems
+    ]
+    if errors:
+        return errors
+    return check_protocol_instruments(load_shipped_instruments())
+
+
+def check_protocol_instruments(library) -> list[checks.CheckMessage]:
+    from scheduling.protocol import ProtocolError, load_shipped_protocols
+
+    errors: list[checks.CheckMessage] = []
+    try:
+        # Every code the files name is accepted here so that the protocols load; this check then names each code
+        # missing from the library itself, with the visit that names it.
+        protocols = load_shipped_protocols(known_instruments=_codes_named_by_protocols())
+    except (ProtocolError, InstrumentError) as exc:
+        return [checks.Error(f"shipped protocols do not load: {exc}", id="assessments.E002")]
+    for protocol in protocols.values():
+        for arm in protocol.arms.values():
+            for visit in arm.visits:
+                for due in visit.instruments:
+                    where = f"protocol {protocol.code} arm {arm.code} visit {visit.code}"
+                    instrument = library.get(due.code)
+                    if instrument is None:
+                        errors.append(
+                            checks.Error(
+                                f"{where}: instrument '{due.code}' is not in the instrument library",
+                                hint="Add the instrument file to assessments/instruments/ or fix the protocol.",
+                                id="assessments.E003",
+                            )
+                        )
+                    elif instrument.respondent != due.respondent:
+                        errors.append(
+                            checks.Error(
+                                f"{where}: instrument '{due.code}' is {instrument.respondent}-rated but the protocol "
+                                f"says '{due.respondent}'",
+                                id="assessments.E004",
+                            )
+                        )
+    # The same visit appears once per arm: report each problem once.
+    unique = {e.msg: e for e in errors}
+    return list(unique.values())
+
+
+def _codes_named_by_protocols() -> set[str]:
+    import json
+
+    from scheduling.protocol import shipped_protocol_paths
+
+    codes: set[str] = set()
+
+    def walk(node) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key == "instruments" and isinstance(value, list):
+                    codes.update(i["code"] for i in value if isinstance(i, dict) and isinstance(i.get("code"), str))
+                else:
+                    walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    for path in shipped_protocol_paths():
+        try:
+            walk(json.loads(path.read_text(encoding="utf-8")))
+        except (OSError, ValueError):
+            continue  # scheduling's own checks report unreadable protocol files
+    return codes

@@ -1,0 +1,209 @@
+"""Instrument versions, administrations due per visit, participant links, responses (raw answers), scores and
+safety alerts.
+
+Raw answers are the record (one Answer row per item, queryable by item code for exports); scores are derived, stamped
+with the instrument and scoring versions, and recomputable (``manage.py rescore``).
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+
+
+class InstrumentVersion(models.Model):
+    """A validated instrument definition loaded by a site (e.g. with its licensed item text). Never edited in place: a
+    change is a new version, because every stored score names the version it was computed with."""
+
+    code = models.CharField(max_length=40)
+    version = models.CharField(max_length=20)
+    definition = models.JSONField()
+    source = models.CharField(max_length=300, blank=True, help_text="File the definition was loaded from.")
+    loaded_at = models.DateTimeField(auto_now_add=True)
+    loaded_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT)
+
+    class Meta:
+        ordering = ["code", "loaded_at", "id"]
+        constraints = [models.UniqueConstraint(fields=["code", "version"], name="instrument_unique_code_version")]
+
+    def __str__(self) -> str:
+        return f"{self.code} v{self.version}"
+
+
+class Administration(models.Model):
+    """One instrument due at one visit. Self-report ones are answered through a participant link between opens_at and
+    closes_at (the visit window in the participant's time zone); clinician ones are entered by staff."""
+
+    class Status(models.TextChoices):
+        DUE = "due"
+        IN_PROGRESS = "in_progress"
+        COMPLETED = "completed"
+        EXPIRED = "expired"
+        NOT_APPLICABLE = "not_applicable"
+
+    class Respondent(models.TextChoices):
+        SELF = "self"
+        CLINICIAN = "clinician"
+
+    participant = models.ForeignKey(
+        "participants.Participant", on_delete=models.PROTECT, related_name="administrations"
+    )
+    visit = models.ForeignKey("scheduling.Visit", on_delete=models.PROTECT, related_name="administrations")
+    instrument_code = models.CharField(max_length=40)
+    respondent = models.CharField(max_length=10, choices=Respondent.choices)
+    order = models.PositiveSmallIntegerField(default=0)
+    from_protocol = models.BooleanField(default=True, help_text="False when staff added it to the visit.")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.DUE)
+    opens_at = models.DateTimeField(null=True, blank=True)
+    closes_at = models.DateTimeField(null=True, blank=True)
+    opened_early_at = models.DateTimeField(null=True, blank=True)
+    # Partial answers saved as the participant goes (never scored): {item_code: value}.
+    draft_answers = models.JSONField(default=dict, blank=True)
+    draft_saved_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["visit", "order", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["visit", "instrument_code"], name="administration_unique_per_visit"),
+        ]
+        indexes = [models.Index(fields=["participant", "status"], name="administration_part_status_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.instrument_code} at visit {self.visit_id}"
+
+
+class ParticipantLink(models.Model):
+    """A private link to a visit's self-report instruments. Only the SHA-256 of the token is stored: a copy of the
+    database (backup, replica, export) cannot be turned into working links."""
+
+    token_hash = models.CharField(max_length=64, unique=True)
+    participant = models.ForeignKey("participants.Participant", on_delete=models.PROTECT, related_name="links")
+    visit = models.ForeignKey("scheduling.Visit", on_delete=models.PROTECT, related_name="links")
+    created_at = models.DateTimeField(auto_now_add=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT)
+    expires_at = models.DateTimeField()
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    revoked_reason = models.CharField(max_length=200, blank=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+
+    def __str__(self) -> str:
+        return f"link {self.pk} for visit {self.visit_id}"
+
+
+class Response(models.Model):
+    """A submitted (complete) administration. One per administration, enforced by the database, so two concurrent
+    submits of the same questionnaire can never both store a response."""
+
+    class Source(models.TextChoices):
+        PARTICIPANT_LINK = "participant_link"
+        STAFF = "staff"
+
+    administration = models.OneToOneField(Administration, on_delete=models.PROTECT, related_name="response")
+    participant = models.ForeignKey("participants.Participant", on_delete=models.PROTECT, related_name="responses")
+    visit = models.ForeignKey("scheduling.Visit", on_delete=models.PROTECT, related_name="responses")
+    instrument_code = models.CharField(max_length=40)
+    instrument_version = models.CharField(max_length=20)
+    source = models.CharField(max_length=20, choices=Source.choices)
+    link = models.ForeignKey(ParticipantLink, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    entered_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    submitted_at = models.DateTimeField()
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["submitted_at", "id"]
+        indexes = [models.Index(fields=["participant", "instrument_code"], name="response_part_instr_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.instrument_code} response {self.pk}"
+
+    def answers_dict(self) -> dict[str, int | None]:
+        return {a.item_code: a.value for a in self.answers.all()}
+
+
+class Answer(models.Model):
+    """One item's raw answer; ``value`` is None for an item left unanswered or hidden by branching."""
+
+    response = models.ForeignKey(Response, on_delete=models.PROTECT, related_name="answers")
+    item_code = models.CharField(max_length=40)
+    value = models.IntegerField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["response", "id"]
+        constraints = [models.UniqueConstraint(fields=["response", "item_code"], name="answer_unique_item")]
+        indexes = [models.Index(fields=["item_code"], name="answer_item_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.item_code}={self.value}"
+
+
+class Score(models.Model):
+    """A derived value: a scale (``value``, double precision, never rounded) or a flag (numeric in ``value`` or a
+    level such as C-SSRS risk in ``text_value``)."""
+
+    class Kind(models.TextChoices):
+        SCALE = "scale"
+        FLAG = "flag"
+
+    response = models.ForeignKey(Response, on_delete=models.PROTECT, related_name="scores")
+    kind = models.CharField(max_length=5, choices=Kind.choices, default=Kind.SCALE)
+    code = models.CharField(max_length=60)
+    value = models.FloatField(null=True, blank=True)
+    text_value = models.CharField(max_length=40, blank=True)
+    complete = models.BooleanField()
+    prorated = models.BooleanField(default=False)
+    method = models.CharField(max_length=60, blank=True)
+    band = models.CharField(max_length=60, blank=True)
+    instrument_version = models.CharField(max_length=20)
+    scoring_version = models.CharField(max_length=20)
+    computed_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["response", "kind", "id"]
+        constraints = [models.UniqueConstraint(fields=["response", "kind", "code"], name="score_unique_code")]
+
+    def __str__(self) -> str:
+        return f"{self.code}={self.value if self.text_value == '' else self.text_value}"
+
+
+class SafetyAlert(models.Model):
+    class Severity(models.TextChoices):
+        LOW = "low"
+        MEDIUM = "medium"
+        HIGH = "high"
+
+    participant = models.ForeignKey("participants.Participant", on_delete=models.PROTECT, related_name="safety_alerts")
+    response = models.ForeignKey(Response, on_delete=models.PROTECT, related_name="safety_alerts")
+    rule_code = models.CharField(max_length=60)
+    severity = models.CharField(max_length=10, choices=Severity.choices)
+    message = models.CharField(max_length=300)
+    details = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField()
+    notified_at = models.DateTimeField(null=True, blank=True)
+    escalated_at = models.DateTimeField(null=True, blank=True)
+    acknowledged_at = models.DateTimeField(null=True, blank=True)
+    acknowledged_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    acknowledgement_note = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [models.UniqueConstraint(fields=["response", "rule_code"], name="alert_unique_rule_per_response")]
+        indexes = [
+            # Used by safety_alerts_escalate_due (the beat task): open alerts not yet escalated, oldest first.
+            models.Index(
+                fields=["created_at"],
+                condition=models.Q(acknowledged_at__isnull=True, escalated_at__isnull=True),
+                name="alert_open_unescalated_idx",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.severity} alert {self.rule_code} for participant {self.participant_id}"

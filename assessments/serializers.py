@@ -1,0 +1,153 @@
+"""Input and output shapes of the assessments API. No logic here: services validate and write."""
+
+from __future__ import annotations
+
+from rest_framework import serializers
+
+from assessments.models import Administration, SafetyAlert
+
+
+class AnswersField(serializers.DictField):
+    """{ITEM_CODE: value}. Values are checked per item by the instrument (type, range, branching), so any JSON value
+    is accepted here and refused there with the item named."""
+
+    child = serializers.JSONField(allow_null=True)
+
+
+class ResponseCreateInput(serializers.Serializer):
+    participant_id = serializers.CharField()
+    visit_id = serializers.IntegerField()
+    instrument = serializers.CharField()
+    answers = AnswersField()
+
+
+class ResponseCorrectInput(serializers.Serializer):
+    answers = AnswersField()
+    reason = serializers.CharField()
+
+
+class LinkSaveInput(serializers.Serializer):
+    answers = serializers.DictField(child=AnswersField(), help_text="{INSTRUMENT: {ITEM_CODE: value}}")
+
+
+class AcknowledgeInput(serializers.Serializer):
+    note = serializers.CharField()
+
+
+class LinkOutput(serializers.Serializer):
+    url = serializers.CharField()
+    expires_at = serializers.DateTimeField()
+
+
+class AdministrationOutput(serializers.ModelSerializer):
+    instrument = serializers.CharField(source="instrument_code")
+    visit_id = serializers.IntegerField()
+    response_id = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Administration
+        fields = ["id", "visit_id", "instrument", "respondent", "status", "opens_at", "closes_at", "response_id"]
+
+    def get_response_id(self, obj) -> int | None:
+        response = getattr(obj, "response", None)
+        return response.pk if response is not None else None
+
+
+class SafetyAlertOutput(serializers.ModelSerializer):
+    participant_id = serializers.CharField(source="participant.participant_id")
+    site = serializers.CharField(source="participant.site.code")
+    response_id = serializers.IntegerField()
+    acknowledged_by = serializers.CharField(source="acknowledged_by.username", default=None)
+
+    class Meta:
+        model = SafetyAlert
+        fields = [
+            "id",
+            "participant_id",
+            "site",
+            "response_id",
+            "rule_code",
+            "severity",
+            "message",
+            "details",
+            "created_at",
+            "notified_at",
+            "escalated_at",
+            "acknowledged_at",
+            "acknowledged_by",
+            "acknowledgement_note",
+        ]
+
+
+def render_response(response) -> dict:
+    from assessments.services import flags_dict, scores_dict
+
+    return {
+        "id": response.pk,
+        "participant_id": response.participant.participant_id,
+        "visit_id": response.visit_id,
+        "instrument": response.instrument_code,
+        "instrument_version": response.instrument_version,
+        "source": response.source,
+        "submitted_at": serializers.DateTimeField().to_representation(response.submitted_at),
+        "answers": response.answers_dict(),
+        "scores": scores_dict(response),
+        "flags": flags_dict(response),
+        "score_details": [
+            {
+                "code": s.code,
+                "kind": s.kind,
+                "value": s.text_value or s.value,
+                "complete": s.complete,
+                "prorated": s.prorated,
+                "method": s.method,
+                "band": s.band or None,
+                "instrument_version": s.instrument_version,
+                "scoring_version": s.scoring_version,
+            }
+            for s in response.scores.all()
+        ],
+    }
+
+
+def render_instrument(instrument, *, language: str = "en", full: bool = True) -> dict:
+    from assessments.services import option_label, text_for
+
+    data = {
+        "code": instrument.code,
+        "version": instrument.version,
+        "title": instrument.title,
+        "respondent": instrument.respondent,
+        "entry_roles": list(instrument.entry_roles),
+        "recall_period": instrument.recall_period,
+        "languages": list(instrument.languages),
+        "item_text_status": instrument.item_text_status,
+        "licence": instrument.licence,
+        "scales": [
+            {
+                "code": s.code,
+                "label": s.label,
+                "method": s.reported_method,
+                "items": list(s.items),
+                "reversed": sorted(s.reversed),
+                "scales": list(s.scales),
+                "range": {"min": s.range_min, "max": s.range_max},
+                "recommended": s.recommended,
+            }
+            for s in instrument.scales
+        ],
+        "flags": [{"code": f.code, "label": f.label} for f in instrument.flags],
+        "safety_rules": [dict(r) for r in instrument.safety_rules],
+    }
+    if full:
+        data["items"] = [
+            {
+                "code": it.code,
+                "text": text_for(it, language),
+                "required": it.required,
+                "show_if": {"item": it.show_if.item, "equals": it.show_if.equals} if it.show_if else None,
+                "options": [{"value": o.value, "label": option_label(o, language)} for o in it.options],
+            }
+            for it in instrument.items
+        ]
+    return data

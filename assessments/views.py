@@ -1,0 +1,274 @@
+"""Participant pages: the private link flow, one instrument per page, answers saved as the participant goes.
+
+``/l/<token>/`` never shows a page of its own: it moves the link into the session and redirects to the token-free
+``/l/``, so the token leaves the address bar, the history and any Referer (the policy is no-referrer as well). Opening
+it changes nothing else: mail scanners and link previews open links too.
+"""
+
+from __future__ import annotations
+
+from django.http import HttpResponseRedirect, JsonResponse
+from django.shortcuts import render
+from django.urls import reverse
+from django.utils import timezone, translation
+from django.utils.translation import gettext as _
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_http_methods
+
+from assessments import links, services
+from assessments.definitions import visible_items
+from assessments.models import ParticipantLink
+from participants.models import Site
+from trialsite.errors import ServiceError
+
+DONE_KEY = "assessments_done"
+
+
+def same_origin_referrer(view):
+    """Token-free pages send ``Referrer-Policy: same-origin`` instead of the site-wide no-referrer: under no-referrer
+    browsers send ``Origin: null`` with a form POST, which CSRF protection rightly refuses. No Referer leaves the site
+    either way, and these URLs carry no token; the token URL itself keeps no-referrer."""
+
+    from functools import wraps
+
+    @wraps(view)
+    def wrapped(request, *args, **kwargs):
+        response = view(request, *args, **kwargs)
+        response.headers["Referrer-Policy"] = "same-origin"
+        return response
+
+    return wrapped
+
+
+def _unavailable(request, status: int = 404):
+    """One page, one status, for unknown, expired, revoked and submitted links: nothing tells them apart. It lists
+    every site's public contact, since an unknown token names no site."""
+    request.session.pop(links.SESSION_KEY, None)
+    sites = Site.objects.exclude(contact_email="", contact_phone="").order_by("name")
+    return render(request, "assessments/unavailable.html", {"sites": sites}, status=status)
+
+
+@never_cache
+@require_http_methods(["GET", "HEAD"])
+def link_open(request, token: str):
+    address = links.client_address(request)
+    if links.is_limited(address):
+        return _unavailable(request, status=429)
+    link = services.link_find(token)
+    if link is None:
+        links.record_failure(address)
+        return _unavailable(request)
+    # A fresh session key on entry: a session id planted before the link was opened cannot ride along.
+    request.session.cycle_key()
+    request.session[links.SESSION_KEY] = link.pk
+    request.session.pop(DONE_KEY, None)
+    return HttpResponseRedirect(reverse("participant-start"))
+
+
+def _session_link(request) -> ParticipantLink | None:
+    link_id = request.session.get(links.SESSION_KEY)
+    if not link_id:
+        return None
+    link = (
+        ParticipantLink.objects.select_related("participant__site", "participant__contact", "visit")
+        .filter(pk=link_id)
+        .first()
+    )
+    if link is None or not services.link_usable(link):
+        return None
+    contact = getattr(link.participant, "contact", None)
+    language = contact.language if contact and contact.language else "en"
+    translation.activate(language)
+    request.LANGUAGE_CODE = language
+    return link
+
+
+def _pages(link: ParticipantLink):
+    pending = services.link_pending(link, timezone.now())
+    return [(adm, services.instrument_get(adm.instrument_code)) for adm in pending]
+
+
+def _missing(instrument, answers) -> dict[str, list[str]]:
+    return services.validate_answers(instrument, answers, require_complete=True)
+
+
+def _context(request, link, **extra):
+    site = link.participant.site
+    return {"site": site, "visit": link.visit, **extra}
+
+
+@same_origin_referrer
+@never_cache
+def start(request):
+    link = _session_link(request)
+    if link is None:
+        if request.session.get(DONE_KEY):
+            return HttpResponseRedirect(reverse("participant-done"))
+        return _unavailable(request)
+    pages = _pages(link)
+    if not pages:
+        return render(request, "assessments/not_open.html", _context(request, link), status=200)
+    for number, (adm, instrument) in enumerate(pages, start=1):
+        if _missing(instrument, adm.draft_answers):
+            return HttpResponseRedirect(reverse("participant-page", args=[number]))
+    return HttpResponseRedirect(reverse("participant-review"))
+
+
+def _form_answers(request, instrument) -> dict:
+    answers = {}
+    for item in instrument.items:
+        raw = request.POST.get(item.code)
+        if raw in (None, ""):
+            continue
+        try:
+            answers[item.code] = int(raw)
+        except ValueError:
+            answers[item.code] = raw  # refused per item by validation, with the item named
+    return answers
+
+
+def _render_page(request, link, pages, number, *, answers, errors, status=200):
+    adm, instrument = pages[number - 1]
+    language = translation.get_language() or "en"
+    shown = {it.code for it in visible_items(instrument, answers)}
+    items = [
+        {
+            "code": it.code,
+            "text": services.text_for(it, language),
+            "required": it.required,
+            "hidden": it.code not in shown,
+            "show_if": it.show_if,
+            "options": [
+                {
+                    "value": o.value,
+                    "label": services.option_label(o, language),
+                    "checked": answers.get(it.code) == o.value,
+                }
+                for o in it.options
+            ],
+            "errors": errors.get(it.code, []),
+        }
+        for it in instrument.items
+    ]
+    context = _context(
+        request,
+        link,
+        number=number,
+        total=len(pages),
+        instrument=instrument,
+        items=items,
+        errors=errors,
+        error_count=len(errors),
+        autosave_url=reverse("participant-autosave", args=[number]),
+    )
+    return render(request, "assessments/page.html", context, status=status)
+
+
+@same_origin_referrer
+@never_cache
+@require_http_methods(["GET", "POST"])
+def page(request, number: int):
+    link = _session_link(request)
+    if link is None:
+        return _unavailable(request)
+    pages = _pages(link)
+    if not 1 <= number <= len(pages):
+        return HttpResponseRedirect(reverse("participant-start"))
+    adm, instrument = pages[number - 1]
+    if request.method == "GET":
+        return _render_page(request, link, pages, number, answers=adm.draft_answers, errors={})
+    posted = _form_answers(request, instrument)
+    try:
+        saved = services.link_save_answers(
+            link=link, answers_by_instrument={adm.instrument_code: posted}, prune_hidden=True
+        )
+    except ServiceError as exc:
+        return _render_page(
+            request, link, pages, number, answers={**adm.draft_answers, **posted}, errors=exc.field_errors, status=400
+        )
+    answers = saved[0].draft_answers
+    if request.POST.get("action") == "later":
+        return render(request, "assessments/saved.html", _context(request, link))
+    missing = _missing(instrument, answers)
+    if missing:
+        return _render_page(request, link, pages, number, answers=answers, errors=missing, status=400)
+    if number < len(pages):
+        return HttpResponseRedirect(reverse("participant-page", args=[number + 1]))
+    return HttpResponseRedirect(reverse("participant-review"))
+
+
+@same_origin_referrer
+@never_cache
+@require_http_methods(["POST"])
+def autosave(request, number: int):
+    """Saves answers as they are chosen (the page's script posts each change), so a participant who closes the tab
+    resumes where they stopped, on any device, by opening the link again."""
+    link = _session_link(request)
+    if link is None:
+        return JsonResponse({"saved": False}, status=404)
+    pages = _pages(link)
+    if not 1 <= number <= len(pages):
+        return JsonResponse({"saved": False}, status=404)
+    adm, instrument = pages[number - 1]
+    try:
+        services.link_save_answers(
+            link=link,
+            answers_by_instrument={adm.instrument_code: _form_answers(request, instrument)},
+            prune_hidden=True,
+        )
+    except ServiceError as exc:
+        return JsonResponse({"saved": False, "errors": exc.field_errors}, status=400)
+    return JsonResponse({"saved": True})
+
+
+@same_origin_referrer
+@never_cache
+@require_http_methods(["GET", "POST"])
+def review(request):
+    link = _session_link(request)
+    if link is None:
+        if request.session.get(DONE_KEY):
+            return HttpResponseRedirect(reverse("participant-done"))
+        return _unavailable(request)
+    pages = _pages(link)
+    errors: dict[str, list[str]] = {}
+    if request.method == "POST":
+        try:
+            services.link_submit(link=link)
+        except ServiceError as exc:
+            errors = exc.field_errors
+        else:
+            request.session.pop(links.SESSION_KEY, None)
+            request.session[DONE_KEY] = True
+            return HttpResponseRedirect(reverse("participant-done"))
+    language = translation.get_language() or "en"
+    sections = []
+    for number, (adm, instrument) in enumerate(pages, start=1):
+        answers = adm.draft_answers
+        missing = _missing(instrument, answers)
+        rows = []
+        for it in visible_items(instrument, answers):
+            value = answers.get(it.code)
+            label = next((services.option_label(o, language) for o in it.options if o.value == value), None)
+            rows.append(
+                {
+                    "code": it.code,
+                    "text": services.text_for(it, language),
+                    "answer": label,
+                    "missing": it.code in missing,
+                }
+            )
+        sections.append({"number": number, "instrument": instrument, "rows": rows, "missing": len(missing)})
+    incomplete = sum(s["missing"] for s in sections)
+    context = _context(
+        request, link, sections=sections, incomplete=incomplete, submit_errors=bool(errors), total=len(pages)
+    )
+    return render(request, "assessments/review.html", context, status=400 if errors else 200)
+
+
+@same_origin_referrer
+@never_cache
+def done(request):
+    if not request.session.get(DONE_KEY):
+        return _unavailable(request)
+    return render(request, "assessments/done.html", {"message": _("Thank you")})

@@ -1,0 +1,199 @@
+"""Export benchmark: our CSV path against plain COPY of the same SELECT, and peak memory for N and 4N rows.
+
+In a throwaway database (trialsite_bench_export, migrated), 4 sites x 250,000 PCL-5 answers are inserted with
+INSERT ... SELECT generate_series (4N = 4,000,000 `responses` rows; site B1 alone holds N = 1,000,000). Each run is a
+fresh subprocess, so its peak RSS (ru_maxrss) is that run's alone:
+
+- copy N: psycopg ``COPY (<the export's SELECT>) TO STDOUT WITH (FORMAT csv, HEADER)``, bytes counted;
+- ours N / ours 4N: ``exports.services.export_open(...).chunks`` (the generator the view streams), bytes counted,
+  audit row included.
+
+Prints both times, the ratio COPY/ours (goal >= 0.67) and the peak RSS of ours for N and 4N (goal: 4N within 1.2x of
+N, under 200 MB).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH_DB = "trialsite_bench_export"
+SITES = 4
+RESPONSES_PER_SITE = 50_000  # x 20 items = 1,000,000 answer rows per site
+ITEMS = 20
+
+
+def _urls() -> tuple[str, str]:
+    base = os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/trialsite")
+    parts = urlsplit(base)
+    admin = urlunsplit(parts._replace(path="/postgres"))
+    bench = urlunsplit(parts._replace(path=f"/{BENCH_DB}"))
+    return admin, bench
+
+
+def _conninfo(url: str) -> str:
+    return url.replace("postgres://", "postgresql://", 1)
+
+
+def _create_database() -> str:
+    import psycopg
+
+    admin, bench = _urls()
+    with psycopg.connect(_conninfo(admin), autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{BENCH_DB}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{BENCH_DB}"')
+    env = os.environ | {"DATABASE_URL": bench, "DEBUG": os.environ.get("DEBUG", "true")}
+    subprocess.run(
+        [sys.executable, str(ROOT / "manage.py"), "migrate", "--verbosity", "0"],
+        cwd=ROOT,
+        env=env,
+        check=True,
+    )
+    return bench
+
+
+POPULATE = [
+    "INSERT INTO participants_study (code, title, protocol_reference, protocol_code, target_enrollment, blinded, "
+    "unblinded, created_at) VALUES ('BEN', 'bench', '', '', 0, true, false, now())",
+    "INSERT INTO participants_site (code, name, time_zone, contact_email, contact_phone) "
+    f"SELECT 'B' || g, 'Bench ' || g, 'America/Los_Angeles', '', '' FROM generate_series(1, {SITES}) g",
+    "INSERT INTO participants_site_studies (site_id, study_id) SELECT s.id, st.id FROM participants_site s, "
+    "participants_study st",
+    # One participant per response keeps the schedule simple; day 0 comes from randomized_at (no schedule rows).
+    "INSERT INTO participants_participant (participant_id, number, status, stratum, eligibility_override_reason, "
+    "needs_reconsent, withdrawal_level, withdrawal_reason, created_at, updated_at, site_id, study_id, randomized_at, "
+    "enrolled_at) SELECT 'BEN-' || s.code || '-' || lpad(g::text, 6, '0'), g, 'randomized', s.code, '', false, '', "
+    "'', now(), now(), s.id, st.id, now() - interval '30 days', now() - interval '31 days' "
+    f"FROM participants_site s CROSS JOIN participants_study st CROSS JOIN generate_series(1, {RESPONSES_PER_SITE}) g",
+    "INSERT INTO scheduling_visit (participant_id, code, name, kind, unscheduled, optional, instruments, "
+    "duration_minutes, staff_required, overnight, status, missed_reason, cancel_reason, needs_reschedule, "
+    "created_at, updated_at, target_date, window_start, window_end, occurred_at) "
+    "SELECT p.id, 'BASELINE', 'Baseline', 'baseline', false, false, '[]'::jsonb, 60, 0, false, 'completed', '', '', "
+    "false, now(), now(), current_date - 20, current_date - 23, current_date - 17, now() - interval '20 days' "
+    "FROM participants_participant p",
+    'INSERT INTO assessments_administration (participant_id, visit_id, instrument_code, respondent, "order", '
+    "from_protocol, status, draft_answers, created_at, updated_at) "
+    "SELECT v.participant_id, v.id, 'PCL5', 'self', 0, true, 'completed', '{}'::jsonb, now(), now() "
+    "FROM scheduling_visit v",
+    "INSERT INTO assessments_response (administration_id, participant_id, visit_id, instrument_code, "
+    "instrument_version, source, submitted_at, updated_at) "
+    "SELECT a.id, a.participant_id, a.visit_id, 'PCL5', '1.0', 'participant_link', now() - interval '20 days', now() "
+    "FROM assessments_administration a",
+    "INSERT INTO assessments_answer (response_id, item_code, value) "
+    f"SELECT r.id, 'PCL5_' || lpad(i::text, 2, '0'), (r.id + i) % 5 FROM assessments_response r "
+    f"CROSS JOIN generate_series(1, {ITEMS}) i",
+    "ANALYZE",
+]
+
+
+def _populate(bench: str) -> int:
+    import psycopg
+
+    with psycopg.connect(_conninfo(bench), autocommit=True) as conn:
+        for statement in POPULATE:
+            conn.execute(statement)
+        return conn.execute("SELECT count(*) FROM assessments_answer").fetchone()[0]
+
+
+# ------------------------------------------------------------------------------------------------------------ child
+
+
+def _child(mode: str, site: str) -> None:
+    """One measured run in a fresh process: prints seconds, bytes and this process's peak RSS as JSON."""
+    import resource
+
+    sys.path.insert(0, str(ROOT))
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "trialsite.settings")
+    import django
+
+    django.setup()
+    from django.db import connection
+    from psycopg import sql
+
+    from exports import services
+    from exports.datasets import RESPONSES, Filters, select_sql
+    from exports.selectors import export_scope
+
+    params = {"site": site} if site != "all" else {}
+    connection.ensure_connection()
+    started = time.perf_counter()
+    size = 0
+    rows = 0
+    if mode == "copy":
+        scope, _ = export_scope(None, site_codes=[site] if site != "all" else [], study_codes=[], dates=False)
+        query = select_sql(RESPONSES, scope, Filters(), escape=True)
+        with connection.connection.cursor() as cursor:
+            with cursor.copy(sql.SQL("COPY ({}) TO STDOUT WITH (FORMAT csv, HEADER)").format(query)) as copy:
+                for data in copy:
+                    size += len(data)
+            rows = cursor.rowcount
+    else:
+        export = services.export_open(user=None, dataset="responses", fmt="csv", params=params, actor_username="bench")
+        for chunk in export.chunks:
+            size += len(chunk)
+        rows = export.progress.rows
+    seconds = time.perf_counter() - started
+    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(json.dumps({"seconds": seconds, "bytes": size, "rows": rows, "peak_mb": peak_kb / 1024}))
+
+
+def _run(bench: str, mode: str, site: str) -> dict:
+    env = os.environ | {
+        "DATABASE_URL": bench,
+        "DEBUG": "false",
+        "SECRET_KEY": os.environ.get("SECRET_KEY", "bench-" + "x" * 50),
+    }
+    out = subprocess.run(
+        [sys.executable, str(Path(__file__).resolve()), "child", mode, site],
+        cwd=ROOT,
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    started = time.perf_counter()
+    bench = _create_database()
+    total = _populate(bench)
+    print(f"   setup: {total:,} answer rows in {BENCH_DB} ({time.perf_counter() - started:.1f} s)")
+    _run(bench, "copy", "B1")  # warm the cache: both sides then read the same pages from memory
+    copy_runs = [_run(bench, "copy", "B1") for _ in range(2)]
+    ours_runs = [_run(bench, "ours", "B1") for _ in range(2)]
+    copy = min(copy_runs, key=lambda r: r["seconds"])
+    ours = min(ours_runs, key=lambda r: r["seconds"])
+    big = _run(bench, "ours", "all")
+    print(
+        f"   N = {ours['rows']:,} rows, {ours['bytes'] / 1e6:.1f} MB of CSV (COPY's bytes: {copy['bytes'] / 1e6:.1f} MB)"
+    )
+    print(f"   COPY (same SELECT) via psycopg: {copy['seconds']:.2f} s")
+    print(f"   ours (export generator):        {ours['seconds']:.2f} s")
+    ratio = copy["seconds"] / ours["seconds"]
+    print(f"   ratio COPY/ours: {ratio:.2f} (goal >= 0.67) {'OK' if ratio >= 0.67 else 'BELOW GOAL'}")
+    growth = big["peak_mb"] / ours["peak_mb"]
+    print(
+        f"   peak RSS ours N: {ours['peak_mb']:.0f} MB; 4N ({big['rows']:,} rows, {big['seconds']:.2f} s): "
+        f"{big['peak_mb']:.0f} MB; 4N/N = {growth:.2f} (goal <= 1.2, < 200 MB) "
+        f"{'OK' if growth <= 1.2 and big['peak_mb'] < 200 else 'BELOW GOAL'}"
+    )
+    import psycopg
+
+    admin, _ = _urls()
+    with psycopg.connect(_conninfo(admin), autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{BENCH_DB}" WITH (FORCE)')
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 4 and sys.argv[1] == "child":
+        _child(sys.argv[2], sys.argv[3])
+    else:
+        sys.path.insert(0, str(ROOT))
+        main()

@@ -1,0 +1,41 @@
+"""Notifications API (v1): the outbox as coordinators see it, and a retry for failed messages."""
+
+from __future__ import annotations
+
+import django_filters
+from drf_spectacular.utils import extend_schema
+from rest_framework.generics import ListAPIView
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from notifications import selectors, services
+from notifications.models import Notification
+from notifications.serializers import NotificationOutput, RetryInput
+
+
+class NotificationFilter(django_filters.FilterSet):
+    status = django_filters.MultipleChoiceFilter(choices=Notification.Status.choices)
+    participant_id = django_filters.CharFilter(field_name="participant__participant_id")
+    channel = django_filters.CharFilter()
+
+    class Meta:
+        model = Notification
+        fields = ["status", "participant_id", "channel"]
+
+
+class NotificationList(ListAPIView):
+    serializer_class = NotificationOutput
+    filterset_class = NotificationFilter
+
+    def get_queryset(self):
+        return selectors.notifications_for(self.request.user)
+
+
+class NotificationRetry(APIView):
+    @extend_schema(request=RetryInput, responses=NotificationOutput)
+    def post(self, request, notification_id: int):
+        row = selectors.notification_get(request.user, notification_id)
+        payload = RetryInput(data=request.data)
+        payload.is_valid(raise_exception=True)
+        services.notification_retry(notification=row, by=request.user, reason=payload.validated_data.get("reason"))
+        return Response(NotificationOutput(selectors.notification_get(request.user, notification_id)).data)

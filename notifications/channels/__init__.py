@@ -1,0 +1,43 @@
+"""Delivery channels. Each one sends a composed message and calls ``commit`` at its point of no return.
+
+``commit()`` marks the outbox row sent (a conditional UPDATE on the attempt's claim token) and returns False when the
+row no longer belongs to this attempt. A channel calls it after everything that can be abandoned without effect and
+before the one step that makes the message irrevocable: the final "." of SMTP DATA, or the HTTP request to the SMS
+provider. So a worker killed before that step leaves a row that is safe to send again, and one killed after it leaves a
+row already marked sent. See docs/operations.md, "Reminders: delivery guarantees".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    to: str
+    subject: str
+    body: str
+    message_id: str  # stable per outbox row, so a duplicate (should one ever happen) is detectable downstream
+
+
+class Superseded(Exception):
+    """The row was re-claimed by another attempt or cancelled: this attempt sent nothing and must stop."""
+
+
+class DeliveryError(Exception):
+    """The provider refused the message or could not be reached."""
+
+
+Commit = Callable[[], bool]
+
+
+def deliver(channel: str, message: Outgoing, commit: Commit) -> str:
+    """Send ``message`` through ``channel``; returns the provider's message id (may be empty)."""
+    if channel == "sms":
+        from notifications.channels import sms
+
+        return sms.deliver(message, commit)
+    from notifications.channels import email
+
+    return email.deliver(message, commit)

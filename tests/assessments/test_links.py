@@ -1,0 +1,371 @@
+"""Participant links: token strength and storage, windows, GETs that consume nothing, idempotent submit, revocation,
+the wrong-token limit, logs, the page flow and its languages."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import threading
+import zoneinfo
+
+import pytest
+import time_machine
+from django.db import connection
+from django.db import connections as db_connections
+from django.test import Client
+
+from assessments import links, services
+from assessments.models import Administration, ParticipantLink, Response, Score
+from participants.services import participant_withdraw
+
+pytestmark = pytest.mark.django_db
+
+PCL5 = {f"PCL5_{i:02d}": 1 for i in range(1, 21)}
+SCS = {f"SCS_{i:02d}": 3 for i in range(1, 27)}
+
+
+@pytest.fixture
+def issued(participant, baseline, alice, in_window):
+    link, token = services.link_issue(visit=baseline, by=alice)
+    return link, token
+
+
+def api_url(token, suffix=""):
+    return f"/api/v1/links/{token}/{suffix}"
+
+
+def test_token_is_long_random_and_stored_only_as_a_hash(participant, baseline, alice, api, in_window):
+    r1 = api(alice).post(f"/api/v1/visits/{baseline.pk}/link/")
+    r2 = api(alice).post(f"/api/v1/visits/{baseline.pk}/link/")
+    assert r1.status_code == r2.status_code == 201
+    t1, t2 = (r.json()["url"].rstrip("/").rsplit("/", 1)[1] for r in (r1, r2))
+    assert r1.json()["url"].endswith(f"/l/{t1}/")
+    assert t1 != t2
+    assert len(t1) >= 43  # 32 bytes of secrets.token_urlsafe: 256 bits
+    assert len(links.new_token()) == 43
+    stored = list(ParticipantLink.objects.values_list("token_hash", flat=True))
+    assert sorted(stored) == sorted([links.token_hash(t1), links.token_hash(t2)])
+    # Both links work: issuing a new one leaves the earlier valid.
+    assert api().get(api_url(t1)).status_code == 200 and api().get(api_url(t2)).status_code == 200
+    # A coordinator may issue; a rater may not.
+    expires = dt.datetime.fromisoformat(r1.json()["expires_at"])
+    assert expires == Administration.objects.get(visit=baseline, instrument_code="PCL5").closes_at
+
+
+def test_rater_cannot_issue_links(baseline, personas, api, in_window):
+    assert api(personas["rater"]).post(f"/api/v1/visits/{baseline.pk}/link/").status_code == 403
+    assert not ParticipantLink.objects.exists()
+
+
+def _every_text_cell_containing(needle: str) -> list[str]:
+    hits = []
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT table_name, column_name FROM information_schema.columns WHERE table_schema = 'public' "
+            "AND data_type IN ('text', 'character varying', 'jsonb', 'json', 'character', 'bytea')"
+        )
+        for table, column in cursor.fetchall():
+            cursor.execute(
+                f'SELECT count(*) FROM "{table}" WHERE position(%s in "{column}"::text) > 0',  # noqa: S608
+                [needle],
+            )
+            if cursor.fetchone()[0]:
+                hits.append(f"{table}.{column}")
+    return hits
+
+
+def test_no_issued_token_anywhere_in_the_database(participant, baseline, alice, api, in_window):
+    token = api(alice).post(f"/api/v1/visits/{baseline.pk}/link/").json()["url"].rstrip("/").rsplit("/", 1)[1]
+    client = Client()
+    client.get(f"/l/{token}/")  # the session now holds the link
+    client.get("/l/")
+    api().put(api_url(token), {"answers": {"PCL5": {"PCL5_01": 2}}}, format="json")
+    assert _every_text_cell_containing(token) == []
+    assert _every_text_cell_containing(links.token_hash(token)) == ["assessments_participantlink.token_hash"]
+
+
+def test_valid_at_window_close_invalid_one_second_later(participant, baseline, alice, api):
+    tz = zoneinfo.ZoneInfo(participant.time_zone)
+    with time_machine.travel(dt.datetime.combine(baseline.window_start, dt.time(9), tzinfo=tz)):
+        _, token = services.link_issue(visit=baseline, by=alice)
+    last_second = dt.datetime.combine(baseline.window_end, dt.time(23, 59, 59), tzinfo=tz)
+    with time_machine.travel(last_second, tick=False):
+        assert api().get(api_url(token)).status_code == 200
+    with time_machine.travel(
+        dt.datetime.combine(baseline.window_end, dt.time(23, 59, 59, 999999), tzinfo=tz), tick=False
+    ):
+        assert api().get(api_url(token)).status_code == 200
+    with time_machine.travel(last_second + dt.timedelta(seconds=1), tick=False):
+        assert api().get(api_url(token)).status_code == 404
+        assert Client().get(f"/l/{token}/").status_code == 404
+
+
+def test_head_and_gets_consume_nothing(issued, api):
+    link, token = issued
+    before = list(Administration.objects.filter(visit=link.visit).values_list("id", "status", "draft_answers"))
+    client = Client()
+    assert client.head(f"/l/{token}/").status_code == 302
+    for _ in range(3):
+        r = client.get(f"/l/{token}/")
+        assert r.status_code == 302 and r["Location"] == "/l/"
+    for _ in range(3):
+        assert api().get(api_url(token)).status_code == 200
+    assert list(Administration.objects.filter(visit=link.visit).values_list("id", "status", "draft_answers")) == before
+    assert not Response.objects.exists()
+    link.refresh_from_db()
+    assert link.revoked_at is None and link.last_used_at is None
+    assert services.link_find(token) is not None
+
+
+def test_token_moves_into_the_session_and_the_page_url_is_token_free(issued):
+    _, token = issued
+    client = Client()
+    r = client.get(f"/l/{token}/")
+    assert r.status_code == 302 and r["Location"] == "/l/"
+    assert r["Referrer-Policy"] == "no-referrer"
+    r = client.get("/l/", follow=True)
+    assert r.status_code == 200
+    assert r.redirect_chain[-1][0] == "/l/q/1/"
+    assert token not in r.content.decode()
+    # Token-free pages: same-origin (a form POST under no-referrer carries "Origin: null", which CSRF refuses).
+    assert r["Referrer-Policy"] == "same-origin"
+    assert Client().get(f"/l/{links.new_token()}/")["Referrer-Policy"] == "no-referrer"
+    assert "1 of 2" in r.content.decode()
+    assert "<fieldset" in r.content.decode() and "<legend>" in r.content.decode()
+    assert "<script" in r.content.decode() and "<script>" not in r.content.decode()  # static file only (CSP)
+
+
+def test_json_flow_saves_partial_refuses_incomplete_and_submits_once(issued, api):
+    link, token = issued
+    r = api().put(api_url(token), {"answers": {"PCL5": {"PCL5_01": 3, "PCL5_02": 2}}}, format="json")
+    assert r.status_code == 200
+    assert r.json()["administrations"][0]["answers"] == {"PCL5_01": 3, "PCL5_02": 2}
+    adm = Administration.objects.get(visit=link.visit, instrument_code="PCL5")
+    assert adm.status == "in_progress" and adm.draft_answers == {"PCL5_01": 3, "PCL5_02": 2}
+    assert not Score.objects.exists() and not Response.objects.exists()
+    # Invalid values are refused per item; what was saved before is kept.
+    r = api().put(api_url(token), {"answers": {"PCL5": {"PCL5_03": 9, "PCL5_XX": 1}}}, format="json")
+    assert r.status_code == 400 and "PCL5_03" in r.json() and "PCL5_XX" in r.json()
+    adm.refresh_from_db()
+    assert adm.draft_answers == {"PCL5_01": 3, "PCL5_02": 2}
+    # Submitting with items missing is refused, listing them, and stores nothing.
+    r = api().post(api_url(token, "submit/"))
+    assert r.status_code == 400 and r.json()["code"] == "incomplete"
+    assert "PCL5_20" in r.json() and "SCS_26" in r.json() and "PCL5_01" not in r.json()
+    assert not Response.objects.exists() and not Score.objects.exists()
+    adm.refresh_from_db()
+    assert adm.draft_answers == {"PCL5_01": 3, "PCL5_02": 2}
+    # Resume from "another device": the JSON GET returns the saved answers.
+    assert api().get(api_url(token)).json()["administrations"][0]["answers"] == {"PCL5_01": 3, "PCL5_02": 2}
+    r = api().put(api_url(token), {"answers": {"PCL5": PCL5 | {"PCL5_01": 3, "PCL5_02": 2}, "SCS": SCS}}, format="json")
+    assert r.status_code == 200
+    r = api().post(api_url(token, "submit/"))
+    assert r.status_code == 200, r.content
+    ids = [x["id"] for x in r.json()["responses"]]
+    assert len(ids) == 2
+    again = api().post(api_url(token, "submit/"))
+    assert again.status_code == 200 and [x["id"] for x in again.json()["responses"]] == ids
+    assert Response.objects.count() == 2
+    pcl = Response.objects.get(instrument_code="PCL5")
+    assert pcl.source == "participant_link" and pcl.link_id == link.pk
+    assert Score.objects.get(response=pcl, code="total").value == 23.0
+    # A submitted link now looks like any unusable link.
+    assert api().get(api_url(token)).status_code == 404
+
+
+def test_unknown_expired_revoked_and_submitted_links_look_the_same(participant, baseline, alice, api, in_window):
+    _, submitted = services.link_issue(visit=baseline, by=alice)
+    api().put(api_url(submitted), {"answers": {"PCL5": PCL5, "SCS": SCS}}, format="json")
+    assert api().post(api_url(submitted, "submit/")).status_code == 200
+    unknown = links.new_token()
+    bodies = set()
+    for token in (unknown, submitted):
+        r = Client().get(f"/l/{token}/")
+        assert r.status_code == 404
+        bodies.add(r.content)
+        assert api().get(api_url(token)).status_code == 404
+    assert len(bodies) == 1
+
+
+def test_expired_and_revoked_pages_match_unknown(participant, baseline, alice, make_participant):
+    from participants.models import Site
+
+    Site.objects.filter(code="PDX").update(contact_email="pdx-study@example.org", contact_phone="+1 503 555 0100")
+    tz = zoneinfo.ZoneInfo(participant.time_zone)
+    with time_machine.travel(dt.datetime.combine(baseline.window_start, dt.time(9), tzinfo=tz)):
+        _, expired = services.link_issue(visit=baseline, by=alice)
+        link, revoked = services.link_issue(visit=baseline, by=alice)
+    ParticipantLink.objects.filter(pk=link.pk).update(revoked_at=dt.datetime.now(dt.UTC))
+    with time_machine.travel(dt.datetime.combine(baseline.window_end, dt.time(12), tzinfo=tz)):
+        unknown_page = Client().get(f"/l/{links.new_token()}/")
+        revoked_page = Client().get(f"/l/{revoked}/")
+    with time_machine.travel(dt.datetime.combine(baseline.window_end + dt.timedelta(days=1), dt.time(12), tzinfo=tz)):
+        expired_page = Client().get(f"/l/{expired}/")
+    assert {p.status_code for p in (unknown_page, revoked_page, expired_page)} == {404}
+    assert unknown_page.content == revoked_page.content == expired_page.content
+    assert b"pdx-study@example.org" in unknown_page.content  # the site's contact is on the page
+
+
+def test_links_are_revoked_on_withdrawal(issued, participant, alice, api):
+    link, token = issued
+    participant_withdraw(
+        participant=participant,
+        level="stop_contact",
+        reason="moved away",
+        date=dt.datetime.now(dt.UTC).date(),
+        by=alice,
+    )
+    link.refresh_from_db()
+    assert link.revoked_at is not None
+    assert api().get(api_url(token)).status_code == 404
+    assert api().post(api_url(token, "submit/")).status_code == 404
+    assert set(Administration.objects.filter(participant=participant).values_list("status", flat=True)) == {
+        "not_applicable"
+    }
+
+
+def test_wrong_tokens_from_one_address_are_limited(issued, settings):
+    _, token = issued
+    guesser = Client(REMOTE_ADDR="203.0.113.7")
+    statuses = [guesser.get(api_url(links.new_token())).status_code for _ in range(1000)]
+    assert statuses.count(429) >= 950
+    assert set(statuses) == {404, 429}
+    # The limit is per address, not per token: a valid token from the limited address is refused too...
+    assert guesser.get(api_url(token)).status_code == 429
+    assert guesser.get(f"/l/{token}/").status_code == 429
+    # ...and another address is not affected.
+    assert Client(REMOTE_ADDR="198.51.100.2").get(api_url(token)).status_code == 200
+    # The counter lives in Redis (the shared cache), so every web process sees it.
+    assert settings.CACHES["default"]["BACKEND"].endswith("RedisCache")
+
+
+def test_no_token_in_any_log_line(participant, baseline, alice, api, caplog, in_window):
+    caplog.set_level(logging.DEBUG)
+    token = api(alice).post(f"/api/v1/visits/{baseline.pk}/link/").json()["url"].rstrip("/").rsplit("/", 1)[1]
+    wrong = links.new_token()
+    client = Client()
+    client.head(f"/l/{token}/")
+    client.get(f"/l/{token}/")
+    client.get("/l/", follow=True)
+    client.post("/l/q/1/", {"PCL5_01": "1", "action": "later"})
+    client.get(f"/l/{wrong}/")
+    api().get(api_url(token))
+    api().get(api_url(wrong))
+    api().put(api_url(token), {"answers": {"PCL5": PCL5, "SCS": SCS}}, format="json")
+    api().post(api_url(token, "submit/"))
+    api().post(api_url(token, "submit/"))
+    api().post(api_url(wrong, "submit/"))
+    messages = [r.getMessage() for r in caplog.records] + [caplog.text]
+    assert any("Not Found" in m for m in messages)  # the 404s were logged, redacted
+    for message in messages:
+        assert token not in message and wrong not in message
+    # The development server's access log goes through the same filter.
+    record = logging.LogRecord(
+        "django.server", logging.INFO, __file__, 1, '"%s" %s', (f"GET /l/{token}/ HTTP/1.1", 302), None
+    )
+    assert logging.getLogger("django.server").filter(record)
+    assert token not in record.getMessage()
+
+
+def test_html_flow_inline_errors_review_and_thanks(issued):
+    link, token = issued
+    client = Client()
+    client.get(f"/l/{token}/")
+    r = client.post("/l/q/1/", {"PCL5_01": "2", "action": "next"})
+    assert r.status_code == 400
+    page = r.content.decode()
+    assert 'role="alert"' in page and "Please answer 19 more questions." in page
+    assert 'aria-describedby="err-PCL5_02"' in page
+    assert Administration.objects.get(visit=link.visit, instrument_code="PCL5").draft_answers == {"PCL5_01": 2}
+    r = client.post("/l/q/1/", {**{k: str(v) for k, v in PCL5.items()}, "action": "next"})
+    assert r.status_code == 302 and r["Location"] == "/l/q/2/"
+    r = client.get("/l/q/2/")
+    assert "2 of 2" in r.content.decode()
+    r = client.post("/l/q/2/", {**{k: str(v) for k, v in SCS.items()}, "action": "next"})
+    assert r["Location"] == "/l/review/"
+    r = client.get("/l/review/")
+    assert r.status_code == 200 and "Check your answers" in r.content.decode()
+    assert not Response.objects.exists()
+    r = client.post("/l/review/")
+    assert r.status_code == 302 and r["Location"] == "/l/done/"
+    assert "Thank you" in client.get("/l/done/").content.decode()
+    assert Response.objects.count() == 2
+    assert Client().get(f"/l/{token}/").status_code == 404
+
+
+def test_autosave_saves_each_answer(issued):
+    link, token = issued
+    client = Client()
+    client.get(f"/l/{token}/")
+    r = client.post("/l/q/1/autosave/", {"PCL5_04": "3"})
+    assert r.status_code == 200 and r.json() == {"saved": True}
+    assert Administration.objects.get(visit=link.visit, instrument_code="PCL5").draft_answers == {"PCL5_04": 3}
+    assert not Score.objects.exists()
+    # Without the session (another browser) the page refuses, showing nothing of the participant.
+    assert Client().post("/l/q/1/autosave/", {"PCL5_04": "1"}).status_code == 404
+
+
+def test_pages_follow_the_participant_language(tmp_path, participant, baseline, alice, in_window):
+    import copy
+    import json
+
+    from django.core.management import call_command
+
+    from assessments.definitions import load_shipped_instruments
+    from participants.models import ContactDetails
+
+    data = copy.deepcopy(load_shipped_instruments()["PCL5"].raw)
+    data["version"] = "1.1"
+    data["languages"] = ["en", "es"]
+    data["items"][0]["texts"] = {"es": "Recuerdos repetidos, perturbadores e indeseados"}
+    for option_set in data["option_sets"].values():
+        for option in option_set:
+            option["labels"] = {
+                "es": {0: "Nada", 1: "Un poco", 2: "Moderadamente", 3: "Bastante", 4: "Extremadamente"}[option["value"]]
+            }
+    path = tmp_path / "pcl5-es.json"
+    path.write_text(json.dumps(data), encoding="utf-8")
+    call_command("load_instrument", str(path))
+    ContactDetails.objects.filter(participant=participant).update(language="es")
+    _, token = services.link_issue(visit=baseline, by=alice)
+    client = Client()
+    client.get(f"/l/{token}/")
+    page = client.get("/l/q/1/").content.decode()
+    assert '<html lang="es">' in page
+    assert "Recuerdos repetidos, perturbadores e indeseados" in page
+    assert "Un poco" in page
+    assert "Guardar y continuar" in page and "1 de 2" in page
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_concurrent_submits_store_one_response(make_participant, alice):
+    from scheduling.models import Visit
+    from scheduling.services import schedule_generate
+
+    participant = make_participant("randomized")
+    if not Visit.objects.filter(participant=participant).exists():
+        schedule_generate(participant=participant, by=None)
+    baseline = Visit.objects.get(participant=participant, code="BASELINE")
+    tz = zoneinfo.ZoneInfo(participant.time_zone)
+    with time_machine.travel(dt.datetime.combine(baseline.window_start, dt.time(12), tzinfo=tz)):
+        _, token = services.link_issue(visit=baseline, by=alice)
+        Client().put(api_url(token), {"answers": {"PCL5": PCL5, "SCS": SCS}}, content_type="application/json")
+        barrier = threading.Barrier(2)
+        results = []
+
+        def submit():
+            try:
+                barrier.wait()
+                r = Client().post(api_url(token, "submit/"))
+                results.append((r.status_code, sorted(x["id"] for x in r.json().get("responses", []))))
+            finally:
+                db_connections.close_all()
+
+        threads = [threading.Thread(target=submit) for _ in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    assert Response.objects.count() == 2  # one per instrument, not two per instrument
+    assert [status for status, _ in results] == [200, 200]
+    assert results[0][1] == results[1][1] == sorted(Response.objects.values_list("id", flat=True))

@@ -1,0 +1,152 @@
+"""A real Chromium on a phone-sized screen answers a visit's three self-report questionnaires through a participant
+link served by a live server: part of the first, reload, resume, finish all three, review, submit, thank-you."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from assessments import services
+from assessments.models import Administration, Answer, Response, Score
+from scheduling.models import Visit
+
+CHROMIUM = "/usr/bin/chromium"
+SHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
+
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.skipif(shutil.which(CHROMIUM) is None, reason="needs Debian's chromium (apt-get install chromium)"),
+]
+
+
+@pytest.fixture
+def browser_page(monkeypatch):
+    sync_api = pytest.importorskip("playwright.sync_api")
+    # Playwright's sync API keeps an event loop running in this thread, which makes Django refuse ORM calls here as
+    # "async context". The test's own DB calls are plain synchronous code, so allow them for this test only.
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    with sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(
+            executable_path=CHROMIUM,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+            ],
+        )
+        context = browser.new_context(
+            viewport={"width": 390, "height": 844},
+            device_scale_factor=2,
+            is_mobile=True,
+            has_touch=True,
+            locale="en-US",
+        )
+        page = context.new_page()
+        page.set_default_timeout(10_000)
+        try:
+            yield page
+        finally:
+            context.close()
+            browser.close()
+
+
+def answer(page, code: str, value: int) -> None:
+    page.locator(f'input[name="{code}"][value="{value}"]').check()
+
+
+def wait_for_saves(page, count: int) -> None:
+    # The page's script counts finished saves; each save posts the whole form, so once all have finished the server
+    # holds every answer whatever order they arrived in.
+    # (A selector wait, not wait_for_function: the page's CSP forbids evaluating strings, and the test keeps it on.)
+    page.locator(f'#instrument-form[data-saved-count="{count}"]').wait_for(state="attached")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_phone_answers_three_questionnaires_with_a_reload(live_server, browser_page, make_participant, alice):
+    from scheduling.services import schedule_generate
+
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    participant = make_participant("randomized")
+    if not Visit.objects.filter(participant=participant).exists():
+        schedule_generate(participant=participant, by=None)
+    baseline = Visit.objects.get(participant=participant, code="BASELINE")
+    # The MAPP baseline has two self-report questionnaires (PCL-5, SCS); the investigator adds the SCS short form,
+    # and the coordinator opens all three before the window (the link works from now until the window closes).
+    services.administration_add(visit=baseline, instrument_code="SCS_SF", by=alice, reason="sub-study")
+    services.administrations_sync_for_participant(participant)
+    for adm in Administration.objects.filter(visit=baseline, respondent="self"):
+        services.administration_open_early(administration=adm, by=alice, reason="participant travels")
+    _, token = services.link_issue(visit=baseline, by=alice)
+
+    page = browser_page
+    page.goto(f"{live_server.url}/l/{token}/")
+    assert page.url == f"{live_server.url}/l/q/1/"  # the token left the address bar
+    assert page.locator(".progress").inner_text() == "1 of 3"
+    page.screenshot(path=str(SHOTS / "01-pcl5-start.png"), full_page=True)
+
+    pcl5 = {f"PCL5_{i:02d}": (i % 5) for i in range(1, 21)}  # total 40
+    first_half = list(pcl5.items())[:10]
+    for code, value in first_half:
+        answer(page, code, value)
+    wait_for_saves(page, len(first_half))
+    assert Administration.objects.get(visit=baseline, instrument_code="PCL5").draft_answers == dict(first_half)
+    assert not Score.objects.exists()
+
+    # Reload, and resume from the server's saved answers (as on another device).
+    page.reload()
+    for code, value in first_half:
+        assert page.locator(f'input[name="{code}"][value="{value}"]').is_checked()
+    page.screenshot(path=str(SHOTS / "02-pcl5-resumed.png"), full_page=True)
+
+    # Trying to continue with items missing shows inline errors; nothing is lost.
+    page.get_by_role("button", name="Save and continue").click()
+    assert page.locator(".error-summary").is_visible()
+    assert "Please answer 10 more questions." in page.locator(".error-summary").inner_text()
+    page.screenshot(path=str(SHOTS / "03-pcl5-errors.png"), full_page=True)
+    for code, value in list(pcl5.items())[10:]:
+        answer(page, code, value)
+    page.get_by_role("button", name="Save and continue").click()
+    page.wait_for_url("**/l/q/2/")
+    assert page.locator(".progress").inner_text() == "2 of 3"
+
+    scs = {f"SCS_{i:02d}": 1 + (i % 5) for i in range(1, 27)}
+    for code, value in scs.items():
+        answer(page, code, value)
+    page.screenshot(path=str(SHOTS / "04-scs.png"), full_page=True)
+    page.get_by_role("button", name="Save and continue").click()
+    page.wait_for_url("**/l/q/3/")
+    assert page.locator(".progress").inner_text() == "3 of 3"
+
+    scs_sf = {f"SCS_SF_{i:02d}": 3 for i in range(1, 13)}
+    for code, value in scs_sf.items():
+        answer(page, code, value)
+    page.keyboard.press("Tab")  # the form is keyboard-reachable
+    page.screenshot(path=str(SHOTS / "05-scs-sf.png"), full_page=True)
+    page.get_by_role("button", name="Save and review").click()
+    page.wait_for_url("**/l/review/")
+    page.screenshot(path=str(SHOTS / "06-review.png"), full_page=True)
+    assert not Response.objects.exists()
+    page.get_by_role("button", name="Send my answers").click()
+    page.wait_for_url("**/l/done/")
+    assert page.get_by_role("heading", name="Thank you").is_visible()
+    page.screenshot(path=str(SHOTS / "07-thanks.png"), full_page=True)
+
+    responses = {r.instrument_code: r for r in Response.objects.filter(visit=baseline)}
+    assert set(responses) == {"PCL5", "SCS", "SCS_SF"}
+    for code, expected in (("PCL5", pcl5), ("SCS", scs), ("SCS_SF", scs_sf)):
+        stored = dict(Answer.objects.filter(response=responses[code]).values_list("item_code", "value"))
+        assert stored == expected
+    assert Score.objects.get(response=responses["PCL5"], code="total").value == 40.0
+    assert Score.objects.get(response=responses["SCS_SF"], code="total").value == 3.0
+    assert set(Administration.objects.filter(visit=baseline, respondent="self").values_list("status", flat=True)) == {
+        "completed"
+    }
+    # Opening the link again after submitting shows the friendly page.
+    page.goto(f"{live_server.url}/l/{token}/")
+    assert page.get_by_role("heading", name="This link cannot be used").is_visible()
+    assert len(list(SHOTS.glob("*.png"))) >= 7

@@ -1,0 +1,140 @@
+"""Query count does not grow with the data: 10 and 1,000 participants cost the same number of queries per export."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from assessments.models import Administration, Answer, Response, SafetyAlert, Score
+from participants.models import ContactDetails, Participant, Site, Study
+from scheduling.models import ProtocolDeviation, Visit
+from tests.exports.conftest import body_of
+
+pytestmark = pytest.mark.django_db
+
+
+def bulk_population(study: Study, site: Site, start: int, count: int) -> None:
+    """Participants with a baseline visit, a PCL-5 response (20 answers, 2 scores), a deviation and an alert, inserted
+    with bulk_create: a handful of statements for any count."""
+    now = timezone.now()
+    today = dt.date(2030, 1, 1)
+    people = Participant.objects.bulk_create(
+        Participant(
+            participant_id=f"{study.code}-{site.code}-{n:05d}",
+            study=study,
+            site=site,
+            number=n,
+            status="randomized",
+            randomized_at=now,
+            enrolled_at=now,
+            stratum=site.code,
+        )
+        for n in range(start, start + count)
+    )
+    ContactDetails.objects.bulk_create(
+        ContactDetails(participant=p, full_name="X", email="x@example.org") for p in people
+    )
+    visits = Visit.objects.bulk_create(
+        Visit(
+            participant=p,
+            code="BASELINE",
+            name="Baseline",
+            kind="baseline",
+            target_date=today,
+            window_start=today,
+            window_end=today + dt.timedelta(days=3),
+            occurred_at=now,
+            status="completed",
+        )
+        for p in people
+    )
+    adms = Administration.objects.bulk_create(
+        Administration(
+            participant=v.participant, visit=v, instrument_code="PCL5", respondent="self", status="completed"
+        )
+        for v in visits
+    )
+    responses = Response.objects.bulk_create(
+        Response(
+            administration=a,
+            participant=a.participant,
+            visit=a.visit,
+            instrument_code="PCL5",
+            instrument_version="1.0",
+            source="staff",
+            submitted_at=now,
+        )
+        for a in adms
+    )
+    Answer.objects.bulk_create(
+        Answer(response=r, item_code=f"PCL5_{i:02d}", value=i % 5) for r in responses for i in range(1, 21)
+    )
+    Score.objects.bulk_create(
+        Score(
+            response=r,
+            kind=kind,
+            code=code,
+            value=40.0,
+            complete=True,
+            instrument_version="1.0",
+            scoring_version="1.0",
+            computed_at=now,
+            method="sum",
+        )
+        for r in responses
+        for kind, code in (("scale", "total"), ("flag", "provisional_ptsd"))
+    )
+    ProtocolDeviation.objects.bulk_create(
+        ProtocolDeviation(participant=v.participant, visit=v, type="out_of_window", description="late", days_outside=1)
+        for v in visits
+    )
+    SafetyAlert.objects.bulk_create(
+        SafetyAlert(
+            participant=r.participant, response=r, rule_code="pcl5_rise", severity="medium", message="m", created_at=now
+        )
+        for r in responses
+    )
+
+
+URLS = [
+    *(
+        f"{d}.{f}"
+        for d in ("participants", "visits", "responses", "scores", "deviations", "safety_alerts")
+        for f in ("csv", "json")
+    ),
+    "scores.csv?layout=wide",
+    "scores.json?layout=wide",
+    "responses.sav",
+    "codebook.csv",
+]
+
+
+def counts(api, user) -> dict[str, tuple[int, int]]:
+    out = {}
+    for url in URLS:
+        with CaptureQueriesContext(connection) as ctx:
+            r = api(user).get(f"/api/v1/export/{url}")
+            body = body_of(r)
+        assert r.status_code == 200, url
+        out[url] = (len(ctx.captured_queries), len(body))
+    return out
+
+
+def test_query_count_is_the_same_for_10_and_1000_participants(study, pdx, personas, api):
+    statistician = personas["statistician"]
+    bulk_population(study, pdx, 1, 10)
+    small = counts(api, statistician)
+    bulk_population(study, pdx, 11, 990)
+    large = counts(api, statistician)
+    for url in URLS:
+        assert small[url][0] == large[url][0], (url, small[url][0], large[url][0])
+        if not url.startswith("codebook"):
+            assert large[url][1] > small[url][1] * 20, url  # the data really grew
+    # The statement that streams the rows is among the queries counted.
+    with CaptureQueriesContext(connection) as ctx:
+        body_of(api(statistician).get("/api/v1/export/responses.csv"))
+    assert any(q["sql"].startswith("COPY (WITH px AS") for q in ctx.captured_queries)

@@ -1,0 +1,139 @@
+"""Real processes for integration tests: a Celery worker (prefork, as deployed) against the pytest database, and
+this process's Celery app pointed at a given broker.
+
+The worker reaches the pytest database through DATABASE_URL, so tests that use it commit (transaction=True). Its
+database sessions carry an application name, so a test can wait for exactly those to end before the database is
+dropped.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import redis
+from django.conf import settings
+from django.db import connection
+
+ROOT = Path(__file__).resolve().parents[2]
+WORKER_APPLICATION_NAME = "trialsite-test-worker"
+
+
+def wait_until(predicate, timeout: float, what, interval: float = 0.1):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what() if callable(what) else what}")
+
+
+@contextlib.contextmanager
+def broker(url: str):
+    """Point this process's Celery app (the publisher: web requests, the dispatcher) at ``url``.
+
+    Each test must use a URL of its own (its own Redis database or server): kombu keeps producer pools in a global
+    registry keyed by the URL, and the pool closed here on exit must never be handed to a later test."""
+    from trialsite.celery import app
+
+    names = ("broker_url", "broker_write_url", "broker_read_url")
+    saved = [app.conf[n] for n in names], app._pool, app.amqp._producer_pool
+    app._pool = app.amqp._producer_pool = None
+    for n in names:
+        app.conf[n] = url
+    try:
+        yield app
+    finally:
+        if app._pool is not None:
+            app._pool.force_close_all()
+        for n, value in zip(names, saved[0], strict=True):
+            app.conf[n] = value
+        app._pool, app.amqp._producer_pool = saved[1], saved[2]
+
+
+class Worker:
+    def __init__(self, broker_url: str, smtp_port: int):
+        self.log = tempfile.NamedTemporaryFile(prefix="worker-", suffix=".log", delete=False)  # noqa: SIM115
+        env = {
+            **os.environ,
+            "DEBUG": "true",
+            "DATABASE_URL": (
+                f"postgres://postgres@127.0.0.1:5432/{settings.DATABASES['default']['NAME']}"
+                f"?application_name={WORKER_APPLICATION_NAME}"
+            ),
+            "CELERY_BROKER_URL": broker_url,
+            "EMAIL_URL": f"smtp://127.0.0.1:{smtp_port}",
+        }
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "trialsite",
+                "worker",
+                "-Q",
+                "safety,reminders,default",
+                "-c",
+                "2",
+                "-P",
+                "prefork",
+                "--without-heartbeat",
+                "--without-mingle",
+                "--without-gossip",
+                "-l",
+                "info",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def output(self) -> str:
+        return Path(self.log.name).read_text(errors="replace")
+
+    def wait_ready(self, timeout: float = 30) -> None:
+        wait_until(lambda: " ready." in self.output() or self.proc.poll() is not None, timeout, "the worker")
+        assert self.proc.poll() is None, self.output()[-3000:]
+
+    def kill(self) -> None:
+        """SIGKILL to the whole process group: the main process and its pool children die at once."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(10)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        os.unlink(self.log.name)
+
+
+def wait_for_worker_sessions_to_end() -> None:
+    # The test database is dropped at the end of the session; a killed worker's sessions must be gone by then.
+    def gone():
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND application_name = %s",
+                [WORKER_APPLICATION_NAME],
+            )
+            return cursor.fetchone()[0] == 0
+
+    wait_until(gone, 15, "the worker's database sessions to end")
+
+
+def purged(url: str) -> str:
+    """A Redis database emptied for one test's queues."""
+    redis.Redis.from_url(url).flushdb()
+    return url

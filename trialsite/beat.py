@@ -1,0 +1,35 @@
+"""The periodic schedule (one beat process per deployment) and the queue routing.
+
+Queues in priority order: ``safety`` (alerts to investigators), ``reminders`` (the outbox), ``default``. Workers
+consume ``-Q safety,reminders,default``; a deployment can dedicate workers to ``safety``.
+"""
+
+from __future__ import annotations
+
+from celery.schedules import crontab
+
+BEAT_SCHEDULE = {
+    "safety-alerts-escalate": {
+        "task": "assessments.safety_alerts_escalate",
+        "schedule": crontab(minute="*/5"),
+        "options": {"queue": "safety", "expires": 240},
+    },
+    # The reminder outbox (notifications): claim due rows every minute; re-plan every participant every 5 minutes as
+    # the safety net for a "reconcile this participant" hook that never reached the broker. Expiry below the period:
+    # a tick that waited out a Redis outage is dropped rather than stacked (the next one does the same work).
+    "notifications-dispatch-due": {
+        "task": "notifications.dispatch_due",
+        "schedule": crontab(),
+        "options": {"queue": "reminders", "expires": 50},
+    },
+    "notifications-reconcile-all": {
+        "task": "notifications.reconcile_all",
+        "schedule": crontab(minute="*/5"),
+        "options": {"queue": "reminders", "expires": 240},
+    },
+}
+
+TASK_ROUTES = {
+    "assessments.safety_*": {"queue": "safety"},
+    "notifications.*": {"queue": "reminders"},
+}

@@ -1,0 +1,19 @@
+"""Follow-up work that one context asks of another without importing it.
+
+Writers never import notifications (architecture: arrows go one way). After a change that can alter which reminders
+a participant should get, the writer asks for "reconcile this participant" by task name once its transaction commits;
+the planner then recomputes the wanted reminders from the current state. ``robust=True``: if the broker is down the
+request still succeeds (the periodic ``notifications.reconcile_all`` catches up), instead of a committed write
+answering 500.
+"""
+
+from __future__ import annotations
+
+from celery import current_app
+from django.db import transaction
+
+
+def reconcile_reminders_on_commit(participant_pk: int) -> None:
+    transaction.on_commit(
+        lambda: current_app.send_task("notifications.reconcile_participant", args=[participant_pk]), robust=True
+    )
