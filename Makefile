@@ -26,6 +26,7 @@ run: install
 test: install
 	DEBUG=true DATABASE_URL=$${DATABASE_URL:-$(TEST_DATABASE_URL)} REDIS_URL=$${REDIS_URL:-$(TEST_REDIS_URL)} \
 		CELERY_BROKER_URL=$${CELERY_BROKER_URL:-$${REDIS_URL:-$(TEST_REDIS_URL)}} EMAIL_URL=locmem:// \
+		DATABASE_CONN_MAX_AGE=0 \
 		bash -c '$(PY) bin/preflight.py && $(PY) -m pytest -n $${PYTEST_WORKERS:-2} $(PYTEST_ARGS)'
 
 bench: install

@@ -52,7 +52,6 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
-    "whitenoise.middleware.WhiteNoiseMiddleware",
     "csp.middleware.CSPMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "trialsite.middleware.SessionLifetimeMiddleware",
@@ -63,6 +62,10 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
+
+if not DEBUG:
+    # Static files from the application server in production; in development runserver serves them from the apps.
+    MIDDLEWARE.insert(1, "whitenoise.middleware.WhiteNoiseMiddleware")
 
 ROOT_URLCONF = "trialsite.urls"
 WSGI_APPLICATION = "trialsite.wsgi.application"
@@ -87,7 +90,11 @@ TEMPLATES = [
 # production (the append-only audit trigger and row locks for id allocation need PostgreSQL).
 _default_db = f"sqlite:///{VAR_DIR / 'trialsite.sqlite3'}"
 try:
-    DATABASES = {"default": dj_database_url.parse(env_str("DATABASE_URL", _default_db), conn_max_age=60)}
+    DATABASES = {
+        "default": dj_database_url.parse(
+            env_str("DATABASE_URL", _default_db), conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 60, minimum=0)
+        )
+    }
 except ValueError as exc:
     raise ImproperlyConfigured(
         f"DATABASE_URL is not a database URL ({exc}); e.g. postgres://user@host:5432/db"

@@ -15,15 +15,14 @@ from scheduling.models import Visit
 CHROMIUM = "/usr/bin/chromium"
 SHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
 
-pytestmark = [
-    pytest.mark.integration,
-    pytest.mark.skipif(shutil.which(CHROMIUM) is None, reason="needs Debian's chromium (apt-get install chromium)"),
-]
+pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
 def browser_page(monkeypatch):
-    sync_api = pytest.importorskip("playwright.sync_api")
+    from playwright import sync_api
+
+    assert shutil.which(CHROMIUM), "the browser test needs Debian's chromium: apt-get install chromium"
     # Playwright's sync API keeps an event loop running in this thread, which makes Django refuse ORM calls here as
     # "async context". The test's own DB calls are plain synchronous code, so allow them for this test only.
     monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
@@ -66,8 +65,33 @@ def wait_for_saves(page, count: int) -> None:
     page.locator(f'#instrument-form[data-saved-count="{count}"]').wait_for(state="attached")
 
 
+@pytest.fixture
+def server_sessions_released():
+    """After the test (and after the browser closed, since this fixture is set up first): the live server's request
+    threads hold database sessions until their HTTP connections end. Wait for them, so the test database can be
+    dropped at the end of the run; end any that linger."""
+    yield
+    import time
+
+    from django.db import connection
+
+    query = "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+    deadline = time.monotonic() + 5
+    with connection.cursor() as cursor:
+        while True:
+            cursor.execute(query)
+            pids = [pid for (pid,) in cursor.fetchall()]
+            if not pids or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)  # polling real server threads, not moving the clock
+        for pid in pids:
+            cursor.execute("SELECT pg_terminate_backend(%s)", [pid])
+
+
 @pytest.mark.django_db(transaction=True)
-def test_phone_answers_three_questionnaires_with_a_reload(live_server, browser_page, make_participant, alice):
+def test_phone_answers_three_questionnaires_with_a_reload(
+    server_sessions_released, live_server, browser_page, make_participant, alice
+):
     from scheduling.services import schedule_generate
 
     SHOTS.mkdir(parents=True, exist_ok=True)

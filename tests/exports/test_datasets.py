@@ -24,9 +24,7 @@ SHIPPED = load_shipped_instruments()
 
 
 def frame(response) -> pd.DataFrame:
-    return pd.read_csv(
-        io.BytesIO(body_of(response)), float_precision="round_trip", keep_default_na=False, na_values=[""]
-    )
+    return pd.read_csv(io.BytesIO(body_of(response)), keep_default_na=False, na_values=[""])
 
 
 def test_answers_from_links_and_staff_entry_round_trip_unchanged(answered, statistician, api):
