@@ -221,7 +221,7 @@ def test_changed_since_gives_only_rows_whose_source_changed(make_participant, al
         ("responses.csv?changed_since=yesterday", "changed_since"),
         ("responses.csv?changed_since=2025-01-01T00:00:00", "changed_since"),
         ("responses.csv?instrument=NOPE", "instrument"),
-        ("responses.csv?site=XXX", "site"),
+        ("responses.csv?site=QQQ", "site"),
         ("responses.csv?study=NOPE", "study"),
         ("responses.csv?visit_code=a%20b", "visit_code"),
         ("scores.csv?layout=tall", "layout"),
