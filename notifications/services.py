@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.template.loader import render_to_string
 from django.utils import timezone, translation
 
@@ -188,12 +188,7 @@ def notifications_reconcile(*, participant_id: int, now: dt.datetime | None = No
             r.key: r
             for r in Notification.objects.filter(participant_id=participant_id)
             .exclude(status=N.CANCELLED)
-            .filter(status__in=REPLACEABLE)
-            .union(
-                Notification.objects.filter(participant_id=participant_id, key__in=list(wanted)).exclude(
-                    status=N.CANCELLED
-                )
-            )
+            .filter(Q(status__in=REPLACEABLE) | Q(key__in=list(wanted)))
         }
         stale = [
             r.pk for k, r in rows.items() if r.status in REPLACEABLE and (k not in wanted or _differs(r, wanted[k]))

@@ -48,6 +48,10 @@ def get_json(url: str):
         return response.status, json.loads(response.read())
 
 
+def _succeeded(tmp_path: Path) -> str:
+    return "\n".join(line for line in (tmp_path / "run.log").read_text().splitlines() if " succeeded in " in line)
+
+
 def test_make_run_answers_healthz_within_90_seconds_with_no_environment(tmp_path):
     project = project_copy(tmp_path / "project")
     port = free_port()
@@ -79,6 +83,14 @@ def test_make_run_answers_healthz_within_90_seconds_with_no_environment(tmp_path
         assert "demo-coordinator-2026" in output
         status, ready = get_json(f"http://127.0.0.1:{port}/readyz")
         assert (status, ready["database"], ready["broker"]) == (200, "ok", "ok")
+        # The worker consumes from the filesystem broker: the seed's follow-up tasks (reminder planning for the demo
+        # participants) run against the SQLite file without errors.
+        deadline = time.monotonic() + 60
+        while "notifications.reconcile_participant" not in _succeeded(tmp_path) and time.monotonic() < deadline:
+            time.sleep(0.5)  # polling a real worker process
+        output = (tmp_path / "run.log").read_text()
+        assert "notifications.reconcile_participant" in _succeeded(tmp_path), output[-3000:]
+        assert "Traceback" not in output, output[-5000:]
     finally:
         os.killpg(process.pid, signal.SIGINT)  # what Ctrl-C does in a terminal
         try:
