@@ -4,7 +4,7 @@ to the same server.
 Both runs send N messages to one loopback SMTP server running in its own process (so neither side shares a GIL with
 it). The baseline is the fastest plain approach: one smtplib connection, ``sendmail`` in a loop. The pipeline is what
 production does: N due outbox rows in a throwaway PostgreSQL database (``trialsite_bench``), one dispatcher tick
-(claim + publish) and a real worker (``-c 2 -P prefork``), timed from the tick until the server holds N messages.
+(claim + publish) and a real worker (``-c 4 -P prefork``, as docker-compose.yml runs it), timed from the tick until the server holds N messages.
 
 Environment: DATABASE_URL (any database on the server; the bench creates and drops ``trialsite_bench`` beside it),
 REDIS_URL (the bench uses database 15 of that server and flushes it), BENCH_REMINDERS_N (default 1000).
@@ -175,7 +175,7 @@ def _worker(db_url: str, broker_url: str, smtp_port: int) -> subprocess.Popen:
         "EMAIL_URL": f"smtp://127.0.0.1:{smtp_port}",
     }
     return subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "trialsite", "worker", "-Q", "safety,reminders,default", "-c", "2",
+        [sys.executable, "-m", "celery", "-A", "trialsite", "worker", "-Q", "safety,reminders,default", "-c", "4",
          "-P", "prefork", "--without-heartbeat", "--without-mingle", "--without-gossip", "-l", "warning"],
         cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
     )  # fmt: skip
@@ -229,7 +229,9 @@ def main() -> None:
         server.stop()
         connections.close_all()
         _admin_sql(db_url, f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
-    print(f"   messages: {n} (worker -c 2 prefork; SMTP server on loopback in its own process)")
+    print(
+        f"   messages: {n} (worker -c 4 prefork, as in docker-compose.yml; SMTP server on loopback in its own process)"
+    )
     print(f"   plain smtplib loop, one connection:        {baseline:8.1f} messages/s")
     print(f"   outbox -> Celery/Redis -> worker -> SMTP:   {pipeline:8.1f} messages/s")
     print(f"   ratio (goal >= 0.5):                        {pipeline / baseline:8.2f}")
