@@ -23,6 +23,7 @@ from assessments.serializers import (
     AdministrationOutput,
     LinkOutput,
     LinkSaveInput,
+    OpenInput,
     ResponseCorrectInput,
     ResponseCreateInput,
     SafetyAlertOutput,
@@ -72,13 +73,15 @@ class VisitAdministrations(APIView):
 
 
 class AdministrationOpen(APIView):
-    @extend_schema(request=None, responses={200: AdministrationOutput})
+    @extend_schema(request=OpenInput, responses={200: AdministrationOutput})
     def post(self, request, administration_id: int):
         adm = selectors.administration_get(request.user, administration_id)
+        payload = OpenInput(data=request.data)
+        payload.is_valid(raise_exception=True)
         if not participant_selectors.can_manage(request.user, adm.participant.site_id):
             raise PermissionDeniedError("your role at this site cannot open questionnaires")
         adm = services.administration_open_early(
-            administration=adm, by=request.user, reason=request.data.get("reason") or None
+            administration=adm, by=request.user, reason=payload.validated_data.get("reason") or None
         )
         return HttpResponse(AdministrationOutput(adm).data)
 

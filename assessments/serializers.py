@@ -30,6 +30,10 @@ class LinkSaveInput(serializers.Serializer):
     answers = serializers.DictField(child=AnswersField(), help_text="{INSTRUMENT: {ITEM_CODE: value}}")
 
 
+class OpenInput(serializers.Serializer):
+    reason = serializers.CharField(required=False, allow_blank=True, max_length=2000)
+
+
 class AcknowledgeInput(serializers.Serializer):
     note = serializers.CharField()
 

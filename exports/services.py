@@ -104,7 +104,11 @@ def _values(params: Mapping[str, Any], name: str) -> list[str]:
         raw = [] if value in (None, "") else (list(value) if isinstance(value, list | tuple) else [value])
     out: list[str] = []
     for value in raw:
-        out.extend(part.strip() for part in str(value).split(",") if part.strip())
+        text = str(value)
+        if "\x00" in text:
+            # PostgreSQL text cannot hold NUL: refuse it here rather than fail in the query.
+            raise ServiceError(f"bad {name}", field_errors={name: ["Null characters are not allowed."]})
+        out.extend(part.strip() for part in text.split(",") if part.strip())
     return out
 
 

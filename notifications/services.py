@@ -585,15 +585,12 @@ def _attempt(
     except channels.DeliveryError as exc:
         return _record_failure(row, claim_token, str(exc), now)
 
-    def commit() -> bool:
-        return bool(
-            Notification.objects.filter(pk=row.pk, status=N.SENDING, claim_token=claim_token).update(
-                status=N.SENT, sent_at=timezone.now(), last_error="", updated_at=timezone.now()
-            )
-        )
-
+    mark = SentMark(pk=row.pk, claim_token=claim_token)
     try:
-        provider_id = channels.deliver(row.channel, message, commit)
+        try:
+            provider_id = channels.deliver(row.channel, message, mark)
+        finally:
+            mark.confirm()  # the connection is used again below: read the in-flight COMMIT's answer first
     except channels.Superseded:
         return "skipped"
     except Exception as exc:  # any failure of this attempt is recorded on the row and retried by the outbox
@@ -601,6 +598,65 @@ def _attempt(
     if provider_id:
         provider_ids[row.pk] = provider_id[:200]
     return N.SENT
+
+
+_MARK_SENT_SQL = """
+UPDATE notifications_notification
+SET status = 'sent', sent_at = now(), last_error = '', updated_at = now()
+WHERE id = %s AND status = 'sending' AND claim_token = %s
+"""
+
+
+class SentMark:
+    """The point of no return of one delivery attempt (the ``commit`` a channel calls just before the step that makes
+    a message irrevocable: SMTP's final ".", the SMS provider request). Returns False when the row is no longer this
+    attempt's, and then the channel sends nothing.
+
+    Why the COMMIT is left in flight: the row must be marked sent before the "." (a worker killed after the "." must
+    not leave a row that would be sent again), but a worker killed while it waits for a durable COMMIT would leave a
+    row marked sent whose "." never went out: a lost message. So the row is updated and locked in a transaction whose
+    outcome is already decided (the row is ours), the COMMIT is written to the server without waiting, and the "."
+    follows at once; ``confirm`` reads the COMMIT's answer afterwards. What remains is the gap between two socket
+    writes. Inside an enclosing transaction (tests) or on SQLite it is a plain conditional UPDATE."""
+
+    def __init__(self, *, pk: int, claim_token: str) -> None:
+        self.pk, self.claim_token = pk, claim_token
+        self._pending = None
+
+    def __call__(self) -> bool:
+        if connection.vendor != "postgresql" or connection.in_atomic_block:
+            now = timezone.now()
+            return bool(
+                Notification.objects.filter(pk=self.pk, status=N.SENDING, claim_token=self.claim_token).update(
+                    status=N.SENT, sent_at=now, last_error="", updated_at=now
+                )
+            )
+        from psycopg import generators, waiting
+
+        connection.ensure_connection()
+        pg = connection.connection  # Django's own session, in autocommit mode outside atomic blocks
+        with pg.cursor() as cursor:
+            cursor.execute("BEGIN")
+            cursor.execute(_MARK_SENT_SQL, [self.pk, uuid.UUID(self.claim_token)])
+            if cursor.rowcount != 1:
+                cursor.execute("ROLLBACK")
+                return False
+        pg.pgconn.send_query(b"COMMIT")
+        waiting.wait(generators.send(pg.pgconn), pg.pgconn.socket)  # on the wire; the answer is read in confirm()
+        self._pending = pg
+        return True
+
+    def confirm(self) -> None:
+        pg, self._pending = self._pending, None
+        if pg is None:
+            return
+        from psycopg import generators, pq, waiting
+
+        results = waiting.wait(generators.fetch_many(pg.pgconn), pg.pgconn.socket)
+        failed = [r for r in results if r.status != pq.ExecStatus.COMMAND_OK]
+        if failed:
+            message = (failed[0].error_message or b"").decode(errors="replace")
+            raise channels.DeliveryError(f"could not record the message as sent: {message}")
 
 
 def _store_provider_ids(provider_ids: dict[int, str]) -> None:

@@ -13,6 +13,28 @@ from tests.factories import build_study, staff
 from trialsite.roles import Role
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _cache_of_this_worker(worker_id):
+    """Each parallel test process gets a Redis database of its own for the cache. Tests clear the cache to reset the
+    wrong-token counters; one process clearing must never reset another's counters halfway through a test.
+    (Broker tests use databases 11-13; the cache takes 1-10.)"""
+    from django.conf import settings
+    from django.test.utils import override_settings
+
+    location = settings.CACHES["default"].get("LOCATION")
+    if not location or not str(location).startswith("redis://") or worker_id == "master":
+        yield
+        return
+    number = 1 + min(int(worker_id.removeprefix("gw")), 9)
+    base = str(location).rsplit("/", 1)[0] if str(location).count("/") > 2 else str(location)
+    override = override_settings(
+        CACHES={**settings.CACHES, "default": {**settings.CACHES["default"], "LOCATION": f"{base}/{number}"}}
+    )
+    override.enable()
+    yield
+    override.disable()
+
+
 @pytest.fixture
 def smtp_recorder():
     """A real SMTP server on loopback that keeps every message it accepts."""

@@ -1,10 +1,12 @@
 """Session lifetime: the inactivity timeout slides (SESSION_COOKIE_AGE with save-every-request); this middleware
-adds the absolute lifetime, after which a staff session ends however active it was."""
+adds the absolute lifetime, after which a staff session ends however active it was. And paths that cannot name
+anything (a NUL character) answer 404 before reaching a view."""
 
 import time
 
 from django.conf import settings
 from django.contrib.auth import logout
+from django.http import Http404, JsonResponse
 
 _STARTED = "_session_started_at"
 
@@ -23,4 +25,20 @@ class SessionLifetimeMiddleware:
                     session[_STARTED] = now
             elif now - int(started) > settings.SESSION_ABSOLUTE_SECONDS:
                 logout(request)
+        return self.get_response(request)
+
+
+class NulInPathMiddleware:
+    """A path carrying a NUL character (``%00``) names nothing: answer 404 before any view looks it up. Path
+    parameters (participant ids, study and site codes, instrument codes) go into queries as text, and PostgreSQL text
+    cannot hold NUL, so without this such a path would fail in the database instead of answering "not found"."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        if "\x00" in request.path_info:
+            if request.path_info.startswith("/api/"):
+                return JsonResponse({"detail": "Not found."}, status=404)
+            raise Http404("no such page")
         return self.get_response(request)

@@ -61,6 +61,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, so its 404 still gets every security header on the way out.
+    "trialsite.middleware.NulInPathMiddleware",
 ]
 
 if not DEBUG:
