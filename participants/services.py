@@ -16,7 +16,6 @@ from participants import randomization
 from participants.models import (
     AllocationList,
     AllocationSlot,
-    Arm,
     ConsentDocument,
     ConsentRecord,
     ContactDetails,
@@ -649,10 +648,6 @@ def membership_revoke(*, user, site: Site, role: str, by, reason: str) -> None:
             changes=[("role", f"{role}@{site.code}", None)],
             reason=reason,
         )
-
-
-def arm_codes(study: Study) -> list[str]:
-    return list(Arm.objects.filter(study=study).values_list("code", flat=True))
 
 
 # --- unblinding -------------------------------------------------------------------------------------------------------
