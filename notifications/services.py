@@ -30,13 +30,14 @@ from django.utils import timezone, translation
 
 from assessments.models import Administration
 from audit.models import AuditEvent
-from audit.services import audit_record
+from audit.services import audit_participant_record
 from notifications import channels, planner
 from notifications.models import Notification
 from notifications.rules import rules_for
 from participants.models import ContactDetails, Participant, StaffMembership
 from scheduling.models import Visit
 from trialsite.errors import Conflict
+from trialsite.followups import send_task_on_commit
 
 log = logging.getLogger(__name__)
 
@@ -234,13 +235,12 @@ def notifications_cancel_for_participant(*, participant: Participant, reason: st
         status=N.CANCELLED, cancel_reason=reason[:200], claim_token=None, updated_at=timezone.now()
     )
     if count:
-        audit_record(
+        audit_participant_record(
+            participant,
             by=by,
             action=AuditEvent.Action.UPDATE,
             entity_type="notifications",
             entity_id=participant.pk,
-            participant_id=participant.participant_id,
-            site_code=participant.site.code,
             changes=[("cancelled", None, count)],
             reason=reason,
         )
@@ -364,19 +364,6 @@ def enqueue_sends(claims: list[tuple[int, str]]) -> int:
                 status=N.PENDING, claim_token=None, claimed_at=None
             )
     return published
-
-
-def enqueue_by_name(name: str, args: list) -> bool:
-    """Publish a task by name after commit; a broker outage is logged, never raised into the request that caused it
-    (the periodic sweep catches up)."""
-    from celery import current_app
-
-    try:
-        current_app.send_task(name, args=args)
-    except Exception:
-        log.exception("broker unreachable: could not enqueue %s; the periodic sweep will catch up", name)
-        return False
-    return True
 
 
 # --- sending ------------------------------------------------------------------------------------------------------
@@ -701,16 +688,15 @@ def notification_retry(*, notification: Notification, by, reason: str | None = N
     old_attempts = row.attempts
     row.status, row.attempts, row.due_at, row.claim_token, row.claimed_at = N.PENDING, 0, due, None, None
     row.save(update_fields=["status", "attempts", "due_at", "claim_token", "claimed_at", "updated_at"])
-    audit_record(
+    audit_participant_record(
+        row.participant,
         by=by,
         action=AuditEvent.Action.UPDATE,
         entity_type="notification",
         entity_id=row.pk,
-        participant_id=row.participant.participant_id,
-        site_code=row.participant.site.code,
         changes=[("status", N.FAILED, N.PENDING), ("attempts", old_attempts, 0), ("due_at", None, due)],
         reason=reason or "manual retry",
     )
     # Dispatch now rather than at the next beat tick; if the broker is down the row simply waits for the beat.
-    transaction.on_commit(lambda: enqueue_by_name("notifications.dispatch_due", []))
+    send_task_on_commit("notifications.dispatch_due", [])
     return row

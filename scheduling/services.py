@@ -193,13 +193,12 @@ def schedule_generate(*, participant: Participant, by) -> list[Visit]:
     created = Visit.objects.bulk_create(visits)
     # One event for the whole plan keeps generation at a constant number of queries; each row's dates are in the
     # visit table and every later change to them is audited per visit.
-    audit_record(
+    audit_participant_record(
+        participant,
         by=by,
         action=AuditEvent.Action.CREATE,
         entity_type="participant_schedule",
         entity_id=schedule.pk,
-        participant_id=participant.participant_id,
-        site_code=participant.site.code,
         changes=[
             ("protocol_version", None, str(version)),
             ("visits", None, [f"{v.code} {v.target_date.isoformat()}" for v in created]),
@@ -626,13 +625,12 @@ def deviation_record(
         days_outside=days_outside,
         recorded_by=by if getattr(by, "pk", None) else None,
     )
-    audit_record(
+    audit_participant_record(
+        participant,
         by=by,
         action=AuditEvent.Action.CREATE,
         entity_type="protocol_deviation",
         entity_id=deviation.pk,
-        participant_id=participant.participant_id,
-        site_code=participant.site.code,
         changes=[("type", None, type), ("description", None, description)]
         + ([("days_outside", None, days_outside)] if days_outside is not None else []),
         reason=description,

@@ -13,7 +13,10 @@ from celery import current_app
 from django.db import transaction
 
 
+def send_task_on_commit(name: str, args: list) -> None:
+    """Publish task ``name`` once the current transaction commits; a broker outage is logged, never raised."""
+    transaction.on_commit(lambda: current_app.send_task(name, args=args), robust=True)
+
+
 def reconcile_reminders_on_commit(participant_pk: int) -> None:
-    transaction.on_commit(
-        lambda: current_app.send_task("notifications.reconcile_participant", args=[participant_pk]), robust=True
-    )
+    send_task_on_commit("notifications.reconcile_participant", [participant_pk])
