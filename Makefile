@@ -7,7 +7,7 @@ PORT ?= 8000
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/trialsite
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/0
 
-.PHONY: install run test bench lint format lock check-python
+.PHONY: install run test bench lint format lock check-python system-packages
 
 check-python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "trialsite needs Python 3.11 or newer (found " + sys.version.split()[0] + ")")'
@@ -22,8 +22,12 @@ install: $(VENV)/.installed
 run: install
 	PY=$(PY) PORT=$(PORT) bash bin/run
 
+# Debian packages the tests need (chromium, gettext): installed when root with apt, else named before any test runs.
+system-packages:
+	bash bin/system-packages
+
 # Tests run against PostgreSQL and Redis (DATABASE_URL, REDIS_URL); bin/preflight.py names any that is down.
-test: install
+test: install system-packages
 	DEBUG=true DATABASE_URL=$${DATABASE_URL:-$(TEST_DATABASE_URL)} REDIS_URL=$${REDIS_URL:-$(TEST_REDIS_URL)} \
 		CELERY_BROKER_URL=$${CELERY_BROKER_URL:-$${REDIS_URL:-$(TEST_REDIS_URL)}} EMAIL_URL=locmem:// \
 		DATABASE_CONN_MAX_AGE=0 \

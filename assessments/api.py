@@ -30,12 +30,11 @@ from assessments.serializers import (
     render_instrument,
     render_response,
 )
+from participants import access
 from participants import selectors as participant_selectors
 from scheduling import selectors as scheduling_selectors
 from trialsite.errors import PermissionDeniedError
-from trialsite.roles import Role
 
-ALERT_READERS = {Role.INVESTIGATOR, Role.COORDINATOR, Role.ADMIN, "admin"}
 GONE = {"detail": "This link cannot be used. Please contact your study team.", "code": "link_unavailable"}
 LIMITED = {"detail": "Too many attempts. Please try again later.", "code": "rate_limited"}
 
@@ -78,7 +77,7 @@ class AdministrationOpen(APIView):
         adm = selectors.administration_get(request.user, administration_id)
         payload = OpenInput(data=request.data)
         payload.is_valid(raise_exception=True)
-        if not participant_selectors.can_manage(request.user, adm.participant.site_id):
+        if not access.can_manage(request.user, adm.participant.site_id):
             raise PermissionDeniedError("your role at this site cannot open questionnaires")
         adm = services.administration_open_early(
             administration=adm, by=request.user, reason=payload.validated_data.get("reason") or None
@@ -90,7 +89,7 @@ class VisitLink(APIView):
     @extend_schema(request=None, responses={201: LinkOutput})
     def post(self, request, visit_id: int):
         visit = scheduling_selectors.visit_get(request.user, visit_id)
-        if not participant_selectors.can_manage(request.user, visit.participant.site_id):
+        if not access.can_manage(request.user, visit.participant.site_id):
             raise PermissionDeniedError("your role at this site cannot issue participant links")
         link, token = services.link_issue(visit=visit, by=request.user)
         return HttpResponse(
@@ -252,11 +251,7 @@ class SafetyAlertList(ListAPIView):
 
     def get_queryset(self):
         user = self.request.user
-        sites = [
-            s
-            for s in participant_selectors.site_ids_for(user)
-            if participant_selectors.roles_at(user, s) & ALERT_READERS
-        ]
+        sites = access.alert_site_ids(user)
         qs = selectors.safety_alerts_for(user).filter(participant__site_id__in=sites).order_by("-created_at", "-id")
         if self.request.query_params.get("open") in ("1", "true"):
             qs = qs.filter(acknowledged_at__isnull=True)

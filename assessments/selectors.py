@@ -6,7 +6,7 @@ from django.db.models import Prefetch, QuerySet
 from django.shortcuts import get_object_or_404
 
 from assessments.models import Administration, Answer, Response, SafetyAlert, Score
-from participants.selectors import site_ids_for
+from participants.access import site_ids_for
 
 
 def responses_for(user) -> QuerySet[Response]:

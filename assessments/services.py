@@ -40,8 +40,8 @@ from assessments.models import (
 from assessments.scoring import SCORING_VERSION, ScoreResult, score
 from audit.models import AuditEvent
 from audit.services import audit_participant_record, audit_record
+from participants.access import can_acknowledge_alert, roles_at
 from participants.models import Participant
-from participants.selectors import roles_at
 from scheduling.models import Visit
 from trialsite.errors import Conflict, InvalidTransition, PermissionDeniedError, ServiceError
 from trialsite.followups import reconcile_reminders_on_commit
@@ -947,7 +947,7 @@ def safety_alert_acknowledge(*, alert: SafetyAlert, note: str, by) -> SafetyAler
     if not (note and note.strip()):
         raise ServiceError("an acknowledgement needs a note", field_errors={"note": ["required"]})
     alert = SafetyAlert.objects.select_for_update().select_related("participant__site").get(pk=alert.pk)
-    if not (roles_at(by, alert.participant.site_id) & {Role.INVESTIGATOR, Role.ADMIN, "admin"}):
+    if not can_acknowledge_alert(by, alert.participant.site_id):
         raise PermissionDeniedError("only an investigator at this site can acknowledge a safety alert")
     if alert.acknowledged_at is not None:
         raise Conflict("this alert was already acknowledged")

@@ -2,39 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
 from django.db.models import Q
 
 from exports.datasets import Scope
+from participants.access import arm_visible_in_export, export_site_ids
 from participants.models import Site, Study
-from participants.selectors import roles_at, site_ids_for
 from trialsite.errors import PermissionDeniedError, ServiceError
-from trialsite.roles import ALWAYS_BLINDED, Role
 
-EXPORT_ROLES = frozenset({Role.STATISTICIAN, Role.UNBLINDED_STATISTICIAN, Role.INVESTIGATOR, Role.ADMIN})
 DATES_PERMISSION = "exports.export_dates"
-
-
-def export_site_ids(user) -> set[int]:
-    """Sites where the user holds a role that may export (superusers: every site)."""
-    return {sid for sid in site_ids_for(user) if roles_at(user, sid) & EXPORT_ROLES}
-
-
-def arm_visible(user, site_ids: Iterable[int], studies: Iterable[Study]) -> bool:
-    """The arm column exists only for an unblinded statistician, at every site exported, and only once every study
-    exported has been unblinded by an investigator (an open-label study needs no unblinding). Any always-blinded role
-    held at one of the sites wins: the column is then absent."""
-    if user is None:
-        return False
-    site_ids = list(site_ids)
-    if not site_ids:
-        return False
-    for sid in site_ids:
-        roles = roles_at(user, sid)
-        if Role.UNBLINDED_STATISTICIAN not in roles or roles & ALWAYS_BLINDED:
-            return False
-    return all(study.unblinded or not study.blinded for study in studies)
 
 
 def _codes(values: list[str]) -> list[str]:
@@ -85,7 +60,7 @@ def export_scope(user, *, site_codes: list[str], study_codes: list[str], dates: 
     scope = Scope(
         site_ids=site_ids,
         study_ids=study_ids,
-        with_arm=arm_visible(user, site_ids, studies),
+        with_arm=arm_visible_in_export(user, site_ids, studies),
         with_dates=dates,
     )
     return scope, chosen

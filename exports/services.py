@@ -42,7 +42,9 @@ from exports.datasets import (
 )
 from exports.formats import Progress, Var
 from exports.models import ExportFreeze
-from exports.selectors import arm_visible, export_scope, export_site_ids
+from exports.selectors import export_scope
+from participants.access import arm_visible_in_export as arm_visible
+from participants.access import export_site_ids
 from trialsite.errors import PermissionDeniedError, ServiceError
 
 FORMATS = ("csv", "json", "sav", "dta")

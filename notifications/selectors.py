@@ -6,14 +6,7 @@ from django.db.models import QuerySet
 from django.shortcuts import get_object_or_404
 
 from notifications.models import Notification
-from participants.selectors import roles_by_site, site_ids_for
-from trialsite.roles import MANAGE
-
-
-def managed_site_ids(user) -> set[int]:
-    if user.is_superuser:
-        return site_ids_for(user)
-    return {site_id for site_id, roles in roles_by_site(user).items() if roles & MANAGE}
+from participants.access import managed_site_ids
 
 
 def notifications_for(user) -> QuerySet[Notification]:

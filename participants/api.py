@@ -12,7 +12,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from audit.selectors import participant_history
-from participants import selectors, services
+from participants import access, selectors, services
 from participants.models import Participant, Site, Study
 from participants.serializers import (
     ConsentInput,
@@ -31,13 +31,13 @@ from trialsite.errors import PermissionDeniedError, ServiceError
 def render_participant(request, participant: Participant, *, allocation_visible: bool | None = None) -> dict:
     data = dict(ParticipantOutput(participant).data)
     if allocation_visible is None:
-        allocation_visible = selectors.can_see_allocation(
+        allocation_visible = access.can_see_allocation(
             request.user, site_id=participant.site_id, study=participant.study
         )
     if allocation_visible:
         slot = getattr(participant, "allocation", None)
         data["arm"] = slot.arm.code if slot is not None else None
-    if selectors.can_see_contact(request.user, participant.site_id):
+    if access.can_see_contact(request.user, participant.site_id):
         contact = getattr(participant, "contact", None)
         data["contact"] = ContactOutput(contact).data if contact else None
     consent = getattr(participant, "_latest_consent_version", None)
@@ -46,7 +46,7 @@ def render_participant(request, participant: Participant, *, allocation_visible:
 
 
 def _require_manage(request, site_id: int) -> None:
-    if not selectors.can_manage(request.user, site_id):
+    if not access.can_manage(request.user, site_id):
         raise PermissionDeniedError("your role at this site cannot change participants")
 
 
@@ -79,9 +79,7 @@ class ParticipantListCreate(ListAPIView):
         page = self.paginate_queryset(queryset)
         rows = list(page)
         # One query for the allocations this user may see, one for consents: no per-row queries.
-        visible_ids = [
-            p.pk for p in rows if selectors.can_see_allocation(request.user, site_id=p.site_id, study=p.study)
-        ]
+        visible_ids = [p.pk for p in rows if access.can_see_allocation(request.user, site_id=p.site_id, study=p.study)]
         from participants.models import AllocationSlot, ConsentRecord
 
         arms = dict(
@@ -108,7 +106,7 @@ class ParticipantListCreate(ListAPIView):
         payload = ParticipantCreateInput(data=request.data)
         payload.is_valid(raise_exception=True)
         values = payload.validated_data
-        site = Site.objects.filter(code=values["site"], id__in=selectors.site_ids_for(request.user)).first()
+        site = Site.objects.filter(code=values["site"], id__in=access.site_ids_for(request.user)).first()
         if site is None:
             raise serializers.ValidationError({"site": [f"unknown site {values['site']!r}"]})
         study = Study.objects.filter(code=values["study"]).first()
@@ -237,10 +235,10 @@ class ParticipantHistory(APIView):
         participant = selectors.participant_get(request.user, participant_id)
         events = participant_history(
             participant.participant_id,
-            can_see_allocation=selectors.can_see_allocation(
+            can_see_allocation=access.can_see_allocation(
                 request.user, site_id=participant.site_id, study=participant.study
             ),
-            can_see_contact=selectors.can_see_contact(request.user, participant.site_id),
+            can_see_contact=access.can_see_contact(request.user, participant.site_id),
         )
         return Response(HistoryOutput(events, many=True).data)
 
@@ -270,7 +268,7 @@ class SiteOutput(serializers.Serializer):
         return [study.code for study in obj.studies.all()]
 
     def get_roles(self, obj) -> list[str]:
-        return sorted(selectors.roles_at(self.context["request"].user, obj.id))
+        return sorted(access.roles_at(self.context["request"].user, obj.id))
 
 
 class StudyList(ListAPIView):

@@ -2,74 +2,10 @@
 
 from __future__ import annotations
 
-import itertools
-import threading
-
-from django.core.signals import request_started
 from django.db.models import QuerySet
 
-from participants.models import Participant, Site, StaffMembership, Study
-from trialsite.roles import ALWAYS_BLINDED, ALWAYS_UNBLINDED, CONTACT, MANAGE
-
-# Roles are read once per request and kept on the user object for that request only: a list of participants asks
-# "may this user see the arm here?" per row, which must not cost a query per row, and a role revoked between two
-# requests must take effect on the next one.
-_request_numbers = itertools.count(1)
-_request = threading.local()
-
-
-def _new_request(**kwargs) -> None:
-    _request.number = next(_request_numbers)
-
-
-request_started.connect(_new_request, dispatch_uid="participants_roles_cache")
-
-
-def roles_by_site(user) -> dict[int, set[str]]:
-    number = getattr(_request, "number", None)
-    cached = getattr(user, "_trialsite_roles", None)
-    if cached is not None and number is not None and cached[0] == number:
-        return cached[1]
-    roles: dict[int, set[str]] = {}
-    if user.is_authenticated:
-        for site_id, role in StaffMembership.objects.filter(user=user).values_list("site_id", "role"):
-            roles.setdefault(site_id, set()).add(role)
-    user._trialsite_roles = (number, roles)
-    return roles
-
-
-def site_ids_for(user) -> set[int]:
-    if user.is_superuser:
-        return set(Site.objects.values_list("id", flat=True))
-    return set(roles_by_site(user))
-
-
-def roles_at(user, site_id: int) -> set[str]:
-    if user.is_superuser:
-        return {"admin"}
-    return roles_by_site(user).get(site_id, set())
-
-
-def has_role(user, site_id: int, roles) -> bool:
-    return bool(roles_at(user, site_id) & set(roles))
-
-
-def can_manage(user, site_id: int) -> bool:
-    return has_role(user, site_id, MANAGE)
-
-
-def can_see_contact(user, site_id: int) -> bool:
-    return has_role(user, site_id, CONTACT)
-
-
-def can_see_allocation(user, *, site_id: int, study: Study) -> bool:
-    """Blinding by construction: a role that is blinded at a site never sees an arm there, whatever else it holds."""
-    roles = roles_at(user, site_id)
-    if not roles or roles & ALWAYS_BLINDED:
-        return False
-    if roles & ALWAYS_UNBLINDED:
-        return True
-    return not study.blinded or study.unblinded
+from participants.access import site_ids_for
+from participants.models import Participant, Site, Study
 
 
 def sites_for(user) -> QuerySet[Site]:

@@ -658,18 +658,14 @@ def study_unblind(*, study: Study, by, reason: str) -> Study:
     """Unblind a double-blind study (e.g. after database lock): from now on the unblinded statistician's exports carry
     the arm. Only an investigator or administrator at one of the study's sites may do it; it happens once."""
     # Imported here so that this addition leaves the module's import block untouched.
-    from participants.selectors import roles_at
+    from participants.access import can_unblind
     from trialsite.errors import PermissionDeniedError
-    from trialsite.roles import Role
 
     if not (reason and reason.strip()):
         raise ServiceError("unblinding needs a reason", field_errors={"reason": ["required"]})
     study = Study.objects.select_for_update().get(pk=study.pk)
     site_ids = list(study.sites.values_list("id", flat=True))
-    may = getattr(by, "is_superuser", False) or any(
-        roles_at(by, sid) & {Role.INVESTIGATOR, Role.ADMIN} for sid in site_ids
-    )
-    if not may:
+    if not can_unblind(by, site_ids):
         raise PermissionDeniedError("only an investigator or administrator at a site of the study may unblind it")
     if not study.blinded:
         raise InvalidTransition(f"study {study.code} is open-label: there is nothing to unblind")

@@ -15,6 +15,7 @@ from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from participants import access
 from participants import selectors as participant_selectors
 from participants.models import Site
 from scheduling import ical, selectors, services
@@ -30,15 +31,14 @@ from scheduling.serializers import (
     UnscheduledVisitInput,
     VisitOutput,
 )
-from trialsite.errors import PermissionDeniedError, ServiceError
+from trialsite.errors import ServiceError
 from trialsite.roles import MANAGE, Role
 
 SCHEDULERS = MANAGE | {Role.THERAPIST}
 
 
 def _require(request, site_id: int, roles, what: str) -> None:
-    if not participant_selectors.has_role(request.user, site_id, roles):
-        raise PermissionDeniedError(f"your role at this site cannot {what}")
+    access.require_role(request.user, site_id, roles, what)
 
 
 class VisitFilter(django_filters.FilterSet):
@@ -255,9 +255,7 @@ class SiteCalendar(APIView):
 
     @extend_schema(responses={(200, "text/calendar"): OpenApiResponse(description="iCalendar feed")})
     def get(self, request, site_code: str):
-        site = get_object_or_404(
-            Site.objects.filter(id__in=participant_selectors.site_ids_for(request.user)), code=site_code
-        )
+        site = get_object_or_404(Site.objects.filter(id__in=access.site_ids_for(request.user)), code=site_code)
         body = ical.calendar_for(selectors.site_calendar_visits(site.pk), name=f"{site.code} sessions")
         return _ics(body, f"{site.code}.ics")
 

@@ -10,6 +10,7 @@ import json
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from enum import StrEnum
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ __all__ = [
     "DAY0_ANCHORS",
     "KNOWN_INSTRUMENTS",
     "VISIT_KINDS",
+    "VisitKind",
     "Arm",
     "InstrumentDue",
     "Protocol",
@@ -40,15 +42,21 @@ SHIPPED_DIR = Path(__file__).with_name("protocols")
 # Instrument codes are a cross-app contract (see the instrument reference). The assessments app may pass the codes of
 # its own library instead, so the check stays right when a site adds an instrument.
 KNOWN_INSTRUMENTS: frozenset[str] = frozenset({"PCL5", "CAPS5", "LSAS", "LSAS_SR", "SCS", "SCS_SF", "CSSRS_SCREEN"})
-VISIT_KINDS: tuple[str, ...] = (
-    "screening",
-    "baseline",
-    "preparation",
-    "dosing",
-    "integration",
-    "assessment",
-    "follow_up",
-)
+
+
+class VisitKind(StrEnum):
+    """What a visit is for. The values are stored on visits and appear in exports: they are a contract."""
+
+    SCREENING = "screening"
+    BASELINE = "baseline"
+    PREPARATION = "preparation"
+    DOSING = "dosing"
+    INTEGRATION = "integration"
+    ASSESSMENT = "assessment"
+    FOLLOW_UP = "follow_up"
+
+
+VISIT_KINDS: tuple[str, ...] = tuple(kind.value for kind in VisitKind)
 DAY0_ANCHORS: tuple[str, ...] = ("enrollment", "randomization")
 VISIT_ANCHOR_PREFIX = "visit:"
 _VISIT_ANCHOR_RE = re.compile(r"^visit:([A-Z][A-Z0-9_]*)$")
@@ -94,7 +102,7 @@ class VisitDef:
 
     @property
     def is_dosing(self) -> bool:
-        return self.kind == "dosing"
+        return self.kind == VisitKind.DOSING
 
 
 @dataclass(frozen=True)

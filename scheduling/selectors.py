@@ -6,8 +6,8 @@ from __future__ import annotations
 from django.db.models import Prefetch, QuerySet
 from django.shortcuts import get_object_or_404
 
+from participants.access import site_ids_for
 from participants.models import Participant
-from participants.selectors import site_ids_for
 from scheduling.models import ProtocolDeviation, Room, Visit
 
 

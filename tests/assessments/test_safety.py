@@ -14,7 +14,7 @@ from assessments.models import Response, SafetyAlert
 from audit.models import AuditEvent
 from scheduling.models import Visit
 from tests.factories import staff
-from tests.support.processes import Worker, broker, purged, wait_for_worker_sessions_to_end, wait_until
+from tests.support.processes import Worker, broker, broker_url, purged, wait_for_worker_sessions_to_end, wait_until
 from trialsite.roles import Role
 
 pytestmark = pytest.mark.django_db
@@ -52,7 +52,7 @@ def test_high_risk_cssrs_alerts_at_once_and_a_worker_mails_investigators_over_sm
     """End to end with real parts: the API request, the alert in the entry's own transaction, the high-priority task
     through Redis to a real Celery worker process on the ``safety`` queue, and the mail at a real SMTP server."""
     screen = Visit.objects.get(participant=participant, code="SCREEN")
-    url = purged("redis://127.0.0.1:6379/11")
+    url = purged(broker_url(11))
     with broker(url):
         worker = Worker(url, smtp_recorder.port)
         try:

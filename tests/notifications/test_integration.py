@@ -21,7 +21,8 @@ from scheduling import services as scheduling_services
 from scheduling.models import Visit
 from tests.notifications.conftest import free_port
 from tests.notifications.test_delivery import due_rows
-from tests.support.processes import Worker, broker, purged, wait_for_worker_sessions_to_end, wait_until
+from tests.support.processes import Worker, broker, broker_url, purged, wait_for_worker_sessions_to_end, wait_until
+from tests.support.zones import daytime_zone
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 ROOT = Path(__file__).resolve().parents[2]
@@ -30,7 +31,7 @@ N = Notification.Status
 
 @pytest.fixture
 def booked(make_participant, alice):
-    p = make_participant("randomized", contact={"email": "p@example.org"})
+    p = make_participant("randomized", contact={"email": "p@example.org", "time_zone": daytime_zone()})
     visit = Visit.objects.get(participant=p, code="BASELINE")
     start = dt.datetime.now(dt.UTC) + dt.timedelta(days=3)
     with transaction.atomic():
@@ -44,7 +45,7 @@ def test_kill_9_worker_mid_batch_then_another_worker_delivers_exactly_1000(booke
     total = 1000
     p, visit, start = booked
     rows = due_rows(p, visit, start, total)
-    url = purged("redis://127.0.0.1:6379/13")
+    url = purged(broker_url(13))
     with broker(url):
         first = Worker(url, smtp_server.port)
         second = None
@@ -161,9 +162,9 @@ def test_writers_hooks_reconcile_through_the_broker_and_a_worker(make_participan
     from assessments.models import Administration
     from tests.notifications.conftest import complete_answers
 
-    p = make_participant("randomized", contact={"email": "p@example.org"})
+    p = make_participant("randomized", contact={"email": "p@example.org", "time_zone": daytime_zone()})
     visit = Visit.objects.get(participant=p, code="BASELINE")
-    url = purged("redis://127.0.0.1:6379/12")
+    url = purged(broker_url(12))
     with broker(url):
         worker = Worker(url, smtp_server.port)
         try:

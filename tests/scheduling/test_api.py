@@ -10,8 +10,8 @@ import time_machine
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
+from participants.access import roles_by_site
 from participants.models import Participant
-from participants.selectors import roles_by_site
 from scheduling.models import ProtocolVersion, Room, Visit
 from tests.factories import staff
 from trialsite.roles import Role

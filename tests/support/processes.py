@@ -133,6 +133,14 @@ def wait_for_worker_sessions_to_end() -> None:
     wait_until(gone, 15, "the worker's database sessions to end")
 
 
+def broker_url(db: int) -> str:
+    """Database ``db`` of the Redis server the suite runs against (REDIS_URL), for one test's queues."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/0")
+    return f"redis://{parts.hostname or '127.0.0.1'}:{parts.port or 6379}/{db}"
+
+
 def purged(url: str) -> str:
     """A Redis database emptied for one test's queues."""
     redis.Redis.from_url(url).flushdb()
