@@ -11,7 +11,7 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from exports import services
+from exports import selectors, services
 from exports.models import ExportFreeze
 from participants.models import Study
 from participants.services import study_unblind
@@ -76,7 +76,7 @@ class FreezeInput(serializers.Serializer):
 class FreezeListCreate(APIView):
     @extend_schema(summary="Data freezes you may download", responses=FreezeOutput(many=True))
     def get(self, request):
-        return Response(FreezeOutput(services.freezes_for(request.user), many=True).data)
+        return Response(FreezeOutput(selectors.freezes_for(request.user), many=True).data)
 
     @extend_schema(
         summary="Freeze every dataset, the codebook and a manifest into one zip",

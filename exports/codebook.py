@@ -9,7 +9,9 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from exports.datasets import DATASETS, FLOAT, INT, SCORES, TEXT, WIDE_INDEX, Scope, wide_columns
+from exports.columns import FLOAT, INT, TEXT, Scope
+from exports.datasets import DATASETS, RESPONSES, SCORES
+from exports.wide import index_columns, wide_columns
 
 FIELDS = (
     "dataset",
@@ -60,15 +62,14 @@ def codebook_rows(scope: Scope, instrument_defs: Sequence[Any] | None = None) ->
                     derivation=col.derivation,
                 )
             )
-        if dataset.name == "responses":
+        if dataset is RESPONSES:
             rows.extend(_item_rows(defs))
         if dataset is SCORES:
             rows.extend(_scale_rows(defs))
-    for col in WIDE_INDEX:
-        if col.role == "base" or (col.role == "arm" and scope.with_arm):
-            rows.append(
-                _row("scores_wide", col.name, label=col.label, type=col.type, unit=col.unit, derivation=col.derivation)
-            )
+    for col in index_columns(scope):
+        rows.append(
+            _row("scores_wide", col.name, label=col.label, type=col.type, unit=col.unit, derivation=col.derivation)
+        )
     for w in wide_columns(defs):
         rows.append(
             _row(

@@ -21,7 +21,7 @@ from typing import Any
 from django.db import connection, transaction
 from psycopg import sql
 
-from exports.datasets import FLOAT, INT, TEXT, escape_cell
+from exports.columns import FLOAT, INT, TEXT, escape_cell
 
 CHUNK = 256 * 1024  # bytes per chunk handed to the HTTP server: big enough to amortise, small enough to stay flat
 ROW_BATCH = 2000  # rows per server-side fetch

@@ -14,6 +14,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from exports import services
 from exports.datasets import DATASETS
+from exports.request import CODEBOOK, FORMATS
 from trialsite.errors import ServiceError
 
 
@@ -50,8 +51,8 @@ class Command(BaseCommand):
     help = "Export a dataset (or the codebook) to a file, streamed, with a progress bar on stderr."
 
     def add_arguments(self, parser):
-        parser.add_argument("dataset", choices=[*DATASETS, services.CODEBOOK])
-        parser.add_argument("--format", dest="fmt", choices=services.FORMATS, default="csv")
+        parser.add_argument("dataset", choices=[*DATASETS, CODEBOOK])
+        parser.add_argument("--format", dest="fmt", choices=FORMATS, default="csv")
         parser.add_argument("--out", required=True, help="file to write ('-' for stdout)")
         parser.add_argument("--user", help="apply this user's sites, blinding and permissions")
         parser.add_argument("--study")
