@@ -6,7 +6,7 @@ instrument's own."""
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from exports.columns import FLOAT, INT, TEXT, Scope
@@ -28,12 +28,12 @@ FIELDS = (
 )
 
 
-def _labels(values) -> dict[str, str] | None:
+def _labels(values: Mapping[Any, str] | None) -> dict[str, str] | None:
     return {str(k): str(v) for k, v in values.items()} if values else None
 
 
 def _row(dataset: str, variable: str, **kw: Any) -> dict[str, Any]:
-    row = dict.fromkeys(FIELDS, "")
+    row: dict[str, Any] = dict.fromkeys(FIELDS, "")
     row.update(dataset=dataset, variable=variable, value_labels=None)
     row.update({k: v for k, v in kw.items() if v is not None})
     return row
@@ -89,7 +89,7 @@ def codebook_rows(scope: Scope, instrument_defs: Sequence[Any] | None = None) ->
     return rows
 
 
-def _item_rows(defs) -> list[dict[str, Any]]:
+def _item_rows(defs: Sequence[Any]) -> list[dict[str, Any]]:
     rows = []
     for inst in sorted(defs, key=lambda i: i.code):
         for item in inst.items:
@@ -115,7 +115,7 @@ def _item_rows(defs) -> list[dict[str, Any]]:
     return rows
 
 
-def _scale_rows(defs) -> list[dict[str, Any]]:
+def _scale_rows(defs: Sequence[Any]) -> list[dict[str, Any]]:
     rows = []
     for w in wide_columns(defs):
         rows.append(
@@ -136,7 +136,7 @@ def _scale_rows(defs) -> list[dict[str, Any]]:
     return rows
 
 
-def as_table(rows: Sequence[dict[str, Any]]) -> list[tuple]:
+def as_table(rows: Sequence[dict[str, Any]]) -> list[tuple[Any, ...]]:
     """Rows as tuples in FIELDS order, value labels as a JSON object (for CSV)."""
     out = []
     for row in rows:

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from psycopg import sql
+from psycopg.sql import Composable
 
 TEXT, INT, FLOAT, DATE = "string", "integer", "float", "date"
 YES_NO = {0: "No", 1: "Yes"}
@@ -101,7 +102,7 @@ class Column:
     name: str
     type: str
     label: str
-    sql: str | sql.Composable
+    sql: str | Composable  # (the field's name hides the psycopg module inside this class)
     py: Callable[[Mapping[str, Any], PCtx], Any]
     role: str = "base"  # "base" | "arm" (only when unblinded) | "date" (only with ?dates=iso)
     unit: str = ""
@@ -111,7 +112,7 @@ class Column:
     instrument_version: str = ""
 
     @property
-    def expr(self) -> sql.Composable:
+    def expr(self) -> Composable:
         return sql.SQL(self.sql) if isinstance(self.sql, str) else self.sql
 
     def visible(self, scope: Scope) -> bool:

@@ -3,6 +3,8 @@ data freezes a user may see."""
 
 from __future__ import annotations
 
+from django.contrib.auth.models import PermissionsMixin
+
 from exports.columns import Scope
 from exports.errors import NotFound
 from exports.models import ExportFreeze
@@ -23,7 +25,7 @@ def _codes(values: list[str]) -> list[str]:
 
 
 def _may_export_dates(user: Actor) -> bool:
-    return user is not None and user.has_perm(DATES_PERMISSION)
+    return isinstance(user, PermissionsMixin) and user.has_perm(DATES_PERMISSION)
 
 
 def export_scope(

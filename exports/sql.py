@@ -66,7 +66,7 @@ def _select_list(columns: Sequence[tuple[str, str, sql.Composable]], escape: boo
     return sql.SQL(", ").join(parts)
 
 
-def select_sql(dataset: Dataset, scope: Scope, filters: Filters, *, escape: bool) -> sql.Composable:
+def select_sql(dataset: Dataset, scope: Scope, filters: Filters, *, escape: bool) -> sql.Composed:
     """The dataset's rows; ``escape`` prefixes formula cells (for CSV, which spreadsheets open)."""
     cols = [(c.name, c.type, c.expr) for c in dataset.visible(scope)]
     where = filter_clauses(dataset.filter_sql, dataset.changed_sql, filters)
@@ -79,7 +79,7 @@ def select_sql(dataset: Dataset, scope: Scope, filters: Filters, *, escape: bool
     )
 
 
-def wide_select_sql(wide: Sequence[WideColumn], scope: Scope, filters: Filters, *, escape: bool) -> sql.Composable:
+def wide_select_sql(wide: Sequence[WideColumn], scope: Scope, filters: Filters, *, escape: bool) -> sql.Composed:
     """The wide scores: the long scores grouped per participant x visit, one aggregate per wide column."""
     cols: list[tuple[str, str, sql.Composable]] = [(c.name, c.type, c.expr) for c in index_columns(scope)]
     for w in wide:

@@ -107,7 +107,9 @@ def participant_contexts(scope: Scope, *, with_dosing: bool = False) -> dict[int
             chunk_size=CHUNK_ROWS
         ):
             ctx = out[pid]
-            ctx.dosing_dates.append((vid, ctx.local(occurred)))
+            local = ctx.local(occurred)
+            if local is not None:  # always: the query keeps visits that took place
+                ctx.dosing_dates.append((vid, local))
     return out
 
 

@@ -84,7 +84,7 @@ def export_open(
             chunks = formats.csv_rows(variables, cb.as_table(table), progress)
         name = "codebook"
     else:
-        query: Callable[[bool], sql.Composable]
+        query: Callable[[bool], sql.Composed]
         py_rows: Callable[[], Rows]
         if request.wide:
             wide = wide_columns(cb.instruments(), only=request.filters.instruments)
@@ -95,7 +95,7 @@ def export_open(
                 Var(w.name, w.type, w.label, dict(w.values) if w.values and w.type != TEXT else None) for w in wide
             ]
 
-            def query(escape: bool) -> sql.Composable:
+            def query(escape: bool) -> sql.Composed:
                 return wide_select_sql(wide, scope, request.filters, escape=escape)
 
             def py_rows() -> Rows:
@@ -106,7 +106,7 @@ def export_open(
             ds = DATASETS[dataset]
             variables = [Var(c.name, c.type, c.label, dict(c.values) if c.values else None) for c in ds.visible(scope)]
 
-            def query(escape: bool) -> sql.Composable:
+            def query(escape: bool) -> sql.Composed:
                 return select_sql(ds, scope, request.filters, escape=escape)
 
             def py_rows() -> Rows:
@@ -149,7 +149,7 @@ def export_open(
     )
 
 
-def _count(query: sql.Composable) -> int:
+def _count(query: sql.Composed) -> int:
     with connection.cursor() as cursor:
         cursor.execute(sql.SQL("SELECT count(*) FROM ({}) t").format(query).as_string(connection.connection))
         row = cursor.fetchone()

@@ -10,6 +10,7 @@ import zipfile
 from collections.abc import Iterator
 from typing import Any
 
+from django.contrib.auth.models import User
 from django.db import connection, transaction
 from django.utils import timezone
 
@@ -43,7 +44,7 @@ def freeze_create(*, by: Actor, label: str = "") -> ExportFreeze:
     stamp = now.strftime("%Y%m%dT%H%M%S%fZ")
     final = directory / f"freeze-{stamp}.zip"
     partial = directory / f".freeze-{stamp}.zip.partial"
-    creator = by if by is not None and by.pk is not None else None
+    creator = by if isinstance(by, User) and by.pk is not None else None
     manifest: dict[str, Any] = {
         "created_at": now.isoformat(),
         "created_by": creator.get_username() if creator is not None else "system",
