@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from exports.services.exports import Export, export_open
+from exports.services.exports import export_open
 from exports.services.freezes import freeze_create, freeze_open
 
-__all__ = ["Export", "export_open", "freeze_create", "freeze_open"]
+__all__ = ["export_open", "freeze_create", "freeze_open"]
