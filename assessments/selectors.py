@@ -41,3 +41,35 @@ def safety_alerts_for(user) -> QuerySet[SafetyAlert]:
 
 def safety_alert_get(user, alert_id: int) -> SafetyAlert:
     return get_object_or_404(safety_alerts_for(user), pk=alert_id)
+
+
+# --- reads for exports ---
+
+# Imported here, not at the top: this block is appended for exports and leaves the rest of the file as it is.
+from collections.abc import Collection  # noqa: E402
+
+
+def answers_at_sites(site_ids: Collection[int], study_ids: Collection[int] | None = None) -> QuerySet[Answer]:
+    """Answers of participants at these sites (and of these studies, if given); unordered, nothing joined."""
+    qs = Answer.objects.filter(response__participant__site_id__in=site_ids)
+    if study_ids is not None:
+        qs = qs.filter(response__participant__study_id__in=study_ids)
+    return qs
+
+
+def scores_at_sites(site_ids: Collection[int], study_ids: Collection[int] | None = None) -> QuerySet[Score]:
+    """Scores of participants at these sites (and of these studies, if given); unordered, nothing joined."""
+    qs = Score.objects.filter(response__participant__site_id__in=site_ids)
+    if study_ids is not None:
+        qs = qs.filter(response__participant__study_id__in=study_ids)
+    return qs
+
+
+def safety_alerts_at_sites(
+    site_ids: Collection[int], study_ids: Collection[int] | None = None
+) -> QuerySet[SafetyAlert]:
+    """Safety alerts of participants at these sites (and of these studies, if given); unordered, nothing joined."""
+    qs = SafetyAlert.objects.filter(participant__site_id__in=site_ids)
+    if study_ids is not None:
+        qs = qs.filter(participant__study_id__in=study_ids)
+    return qs

@@ -117,8 +117,10 @@ def _child(mode: str, site: str) -> None:
     from psycopg import sql
 
     from exports import services
-    from exports.datasets import RESPONSES, Filters, select_sql
+    from exports.columns import Filters
+    from exports.datasets import RESPONSES
     from exports.selectors import export_scope
+    from exports.sql import select_sql
 
     params = {"site": site} if site != "all" else {}
     connection.ensure_connection()

@@ -3,15 +3,19 @@ check access (in the service), stream."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from typing import Any
+
 from django.http import StreamingHttpResponse
 from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers, status
+from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from exports import services
+from exports import selectors, services
 from exports.models import ExportFreeze
 from participants.models import Study
 from participants.services import study_unblind
@@ -27,7 +31,7 @@ _FILTERS = [
 ]
 
 
-def _stream(chunks, content_type: str, filename: str) -> StreamingHttpResponse:
+def _stream(chunks: Iterator[bytes], content_type: str, filename: str) -> StreamingHttpResponse:
     response = StreamingHttpResponse(chunks, content_type=content_type)
     response["Content-Disposition"] = f'attachment; filename="{filename}"'
     response["Cache-Control"] = "no-store"
@@ -41,13 +45,13 @@ class DatasetExport(APIView):
         parameters=_FILTERS,
         responses={(200, "*/*"): OpenApiTypes.BINARY},
     )
-    def get(self, request, dataset: str, fmt: str):
+    def get(self, request: Request, dataset: str, fmt: str) -> StreamingHttpResponse:
         export = services.export_open(user=request.user, dataset=dataset, fmt=fmt, params=request.query_params)
         return _stream(export.chunks, export.content_type, f"trialsite-{export.filename}")
 
 
-class FreezeOutput(serializers.ModelSerializer):
-    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+class FreezeOutput(serializers.ModelSerializer[ExportFreeze]):
+    created_by: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(slug_field="username", read_only=True)
     download = serializers.SerializerMethodField()
 
     class Meta:
@@ -65,25 +69,28 @@ class FreezeOutput(serializers.ModelSerializer):
             "download",
         ]
 
-    def get_download(self, obj) -> str:
+    def get_download(self, obj: ExportFreeze) -> str:
         return f"/api/v1/export/freezes/{obj.pk}.zip"
 
 
-class FreezeInput(serializers.Serializer):
-    label = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
+class FreezeInput(serializers.Serializer[Any]):
+    # The stubs give Field a ``label`` attribute (its title); this field of the same name is the API's, kept.
+    label = serializers.CharField(  # type: ignore[assignment]
+        max_length=200, required=False, allow_blank=True, default=""
+    )
 
 
 class FreezeListCreate(APIView):
     @extend_schema(summary="Data freezes you may download", responses=FreezeOutput(many=True))
-    def get(self, request):
-        return Response(FreezeOutput(services.freezes_for(request.user), many=True).data)
+    def get(self, request: Request) -> Response:
+        return Response(FreezeOutput(selectors.freezes_for(request.user), many=True).data)
 
     @extend_schema(
         summary="Freeze every dataset, the codebook and a manifest into one zip",
         request=FreezeInput,
         responses={201: FreezeOutput},
     )
-    def post(self, request):
+    def post(self, request: Request) -> Response:
         data = FreezeInput(data=request.data)
         data.is_valid(raise_exception=True)
         freeze = services.freeze_create(by=request.user, label=data.validated_data["label"])
@@ -92,7 +99,7 @@ class FreezeListCreate(APIView):
 
 class FreezeDownload(APIView):
     @extend_schema(summary="Download a freeze (zip)", responses={(200, "application/zip"): OpenApiTypes.BINARY})
-    def get(self, request, pk: int):
+    def get(self, request: Request, pk: int) -> StreamingHttpResponse:
         freeze, chunks = services.freeze_open(user=request.user, freeze_id=pk)
         response = _stream(chunks, "application/zip", f"trialsite-{freeze.file_name}")
         response["Content-Length"] = str(freeze.size)

@@ -6,10 +6,12 @@ instrument's own."""
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from exports.datasets import DATASETS, FLOAT, INT, SCORES, TEXT, WIDE_INDEX, Scope, wide_columns
+from exports.columns import FLOAT, INT, TEXT, Scope
+from exports.datasets import DATASETS, RESPONSES, SCORES
+from exports.wide import index_columns, wide_columns
 
 FIELDS = (
     "dataset",
@@ -26,12 +28,12 @@ FIELDS = (
 )
 
 
-def _labels(values) -> dict[str, str] | None:
+def _labels(values: Mapping[Any, str] | None) -> dict[str, str] | None:
     return {str(k): str(v) for k, v in values.items()} if values else None
 
 
 def _row(dataset: str, variable: str, **kw: Any) -> dict[str, Any]:
-    row = dict.fromkeys(FIELDS, "")
+    row: dict[str, Any] = dict.fromkeys(FIELDS, "")
     row.update(dataset=dataset, variable=variable, value_labels=None)
     row.update({k: v for k, v in kw.items() if v is not None})
     return row
@@ -60,15 +62,14 @@ def codebook_rows(scope: Scope, instrument_defs: Sequence[Any] | None = None) ->
                     derivation=col.derivation,
                 )
             )
-        if dataset.name == "responses":
+        if dataset is RESPONSES:
             rows.extend(_item_rows(defs))
         if dataset is SCORES:
             rows.extend(_scale_rows(defs))
-    for col in WIDE_INDEX:
-        if col.role == "base" or (col.role == "arm" and scope.with_arm):
-            rows.append(
-                _row("scores_wide", col.name, label=col.label, type=col.type, unit=col.unit, derivation=col.derivation)
-            )
+    for col in index_columns(scope):
+        rows.append(
+            _row("scores_wide", col.name, label=col.label, type=col.type, unit=col.unit, derivation=col.derivation)
+        )
     for w in wide_columns(defs):
         rows.append(
             _row(
@@ -88,7 +89,7 @@ def codebook_rows(scope: Scope, instrument_defs: Sequence[Any] | None = None) ->
     return rows
 
 
-def _item_rows(defs) -> list[dict[str, Any]]:
+def _item_rows(defs: Sequence[Any]) -> list[dict[str, Any]]:
     rows = []
     for inst in sorted(defs, key=lambda i: i.code):
         for item in inst.items:
@@ -114,7 +115,7 @@ def _item_rows(defs) -> list[dict[str, Any]]:
     return rows
 
 
-def _scale_rows(defs) -> list[dict[str, Any]]:
+def _scale_rows(defs: Sequence[Any]) -> list[dict[str, Any]]:
     rows = []
     for w in wide_columns(defs):
         rows.append(
@@ -135,7 +136,7 @@ def _scale_rows(defs) -> list[dict[str, Any]]:
     return rows
 
 
-def as_table(rows: Sequence[dict[str, Any]]) -> list[tuple]:
+def as_table(rows: Sequence[dict[str, Any]]) -> list[tuple[Any, ...]]:
     """Rows as tuples in FIELDS order, value labels as a JSON object (for CSV)."""
     out = []
     for row in rows:

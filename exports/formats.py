@@ -18,10 +18,11 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import psycopg
 from django.db import connection, transaction
 from psycopg import sql
 
-from exports.datasets import FLOAT, INT, TEXT, escape_cell
+from exports.columns import FLOAT, INT, TEXT, escape_cell
 
 CHUNK = 256 * 1024  # bytes per chunk handed to the HTTP server: big enough to amortise, small enough to stay flat
 ROW_BATCH = 2000  # rows per server-side fetch
@@ -59,15 +60,16 @@ def _log(query: sql.Composable, started: float) -> None:
         )
 
 
-def _raw():
+def _raw() -> psycopg.Connection[Any]:
     connection.ensure_connection()
-    return connection.connection
+    raw: psycopg.Connection[Any] = connection.connection  # untyped in Django's stubs
+    return raw
 
 
 # ---------------------------------------------------------------------------------------------------- row sources
 
 
-def pg_rows(query: sql.Composable) -> Iterator[tuple]:
+def pg_rows(query: sql.Composed) -> Iterator[tuple[Any, ...]]:
     """Rows of ``query`` from a server-side stream (psycopg ``Cursor.stream``): one statement, bounded memory."""
     started = time.monotonic()
     raw = _raw()
@@ -125,7 +127,7 @@ def _csv_cell(value: Any, type_: str) -> Any:
     return value
 
 
-def csv_rows(vars_: Sequence[Var], rows: Iterable[tuple], progress: Progress) -> Iterator[bytes]:
+def csv_rows(vars_: Sequence[Var], rows: Iterable[tuple[Any, ...]], progress: Progress) -> Iterator[bytes]:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow([v.name for v in vars_])
@@ -147,7 +149,7 @@ def csv_rows(vars_: Sequence[Var], rows: Iterable[tuple], progress: Progress) ->
 # ----------------------------------------------------------------------------------------------------------- JSON
 
 
-def json_rows(vars_: Sequence[Var], rows: Iterable[tuple], progress: Progress) -> Iterator[bytes]:
+def json_rows(vars_: Sequence[Var], rows: Iterable[tuple[Any, ...]], progress: Progress) -> Iterator[bytes]:
     """A JSON array of objects, one per row, streamed in chunks (no per-row model serializer)."""
     names = [v.name for v in vars_]
     parts: list[str] = ["["]
@@ -170,7 +172,9 @@ def json_rows(vars_: Sequence[Var], rows: Iterable[tuple], progress: Progress) -
 # ------------------------------------------------------------------------------------------------------ SPSS / Stata
 
 
-def stat_file(kind: str, vars_: Sequence[Var], rows: Iterable[tuple], progress: Progress, *, label: str) -> str:
+def stat_file(
+    kind: str, vars_: Sequence[Var], rows: Iterable[tuple[Any, ...]], progress: Progress, *, label: str
+) -> str:
     """Write an SPSS (.sav) or Stata (.dta) file with variable and value labels to a temporary path; returns it.
 
     pyreadstat writes from a complete data frame, so this format holds the rows in memory once; use CSV for the
@@ -198,7 +202,7 @@ def stat_file(kind: str, vars_: Sequence[Var], rows: Iterable[tuple], progress: 
         if v.value_labels and v.type in (INT, FLOAT) and all(isinstance(k, int) for k in v.value_labels)
     }
     # Stata limits variable labels to 80 characters.
-    labels = [v.label[:80] for v in vars_]
+    labels: list[str | None] = [v.label[:80] for v in vars_]
     fd, path = tempfile.mkstemp(prefix="trialsite-export-", suffix="." + kind)
     os.close(fd)
     try:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.conf import settings
 from django.db import models
 
@@ -26,7 +28,7 @@ class ExportFreeze(models.Model):
     def __str__(self) -> str:
         return f"freeze {self.pk} ({self.created_at:%Y-%m-%d %H:%M})"
 
-    def save(self, *args, **kwargs):
+    def save(self, *args: Any, **kwargs: Any) -> None:
         # A freeze is evidence of what an analysis used: written once, never changed.
         if self.pk is not None and ExportFreeze.objects.filter(pk=self.pk).exists():
             raise ValueError("an export freeze is immutable")

@@ -30,3 +30,49 @@ def participant_get(user, participant_id: str) -> Participant:
 
 def current_consent_document(study: Study):
     return study.consent_documents.order_by("-published_at", "-id").first()
+
+
+# --- reads for exports ---
+
+# Imported here, not at the top: this block is appended for exports and leaves the rest of the file as it is.
+from collections.abc import Collection  # noqa: E402
+
+from django.db.models import OuterRef, Q, Subquery  # noqa: E402
+
+from participants.models import ConsentRecord  # noqa: E402
+
+
+def sites_all() -> QuerySet[Site]:
+    """Every site, by code (exports resolve site codes and freeze scopes against them)."""
+    return Site.objects.order_by("code")
+
+
+def studies_at_sites(site_ids: Collection[int]) -> QuerySet[Study]:
+    """Studies run at any of these sites."""
+    return Study.objects.filter(sites__in=site_ids).distinct()
+
+
+def studies_of_sites(site_ids: Collection[int]) -> QuerySet[Study]:
+    """Studies run at any of these sites or with participants there."""
+    return Study.objects.filter(Q(sites__in=site_ids) | Q(participants__site_id__in=site_ids)).distinct()
+
+
+def studies_by_code(codes: Collection[str]) -> QuerySet[Study]:
+    return Study.objects.filter(code__in=codes)
+
+
+def participants_at_sites(site_ids: Collection[int], study_ids: Collection[int] | None = None) -> QuerySet[Participant]:
+    """Participants at these sites (and of these studies, if given); unordered, nothing joined."""
+    qs = Participant.objects.filter(site_id__in=site_ids)
+    if study_ids is not None:
+        qs = qs.filter(study_id__in=study_ids)
+    return qs
+
+
+def participants_with_consent_version(
+    site_ids: Collection[int], study_ids: Collection[int] | None = None
+) -> QuerySet[Participant]:
+    """:func:`participants_at_sites`, each annotated with ``consent_version``: the document version of its latest
+    consent record (None if it has none)."""
+    latest = ConsentRecord.objects.filter(participant=OuterRef("pk")).order_by("-id").values("document__version")[:1]
+    return participants_at_sites(site_ids, study_ids).annotate(consent_version=Subquery(latest))

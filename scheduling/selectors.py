@@ -64,3 +64,27 @@ def deviations_for(user) -> QuerySet[ProtocolDeviation]:
 
 def rooms_for(user) -> QuerySet[Room]:
     return Room.objects.filter(site_id__in=site_ids_for(user)).select_related("site")
+
+
+# --- reads for exports ---
+
+# Imported here, not at the top: this block is appended for exports and leaves the rest of the file as it is.
+from collections.abc import Collection  # noqa: E402
+
+
+def visits_at_sites(site_ids: Collection[int], study_ids: Collection[int] | None = None) -> QuerySet[Visit]:
+    """Visits of participants at these sites (and of these studies, if given); unordered, nothing joined."""
+    qs = Visit.objects.filter(participant__site_id__in=site_ids)
+    if study_ids is not None:
+        qs = qs.filter(participant__study_id__in=study_ids)
+    return qs
+
+
+def deviations_at_sites(
+    site_ids: Collection[int], study_ids: Collection[int] | None = None
+) -> QuerySet[ProtocolDeviation]:
+    """Protocol deviations of participants at these sites (and of these studies, if given); unordered."""
+    qs = ProtocolDeviation.objects.filter(participant__site_id__in=site_ids)
+    if study_ids is not None:
+        qs = qs.filter(participant__study_id__in=study_ids)
+    return qs

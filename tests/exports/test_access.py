@@ -17,7 +17,8 @@ from psycopg import sql
 from assessments import links
 from assessments import services as assessments
 from audit.models import AuditEvent
-from exports.datasets import DATASETS, escape_cell, escape_sql
+from exports.columns import escape_cell, escape_sql
+from exports.datasets import DATASETS
 from participants.models import AllocationSlot, ContactDetails, Study
 from scheduling.models import Visit
 from tests.exports.conftest import body_of, noon
@@ -204,7 +205,7 @@ def test_formula_cells_escaped_through_the_stratum_column(
             stratum="-2+3",
         )
     if force_python:
-        monkeypatch.setattr("exports.services._on_postgres", lambda force: False)
+        monkeypatch.setattr("exports.services.exports._on_postgres", lambda force: False)
     body = body_of(api(statistician).get("/api/v1/export/participants.csv"))
     assert b'\'=HYPERLINK(""http://x"",""y"")' in body
     assert b",'-2+3," in body

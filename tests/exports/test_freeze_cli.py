@@ -15,8 +15,8 @@ from django.core.management.base import CommandError
 from django.db import IntegrityError, InternalError, ProgrammingError, transaction
 
 from audit.models import AuditEvent
+from exports.freeze_storage import freeze_dir
 from exports.models import ExportFreeze
-from exports.services import freeze_dir
 from tests.exports.conftest import body_of
 
 pytestmark = pytest.mark.django_db

@@ -8,19 +8,21 @@ from __future__ import annotations
 
 import sys
 import time
+from typing import Any
 
 from django.contrib.auth import get_user_model
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand, CommandError, CommandParser, OutputWrapper
 
 from exports import services
 from exports.datasets import DATASETS
+from exports.request import CODEBOOK, FORMATS
 from trialsite.errors import ServiceError
 
 
 class ProgressBar:
     """A hand-rolled progress bar (rows done of the total, rate), redrawn at most five times a second."""
 
-    def __init__(self, stream, total: int | None, width: int = 30):
+    def __init__(self, stream: OutputWrapper, total: int | None, width: int = 30) -> None:
         self.stream, self.total, self.width = stream, total, width
         self.started = self.last = time.monotonic()
 
@@ -49,9 +51,9 @@ class ProgressBar:
 class Command(BaseCommand):
     help = "Export a dataset (or the codebook) to a file, streamed, with a progress bar on stderr."
 
-    def add_arguments(self, parser):
-        parser.add_argument("dataset", choices=[*DATASETS, services.CODEBOOK])
-        parser.add_argument("--format", dest="fmt", choices=services.FORMATS, default="csv")
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("dataset", choices=[*DATASETS, CODEBOOK])
+        parser.add_argument("--format", dest="fmt", choices=FORMATS, default="csv")
         parser.add_argument("--out", required=True, help="file to write ('-' for stdout)")
         parser.add_argument("--user", help="apply this user's sites, blinding and permissions")
         parser.add_argument("--study")
@@ -63,7 +65,9 @@ class Command(BaseCommand):
         parser.add_argument("--dates", choices=["iso"])
         parser.add_argument("--no-progress", action="store_true")
 
-    def handle(self, *args, dataset, fmt, out, user, no_progress, **options):
+    def handle(
+        self, *args: Any, dataset: str, fmt: str, out: str, user: str | None, no_progress: bool, **options: Any
+    ) -> None:
         actor = None
         if user:
             try:

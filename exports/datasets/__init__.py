@@ -1,0 +1,30 @@
+"""The export datasets, one module each (declaration and Python row source together), and their registry."""
+
+from __future__ import annotations
+
+from exports.datasets.alerts import SAFETY_ALERTS
+from exports.datasets.base import Dataset
+from exports.datasets.deviations import DEVIATIONS
+from exports.datasets.participants import PARTICIPANTS
+from exports.datasets.responses import RESPONSES
+from exports.datasets.scores import SCORES
+from exports.datasets.visits import VISITS
+
+__all__ = [
+    "ACCEPTS",
+    "DATASETS",
+    "DEVIATIONS",
+    "PARTICIPANTS",
+    "RESPONSES",
+    "SAFETY_ALERTS",
+    "SCORES",
+    "VISITS",
+    "Dataset",
+]
+
+# In this order in the codebook, the freezes and every list of datasets.
+DATASETS: dict[str, Dataset] = {d.name: d for d in (PARTICIPANTS, VISITS, RESPONSES, SCORES, DEVIATIONS, SAFETY_ALERTS)}
+# Filters each dataset accepts (the rest of the request parameters are refused with a 400 naming them).
+ACCEPTS: dict[str, frozenset[str]] = {
+    name: frozenset({"study", "site", "changed_since", *d.filter_sql}) for name, d in DATASETS.items()
+}

@@ -1,0 +1,122 @@
+"""What a dataset declares, and the portable Python path that reads it.
+
+A dataset is its columns (each with its SQL expression and Python derivation), the FROM clause, order and filters
+of the SQL path, and a :class:`RowSource` for the Python path: a queryset from the owning app's selector, narrowed by
+the request's filters, ordered like the SQL and streamed as dicts (one query, whatever the number of rows).
+"""
+
+from __future__ import annotations
+
+import zoneinfo
+from collections.abc import Callable, Collection, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from django.db.models import OrderBy, Q, QuerySet
+
+from exports.columns import Column, Filters, PCtx, Scope
+from participants.selectors import participants_at_sites
+from scheduling.protocol import VisitKind
+from scheduling.selectors import visits_at_sites
+
+CHUNK_ROWS = 2000  # rows per ORM fetch: flat memory, few round trips
+
+#: A selector of the owning app: its rows for participants at these sites (and of these studies, if given).
+ScopedQuerySet = Callable[[Collection[int], Collection[int] | None], QuerySet[Any]]
+
+
+@dataclass(frozen=True)
+class RowSource:
+    """The Python path's rows of one dataset, as ``(row, participant pk)`` pairs in the SQL path's order."""
+
+    queryset: ScopedQuerySet
+    fields: tuple[str, ...]
+    order_by: tuple[str | OrderBy, ...]
+    participant: str  # the field (among ``fields``) that holds the participant's pk
+    instrument: str | None = None  # the lookup ?instrument compares with (None: not a filter of this dataset)
+    visit_code: str | None = None  # the lookup ?visit_code compares with
+    changed: tuple[str, ...] = ()  # the instants ?changed_since compares with (a row matches if any is as late)
+
+    def filtered(self, scope: Scope, filters: Filters) -> QuerySet[Any]:
+        qs = self.queryset(scope.site_ids, scope.study_ids)
+        if filters.instruments and self.instrument:
+            qs = qs.filter(**{f"{self.instrument}__in": filters.instruments})
+        if filters.visit_codes and self.visit_code:
+            qs = qs.filter(**{f"{self.visit_code}__in": filters.visit_codes})
+        if filters.changed_since and self.changed:
+            since = Q()
+            for lookup in self.changed:
+                since |= Q(**{f"{lookup}__gte": filters.changed_since})
+            qs = qs.filter(since)
+        return qs
+
+    def rows(self, scope: Scope, filters: Filters) -> Iterator[tuple[Mapping[str, Any], int]]:
+        qs = self.filtered(scope, filters).order_by(*self.order_by).values(*self.fields)
+        for row in qs.iterator(chunk_size=CHUNK_ROWS):
+            yield row, row[self.participant]
+
+
+@dataclass(frozen=True)
+class Dataset:
+    name: str
+    label: str
+    columns: tuple[Column, ...]
+    from_sql: str  # joins after "FROM px"
+    order_sql: str
+    filter_sql: Mapping[str, str]  # request parameter -> SQL expression it compares with
+    changed_sql: str  # expression of the instant its source last changed
+    source: RowSource
+    needs_dosing: bool = False  # the Python derivations read each participant's dosing dates
+
+    def visible(self, scope: Scope) -> list[Column]:
+        return [c for c in self.columns if c.visible(scope)]
+
+
+def participant_contexts(scope: Scope, *, with_dosing: bool = False) -> dict[int, PCtx]:
+    """Day 0, time zone and arm per participant in scope: one query (two with dosing dates), any number of rows."""
+    fields = [
+        "id",
+        "participant_id",
+        "site__code",
+        "contact__time_zone",
+        "site__time_zone",
+        "schedule__randomization_date",
+        "schedule__enrollment_date",
+        "randomized_at",
+        "enrolled_at",
+    ]
+    if scope.with_arm:
+        fields.append("allocation__arm__code")
+    out: dict[int, PCtx] = {}
+    participants = participants_at_sites(scope.site_ids, scope.study_ids)
+    for row in participants.values(*fields).iterator(chunk_size=CHUNK_ROWS):
+        tz = zoneinfo.ZoneInfo(row["contact__time_zone"] or row["site__time_zone"])
+        ctx = PCtx(row["participant_id"], row["site__code"], tz, None, row.get("allocation__arm__code"))
+        ctx.day0 = (
+            row["schedule__randomization_date"]
+            or row["schedule__enrollment_date"]
+            or ctx.local(row["randomized_at"])
+            or ctx.local(row["enrolled_at"])
+        )
+        out[row["id"]] = ctx
+    if with_dosing and out:
+        dosing = visits_at_sites(scope.site_ids, scope.study_ids).filter(
+            kind=VisitKind.DOSING, occurred_at__isnull=False
+        )
+        for pid, vid, occurred in dosing.values_list("participant_id", "id", "occurred_at").iterator(
+            chunk_size=CHUNK_ROWS
+        ):
+            ctx = out[pid]
+            local = ctx.local(occurred)
+            if local is not None:  # always: the query keeps visits that took place
+                ctx.dosing_dates.append((vid, local))
+    return out
+
+
+def python_rows(dataset: Dataset, scope: Scope, filters: Filters) -> Iterator[tuple[Any, ...]]:
+    """The dataset's rows in column order, computed in Python from ORM streams (any database)."""
+    contexts = participant_contexts(scope, with_dosing=dataset.needs_dosing)
+    cols = dataset.visible(scope)
+    for row, participant_pk in dataset.source.rows(scope, filters):
+        ctx = contexts[participant_pk]
+        yield tuple(c.py(row, ctx) for c in cols)

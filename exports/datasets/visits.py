@@ -1,0 +1,180 @@
+"""The visits dataset: one row per visit, planned or not, with its window and dosing sequence in study days."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from django.db.models import F
+
+from exports.columns import (
+    ARM,
+    INT,
+    PARTICIPANT_ID,
+    SITE,
+    STUDY_DAY,
+    TEXT,
+    YES_NO,
+    Column,
+    PCtx,
+    bool01,
+    date_column,
+    day_sql,
+    local_date_column,
+    local_sql,
+    study_day_column,
+    visit_code_column,
+)
+from exports.datasets.base import Dataset, RowSource
+from scheduling.models import Visit
+from scheduling.protocol import VisitKind
+from scheduling.selectors import visits_at_sites
+
+
+def _in_window(r: Mapping[str, Any], p: PCtx) -> int | None:
+    occurred = p.local(r["occurred_at"])
+    if occurred is None or r["window_start"] is None or r["window_end"] is None:
+        return None
+    return int(r["window_start"] <= occurred <= r["window_end"])
+
+
+def _days_since_dosing(r: Mapping[str, Any], p: PCtx) -> int | None:
+    occurred = p.local(r["occurred_at"])
+    if occurred is None:
+        return None
+    earlier = [d for vid, d in p.dosing_dates if vid != r["id"] and d <= occurred]
+    return (occurred - max(earlier)).days if earlier else None
+
+
+_OCCURRED = local_sql("v.occurred_at")
+
+VISITS = Dataset(
+    name="visits",
+    label="One row per visit (planned, scheduled, completed, missed or cancelled)",
+    columns=(
+        PARTICIPANT_ID,
+        SITE,
+        visit_code_column("code"),
+        Column(
+            "visit_kind",
+            TEXT,
+            "Visit kind",
+            "v.kind",
+            lambda r, p: r["kind"],
+            values={k.value: k.value.replace("_", " ") for k in VisitKind},
+        ),
+        Column(
+            "unscheduled",
+            INT,
+            "Added outside the protocol plan",
+            "v.unscheduled::int",
+            lambda r, p: bool01(r["unscheduled"]),
+            values=YES_NO,
+        ),
+        Column(
+            "status",
+            TEXT,
+            "Visit status",
+            "v.status",
+            lambda r, p: r["status"],
+            values={v: v for v in Visit.Status.values},
+        ),
+        Column(
+            "target_study_day",
+            INT,
+            "Target study day",
+            day_sql("v.target_date"),
+            lambda r, p: p.day(r["target_date"]),
+            unit="days",
+            derivation=STUDY_DAY,
+        ),
+        Column(
+            "window_start_study_day",
+            INT,
+            "First study day of the visit window",
+            day_sql("v.window_start"),
+            lambda r, p: p.day(r["window_start"]),
+            unit="days",
+            derivation=STUDY_DAY,
+        ),
+        Column(
+            "window_end_study_day",
+            INT,
+            "Last study day of the visit window",
+            day_sql("v.window_end"),
+            lambda r, p: p.day(r["window_end"]),
+            unit="days",
+            derivation=STUDY_DAY,
+        ),
+        study_day_column("occurred_study_day", "Study day the visit took place", "v.occurred_at", "occurred_at"),
+        Column(
+            "in_window",
+            INT,
+            "Took place inside its window",
+            (
+                "CASE WHEN v.occurred_at IS NULL OR v.window_start IS NULL OR v.window_end IS NULL THEN NULL "
+                f"WHEN {_OCCURRED} BETWEEN v.window_start AND v.window_end THEN 1 ELSE 0 END"
+            ),
+            _in_window,
+            values=YES_NO,
+            derivation="1 when the local date it took place lies in [window start, window end]; empty if it has not "
+            "taken place or has no window",
+        ),
+        Column(
+            "dosing_number",
+            INT,
+            "Dosing session number",
+            "v.dosing_number",
+            lambda r, p: r["dosing_number"],
+            derivation="1, 2, 3 ... for dosing visits; empty otherwise",
+        ),
+        Column(
+            "days_since_last_dosing",
+            INT,
+            "Days since the most recent earlier dosing session",
+            f"({_OCCURRED} - ld.last_dose)",
+            _days_since_dosing,
+            unit="days",
+            derivation="local date this visit took place minus the local date of the latest other dosing visit that "
+            "took place on or before it; empty if none or not taken place",
+        ),
+        ARM,
+        date_column("target_date", "Target date (local)", "v.target_date", "target_date"),
+        date_column("window_start_date", "Window start (local)", "v.window_start", "window_start"),
+        date_column("window_end_date", "Window end (local)", "v.window_end", "window_end"),
+        local_date_column("occurred_date", "Date it took place (local)", "v.occurred_at", "occurred_at"),
+    ),
+    # The one value composed in is the VisitKind member, a constant of the code, never request input.
+    from_sql=(
+        "JOIN scheduling_visit v ON v.participant_id = px.id "  # noqa: S608
+        "LEFT JOIN LATERAL (SELECT max((d.occurred_at AT TIME ZONE px.tz)::date) AS last_dose FROM scheduling_visit d "
+        f"WHERE d.participant_id = v.participant_id AND d.kind = '{VisitKind.DOSING.value}' "
+        "AND d.occurred_at IS NOT NULL "
+        "AND d.id <> v.id AND (d.occurred_at AT TIME ZONE px.tz)::date <= (v.occurred_at AT TIME ZONE px.tz)::date) "
+        "ld ON true"
+    ),
+    order_sql="px.participant_id, v.target_date NULLS LAST, v.id",
+    filter_sql={"visit_code": "v.code"},
+    changed_sql="v.updated_at",
+    source=RowSource(
+        queryset=visits_at_sites,
+        fields=(
+            "id",
+            "participant_id",
+            "code",
+            "kind",
+            "unscheduled",
+            "status",
+            "target_date",
+            "window_start",
+            "window_end",
+            "occurred_at",
+            "dosing_number",
+        ),
+        order_by=("participant__participant_id", F("target_date").asc(nulls_last=True), "id"),
+        participant="participant_id",
+        visit_code="code",
+        changed=("updated_at",),
+    ),
+    needs_dosing=True,
+)

@@ -1,0 +1,114 @@
+"""The SQL path: one SELECT per export, used by ``COPY`` (CSV) and by the server-side row stream (other formats).
+
+All SQL text here is static and trusted (the declarations in exports.datasets and exports.wide); every value that
+comes from a request is composed in with ``psycopg.sql.Literal``, never formatted into a string.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from psycopg import sql
+
+from exports.columns import TEXT, Filters, Scope, escape_sql
+from exports.datasets import SCORES, Dataset
+from exports.wide import WideColumn, index_columns
+
+
+def _px(scope: Scope) -> sql.Composable:
+    """Participants in scope with their time zone, day 0 and (only when visible) arm."""
+    arm_col = sql.SQL(", arm.code AS arm") if scope.with_arm else sql.SQL("")
+    arm_join = (
+        sql.SQL(
+            " LEFT JOIN participants_allocationslot sl ON sl.participant_id = p.id"
+            " LEFT JOIN participants_arm arm ON arm.id = sl.arm_id"
+        )
+        if scope.with_arm
+        else sql.SQL("")
+    )
+    where = [sql.SQL("p.site_id = ANY({})").format(sql.Literal(list(scope.site_ids)))]
+    if scope.study_ids is not None:
+        where.append(sql.SQL("p.study_id = ANY({})").format(sql.Literal(list(scope.study_ids))))
+    return sql.SQL(
+        "WITH px AS (SELECT p.id, p.participant_id, s.code AS site_code, z.tz, "
+        "COALESCE(ps.randomization_date, ps.enrollment_date, (p.randomized_at AT TIME ZONE z.tz)::date, "
+        "(p.enrolled_at AT TIME ZONE z.tz)::date) AS day0{arm_col} "
+        "FROM participants_participant p JOIN participants_site s ON s.id = p.site_id "
+        "LEFT JOIN participants_contactdetails c ON c.participant_id = p.id "
+        "CROSS JOIN LATERAL (SELECT COALESCE(NULLIF(c.time_zone, ''), s.time_zone) AS tz) z "
+        "LEFT JOIN scheduling_participantschedule ps ON ps.participant_id = p.id{arm_join} "
+        "WHERE {where}) "
+    ).format(arm_col=arm_col, arm_join=arm_join, where=sql.SQL(" AND ").join(where))
+
+
+def filter_clauses(filter_sql: Mapping[str, str], changed_sql: str | None, filters: Filters) -> list[sql.Composable]:
+    """The WHERE conditions of the request's filters that the dataset accepts."""
+    clauses: list[sql.Composable] = []
+    if filters.instruments and "instrument" in filter_sql:
+        clauses.append(sql.SQL(filter_sql["instrument"] + " = ANY({})").format(sql.Literal(list(filters.instruments))))
+    if filters.visit_codes and "visit_code" in filter_sql:
+        clauses.append(sql.SQL(filter_sql["visit_code"] + " = ANY({})").format(sql.Literal(list(filters.visit_codes))))
+    if filters.changed_since and changed_sql:
+        clauses.append(sql.SQL(changed_sql + " >= {}").format(sql.Literal(filters.changed_since)))
+    return clauses
+
+
+def _where(clauses: list[sql.Composable]) -> sql.Composable:
+    return sql.SQL("WHERE ") + sql.SQL(" AND ").join(clauses) if clauses else sql.SQL("")
+
+
+def _select_list(columns: Sequence[tuple[str, str, sql.Composable]], escape: bool) -> sql.Composable:
+    parts = []
+    for name, type_, expr in columns:
+        if escape and type_ == TEXT:
+            expr = escape_sql(expr)
+        parts.append(sql.SQL("{} AS {}").format(expr, sql.Identifier(name)))
+    return sql.SQL(", ").join(parts)
+
+
+def select_sql(dataset: Dataset, scope: Scope, filters: Filters, *, escape: bool) -> sql.Composed:
+    """The dataset's rows; ``escape`` prefixes formula cells (for CSV, which spreadsheets open)."""
+    cols = [(c.name, c.type, c.expr) for c in dataset.visible(scope)]
+    where = filter_clauses(dataset.filter_sql, dataset.changed_sql, filters)
+    return sql.SQL("{px}SELECT {cols} FROM px {from_} {where} ORDER BY {order}").format(
+        px=_px(scope),
+        cols=_select_list(cols, escape),
+        from_=sql.SQL(dataset.from_sql),
+        where=_where(where),
+        order=sql.SQL(dataset.order_sql),
+    )
+
+
+def wide_select_sql(wide: Sequence[WideColumn], scope: Scope, filters: Filters, *, escape: bool) -> sql.Composed:
+    """The wide scores: the long scores grouped per participant x visit, one aggregate per wide column."""
+    cols: list[tuple[str, str, sql.Composable]] = [(c.name, c.type, c.expr) for c in index_columns(scope)]
+    for w in wide:
+        value = sql.SQL("NULLIF(s.text_value, '')") if w.type == TEXT else sql.SQL("s.value")
+        cols.append(
+            (
+                w.name,
+                w.type,
+                sql.SQL("max({v}) FILTER (WHERE r.instrument_code = {i} AND s.kind = {k} AND s.code = {c})").format(
+                    v=value, i=sql.Literal(w.instrument), k=sql.Literal(w.kind), c=sql.Literal(w.code)
+                ),
+            )
+        )
+    # ?changed_since applies to the whole row (its latest change), hence HAVING rather than WHERE.
+    where = filter_clauses(SCORES.filter_sql, None, filters)
+    group = [sql.SQL("px.participant_id"), sql.SQL("px.site_code"), sql.SQL("v.id")]
+    if scope.with_arm:
+        group.append(sql.SQL("px.arm"))
+    having = (
+        sql.SQL(" HAVING max(GREATEST(r.updated_at, s.computed_at)) >= {}").format(sql.Literal(filters.changed_since))
+        if filters.changed_since
+        else sql.SQL("")
+    )
+    return sql.SQL("{px}SELECT {cols} FROM px {from_} {where} GROUP BY {group}{having} ORDER BY {order}").format(
+        px=_px(scope),
+        cols=_select_list(cols, escape),
+        from_=sql.SQL(SCORES.from_sql),
+        where=_where(where),
+        group=sql.SQL(", ").join(group),
+        having=having,
+        order=sql.SQL("px.participant_id, v.target_date NULLS LAST, v.id"),
+    )
