@@ -11,6 +11,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from participants.models import ContactDetails
 
 
 @dataclass(frozen=True)
@@ -30,6 +34,17 @@ class DeliveryError(Exception):
 
 
 Commit = Callable[[], bool]
+
+
+def choose_channel(contact: ContactDetails | None) -> str | None:
+    """The preferred channel when it has an address, else the other one; None when the participant has neither."""
+    if contact is None:
+        return None
+    addresses = {"email": bool(contact.email), "sms": bool(contact.phone)}
+    preferred = contact.preferred_channel or "email"
+    if addresses.get(preferred):
+        return preferred
+    return next((c for c in ("email", "sms") if addresses[c]), None)
 
 
 def deliver(channel: str, message: Outgoing, commit: Commit) -> str:
