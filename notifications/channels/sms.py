@@ -29,7 +29,7 @@ outbox: list[Outgoing] = []
 SCHEMES = ("console", "locmem", "twilio", "twilio+http")
 
 
-def parse_sms_url(url: str) -> dict:
+def parse_sms_url(url: str) -> dict[str, str]:
     parts = urllib.parse.urlsplit(url)
     if parts.scheme not in SCHEMES:
         raise ImproperlyConfigured(f"SMS_URL scheme {parts.scheme!r} is not accepted; accepted: {', '.join(SCHEMES)}")
