@@ -38,7 +38,7 @@ from trialsite.errors import Conflict, ServiceError
 from trialsite.followups import send_task_on_commit
 
 if TYPE_CHECKING:
-    pass
+    import psycopg
 
 log = logging.getLogger(__name__)
 
@@ -284,7 +284,7 @@ class SentMark:
 
     def __init__(self, *, pk: int, claim_token: str) -> None:
         self.pk, self.claim_token = pk, claim_token
-        self._pending = None
+        self._pending: psycopg.Connection[Any] | None = None
 
     def __call__(self) -> bool:
         if connection.vendor != "postgresql" or connection.in_atomic_block:
