@@ -35,7 +35,7 @@ def current_consent_document(study: Study):
 # --- reads for notifications ---
 
 
-def participant_with_contact(participant_pk: int) -> Participant:
+def participant_with_study_and_contact(participant_pk: int) -> Participant:
     """One participant by primary key with its site, study and contact details, in one query. No user scoping: the
     reminder planner and sender run as the system, and the contact details they read never leave the message."""
     return Participant.objects.select_related("site", "study", "contact").get(pk=participant_pk)

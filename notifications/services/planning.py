@@ -135,7 +135,7 @@ def notifications_reconcile(*, participant_id: int, now: dt.datetime | None = No
     now = now or timezone.now()
     with transaction.atomic():
         _lock_participant(participant_id)
-        participant = participant_selectors.participant_with_contact(participant_id)
+        participant = participant_selectors.participant_with_study_and_contact(participant_id)
         rules = rules_for(participant.study.protocol_code)
         _administrations_up_to_date(participant, now)
         wanted = {w.key: w for w in planner.plan(_participant_state(participant, rules, now), rules, now)}
