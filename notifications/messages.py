@@ -16,7 +16,7 @@ from django.conf import settings
 from django.template.loader import render_to_string
 from django.utils import timezone, translation
 
-from notifications.channels import Outgoing
+from notifications.channels.contract import Outgoing
 
 if TYPE_CHECKING:
     from notifications.models import Notification

@@ -20,7 +20,7 @@ from django.conf import settings
 from django.core.mail import EmailMessage, get_connection
 from django.core.mail.backends.smtp import EmailBackend as SMTPBackend
 
-from notifications.channels import Commit, DeliveryError, Outgoing, Superseded
+from notifications.channels.contract import Commit, DeliveryError, Outgoing, Superseded
 
 _local = threading.local()
 

@@ -23,7 +23,7 @@ import urllib.request
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
-from notifications.channels import Commit, DeliveryError, Outgoing, Superseded
+from notifications.channels.contract import Commit, DeliveryError, Outgoing, Superseded
 
 outbox: list[Outgoing] = []
 SCHEMES = ("console", "locmem", "twilio", "twilio+http")
