@@ -73,3 +73,39 @@ def safety_alerts_at_sites(
     if study_ids is not None:
         qs = qs.filter(participant__study_id__in=study_ids)
     return qs
+
+
+# --- reads for notifications ---
+# The import sits in this appended block so that the block merges on its own.
+import datetime as dt  # noqa: E402
+
+_ADMINISTRATION_DONE = (Administration.Status.COMPLETED, Administration.Status.NOT_APPLICABLE)
+
+
+def administrations_outstanding(participant_pk: int) -> QuerySet[Administration]:
+    """A participant's administrations not done yet (neither completed nor not applicable), expired ones included:
+    what the site is still waiting for."""
+    return Administration.objects.filter(participant_id=participant_pk).exclude(status__in=_ADMINISTRATION_DONE)
+
+
+def self_reports_open(participant_pk: int, *, now: dt.datetime) -> QuerySet[Administration]:
+    """A participant's self-report administrations that can still be answered: not done, with a window that has not
+    closed at ``now`` (it may not have opened yet). Whether one has expired comes from the clock, never from the
+    stored status, which nothing refreshes on a read."""
+    return administrations_outstanding(participant_pk).filter(
+        respondent=Administration.Respondent.SELF, opens_at__isnull=False, closes_at__gte=now
+    )
+
+
+def outstanding_counts_by_visit(visit_pks: set[int]) -> dict[int, int]:
+    """How many administrations of each visit are not done yet (one query); visits with none are absent."""
+    from django.db.models import Count
+
+    rows = (
+        Administration.objects.filter(visit_id__in=visit_pks)
+        .exclude(status__in=_ADMINISTRATION_DONE)
+        .order_by()
+        .values("visit_id")
+        .annotate(n=Count("id"))
+    )
+    return {row["visit_id"]: row["n"] for row in rows}

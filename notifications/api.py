@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import django_filters
+from django.db.models import QuerySet
 from drf_spectacular.utils import extend_schema
 from rest_framework.generics import ListAPIView
+from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -13,7 +15,8 @@ from notifications.models import Notification
 from notifications.serializers import NotificationOutput, RetryInput
 
 
-class NotificationFilter(django_filters.FilterSet):
+# django-filter ships no type information, so its base class is Any to mypy.
+class NotificationFilter(django_filters.FilterSet):  # type: ignore[misc]
     status = django_filters.MultipleChoiceFilter(choices=Notification.Status.choices)
     participant_id = django_filters.CharFilter(field_name="participant__participant_id")
     channel = django_filters.CharFilter()
@@ -23,17 +26,17 @@ class NotificationFilter(django_filters.FilterSet):
         fields = ["status", "participant_id", "channel"]
 
 
-class NotificationList(ListAPIView):
+class NotificationList(ListAPIView[Notification]):
     serializer_class = NotificationOutput
     filterset_class = NotificationFilter
 
-    def get_queryset(self):
+    def get_queryset(self) -> QuerySet[Notification]:
         return selectors.notifications_for(self.request.user)
 
 
 class NotificationRetry(APIView):
     @extend_schema(request=RetryInput, responses=NotificationOutput)
-    def post(self, request, notification_id: int):
+    def post(self, request: Request, notification_id: int) -> Response:
         row = selectors.notification_get(request.user, notification_id)
         payload = RetryInput(data=request.data)
         payload.is_valid(raise_exception=True)

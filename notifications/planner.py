@@ -15,10 +15,15 @@ import datetime as dt
 import zoneinfo
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from notifications.rules import QuietHours, Rules
+from scheduling.protocol import VisitKind
 
 UTC = dt.UTC
+# Scheduling's Visit.Status values the plan looks at (the planner imports no models: it is pure).
+SCHEDULED = "scheduled"
+NOT_HAPPENING = ("cancelled", "missed")
 
 
 @dataclass(frozen=True)
@@ -74,7 +79,7 @@ class Wanted:
     language: str
     nominal_at: dt.datetime
     due_at: dt.datetime
-    context: dict = field(default_factory=dict, hash=False, compare=False)
+    context: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
 
 
 # --- time helpers ----------------------------------------------------------------------------------------------------
@@ -124,7 +129,7 @@ def dosing_days(visits: Iterable[VisitState], tz: zoneinfo.ZoneInfo) -> frozense
     date, else the plan's target date."""
     days = set()
     for v in visits:
-        if v.kind != "dosing" or v.status in ("cancelled", "missed"):
+        if v.kind != VisitKind.DOSING or v.status in NOT_HAPPENING:
             continue
         when = v.occurred_at or v.scheduled_start
         if when is not None:
@@ -152,7 +157,7 @@ def plan(state: ParticipantState, rules: Rules, now: dt.datetime) -> list[Wanted
     if state.active and state.channel:
         # Visit reminders: before a booked slot, never after it has begun.
         for v in state.visits:
-            if v.status != "scheduled" or v.scheduled_start is None or v.kind not in rules.visit_kinds:
+            if v.status != SCHEDULED or v.scheduled_start is None or v.kind not in rules.visit_kinds:
                 continue
             if now >= v.scheduled_start:
                 continue

@@ -14,6 +14,7 @@ import json
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 from scheduling.protocol import VISIT_KINDS
 
@@ -56,17 +57,18 @@ class Rules:
     escalation_roles: tuple[str, ...]
 
 
-def _time(value, path: str) -> dt.time:
+def _time(value: Any, path: str) -> dt.time:
     try:
         return dt.time.fromisoformat(value)
     except (TypeError, ValueError):
         raise RulesError(f"{path}: expected a local time like '21:00', got {value!r}") from None
 
 
-def _offsets(items, path: str) -> tuple[Offset, ...]:
+def _offsets(items: Any, path: str) -> tuple[Offset, ...]:
     if not isinstance(items, list):
         raise RulesError(f"{path}: expected a list of offsets")
-    out, seen = [], set()
+    out: list[Offset] = []
+    seen: set[str] = set()
     for i, item in enumerate(items):
         if not isinstance(item, dict) or not isinstance(item.get("code"), str) or not item["code"]:
             raise RulesError(f"{path}[{i}]: an offset needs a 'code'")
@@ -83,7 +85,7 @@ def _offsets(items, path: str) -> tuple[Offset, ...]:
     return tuple(out)
 
 
-def parse_rules(data: dict, source: str = "rules") -> Rules:
+def parse_rules(data: Any, source: str = "rules") -> Rules:
     try:
         if not isinstance(data, dict):
             raise RulesError("expected an object")

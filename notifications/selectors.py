@@ -1,4 +1,5 @@
-"""Outbox reads, scoped to the sites where the user manages participants (coordinators, investigators, admins)."""
+"""Outbox reads: the staff views, scoped to the sites where the user manages participants (coordinators,
+investigators, admins), and the periodic sweep's list of participants to re-plan."""
 
 from __future__ import annotations
 
@@ -6,10 +7,26 @@ from django.db.models import QuerySet
 from django.shortcuts import get_object_or_404
 
 from notifications.models import Notification
-from participants.access import managed_site_ids
+from participants import selectors as participant_selectors
+from participants.access import Actor, managed_site_ids
+from participants.models import Participant
+
+# Participants who still get reminders: once withdrawn, completed, lost or screen-failed they get none.
+ACTIVE_PARTICIPANT: frozenset[str] = frozenset(
+    {
+        Participant.Status.SCREENING,
+        Participant.Status.ELIGIBLE,
+        Participant.Status.CONSENTED,
+        Participant.Status.ENROLLED,
+        Participant.Status.RANDOMIZED,
+        Participant.Status.IN_TREATMENT,
+    }
+)
+# Rows not yet on their way: re-planning may cancel or replace them, and a withdrawal cancels them.
+REPLACEABLE = (Notification.Status.PENDING, Notification.Status.CLAIMED)
 
 
-def notifications_for(user) -> QuerySet[Notification]:
+def notifications_for(user: Actor) -> QuerySet[Notification]:
     # One query per page: the participant, its site and the staff recipient come in the same SELECT.
     return (
         Notification.objects.filter(participant__site_id__in=managed_site_ids(user))
@@ -18,6 +35,13 @@ def notifications_for(user) -> QuerySet[Notification]:
     )
 
 
-def notification_get(user, notification_id: int) -> Notification:
+def notification_get(user: Actor, notification_id: int) -> Notification:
     """One row, or Http404 when it does not exist or lies outside the user's sites (the two look the same)."""
     return get_object_or_404(notifications_for(user), pk=notification_id)
+
+
+def participant_ids_to_reconcile() -> list[int]:
+    """Participants the periodic sweep looks at: the active ones, and any with messages still to go."""
+    active = participant_selectors.participant_pks_with_status(ACTIVE_PARTICIPANT)
+    waiting = set(Notification.objects.filter(status__in=REPLACEABLE).values_list("participant_id", flat=True))
+    return sorted(active | waiting)

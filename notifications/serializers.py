@@ -5,7 +5,7 @@ from rest_framework import serializers
 from notifications.models import Notification
 
 
-class NotificationOutput(serializers.ModelSerializer):
+class NotificationOutput(serializers.ModelSerializer[Notification]):
     """No address and no message text: the outbox row says who and when, the contact details stay where they are."""
 
     participant_id = serializers.CharField(source="participant.participant_id")
@@ -39,8 +39,8 @@ class NotificationOutput(serializers.ModelSerializer):
         ]
 
     def get_recipient(self, obj: Notification) -> str:
-        return obj.recipient_user.username if obj.recipient_user_id else obj.participant.participant_id
+        return obj.recipient_user.username if obj.recipient_user is not None else obj.participant.participant_id
 
 
-class RetryInput(serializers.Serializer):
+class RetryInput(serializers.Serializer[dict[str, str]]):
     reason = serializers.CharField(required=False, allow_blank=True)

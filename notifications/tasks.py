@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from notifications import services
+from notifications import selectors, services
 
 
 @shared_task(name="notifications.dispatch_due", ignore_result=True)
@@ -24,7 +24,7 @@ def send(notification_id: int, claim_token: str) -> str:
 
 
 @shared_task(name="notifications.send_batch", ignore_result=True)
-def send_batch(claims: list[list]) -> dict:
+def send_batch(claims: list[list[int | str]]) -> dict[str, int]:
     """A batch of ``[id, claim_token]`` pairs from one dispatch, sent over one SMTP connection."""
     return services.notifications_send_batch([(int(pk), str(token)) for pk, token in claims])
 
@@ -41,6 +41,6 @@ def reconcile_all() -> int:
     """Beat, every 5 minutes: the safety net for a hook that never reached the broker, and for time passing (a
     window that closed, a dosing day that arrived)."""
     created = 0
-    for participant_id in services.participant_ids_to_reconcile():
+    for participant_id in selectors.participant_ids_to_reconcile():
         created += services.notifications_reconcile(participant_id=participant_id).created
     return created

@@ -76,3 +76,29 @@ def participants_with_consent_version(
     consent record (None if it has none)."""
     latest = ConsentRecord.objects.filter(participant=OuterRef("pk")).order_by("-id").values("document__version")[:1]
     return participants_at_sites(site_ids, study_ids).annotate(consent_version=Subquery(latest))
+
+
+# --- reads for notifications ---
+
+
+def participant_with_study_and_contact(participant_pk: int) -> Participant:
+    """One participant by primary key with its site, study and contact details, in one query. No user scoping: the
+    reminder planner and sender run as the system, and the contact details they read never leave the message."""
+    return Participant.objects.select_related("site", "study", "contact").get(pk=participant_pk)
+
+
+def participant_pks_with_status(statuses: frozenset[str]) -> set[int]:
+    return set(Participant.objects.filter(status__in=statuses).values_list("id", flat=True))
+
+
+def staff_user_ids_with_email(*, site_id: int, roles: tuple[str, ...]) -> tuple[int, ...]:
+    """Active users who hold one of ``roles`` at the site and have an e-mail address, by user id (one query)."""
+    from participants.models import StaffMembership
+
+    return tuple(
+        StaffMembership.objects.filter(site_id=site_id, role__in=roles, user__is_active=True)
+        .exclude(user__email="")
+        .order_by("user_id")
+        .values_list("user_id", flat=True)
+        .distinct()
+    )

@@ -88,3 +88,17 @@ def deviations_at_sites(
     if study_ids is not None:
         qs = qs.filter(participant__study_id__in=study_ids)
     return qs
+
+
+# --- reads for notifications ---
+
+
+def participant_visits(participant_pk: int) -> QuerySet[Visit]:
+    """Every visit of one participant, whatever its status, in plan order. No user scoping: the reminder planner runs
+    as the system."""
+    return Visit.objects.filter(participant_id=participant_pk)
+
+
+def visits_by_pk(visit_pks: set[int]) -> dict[int, Visit]:
+    """The visits with these primary keys, by key (one query); missing ones are simply absent."""
+    return Visit.objects.in_bulk(visit_pks)

@@ -5,31 +5,31 @@ row no longer belongs to this attempt. A channel calls it after everything that 
 before the one step that makes the message irrevocable: the final "." of SMTP DATA, or the HTTP request to the SMS
 provider. So a worker killed before that step leaves a row that is safe to send again, and one killed after it leaves a
 row already marked sent. See docs/operations.md, "Reminders: delivery guarantees".
+
+``choose_channel`` picks a participant's channel: the preferred one if it has an address, else the other.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from notifications.channels.contract import Commit, DeliveryError, Outgoing, Superseded
+
+if TYPE_CHECKING:
+    from participants.models import ContactDetails
+
+__all__ = ["Commit", "DeliveryError", "Outgoing", "Superseded", "choose_channel", "deliver"]
 
 
-@dataclass(frozen=True)
-class Outgoing:
-    to: str
-    subject: str
-    body: str
-    message_id: str  # stable per outbox row, so a duplicate (should one ever happen) is detectable downstream
-
-
-class Superseded(Exception):
-    """The row was re-claimed by another attempt or cancelled: this attempt sent nothing and must stop."""
-
-
-class DeliveryError(Exception):
-    """The provider refused the message or could not be reached."""
-
-
-Commit = Callable[[], bool]
+def choose_channel(contact: ContactDetails | None) -> str | None:
+    """The preferred channel when it has an address, else the other one; None when the participant has neither."""
+    if contact is None:
+        return None
+    addresses = {"email": bool(contact.email), "sms": bool(contact.phone)}
+    preferred = contact.preferred_channel or "email"
+    if addresses.get(preferred):
+        return preferred
+    return next((c for c in ("email", "sms") if addresses[c]), None)
 
 
 def deliver(channel: str, message: Outgoing, commit: Commit) -> str:

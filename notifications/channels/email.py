@@ -14,17 +14,18 @@ import re
 import smtplib
 import socket
 import threading
+from typing import Any
 
 from django.conf import settings
 from django.core.mail import EmailMessage, get_connection
 from django.core.mail.backends.smtp import EmailBackend as SMTPBackend
 
-from notifications.channels import Commit, DeliveryError, Outgoing, Superseded
+from notifications.channels.contract import Commit, DeliveryError, Outgoing, Superseded
 
 _local = threading.local()
 
 
-def _backend_key() -> tuple:
+def _backend_key() -> tuple[Any, ...]:
     return (
         settings.EMAIL_BACKEND,
         settings.EMAIL_HOST,
@@ -35,7 +36,7 @@ def _backend_key() -> tuple:
     )
 
 
-def _backend():
+def _backend() -> Any:
     key = _backend_key()
     cached = getattr(_local, "backend", None)
     if cached is not None and cached[0] == key:
@@ -94,11 +95,14 @@ class _Retryable(Exception):
 
 def _smtp_two_phase(backend: SMTPBackend, email: EmailMessage, commit: Commit) -> str:
     try:
-        if backend.open():
+        opened = backend.open()
+        conn = backend.connection
+        if conn is None:
+            raise _Retryable("the SMTP backend opened no connection")
+        if opened and conn.sock is not None:
             # The content and the final "." go out as two writes (the commit sits between them); without NODELAY,
             # Nagle's algorithm would hold the "." until the server's delayed ACK, some 40 ms per message.
-            backend.connection.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        conn = backend.connection
+            conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         conn.ehlo_or_helo_if_needed()
         sender = email.from_email
         code, reply = conn.mail(_addr(sender))
@@ -114,7 +118,8 @@ def _smtp_two_phase(backend: SMTPBackend, email: EmailMessage, commit: Commit) -
         if code != 354:
             _reset(conn)
             raise DeliveryError(f"DATA refused: {code} {reply.decode(errors='replace')}")
-        data = email.message().as_bytes(linesep="\r\n")
+        # Django's message classes take linesep; the stubs type message() as the standard library's Message.
+        data = email.message().as_bytes(linesep="\r\n")  # type: ignore[call-arg]
         data = re.sub(rb"(?m)^\.", b"..", data)  # dot-stuffing (RFC 5321 4.5.2)
         if not data.endswith(b"\r\n"):
             data += b"\r\n"
@@ -144,7 +149,7 @@ def _smtp_two_phase(backend: SMTPBackend, email: EmailMessage, commit: Commit) -
     return text[:200]
 
 
-def _reset(conn) -> None:
+def _reset(conn: smtplib.SMTP) -> None:
     try:
         conn.rset()
     except (smtplib.SMTPException, OSError):

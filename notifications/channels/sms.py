@@ -23,13 +23,13 @@ import urllib.request
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
-from notifications.channels import Commit, DeliveryError, Outgoing, Superseded
+from notifications.channels.contract import Commit, DeliveryError, Outgoing, Superseded
 
 outbox: list[Outgoing] = []
 SCHEMES = ("console", "locmem", "twilio", "twilio+http")
 
 
-def parse_sms_url(url: str) -> dict:
+def parse_sms_url(url: str) -> dict[str, str]:
     parts = urllib.parse.urlsplit(url)
     if parts.scheme not in SCHEMES:
         raise ImproperlyConfigured(f"SMS_URL scheme {parts.scheme!r} is not accepted; accepted: {', '.join(SCHEMES)}")
