@@ -71,12 +71,8 @@ def choose_channel(contact: ContactDetails | None) -> str | None:
 
 
 def participant_state(participant: Participant, now: dt.datetime) -> planner.ParticipantState:
-    from assessments.services import administrations_sync_for_participant
-
     contact = getattr(participant, "contact", None)
     rules = rules_for(participant.study.protocol_code)
-    # Administrations are derived from visits on read; bring them up to date so the plan sees the current windows.
-    administrations_sync_for_participant(participant, now=now)
     visits = list(
         Visit.objects.filter(participant=participant).values(
             "id", "code", "kind", "status", "target_date", "scheduled_start", "occurred_at"
