@@ -22,31 +22,31 @@ class AnswersField(serializers.DictField):
     child = serializers.JSONField(allow_null=True)
 
 
-class ResponseCreateInput(serializers.Serializer):
+class ResponseCreateInput(serializers.Serializer[Any]):
     participant_id = serializers.CharField()
     visit_id = serializers.IntegerField()
     instrument = serializers.CharField()
     answers = AnswersField()
 
 
-class ResponseCorrectInput(serializers.Serializer):
+class ResponseCorrectInput(serializers.Serializer[Any]):
     answers = AnswersField()
     reason = serializers.CharField()
 
 
-class LinkSaveInput(serializers.Serializer):
+class LinkSaveInput(serializers.Serializer[Any]):
     answers = serializers.DictField(child=AnswersField(), help_text="{INSTRUMENT: {ITEM_CODE: value}}")
 
 
-class OpenInput(serializers.Serializer):
+class OpenInput(serializers.Serializer[Any]):
     reason = serializers.CharField(required=False, allow_blank=True, max_length=2000)
 
 
-class AcknowledgeInput(serializers.Serializer):
+class AcknowledgeInput(serializers.Serializer[Any]):
     note = serializers.CharField()
 
 
-class LinkOutput(serializers.Serializer):
+class LinkOutput(serializers.Serializer[Any]):
     url = serializers.CharField()
     expires_at = serializers.DateTimeField()
 

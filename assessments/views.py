@@ -254,10 +254,12 @@ def review(request: HttpRequest) -> HttpResponse:
             request.session[DONE_KEY] = True
             return HttpResponseRedirect(reverse("participant-done"))
     language = translation.get_language() or "en"
-    sections = []
+    sections: list[dict[str, Any]] = []
+    incomplete = 0
     for number, (adm, instrument) in enumerate(pages, start=1):
         answers = adm.draft_answers
         missing = _missing(instrument, answers)
+        incomplete += len(missing)
         rows = []
         for it in visible_items(instrument, answers):
             value = answers.get(it.code)
@@ -271,7 +273,6 @@ def review(request: HttpRequest) -> HttpResponse:
                 }
             )
         sections.append({"number": number, "instrument": instrument, "rows": rows, "missing": len(missing)})
-    incomplete = sum(s["missing"] for s in sections)
     context = _context(
         request, link, sections=sections, incomplete=incomplete, submit_errors=bool(errors), total=len(pages)
     )

@@ -10,6 +10,7 @@ from django.db import transaction
 from assessments.definitions import InstrumentError, load_instrument_file
 from assessments.library import contract_errors, shipped_instruments
 from assessments.models import InstrumentVersion
+from assessments.services._actors import account_of
 from audit.models import AuditEvent
 from audit.services import audit_record
 from participants.access import Actor
@@ -38,7 +39,7 @@ def instrument_version_load(*, path: str | Path, by: Actor = None) -> Instrument
         version=instrument.version,
         definition=json.loads(json.dumps(instrument.raw)),
         source=path.name,
-        loaded_by=by if getattr(by, "pk", None) else None,
+        loaded_by=account_of(by),
     )
     audit_record(
         by=by,

@@ -14,6 +14,7 @@ from assessments.definitions import validate_answers, visible_items
 from assessments.library import instrument_get
 from assessments.models import Administration, ParticipantLink, Response
 from assessments.selectors import INACTIVE_PARTICIPANT, link_pending
+from assessments.services._actors import account_of
 from assessments.services.responses import response_store
 from assessments.windows import ANSWERABLE, SELF, administration_status, is_open
 from audit.models import AuditEvent
@@ -47,7 +48,7 @@ def link_issue(*, visit: Visit, by: Actor) -> tuple[ParticipantLink, str]:
         token_hash=links.token_hash(token),
         participant=participant,
         visit=visit,
-        created_by=by if getattr(by, "pk", None) else None,
+        created_by=account_of(by),
         expires_at=expires_at,
     )
     audit_participant_record(

@@ -14,6 +14,7 @@ from assessments.definitions import Instrument, validate_answers, visible_items
 from assessments.library import instrument_get
 from assessments.models import Administration, Answer, ParticipantLink, Response, Score
 from assessments.scoring import SCORING_VERSION, ScoreResult, score
+from assessments.services._actors import account_of
 from assessments.services.administrations import administration_add
 from assessments.services.safety import safety_alerts_raise
 from audit.models import AuditEvent
@@ -99,7 +100,7 @@ def response_store(
                 instrument_version=instrument.version,
                 source=source,
                 link=link,
-                entered_by=by if getattr(by, "pk", None) else None,
+                entered_by=account_of(by),
                 submitted_at=now,
             )
     except IntegrityError:

@@ -17,6 +17,7 @@ from django.utils import timezone
 from assessments.definitions import Instrument
 from assessments.models import Response, SafetyAlert, Score
 from assessments.scoring import ScoreResult
+from assessments.services._actors import account_of
 from audit.models import AuditEvent
 from audit.services import audit_participant_record
 from participants import selectors as participant_selectors
@@ -192,7 +193,7 @@ def safety_alert_acknowledge(*, alert: SafetyAlert, note: str, by: Actor) -> Saf
     if alert.acknowledged_at is not None:
         raise Conflict("this alert was already acknowledged")
     now = timezone.now()
-    alert.acknowledged_at, alert.acknowledged_by, alert.acknowledgement_note = now, by, note.strip()
+    alert.acknowledged_at, alert.acknowledged_by, alert.acknowledgement_note = now, account_of(by), note.strip()
     alert.save(update_fields=["acknowledged_at", "acknowledged_by", "acknowledgement_note"])
     audit_participant_record(
         alert.participant,

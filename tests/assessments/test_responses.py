@@ -10,7 +10,7 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from assessments import library, services, windows
+from assessments import library, windows
 from assessments.checks import check_instruments, check_protocol_instruments
 from assessments.definitions import load_shipped_instruments
 from assessments.models import Administration, Answer, InstrumentVersion, Response, Score
