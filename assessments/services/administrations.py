@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from assessments.library import instrument_get
 from assessments.models import Administration
+from assessments.selectors import INACTIVE_PARTICIPANT
 from assessments.windows import DONE, SELF, administration_status, window_bounds
 from audit.models import AuditEvent
 from audit.services import audit_participant_record
@@ -27,7 +28,6 @@ from trialsite.errors import Conflict, InvalidTransition, ServiceError
 from trialsite.followups import reconcile_reminders_on_commit
 
 A = Administration.Status
-INACTIVE_PARTICIPANT = frozenset({Participant.Status.WITHDRAWN, Participant.Status.SCREEN_FAILED})
 FIELDS = ("opens_at", "closes_at", "status")
 
 
