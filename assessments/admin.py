@@ -1,18 +1,27 @@
 """Read-only admin views: every write goes through the services (validated and audited)."""
 
+from typing import TYPE_CHECKING, Any
+
 from django.contrib import admin
+from django.db.models import Model
+from django.http import HttpRequest
 
 from assessments.models import Administration, InstrumentVersion, ParticipantLink, Response, SafetyAlert
 
+if TYPE_CHECKING:
+    _ModelAdmin = admin.ModelAdmin[Any]
+else:  # ModelAdmin is generic only in the stubs
+    _ModelAdmin = admin.ModelAdmin
 
-class ReadOnly(admin.ModelAdmin):
-    def has_add_permission(self, request):
+
+class ReadOnly(_ModelAdmin):
+    def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
-    def has_change_permission(self, request, obj=None):
+    def has_change_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
         return False
 
-    def has_delete_permission(self, request, obj=None):
+    def has_delete_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
         return False
 
 

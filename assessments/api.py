@@ -6,18 +6,23 @@ The participant link endpoints (``/api/v1/links/<token>/...``) take no login: th
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import Any
+
 from django.db import transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework import status
 from rest_framework.generics import ListAPIView
 from rest_framework.permissions import AllowAny
+from rest_framework.request import Request
 from rest_framework.response import Response as HttpResponse
 from rest_framework.views import APIView
 
-from assessments import links, selectors, services
-from assessments.models import ParticipantLink, Response
+from assessments import library, links, selectors, services
+from assessments.models import ParticipantLink, Response, SafetyAlert
 from assessments.serializers import (
     AcknowledgeInput,
     AdministrationOutput,
@@ -30,6 +35,7 @@ from assessments.serializers import (
     render_instrument,
     render_response,
 )
+from assessments.windows import administration_status
 from participants import access
 from participants import selectors as participant_selectors
 from scheduling import selectors as scheduling_selectors
@@ -44,15 +50,15 @@ LIMITED = {"detail": "Too many attempts. Please try again later.", "code": "rate
 
 class InstrumentList(APIView):
     @extend_schema(operation_id="instruments_list", responses={200: OpenApiTypes.OBJECT})
-    def get(self, request):
-        return HttpResponse([render_instrument(i, full=False) for i in services.instruments_all()])
+    def get(self, request: Request) -> HttpResponse:
+        return HttpResponse([render_instrument(i, full=False) for i in library.instruments_all()])
 
 
 class InstrumentDetail(APIView):
     @extend_schema(responses={200: OpenApiTypes.OBJECT})
-    def get(self, request, code: str):
+    def get(self, request: Request, code: str) -> HttpResponse:
         try:
-            instrument = services.instrument_get(code)
+            instrument = library.instrument_get(code)
         except KeyError:
             return HttpResponse({"detail": "Not found."}, status=status.HTTP_404_NOT_FOUND)
         language = request.query_params.get("language", "en")
@@ -64,16 +70,16 @@ class InstrumentDetail(APIView):
 
 class VisitAdministrations(APIView):
     @extend_schema(responses={200: AdministrationOutput(many=True)})
-    def get(self, request, visit_id: int):
+    def get(self, request: Request, visit_id: int) -> HttpResponse:
+        # A pure read: the administrations were created with the visit; "expired" is computed from the clock.
         visit = scheduling_selectors.visit_get(request.user, visit_id)
-        services.administrations_sync_for_participant(visit.participant)
         rows = selectors.administrations_of_visit(visit)
         return HttpResponse(AdministrationOutput(rows, many=True).data)
 
 
 class AdministrationOpen(APIView):
     @extend_schema(request=OpenInput, responses={200: AdministrationOutput})
-    def post(self, request, administration_id: int):
+    def post(self, request: Request, administration_id: int) -> HttpResponse:
         adm = selectors.administration_get(request.user, administration_id)
         payload = OpenInput(data=request.data)
         payload.is_valid(raise_exception=True)
@@ -87,7 +93,7 @@ class AdministrationOpen(APIView):
 
 class VisitLink(APIView):
     @extend_schema(request=None, responses={201: LinkOutput})
-    def post(self, request, visit_id: int):
+    def post(self, request: Request, visit_id: int) -> HttpResponse:
         visit = scheduling_selectors.visit_get(request.user, visit_id)
         if not access.can_manage(request.user, visit.participant.site_id):
             raise PermissionDeniedError("your role at this site cannot issue participant links")
@@ -101,15 +107,15 @@ class VisitLink(APIView):
 # --- participant link JSON flow ----------------------------------------------------------------------------------
 
 
-def link_state(link: ParticipantLink) -> dict:
+def link_state(link: ParticipantLink) -> dict[str, Any]:
     participant = link.participant
     contact = getattr(participant, "contact", None)
     language = contact.language if contact else "en"
     now = timezone.now()
-    pending = services.link_pending(link, now)
+    pending = selectors.link_pending(link, now)
     items = []
     for position, adm in enumerate(pending, start=1):
-        instrument = services.instrument_get(adm.instrument_code)
+        instrument = library.instrument_get(adm.instrument_code)
         data = render_instrument(instrument, language=language)
         items.append(
             {
@@ -117,7 +123,7 @@ def link_state(link: ParticipantLink) -> dict:
                 "of": len(pending),
                 "instrument": adm.instrument_code,
                 "title": instrument.title,
-                "status": adm.status,
+                "status": administration_status(adm, now),
                 "closes_at": adm.closes_at,
                 "items": data["items"],
                 "answers": adm.draft_answers,
@@ -137,34 +143,35 @@ def link_state(link: ParticipantLink) -> dict:
 
 
 class _LinkView(APIView):
-    authentication_classes: list = []
+    authentication_classes: list[Any] = []
     permission_classes = [AllowAny]
 
-    def resolve(self, request, token: str):
+    def resolve(self, request: Request, token: str) -> ParticipantLink | HttpResponse:
+        """The usable link, or the refusal to answer with (429 when limited, else 404 for any unusable token)."""
         address = links.client_address(request)
         if links.is_limited(address):
-            return None, HttpResponse(LIMITED, status=status.HTTP_429_TOO_MANY_REQUESTS)
-        link = services.link_find(token)
+            return HttpResponse(LIMITED, status=status.HTTP_429_TOO_MANY_REQUESTS)
+        link = selectors.link_find(token)
         if link is None:
             links.record_failure(address)
-            return None, HttpResponse(GONE, status=status.HTTP_404_NOT_FOUND)
-        return link, None
+            return HttpResponse(GONE, status=status.HTTP_404_NOT_FOUND)
+        return link
 
 
 class LinkDetail(_LinkView):
     @extend_schema(responses={200: OpenApiTypes.OBJECT})
-    def get(self, request, token: str):
+    def get(self, request: Request, token: str) -> HttpResponse:
         # A pure read: mail scanners and link previews open links, so nothing is consumed or changed here.
-        link, refused = self.resolve(request, token)
-        if refused:
-            return refused
+        link = self.resolve(request, token)
+        if isinstance(link, HttpResponse):
+            return link
         return HttpResponse(link_state(link))
 
     @extend_schema(request=LinkSaveInput, responses={200: OpenApiTypes.OBJECT})
-    def put(self, request, token: str):
-        link, refused = self.resolve(request, token)
-        if refused:
-            return refused
+    def put(self, request: Request, token: str) -> HttpResponse:
+        link = self.resolve(request, token)
+        if isinstance(link, HttpResponse):
+            return link
         data = LinkSaveInput(data=request.data)
         data.is_valid(raise_exception=True)
         services.link_save_answers(link=link, answers_by_instrument=data.validated_data["answers"])
@@ -173,32 +180,24 @@ class LinkDetail(_LinkView):
 
 class LinkSubmit(_LinkView):
     @extend_schema(request=None, responses={200: OpenApiTypes.OBJECT})
-    def post(self, request, token: str):
+    def post(self, request: Request, token: str) -> HttpResponse:
         """Submit the saved answers. A repeated submit (double click, retry, second tab) answers 200 with the same
         response ids as the first; it never stores a second response."""
         address = links.client_address(request)
         if links.is_limited(address):
             return HttpResponse(LIMITED, status=status.HTTP_429_TOO_MANY_REQUESTS)
-        link = services.link_find(token)
+        link = selectors.link_find(token)
         if link is None:
-            earlier = _submitted_link(token)
+            earlier = selectors.link_submitted(token)
             if earlier is None:
                 links.record_failure(address)
                 return HttpResponse(GONE, status=status.HTTP_404_NOT_FOUND)
-            return HttpResponse(_submitted_body(services.link_responses(earlier)))
+            return HttpResponse(_submitted_body(selectors.link_responses(earlier)))
         responses = services.link_submit(link=link)
         return HttpResponse(_submitted_body(responses))
 
 
-def _submitted_link(token: str) -> ParticipantLink | None:
-    """A link whose questionnaires were all submitted through it (for the idempotent repeat answer)."""
-    link = ParticipantLink.objects.filter(token_hash=links.token_hash(token), revoked_at__isnull=True).first()
-    if link is None or not Response.objects.filter(link=link).exists():
-        return None
-    return link
-
-
-def _submitted_body(responses) -> dict:
+def _submitted_body(responses: Iterable[Response]) -> dict[str, Any]:
     return {"submitted": True, "responses": [{"id": r.pk, "instrument": r.instrument_code} for r in responses]}
 
 
@@ -207,7 +206,7 @@ def _submitted_body(responses) -> dict:
 
 class ResponseCreate(APIView):
     @extend_schema(request=ResponseCreateInput, responses={201: OpenApiTypes.OBJECT})
-    def post(self, request):
+    def post(self, request: Request) -> HttpResponse:
         data = ResponseCreateInput(data=request.data)
         data.is_valid(raise_exception=True)
         v = data.validated_data
@@ -226,11 +225,11 @@ class ResponseCreate(APIView):
 
 class ResponseDetail(APIView):
     @extend_schema(responses={200: OpenApiTypes.OBJECT})
-    def get(self, request, response_id: int):
+    def get(self, request: Request, response_id: int) -> HttpResponse:
         return HttpResponse(render_response(selectors.response_get(request.user, response_id)))
 
     @extend_schema(request=ResponseCorrectInput, responses={200: OpenApiTypes.OBJECT})
-    def patch(self, request, response_id: int):
+    def patch(self, request: Request, response_id: int) -> HttpResponse:
         response = selectors.response_get(request.user, response_id)
         data = ResponseCorrectInput(data=request.data)
         data.is_valid(raise_exception=True)
@@ -246,21 +245,17 @@ class ResponseDetail(APIView):
 # --- safety alerts -------------------------------------------------------------------------------------------------
 
 
-class SafetyAlertList(ListAPIView):
+class SafetyAlertList(ListAPIView[SafetyAlert]):
     serializer_class = SafetyAlertOutput
 
-    def get_queryset(self):
-        user = self.request.user
-        sites = access.alert_site_ids(user)
-        qs = selectors.safety_alerts_for(user).filter(participant__site_id__in=sites).order_by("-created_at", "-id")
-        if self.request.query_params.get("open") in ("1", "true"):
-            qs = qs.filter(acknowledged_at__isnull=True)
-        return qs
+    def get_queryset(self) -> QuerySet[SafetyAlert]:
+        open_only = self.request.query_params.get("open") in ("1", "true")
+        return selectors.safety_alerts_listed(self.request.user, open_only=open_only)
 
 
 class SafetyAlertAcknowledge(APIView):
     @extend_schema(request=AcknowledgeInput, responses={200: SafetyAlertOutput})
-    def post(self, request, alert_id: int):
+    def post(self, request: Request, alert_id: int) -> HttpResponse:
         alert = selectors.safety_alert_get(request.user, alert_id)
         data = AcknowledgeInput(data=request.data)
         data.is_valid(raise_exception=True)

@@ -3,13 +3,16 @@ the library with the respondent the protocol expects."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from django.core import checks
 
-from assessments.definitions import InstrumentError, check_shipped_instruments, load_shipped_instruments
+from assessments.definitions import Instrument, InstrumentError, check_shipped_instruments, load_shipped_instruments
 
 
 @checks.register("assessments")
-def check_instruments(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
+def check_instruments(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
     problems = check_shipped_instruments()
     errors: list[checks.CheckMessage] = [
         checks.Error(problem, hint="Fix the instrument file.", id="assessments.E001") for problem in problems
@@ -19,7 +22,7 @@ def check_instruments(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
     return check_protocol_instruments(load_shipped_instruments())
 
 
-def check_protocol_instruments(library) -> list[checks.CheckMessage]:
+def check_protocol_instruments(library: Mapping[str, Instrument]) -> list[checks.CheckMessage]:
     from scheduling.protocol import ProtocolError, load_shipped_protocols
 
     errors: list[checks.CheckMessage] = []
@@ -63,7 +66,7 @@ def _codes_named_by_protocols() -> set[str]:
 
     codes: set[str] = set()
 
-    def walk(node) -> None:
+    def walk(node: Any) -> None:
         if isinstance(node, dict):
             for key, value in node.items():
                 if key == "instruments" and isinstance(value, list):

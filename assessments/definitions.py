@@ -426,7 +426,7 @@ def _num(x: Fraction) -> str:
     return str(x.numerator) if x.denominator == 1 else str(float(x))
 
 
-def _check_options(opts: list[dict], where: str, languages: tuple[str, ...], errors: list[str]) -> None:
+def _check_options(opts: list[dict[str, Any]], where: str, languages: tuple[str, ...], errors: list[str]) -> None:
     seen: set[int] = set()
     for k, opt in enumerate(opts):
         if opt["value"] in seen:
@@ -529,7 +529,7 @@ def _check_item_condition(cond: Mapping[str, Any], where: str, items: Mapping[st
         errors.append(f"{where}.equals: {cond['equals']} is not an option of '{code}'")
 
 
-def _check_bands(bands: list[dict], scale: Scale, where: str, errors: list[str]) -> None:
+def _check_bands(bands: list[dict[str, Any]], scale: Scale, where: str, errors: list[str]) -> None:
     for k, band in enumerate(bands):
         if band["min"] >= band["max"]:
             errors.append(f"{where}.bands[{k}]: min must be below max")

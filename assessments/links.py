@@ -13,6 +13,7 @@ import secrets
 
 from django.conf import settings
 from django.core.cache import cache
+from django.http import HttpRequest
 
 TOKEN_BYTES = 32
 SESSION_KEY = "assessments_link_id"
@@ -54,7 +55,7 @@ def failure_window_seconds() -> int:
     return int(getattr(settings, "ASSESSMENT_LINK_FAILURE_WINDOW_SECONDS", 15 * 60))
 
 
-def client_address(request) -> str:
+def client_address(request: HttpRequest) -> str:
     # REMOTE_ADDR only: X-Forwarded-For is set by the client and would let a guesser pick a fresh address per request.
     # Behind a proxy, the proxy must set REMOTE_ADDR (e.g. gunicorn --forwarded-allow-ips).
     return request.META.get("REMOTE_ADDR", "") or "unknown"

@@ -212,8 +212,8 @@ class _Engine:
         if kind == "item":
             return self._item_condition(rule)
         if kind == "flag":
-            value = flags[rule["flag"]]
-            return None if value is None else value == rule["equals"]
+            flag = flags[rule["flag"]]
+            return None if flag is None else bool(flag == rule["equals"])
         results = [self._truth(sub, flags) for sub in rule["rules"]]
         if any(r is None for r in results):
             return None
@@ -226,7 +226,7 @@ class _Engine:
         if code not in self.answered:
             return None
         value = self.answered[code]
-        return value == cond["equals"] if "equals" in cond else value >= cond["gte"]
+        return bool(value == cond["equals"]) if "equals" in cond else bool(value >= cond["gte"])
 
     def _cluster_criteria(self, rule: Mapping[str, Any]) -> bool | None:
         met = True
@@ -250,8 +250,8 @@ class _Engine:
                     return None
         for level in rule["levels"]:
             if any(self.answered.get(code) == 1 for code in level["any_yes"]):
-                return level["level"]
-        return rule["otherwise"]
+                return str(level["level"])
+        return str(rule["otherwise"])
 
 
 def change_categories(instrument: Instrument, scale_code: str, baseline: float, current: float) -> list[str]:

@@ -1,15 +1,35 @@
-"""Assessment reads scoped by the acting user's sites. Nothing here joins the allocation (raters are blinded)."""
+"""Assessment reads. Nothing here writes, and nothing joins the allocation (raters are blinded).
+
+Staff reads are scoped by the acting user's sites. The participant link reads take the token (the credential) and
+answer alike for unknown, revoked, expired and submitted links.
+"""
 
 from __future__ import annotations
 
+import datetime as dt
+from typing import Any
+
 from django.db.models import Prefetch, QuerySet
 from django.shortcuts import get_object_or_404
+from django.utils import timezone
 
-from assessments.models import Administration, Answer, Response, SafetyAlert, Score
-from participants.access import site_ids_for
+from assessments import links
+from assessments.models import Administration, Answer, ParticipantLink, Response, SafetyAlert, Score
+from assessments.windows import ANSWERABLE, SELF, administration_status, is_open
+from participants import access
+from participants.access import Actor, site_ids_for
+from participants.models import Participant
+from scheduling.models import Visit
+
+INACTIVE_PARTICIPANT = frozenset({Participant.Status.WITHDRAWN, Participant.Status.SCREEN_FAILED})
+# A real token is 43 characters; anything far longer is refused before it is hashed.
+MAX_TOKEN_LENGTH = 200
 
 
-def responses_for(user) -> QuerySet[Response]:
+# --- responses and scores ---------------------------------------------------------------------------------------------
+
+
+def responses_for(user: Actor) -> QuerySet[Response]:
     return (
         Response.objects.filter(participant__site_id__in=site_ids_for(user))
         .select_related("participant__site", "visit")
@@ -20,26 +40,96 @@ def responses_for(user) -> QuerySet[Response]:
     )
 
 
-def response_get(user, response_id: int) -> Response:
+def response_get(user: Actor, response_id: int) -> Response:
     return get_object_or_404(responses_for(user), pk=response_id)
 
 
-def administrations_of_visit(visit) -> QuerySet[Administration]:
+def scores_dict(response: Response) -> dict[str, float | None]:
+    return {s.code: s.value for s in response.scores.all() if s.kind == Score.Kind.SCALE}
+
+
+def flags_dict(response: Response) -> dict[str, Any]:
+    return {s.code: (s.text_value or s.value) for s in response.scores.all() if s.kind == Score.Kind.FLAG}
+
+
+# --- administrations ------------------------------------------------------------------------------------------------
+
+
+def administrations_of_visit(visit: Visit) -> QuerySet[Administration]:
     return Administration.objects.filter(visit=visit).select_related("response").order_by("order", "id")
 
 
-def administration_get(user, administration_id: int) -> Administration:
+def administration_get(user: Actor, administration_id: int) -> Administration:
     qs = Administration.objects.filter(participant__site_id__in=site_ids_for(user)).select_related("participant__site")
     return get_object_or_404(qs, pk=administration_id)
 
 
-def safety_alerts_for(user) -> QuerySet[SafetyAlert]:
+# --- participant links ----------------------------------------------------------------------------------------------
+
+
+def link_find(token: str, *, now: dt.datetime | None = None) -> ParticipantLink | None:
+    """The usable link for ``token``, or None. A pure read (a GET must never consume anything): unknown, revoked,
+    expired and fully submitted links all give None, so callers cannot tell them apart."""
+    if not token or len(token) > MAX_TOKEN_LENGTH:
+        return None
+    link = (
+        ParticipantLink.objects.select_related("participant__site", "participant__contact", "visit")
+        .filter(token_hash=links.token_hash(token))
+        .first()
+    )
+    return link if link is not None and link_usable(link, now=now) else None
+
+
+def link_by_pk(link_id: int) -> ParticipantLink | None:
+    """The link a participant's session holds, if it is still usable."""
+    link = (
+        ParticipantLink.objects.select_related("participant__site", "participant__contact", "visit")
+        .filter(pk=link_id)
+        .first()
+    )
+    return link if link is not None and link_usable(link) else None
+
+
+def link_usable(link: ParticipantLink, *, now: dt.datetime | None = None) -> bool:
+    """Not revoked, the participant active, and one of the visit's self-report questionnaires still answerable."""
+    now = now or timezone.now()
+    if link.revoked_at is not None or link.participant.status in INACTIVE_PARTICIPANT:
+        return False
+    adms = Administration.objects.filter(visit_id=link.visit_id, respondent=SELF)
+    closes = [a.closes_at for a in adms if administration_status(a, now) in ANSWERABLE and a.closes_at is not None]
+    return bool(closes) and now <= max(closes)
+
+
+def link_pending(link: ParticipantLink, now: dt.datetime) -> list[Administration]:
+    """The link's self-report administrations that can still be answered now, in visit order."""
+    adms = Administration.objects.filter(visit_id=link.visit_id, respondent=SELF).order_by("order", "id")
+    return [a for a in adms if is_open(a, now)]
+
+
+def link_responses(link: ParticipantLink) -> list[Response]:
+    return list(Response.objects.filter(visit_id=link.visit_id, administration__respondent=SELF).order_by("id"))
+
+
+def link_submitted(token: str) -> ParticipantLink | None:
+    """A link whose questionnaires were submitted through it (for the idempotent repeat answer to a submit)."""
+    if not token or len(token) > MAX_TOKEN_LENGTH:
+        return None
+    link = ParticipantLink.objects.filter(token_hash=links.token_hash(token), revoked_at__isnull=True).first()
+    if link is None or not Response.objects.filter(link=link).exists():
+        return None
+    return link
+
+
+# --- safety alerts --------------------------------------------------------------------------------------------------
+
+
+def safety_alerts_for(user: Actor) -> QuerySet[SafetyAlert]:
     return SafetyAlert.objects.filter(participant__site_id__in=site_ids_for(user)).select_related(
         "participant__site", "response", "acknowledged_by"
     )
 
 
-def safety_alert_get(user, alert_id: int) -> SafetyAlert:
+def safety_alert_get(user: Actor, alert_id: int) -> SafetyAlert:
     return get_object_or_404(safety_alerts_for(user), pk=alert_id)
 
 
@@ -77,7 +167,6 @@ def safety_alerts_at_sites(
 
 # --- reads for notifications ---
 # The import sits in this appended block so that the block merges on its own.
-import datetime as dt  # noqa: E402
 
 _ADMINISTRATION_DONE = (Administration.Status.COMPLETED, Administration.Status.NOT_APPLICABLE)
 
@@ -109,3 +198,11 @@ def outstanding_counts_by_visit(visit_pks: set[int]) -> dict[int, int]:
         .annotate(n=Count("id"))
     )
     return {row["visit_id"]: row["n"] for row in rows}
+
+
+def safety_alerts_listed(user: Actor, *, open_only: bool = False) -> QuerySet[SafetyAlert]:
+    """The alerts the user may read (alert readers' sites only), newest first; ``open_only``: not yet acknowledged."""
+    qs = safety_alerts_for(user).filter(participant__site_id__in=access.alert_site_ids(user))
+    if open_only:
+        qs = qs.filter(acknowledged_at__isnull=True)
+    return qs.order_by("-created_at", "-id")

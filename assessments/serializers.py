@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from django.utils import timezone
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from assessments.models import Administration, SafetyAlert
+from assessments.definitions import Instrument
+from assessments.library import option_label, text_for
+from assessments.models import Administration, Response, SafetyAlert
+from assessments.selectors import flags_dict, scores_dict
+from assessments.windows import administration_status
 
 
 class AnswersField(serializers.DictField):
@@ -14,50 +22,56 @@ class AnswersField(serializers.DictField):
     child = serializers.JSONField(allow_null=True)
 
 
-class ResponseCreateInput(serializers.Serializer):
+class ResponseCreateInput(serializers.Serializer[Any]):
     participant_id = serializers.CharField()
     visit_id = serializers.IntegerField()
     instrument = serializers.CharField()
     answers = AnswersField()
 
 
-class ResponseCorrectInput(serializers.Serializer):
+class ResponseCorrectInput(serializers.Serializer[Any]):
     answers = AnswersField()
     reason = serializers.CharField()
 
 
-class LinkSaveInput(serializers.Serializer):
+class LinkSaveInput(serializers.Serializer[Any]):
     answers = serializers.DictField(child=AnswersField(), help_text="{INSTRUMENT: {ITEM_CODE: value}}")
 
 
-class OpenInput(serializers.Serializer):
+class OpenInput(serializers.Serializer[Any]):
     reason = serializers.CharField(required=False, allow_blank=True, max_length=2000)
 
 
-class AcknowledgeInput(serializers.Serializer):
+class AcknowledgeInput(serializers.Serializer[Any]):
     note = serializers.CharField()
 
 
-class LinkOutput(serializers.Serializer):
+class LinkOutput(serializers.Serializer[Any]):
     url = serializers.CharField()
     expires_at = serializers.DateTimeField()
 
 
-class AdministrationOutput(serializers.ModelSerializer):
+class AdministrationOutput(serializers.ModelSerializer[Administration]):
     instrument = serializers.CharField(source="instrument_code")
     visit_id = serializers.IntegerField()
+    status = serializers.SerializerMethodField()
     response_id = serializers.SerializerMethodField()
 
     class Meta:
         model = Administration
         fields = ["id", "visit_id", "instrument", "respondent", "status", "opens_at", "closes_at", "response_id"]
 
-    def get_response_id(self, obj) -> int | None:
+    @extend_schema_field(serializers.ChoiceField(choices=Administration.Status.choices))
+    def get_status(self, obj: Administration) -> str:
+        # "expired" is a fact of the clock, computed when the row is shown (the row itself never changes on a read).
+        return administration_status(obj, timezone.now())
+
+    def get_response_id(self, obj: Administration) -> int | None:
         response = getattr(obj, "response", None)
         return response.pk if response is not None else None
 
 
-class SafetyAlertOutput(serializers.ModelSerializer):
+class SafetyAlertOutput(serializers.ModelSerializer[SafetyAlert]):
     participant_id = serializers.CharField(source="participant.participant_id")
     site = serializers.CharField(source="participant.site.code")
     response_id = serializers.IntegerField()
@@ -83,9 +97,7 @@ class SafetyAlertOutput(serializers.ModelSerializer):
         ]
 
 
-def render_response(response) -> dict:
-    from assessments.services import flags_dict, scores_dict
-
+def render_response(response: Response) -> dict[str, Any]:
     return {
         "id": response.pk,
         "participant_id": response.participant.participant_id,
@@ -114,10 +126,8 @@ def render_response(response) -> dict:
     }
 
 
-def render_instrument(instrument, *, language: str = "en", full: bool = True) -> dict:
-    from assessments.services import option_label, text_for
-
-    data = {
+def render_instrument(instrument: Instrument, *, language: str = "en", full: bool = True) -> dict[str, Any]:
+    data: dict[str, Any] = {
         "code": instrument.code,
         "version": instrument.version,
         "title": instrument.title,

@@ -7,7 +7,11 @@ it changes nothing else: mail scanners and link previews open links too.
 
 from __future__ import annotations
 
-from django.http import HttpResponseRedirect, JsonResponse
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
+from django.http import HttpRequest, HttpResponse, HttpResponseBase, HttpResponseRedirect, JsonResponse
 from django.shortcuts import render
 from django.urls import reverse
 from django.utils import timezone, translation
@@ -15,24 +19,27 @@ from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods
 
-from assessments import links, services
-from assessments.definitions import visible_items
-from assessments.models import ParticipantLink
-from participants.models import Site
+from assessments import links, selectors, services
+from assessments.definitions import Instrument, validate_answers, visible_items
+from assessments.library import instrument_get, option_label, text_for
+from assessments.models import Administration, ParticipantLink
+from participants import selectors as participant_selectors
 from trialsite.errors import ServiceError
 
 DONE_KEY = "assessments_done"
 
 
-def same_origin_referrer(view):
+View = Callable[..., HttpResponseBase]
+Page = tuple[Administration, Instrument]
+
+
+def same_origin_referrer(view: View) -> View:
     """Token-free pages send ``Referrer-Policy: same-origin`` instead of the site-wide no-referrer: under no-referrer
     browsers send ``Origin: null`` with a form POST, which CSRF protection rightly refuses. No Referer leaves the site
     either way, and these URLs carry no token; the token URL itself keeps no-referrer."""
 
-    from functools import wraps
-
     @wraps(view)
-    def wrapped(request, *args, **kwargs):
+    def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
         response = view(request, *args, **kwargs)
         response.headers["Referrer-Policy"] = "same-origin"
         return response
@@ -40,21 +47,21 @@ def same_origin_referrer(view):
     return wrapped
 
 
-def _unavailable(request, status: int = 404):
+def _unavailable(request: HttpRequest, status: int = 404) -> HttpResponse:
     """One page, one status, for unknown, expired, revoked and submitted links: nothing tells them apart. It lists
     every site's public contact, since an unknown token names no site."""
     request.session.pop(links.SESSION_KEY, None)
-    sites = Site.objects.exclude(contact_email="", contact_phone="").order_by("name")
+    sites = participant_selectors.sites_with_public_contact()
     return render(request, "assessments/unavailable.html", {"sites": sites}, status=status)
 
 
 @never_cache
 @require_http_methods(["GET", "HEAD"])
-def link_open(request, token: str):
+def link_open(request: HttpRequest, token: str) -> HttpResponse:
     address = links.client_address(request)
     if links.is_limited(address):
         return _unavailable(request, status=429)
-    link = services.link_find(token)
+    link = selectors.link_find(token)
     if link is None:
         links.record_failure(address)
         return _unavailable(request)
@@ -65,16 +72,12 @@ def link_open(request, token: str):
     return HttpResponseRedirect(reverse("participant-start"))
 
 
-def _session_link(request) -> ParticipantLink | None:
+def _session_link(request: HttpRequest) -> ParticipantLink | None:
     link_id = request.session.get(links.SESSION_KEY)
     if not link_id:
         return None
-    link = (
-        ParticipantLink.objects.select_related("participant__site", "participant__contact", "visit")
-        .filter(pk=link_id)
-        .first()
-    )
-    if link is None or not services.link_usable(link):
+    link = selectors.link_by_pk(link_id)
+    if link is None:
         return None
     contact = getattr(link.participant, "contact", None)
     language = contact.language if contact and contact.language else "en"
@@ -83,23 +86,23 @@ def _session_link(request) -> ParticipantLink | None:
     return link
 
 
-def _pages(link: ParticipantLink):
-    pending = services.link_pending(link, timezone.now())
-    return [(adm, services.instrument_get(adm.instrument_code)) for adm in pending]
+def _pages(link: ParticipantLink) -> list[Page]:
+    pending = selectors.link_pending(link, timezone.now())
+    return [(adm, instrument_get(adm.instrument_code)) for adm in pending]
 
 
-def _missing(instrument, answers) -> dict[str, list[str]]:
-    return services.validate_answers(instrument, answers, require_complete=True)
+def _missing(instrument: Instrument, answers: dict[str, Any]) -> dict[str, list[str]]:
+    return validate_answers(instrument, answers, require_complete=True)
 
 
-def _context(request, link, **extra):
+def _context(request: HttpRequest, link: ParticipantLink, **extra: Any) -> dict[str, Any]:
     site = link.participant.site
     return {"site": site, "visit": link.visit, **extra}
 
 
 @same_origin_referrer
 @never_cache
-def start(request):
+def start(request: HttpRequest) -> HttpResponse:
     link = _session_link(request)
     if link is None:
         if request.session.get(DONE_KEY):
@@ -114,8 +117,8 @@ def start(request):
     return HttpResponseRedirect(reverse("participant-review"))
 
 
-def _form_answers(request, instrument) -> dict:
-    answers = {}
+def _form_answers(request: HttpRequest, instrument: Instrument) -> dict[str, Any]:
+    answers: dict[str, Any] = {}
     for item in instrument.items:
         raw = request.POST.get(item.code)
         if raw in (None, ""):
@@ -127,21 +130,30 @@ def _form_answers(request, instrument) -> dict:
     return answers
 
 
-def _render_page(request, link, pages, number, *, answers, errors, status=200):
+def _render_page(
+    request: HttpRequest,
+    link: ParticipantLink,
+    pages: list[Page],
+    number: int,
+    *,
+    answers: dict[str, Any],
+    errors: dict[str, list[str]],
+    status: int = 200,
+) -> HttpResponse:
     adm, instrument = pages[number - 1]
     language = translation.get_language() or "en"
     shown = {it.code for it in visible_items(instrument, answers)}
     items = [
         {
             "code": it.code,
-            "text": services.text_for(it, language),
+            "text": text_for(it, language),
             "required": it.required,
             "hidden": it.code not in shown,
             "show_if": it.show_if,
             "options": [
                 {
                     "value": o.value,
-                    "label": services.option_label(o, language),
+                    "label": option_label(o, language),
                     "checked": answers.get(it.code) == o.value,
                 }
                 for o in it.options
@@ -167,7 +179,7 @@ def _render_page(request, link, pages, number, *, answers, errors, status=200):
 @same_origin_referrer
 @never_cache
 @require_http_methods(["GET", "POST"])
-def page(request, number: int):
+def page(request: HttpRequest, number: int) -> HttpResponse:
     link = _session_link(request)
     if link is None:
         return _unavailable(request)
@@ -200,7 +212,7 @@ def page(request, number: int):
 @same_origin_referrer
 @never_cache
 @require_http_methods(["POST"])
-def autosave(request, number: int):
+def autosave(request: HttpRequest, number: int) -> HttpResponse:
     """Saves answers as they are chosen (the page's script posts each change), so a participant who closes the tab
     resumes where they stopped, on any device, by opening the link again."""
     link = _session_link(request)
@@ -224,7 +236,7 @@ def autosave(request, number: int):
 @same_origin_referrer
 @never_cache
 @require_http_methods(["GET", "POST"])
-def review(request):
+def review(request: HttpRequest) -> HttpResponse:
     link = _session_link(request)
     if link is None:
         if request.session.get(DONE_KEY):
@@ -242,24 +254,25 @@ def review(request):
             request.session[DONE_KEY] = True
             return HttpResponseRedirect(reverse("participant-done"))
     language = translation.get_language() or "en"
-    sections = []
+    sections: list[dict[str, Any]] = []
+    incomplete = 0
     for number, (adm, instrument) in enumerate(pages, start=1):
         answers = adm.draft_answers
         missing = _missing(instrument, answers)
+        incomplete += len(missing)
         rows = []
         for it in visible_items(instrument, answers):
             value = answers.get(it.code)
-            label = next((services.option_label(o, language) for o in it.options if o.value == value), None)
+            label = next((option_label(o, language) for o in it.options if o.value == value), None)
             rows.append(
                 {
                     "code": it.code,
-                    "text": services.text_for(it, language),
+                    "text": text_for(it, language),
                     "answer": label,
                     "missing": it.code in missing,
                 }
             )
         sections.append({"number": number, "instrument": instrument, "rows": rows, "missing": len(missing)})
-    incomplete = sum(s["missing"] for s in sections)
     context = _context(
         request, link, sections=sections, incomplete=incomplete, submit_errors=bool(errors), total=len(pages)
     )
@@ -268,7 +281,7 @@ def review(request):
 
 @same_origin_referrer
 @never_cache
-def done(request):
+def done(request: HttpRequest) -> HttpResponse:
     if not request.session.get(DONE_KEY):
         return _unavailable(request)
     return render(request, "assessments/done.html", {"message": _("Thank you")})

@@ -40,7 +40,7 @@ def _row(dataset: str, variable: str, **kw: Any) -> dict[str, Any]:
 
 
 def instruments() -> list[Any]:
-    from assessments.services import instruments_all
+    from assessments.library import instruments_all
 
     return instruments_all()
 

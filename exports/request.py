@@ -97,7 +97,7 @@ def parse_request(dataset: str, fmt: str, params: Mapping[str, Any]) -> ExportRe
         raise ServiceError("bad layout", field_errors={"layout": ["'long' (default) or 'wide'"]})
     instruments = _values(params, "instrument")
     if instruments:
-        from assessments.services import instrument_codes
+        from assessments.library import instrument_codes
 
         known = set(instrument_codes())
         bad = [c for c in instruments if c not in known]

@@ -102,3 +102,29 @@ def staff_user_ids_with_email(*, site_id: int, roles: tuple[str, ...]) -> tuple[
         .values_list("user_id", flat=True)
         .distinct()
     )
+
+
+# --- reads for assessments ---
+
+
+def participant_with_contact(participant_pk: int) -> Participant:
+    """One participant with site and contact details loaded: status, time zone and language in one query."""
+    return Participant.objects.select_related("site", "contact").get(pk=participant_pk)
+
+
+def staff_emails_at(site_id: int, roles: set[str] | frozenset[str]) -> list[str]:
+    """The e-mail addresses of active staff holding one of ``roles`` at the site, sorted, each once."""
+    from participants.models import StaffMembership
+
+    emails = (
+        StaffMembership.objects.filter(site_id=site_id, role__in=sorted(roles), user__is_active=True)
+        .exclude(user__email="")
+        .values_list("user__email", flat=True)
+        .distinct()
+    )
+    return sorted(set(emails))
+
+
+def sites_with_public_contact() -> QuerySet[Site]:
+    """Sites that publish an e-mail address or a phone number for participants, by name."""
+    return Site.objects.exclude(contact_email="", contact_phone="").order_by("name")

@@ -15,7 +15,7 @@ from django.utils import timezone
 from audit.models import AuditEvent
 from audit.services import audit_participant_record, audit_record
 from participants.models import AllocationSlot, Participant, Site
-from scheduling import engine
+from scheduling import engine, hooks
 from scheduling.models import Booking, ParticipantSchedule, ProtocolDeviation, ProtocolVersion, Room, Visit
 from scheduling.protocol import VISIT_KINDS, ProtocolError, load_protocol_file, parse_protocol, shipped_protocol_paths
 from trialsite.errors import Conflict, InvalidTransition, ServiceError
@@ -204,6 +204,7 @@ def schedule_generate(*, participant: Participant, by) -> list[Visit]:
             ("visits", None, [f"{v.code} {v.target_date.isoformat()}" for v in created]),
         ],
     )
+    hooks.visits_changed(participant=participant, visits=created, by=by)
     return created
 
 
@@ -272,6 +273,7 @@ def _replan_after(visit: Visit, *, by) -> list[Visit]:
         Visit.objects.bulk_update(
             moved, ["target_date", "window_start", "window_end", "needs_reschedule", "updated_at"]
         )
+        hooks.visits_changed(participant=participant, visits=moved, by=by)
     return moved
 
 
@@ -318,6 +320,7 @@ def visit_complete(*, visit: Visit, occurred_at: dt.datetime, by, reason: str | 
             days_outside=days,
             by=by,
         )
+    hooks.visits_changed(participant=visit.participant, visits=[visit], by=by)
     _replan_after(visit, by=by)
     reconcile_reminders_on_commit(visit.participant_id)
     return visit
@@ -344,6 +347,7 @@ def visit_miss(*, visit: Visit, reason: str, by) -> Visit:
             description=f"{visit.code} missed: {reason}",
             by=by,
         )
+    hooks.visits_changed(participant=visit.participant, visits=[visit], by=by)
     reconcile_reminders_on_commit(visit.participant_id)
     return visit
 
@@ -366,6 +370,7 @@ def _cancel(visit: Visit, *, reason: str, by) -> None:
     _audit_visit(
         visit, by=by, action=AuditEvent.Action.UPDATE, changes=[("status", old_status, V.CANCELLED)], reason=reason
     )
+    hooks.visits_changed(participant=visit.participant, visits=[visit], by=by)
     reconcile_reminders_on_commit(visit.participant_id)
 
 
@@ -421,6 +426,7 @@ def visit_add_unscheduled(
         changes=[("code", None, visit.code), ("kind", None, kind), ("status", None, V.PLANNED)],
         reason=reason,
     )
+    hooks.visits_changed(participant=participant, visits=[visit], by=by)
     return visit
 
 
@@ -574,6 +580,7 @@ def visit_schedule(
     changes = [(k, old[k], new[k]) for k in new if old[k] != new[k]]
     if changes:
         _audit_visit(visit, by=by, action=AuditEvent.Action.UPDATE, changes=changes, reason=reason)
+        hooks.visits_changed(participant=participant, visits=[visit], by=by)
     reconcile_reminders_on_commit(visit.participant_id)
     return visit, warnings
 

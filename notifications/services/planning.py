@@ -41,15 +41,6 @@ class ReconcileResult:
     cancelled: int
 
 
-def _administrations_up_to_date(participant: Participant, now: dt.datetime) -> None:
-    # The administrations a visit calls for, with windows that follow the visit, are written by assessments. Until
-    # they are written when visits are created or re-planned (scheduling's on_visits_changed hook), this write step of
-    # the reconcile asks assessments to bring them up to date, so the plan sees every questionnaire and its window.
-    from assessments.services import administrations_sync_for_participant
-
-    administrations_sync_for_participant(participant, now=now)
-
-
 def _participant_state(participant: Participant, rules: Rules, now: dt.datetime) -> planner.ParticipantState:
     """What the planner needs to know about one participant, read in at most four queries (visits, open
     questionnaires, outstanding administrations, and the coordinators when escalation applies)."""
@@ -137,7 +128,6 @@ def notifications_reconcile(*, participant_id: int, now: dt.datetime | None = No
         _lock_participant(participant_id)
         participant = participant_selectors.participant_with_study_and_contact(participant_id)
         rules = rules_for(participant.study.protocol_code)
-        _administrations_up_to_date(participant, now)
         wanted = {w.key: w for w in planner.plan(_participant_state(participant, rules, now), rules, now)}
         rows = {
             r.key: r

@@ -14,7 +14,7 @@ from django.db import connection
 from django.db import connections as db_connections
 from django.test import Client
 
-from assessments import links, services
+from assessments import links, selectors, services
 from assessments.models import Administration, ParticipantLink, Response, Score
 from participants.services import participant_withdraw
 
@@ -114,7 +114,7 @@ def test_head_and_gets_consume_nothing(issued, api):
     assert not Response.objects.exists()
     link.refresh_from_db()
     assert link.revoked_at is None and link.last_used_at is None
-    assert services.link_find(token) is not None
+    assert selectors.link_find(token) is not None
 
 
 def test_token_moves_into_the_session_and_the_page_url_is_token_free(issued):

@@ -10,7 +10,7 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from assessments import services
+from assessments import library, windows
 from assessments.checks import check_instruments, check_protocol_instruments
 from assessments.definitions import load_shipped_instruments
 from assessments.models import Administration, Answer, InstrumentVersion, Response, Score
@@ -188,7 +188,7 @@ def test_load_instrument_stores_a_version_and_scoring_uses_it(tmp_path, particip
     call_command("load_instrument", str(_write(tmp_path, data)))
     row = InstrumentVersion.objects.get(code="PCL5")
     assert row.version == "1.1" and row.source == "inst.json"
-    assert services.instrument_get("PCL5").items[0].text == "Site-supplied wording of item 1"
+    assert library.instrument_get("PCL5").items[0].text == "Site-supplied wording of item 1"
     r = post(api(alice), participant, baseline, "PCL5", pcl5(1))
     assert r.json()["instrument_version"] == "1.1"
     assert set(Score.objects.values_list("instrument_version", flat=True)) == {"1.1"}
@@ -250,7 +250,6 @@ def test_instruments_api_lists_definitions_with_scales(alice, api):
 
 
 def test_visits_become_due_administrations_with_windows_in_local_time(participant, baseline, alice, api):
-    services.administrations_sync_for_participant(participant)
     rows = {a.instrument_code: a for a in Administration.objects.filter(visit=baseline)}
     assert set(rows) == {"CAPS5", "PCL5", "SCS"}
     assert rows["PCL5"].respondent == "self" and rows["CAPS5"].respondent == "clinician"
@@ -272,26 +271,26 @@ def test_statuses_expire_and_cancelled_visit_is_not_applicable(participant, base
 
     import time_machine
 
-    services.administrations_sync_for_participant(participant)
+    from scheduling.services import visit_cancel
+
     pcl = Administration.objects.get(visit=baseline, instrument_code="PCL5")
     with time_machine.travel(pcl.closes_at + dt.timedelta(seconds=1)):
-        services.administrations_sync_for_participant(participant)
-    statuses = dict(Administration.objects.filter(visit=baseline).values_list("instrument_code", "status"))
+        body = api(alice).get(f"/api/v1/visits/{baseline.pk}/administrations/").json()
+    statuses = {a["instrument"]: a["status"] for a in body}
     assert statuses == {"PCL5": "expired", "SCS": "expired", "CAPS5": "due"}  # clinician ratings do not expire
-    Visit.objects.filter(code="ENDPOINT", participant=participant).update(status="cancelled")
-    services.administrations_sync_for_participant(participant)
+    endpoint = Visit.objects.get(code="ENDPOINT", participant=participant)
+    visit_cancel(visit=endpoint, reason="participant moved away", by=alice)
     assert set(Administration.objects.filter(visit__code="ENDPOINT").values_list("status", flat=True)) == {
         "not_applicable"
     }
 
 
 def test_coordinator_opens_a_questionnaire_early(participant, baseline, alice, personas, api):
-    services.administrations_sync_for_participant(participant)
     pcl = Administration.objects.get(visit=baseline, instrument_code="PCL5")
     assert api(personas["rater"]).post(f"/api/v1/administrations/{pcl.pk}/open/").status_code == 403
     r = api(alice).post(f"/api/v1/administrations/{pcl.pk}/open/", {"reason": "travel"}, format="json")
     assert r.status_code == 200
     pcl.refresh_from_db()
     assert pcl.opened_early_at is not None and pcl.opens_at == pcl.opened_early_at
-    assert services.is_open(pcl, pcl.opens_at)
+    assert windows.is_open(pcl, pcl.opens_at)
     assert AuditEvent.objects.filter(entity_type="administration", field="opens_at").exists()

@@ -102,7 +102,6 @@ def test_phone_answers_three_questionnaires_with_a_reload(
     # The MAPP baseline has two self-report questionnaires (PCL-5, SCS); the investigator adds the SCS short form,
     # and the coordinator opens all three before the window (the link works from now until the window closes).
     services.administration_add(visit=baseline, instrument_code="SCS_SF", by=alice, reason="sub-study")
-    services.administrations_sync_for_participant(participant)
     for adm in Administration.objects.filter(visit=baseline, respondent="self"):
         services.administration_open_early(administration=adm, by=alice, reason="participant travels")
     _, token = services.link_issue(visit=baseline, by=alice)

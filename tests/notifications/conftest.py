@@ -76,7 +76,7 @@ def deliver_due() -> list[str]:
 
 def complete_answers(code: str) -> dict:
     from assessments.definitions import visible_items
-    from assessments.services import instrument_get
+    from assessments.library import instrument_get
 
     instrument = instrument_get(code)
     answers: dict = {}

@@ -12,6 +12,7 @@ import pytest
 import time_machine
 from django.db import connection, transaction
 
+from assessments import selectors as assessment_selectors
 from assessments import services as assessment_services
 from audit.models import AuditEvent
 from notifications import services
@@ -94,7 +95,7 @@ def test_end_to_end_local_times_quiet_hours_dst_and_completion(participant, alic
     assert got[0].to == ["person@example.org"] and local(got[0].at) == "2026-02-27 08:00 PST"
     # The link works and nothing clinical is named.
     with time_machine.travel(dt.datetime(2026, 2, 27, 16, 0, tzinfo=UTC), tick=False):
-        assert assessment_services.link_find(token_of(got[0].body)) is not None
+        assert assessment_selectors.link_find(token_of(got[0].body)) is not None
     assert not re.search(r"PCL|SCS|CAPS|PTSD|MDMA|Baseline", got[0].body + got[0].subject)
 
     got = step_to(dt.datetime(2026, 3, 1, 16, 0, tzinfo=UTC), smtp)
@@ -102,7 +103,7 @@ def test_end_to_end_local_times_quiet_hours_dst_and_completion(participant, alic
 
     # The participant answers both questionnaires through the link from the last message.
     with time_machine.travel(dt.datetime(2026, 3, 2, 19, 0, tzinfo=UTC), tick=False):
-        link = assessment_services.link_find(token_of(got[0].body))
+        link = assessment_selectors.link_find(token_of(got[0].body))
         assessment_services.link_save_answers(
             link=link, answers_by_instrument={c: complete_answers(c) for c in ("PCL5", "SCS")}
         )

@@ -3,6 +3,9 @@ new InstrumentVersion. All or nothing: an invalid file stores nothing."""
 
 from __future__ import annotations
 
+from argparse import ArgumentParser
+from typing import Any
+
 from django.core.management.base import BaseCommand, CommandError
 
 from assessments.definitions import InstrumentError
@@ -12,10 +15,10 @@ from assessments.services import instrument_version_load
 class Command(BaseCommand):
     help = "Validate an instrument definition (JSON or YAML) and store it as a new version."
 
-    def add_arguments(self, parser):
+    def add_arguments(self, parser: ArgumentParser) -> None:
         parser.add_argument("file", help="Path to the instrument file.")
 
-    def handle(self, *args, file: str, **options):
+    def handle(self, *args: Any, file: str, **options: Any) -> None:
         try:
             row = instrument_version_load(path=file, by=None)
         except InstrumentError as exc:

@@ -1,0 +1,183 @@
+"""Participant links: issuing one, saving answers through it, submitting them, revoking links. The reads of a link
+(find, usable, pending) are selectors: opening a link changes nothing."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from assessments import links
+from assessments.definitions import validate_answers, visible_items
+from assessments.library import instrument_get
+from assessments.models import Administration, ParticipantLink, Response
+from assessments.selectors import INACTIVE_PARTICIPANT, link_pending
+from assessments.services._actors import account_of
+from assessments.services.responses import response_store
+from assessments.windows import ANSWERABLE, SELF, administration_status, is_open
+from audit.models import AuditEvent
+from audit.services import audit_participant_record
+from participants import selectors as participant_selectors
+from participants.access import Actor
+from participants.models import Participant
+from scheduling.models import Visit
+from trialsite.errors import Conflict, InvalidTransition, ServiceError
+
+A = Administration.Status
+
+
+@transaction.atomic
+def link_issue(*, visit: Visit, by: Actor) -> tuple[ParticipantLink, str]:
+    """Issue a new link to the visit's self-report questionnaires. Earlier links stay valid (a participant may open an
+    older e-mail). Returns the row and the token; the token is never stored and cannot be shown again."""
+    participant = participant_selectors.participant_with_contact(visit.participant_id)
+    if participant.status in INACTIVE_PARTICIPANT:
+        raise InvalidTransition(f"no link for a participant with status '{participant.status}'")
+    adms = list(Administration.objects.filter(visit=visit, respondent=SELF))
+    if not adms:
+        raise ServiceError("this visit has no self-report questionnaires", code="no_self_report")
+    now = timezone.now()
+    closes = [a.closes_at for a in adms if administration_status(a, now) in ANSWERABLE and a.closes_at is not None]
+    if not closes:
+        raise InvalidTransition("every self-report questionnaire of this visit is completed, expired or without window")
+    expires_at = max(closes)
+    token = links.new_token()
+    link = ParticipantLink.objects.create(
+        token_hash=links.token_hash(token),
+        participant=participant,
+        visit=visit,
+        created_by=account_of(by),
+        expires_at=expires_at,
+    )
+    audit_participant_record(
+        participant,
+        by=by,
+        action=AuditEvent.Action.CREATE,
+        entity_type="participant_link",
+        entity_id=link.pk,
+        changes=[("visit", None, visit.code), ("expires_at", None, expires_at)],
+    )
+    return link, token
+
+
+@transaction.atomic
+def link_save_answers(
+    *, link: ParticipantLink, answers_by_instrument: Mapping[str, Any], prune_hidden: bool = False
+) -> list[Administration]:
+    """Save partial answers (merged into what was saved before). Never scored. Invalid answers are refused per item
+    and nothing of that request is saved; earlier saved answers are kept.
+
+    A saved answer that a new branching answer hides is dropped. An answer to a hidden item in the request itself is
+    refused, unless ``prune_hidden`` (the HTML form, which without JavaScript posts every field) drops it instead.
+
+    Not audited, by design: a draft is the participant's work in progress, saved as each answer is chosen, and is
+    never the record. The answers are audited when they are submitted (``link_submit``)."""
+    now = timezone.now()
+    pending = {a.instrument_code: a for a in link_pending(link, now)}
+    errors: dict[str, list[str]] = {}
+    updates: list[tuple[Administration, dict[str, Any]]] = []
+    for code, answers in answers_by_instrument.items():
+        pending_adm = pending.get(code)
+        if pending_adm is None:
+            errors[code] = ["not open for answers on this link"]
+            continue
+        if not isinstance(answers, Mapping):
+            errors[code] = ["answers must be an object of item codes"]
+            continue
+        instrument = instrument_get(pending_adm.instrument_code)
+        # Merge under the row lock: the page saves each answer as it is chosen, so saves of one questionnaire arrive
+        # concurrently, and merging into a draft read before the lock would drop an answer saved in between.
+        adm = Administration.objects.select_for_update().get(pk=pending_adm.pk)
+        if hasattr(adm, "response"):
+            raise Conflict("this questionnaire was already submitted")
+        merged = {**adm.draft_answers, **answers}
+        merged = {k: v for k, v in merged.items() if v is not None}
+        # Drop answers that a changed branching answer now hides, so a draft never carries a hidden item.
+        shown = {it.code for it in visible_items(instrument, merged)}
+        merged = {
+            k: v
+            for k, v in merged.items()
+            if k in shown or k not in instrument.item_codes or (k in answers and not prune_hidden)
+        }
+        problems = validate_answers(instrument, merged, require_complete=False)
+        if problems:
+            errors.update(problems)
+            continue
+        updates.append((adm, merged))
+    if errors:
+        raise ServiceError("some answers are not valid", field_errors=errors, code="invalid_answers")
+    saved = []
+    for adm, merged in updates:
+        adm.draft_answers = merged
+        adm.draft_saved_at = now
+        adm.status = A.IN_PROGRESS if merged else A.DUE
+        adm.save(update_fields=["draft_answers", "draft_saved_at", "status", "updated_at"])
+        saved.append(adm)
+    ParticipantLink.objects.filter(pk=link.pk).update(last_used_at=now)
+    return saved
+
+
+def link_submit(*, link: ParticipantLink) -> list[Response]:
+    """Submit every open questionnaire of the link from its saved answers. All or nothing: if any required item is
+    missing, nothing is submitted and the error lists each item (the saved answers stay).
+
+    Idempotent: the administrations are locked (SELECT ... FOR UPDATE) and a response is unique per administration,
+    so a double submit (two tabs, a retry) stores one response and the second call returns the same responses."""
+    now = timezone.now()
+    with transaction.atomic():
+        adms = list(
+            Administration.objects.select_for_update()
+            .filter(visit_id=link.visit_id, respondent=SELF)
+            .order_by("order", "id")
+        )
+        done = list(Response.objects.filter(administration__in=adms).order_by("id"))
+        done_ids = {r.administration_id for r in done}
+        todo = [a for a in adms if a.pk not in done_ids and is_open(a, now)]
+        if not todo:
+            if done:
+                return done
+            raise InvalidTransition("nothing to submit on this link")
+        errors: dict[str, list[str]] = {}
+        for adm in todo:
+            errors.update(
+                validate_answers(instrument_get(adm.instrument_code), adm.draft_answers, require_complete=True)
+            )
+        if errors:
+            raise ServiceError("some required questions are not answered yet", field_errors=errors, code="incomplete")
+        created = [
+            response_store(
+                administration=adm,
+                answers=adm.draft_answers,
+                source=Response.Source.PARTICIPANT_LINK,
+                by=None,
+                link=link,
+                now=now,
+            )
+            for adm in todo
+        ]
+        ParticipantLink.objects.filter(pk=link.pk).update(last_used_at=now)
+    return sorted(done + created, key=lambda r: r.pk)
+
+
+@transaction.atomic
+def links_revoke_for_participant(*, participant: Participant, by: Actor, reason: str) -> int:
+    now = timezone.now()
+    ids = list(
+        ParticipantLink.objects.filter(participant=participant, revoked_at__isnull=True).values_list("id", flat=True)
+    )
+    if not ids:
+        return 0
+    ParticipantLink.objects.filter(id__in=ids).update(revoked_at=now, revoked_reason=reason[:200])
+    for link_id in ids:
+        audit_participant_record(
+            participant,
+            by=by,
+            action=AuditEvent.Action.UPDATE,
+            entity_type="participant_link",
+            entity_id=link_id,
+            changes=[("revoked_at", None, now)],
+            reason=reason,
+        )
+    return len(ids)

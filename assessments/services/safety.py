@@ -1,0 +1,207 @@
+"""Safety alerts: raised by a response's safety rules, mailed to investigators, escalated when left unacknowledged,
+acknowledged with a note.
+
+Mail goes out from Celery tasks (``assessments.tasks``), which this module never imports: it asks for them by name,
+after commit, through ``trialsite.followups``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from django.conf import settings
+from django.core.mail import send_mail
+from django.db import transaction
+from django.utils import timezone
+
+from assessments.definitions import Instrument
+from assessments.models import Response, SafetyAlert, Score
+from assessments.scoring import ScoreResult
+from assessments.services._actors import account_of
+from audit.models import AuditEvent
+from audit.services import audit_participant_record
+from participants import selectors as participant_selectors
+from participants.access import Actor, can_acknowledge_alert
+from participants.models import Participant
+from scheduling.protocol import VisitKind
+from trialsite.errors import Conflict, PermissionDeniedError, ServiceError
+from trialsite.followups import send_task_on_commit
+from trialsite.roles import Role
+
+NOTIFY_TASK = "assessments.safety_alert_notify"
+ESCALATION_TASK = "assessments.safety_alert_escalation_notify"
+
+
+def _baseline_value(response: Response, scale: str) -> float | None:
+    """The participant's baseline for an instrument's scale: the BASELINE visit's response if there is one, else the
+    first completed response before this one."""
+    earlier = Response.objects.filter(
+        participant_id=response.participant_id, instrument_code=response.instrument_code
+    ).exclude(pk=response.pk)
+    baseline = earlier.filter(visit__kind=VisitKind.BASELINE).order_by("submitted_at", "id").first()
+    if baseline is None:
+        baseline = earlier.filter(submitted_at__lte=response.submitted_at).order_by("submitted_at", "id").first()
+    if baseline is None:
+        return None
+    row = Score.objects.filter(response=baseline, kind=Score.Kind.SCALE, code=scale).first()
+    return None if row is None else row.value
+
+
+def safety_alerts_raise(
+    *, response: Response, instrument: Instrument, result: ScoreResult, participant: Participant, now: dt.datetime
+) -> list[SafetyAlert]:
+    """Apply the instrument's safety rules to a stored response; create (and audit) each alert a rule raises, once per
+    response and rule. High alerts are mailed once the entry commits. Runs inside the response's transaction."""
+    alerts = []
+    for rule in instrument.safety_rules:
+        message = details = None
+        if rule["type"] == "flag_equals":
+            if result.flags.get(rule["flag"]) == rule["equals"]:
+                message = f"{instrument.code} {rule['flag']} = {rule['equals']}"
+                details = {"flag": rule["flag"], "value": rule["equals"]}
+        elif rule["type"] == "rise_from_baseline":
+            current = result.scales[rule["scale"]].value
+            baseline = _baseline_value(response, rule["scale"])
+            if current is not None and baseline is not None and current - baseline >= rule["gte"]:
+                message = f"{instrument.code} {rule['scale']} rose {current - baseline:g} from baseline {baseline:g}"
+                details = {"scale": rule["scale"], "baseline": baseline, "current": current, "gte": rule["gte"]}
+        if message is None:
+            continue
+        alert, created = SafetyAlert.objects.get_or_create(
+            response=response,
+            rule_code=rule["code"],
+            defaults={
+                "participant": participant,
+                "severity": rule["severity"],
+                "message": message[:300],
+                "details": details,
+                "created_at": now,
+            },
+        )
+        if not created:
+            continue
+        audit_participant_record(
+            participant,
+            by=None,
+            action=AuditEvent.Action.CREATE,
+            entity_type="safety_alert",
+            entity_id=alert.pk,
+            changes=[("rule_code", None, alert.rule_code), ("severity", None, alert.severity)],
+        )
+        if alert.severity == SafetyAlert.Severity.HIGH:
+            # After commit only: a worker must never look for an alert that a rollback removed. Routed to the
+            # ``safety`` queue by name (trialsite.beat.TASK_ROUTES); if the broker is down the entry still succeeds
+            # and the escalation beat, reading the alert row, is the fallback.
+            send_task_on_commit(NOTIFY_TASK, [alert.pk])
+        alerts.append(alert)
+    return alerts
+
+
+def _send_alert_mail(alert: SafetyAlert, recipients: list[str], *, escalation: bool) -> int:
+    participant = alert.participant
+    head = "ESCALATED safety alert" if escalation else "Safety alert"
+    # Pseudonymous id only: e-mail leaves our systems, so no name, contact detail or answer text goes in it.
+    subject = f"[trialsite] {head} ({alert.severity}) for participant {participant.participant_id}"
+    body = (
+        f"{head}: {alert.message}\n"
+        f"Participant: {participant.participant_id} at site {participant.site.code}\n"
+        f"Raised at: {alert.created_at.isoformat()}\n\n"
+        f"Review and acknowledge it: {settings.SITE_URL}/api/v1/safety-alerts/{alert.pk}/\n"
+    )
+    return send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, recipients, fail_silently=False)
+
+
+def safety_alert_notify(*, alert_id: int) -> bool:
+    """E-mail the site's investigators about a new alert, once. The row is claimed with a conditional UPDATE before
+    sending (two deliveries of the task cannot both send) and released if sending fails, so a retry sends.
+
+    Not audited, by design: ``notified_at`` is a delivery claim, not trial data; the alert itself was audited when
+    it was raised."""
+    now = timezone.now()
+    if not SafetyAlert.objects.filter(pk=alert_id, notified_at__isnull=True).update(notified_at=now):
+        return False
+    alert = SafetyAlert.objects.select_related("participant__site").get(pk=alert_id)
+    recipients = participant_selectors.staff_emails_at(alert.participant.site_id, {Role.INVESTIGATOR})
+    try:
+        if recipients:
+            _send_alert_mail(alert, recipients, escalation=False)
+    except Exception:
+        SafetyAlert.objects.filter(pk=alert_id, notified_at=now).update(notified_at=None)
+        raise
+    return bool(recipients)
+
+
+def safety_alert_escalation_notify(*, alert_id: int) -> bool:
+    """E-mail an escalated alert to the site's investigators, coordinators and administrators, unless it was
+    acknowledged meanwhile. Sends mail only: the escalation was audited by ``safety_alerts_escalate_due``."""
+    alert = SafetyAlert.objects.select_related("participant__site").get(pk=alert_id)
+    if alert.acknowledged_at is not None:
+        return False
+    recipients = participant_selectors.staff_emails_at(
+        alert.participant.site_id, {Role.INVESTIGATOR, Role.COORDINATOR, Role.ADMIN}
+    )
+    if recipients:
+        _send_alert_mail(alert, recipients, escalation=True)
+    return bool(recipients)
+
+
+def escalate_after() -> dt.timedelta:
+    return dt.timedelta(minutes=int(getattr(settings, "SAFETY_ALERT_ESCALATE_AFTER_MINUTES", 60)))
+
+
+def safety_alerts_escalate_due(now: dt.datetime | None = None, *, by: Actor = None) -> list[int]:
+    """Escalate alerts left unacknowledged longer than SAFETY_ALERT_ESCALATE_AFTER_MINUTES. Each alert is claimed with
+    a conditional UPDATE, so two beats (or an overlapping run) escalate it once."""
+    now = now or timezone.now()
+    due = list(
+        SafetyAlert.objects.filter(
+            acknowledged_at__isnull=True, escalated_at__isnull=True, created_at__lte=now - escalate_after()
+        )
+        .order_by("created_at")
+        .values_list("id", flat=True)
+    )
+    escalated = []
+    for alert_id in due:
+        with transaction.atomic():
+            claimed = SafetyAlert.objects.filter(
+                pk=alert_id, acknowledged_at__isnull=True, escalated_at__isnull=True
+            ).update(escalated_at=now)
+            if not claimed:
+                continue
+            alert = SafetyAlert.objects.select_related("participant__site").get(pk=alert_id)
+            audit_participant_record(
+                alert.participant,
+                by=by,
+                action=AuditEvent.Action.UPDATE,
+                entity_type="safety_alert",
+                entity_id=alert_id,
+                changes=[("escalated_at", None, now)],
+                reason=f"unacknowledged after {escalate_after()}",
+            )
+            send_task_on_commit(ESCALATION_TASK, [alert_id])
+        escalated.append(alert_id)
+    return escalated
+
+
+@transaction.atomic
+def safety_alert_acknowledge(*, alert: SafetyAlert, note: str, by: Actor) -> SafetyAlert:
+    if not (note and note.strip()):
+        raise ServiceError("an acknowledgement needs a note", field_errors={"note": ["required"]})
+    alert = SafetyAlert.objects.select_for_update().select_related("participant__site").get(pk=alert.pk)
+    if not can_acknowledge_alert(by, alert.participant.site_id):
+        raise PermissionDeniedError("only an investigator at this site can acknowledge a safety alert")
+    if alert.acknowledged_at is not None:
+        raise Conflict("this alert was already acknowledged")
+    now = timezone.now()
+    alert.acknowledged_at, alert.acknowledged_by, alert.acknowledgement_note = now, account_of(by), note.strip()
+    alert.save(update_fields=["acknowledged_at", "acknowledged_by", "acknowledgement_note"])
+    audit_participant_record(
+        alert.participant,
+        by=by,
+        action=AuditEvent.Action.UPDATE,
+        entity_type="safety_alert",
+        entity_id=alert.pk,
+        changes=[("acknowledged_at", None, now), ("acknowledgement_note", "", alert.acknowledgement_note)],
+        reason=alert.acknowledgement_note,
+    )
+    return alert
