@@ -24,7 +24,8 @@ PACKAGES = (PROJECT, *DOMAIN_APPS)
 # The project hub wires every app together (URLs, the Celery app and its schedule, settings, the server entry points),
 # so it may import any app. The rest of trialsite is a foundation every app imports (errors, roles, follow-ups): it is
 # an ordinary node of the app graph.
-HUB = {f"{PROJECT}.{name}" for name in ("urls", "celery", "settings", "wsgi", "asgi", "beat")}
+# trialsite/__init__.py belongs to the hub too: it loads the Celery app, as Celery documents.
+HUB = {PROJECT} | {f"{PROJECT}.{name}" for name in ("urls", "celery", "settings", "wsgi", "asgi", "beat")}
 CORE = "trialsite (non-hub)"
 # What each app may import. The arrows go one way: scheduling reads participants; assessments reads scheduling and
 # participants; notifications reads those three; exports reads everything; nothing imports notifications or exports;
@@ -51,7 +52,7 @@ def graph(*, runtime_only: bool) -> grimp.ImportGraph:
 
 def app_of(module: str) -> str | None:
     """The node of the app graph a module belongs to; None for the hub, which is exempt."""
-    if module in HUB or any(module.startswith(hub + ".") for hub in HUB):
+    if module in HUB:
         return None
     top = module.split(".")[0]
     return CORE if top == PROJECT else top
@@ -413,6 +414,12 @@ def cross_app_queries(relative: Path, text: str, owners: dict[type[models.Model]
     tree = ast.parse(text, filename=str(relative))
     bindings = _Bindings(module, is_package)
     bindings.visit(tree)
+    # Plain assignments of a model to a name (``Model = apps.get_model(...)``, ``V = Visit``), in source order.
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+            target = _resolve(node.value, bindings.names)
+            if isinstance(target, type) and target in owners:
+                bindings.names[node.targets[0].id] = target
     found = []
     for node in ast.walk(tree):
         if isinstance(node, ast.Attribute) and node.attr in MANAGERS:
@@ -446,6 +453,8 @@ def reads():
     Response.objects.all()
     apps.get_model("notifications", "Notification").objects.all()
     Participant.objects.all()  # its own app: fine
+    Alert = apps.get_model("assessments.SafetyAlert")
+    Alert.objects.all()
     return V, Response  # annotations and id filters may name the class: fine
 """
 
@@ -460,6 +469,7 @@ def test_the_model_scan_resolves_aliases_and_module_paths():
         "Notification.objects",
         "Response.objects",
         "Room._default_manager",
+        "SafetyAlert.objects",
         "Visit.objects",
     ], found
 
