@@ -368,3 +368,25 @@ def test_link_pages_write_nothing(world):
                 if name == "open link" and moment == "inside the baseline window":
                     assert statuses == [302, 302, 200, 200, 200, 200], statuses
     assert not reads.changes, f"{len(reads.changes)} page reads wrote:\n" + "\n".join(reads.changes)
+
+
+def test_path_parameters_are_filled_by_name_or_by_the_segment_before_them():
+    records = {
+        "study": [{"id": "3", "code": "MAP"}],
+        "site": [{"id": "1", "code": "PDX"}, {"id": "2", "code": "NYC"}],
+        "arm": [{"id": "7", "code": "mdma"}],
+        "link": [{"token": "t0k"}],
+        "export": [{"dataset": "visits", "fmt": "csv"}, {"dataset": "codebook", "fmt": "json"}],
+    }
+    assert api_paths.fillings("/api/v1/studies/{code}/arms/{arm_id}/", records) == [{"code": "MAP", "arm_id": "7"}]
+    assert api_paths.fillings("/api/v1/calendar/sites/{site_code}.ics", records) == [
+        {"site_code": "PDX"},
+        {"site_code": "NYC"},
+    ]
+    assert api_paths.fillings("/api/v1/sites/{id}/", records, limit=1) == [{"id": "1"}]
+    assert api_paths.fillings("/api/v1/links/{token}/", records) == [{"token": "t0k"}]
+    # Parameters served by one noun come from the same record.
+    assert api_paths.fillings("/api/v1/export/{dataset}.{fmt}", records) == records["export"]
+    assert api_paths.unresolved("/api/v1/rooms/{id}/", records) == ["id"]
+    assert api_paths.unresolved("/api/v1/things/{thing_id}/", records) == ["thing_id"]
+    assert api_paths.fillings("/api/v1/things/{thing_id}/", records) == []
