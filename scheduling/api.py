@@ -234,7 +234,10 @@ class RoomListCreate(ListAPIView[Room]):
     def get_queryset(self) -> QuerySet[Room]:
         return selectors.rooms_for(self.request.user).order_by("site__code", "name")
 
-    @extend_schema(request=RoomCreateInput, responses={201: RoomOutput, 403: OpenApiResponse()})
+    @extend_schema(
+        request=RoomCreateInput,
+        responses={201: RoomOutput, 403: OpenApiResponse(description="Not an administrator at the room's site.")},
+    )
     def post(self, request: Request) -> Response:
         payload = RoomCreateInput(data=request.data)
         payload.is_valid(raise_exception=True)
@@ -253,7 +256,10 @@ class RoomDetail(APIView):
     def get(self, request: Request, id: int) -> Response:
         return Response(RoomOutput(selectors.room_get(request.user, id)).data)
 
-    @extend_schema(request=RoomUpdateInput, responses={200: RoomOutput, 403: OpenApiResponse()})
+    @extend_schema(
+        request=RoomUpdateInput,
+        responses={200: RoomOutput, 403: OpenApiResponse(description="Not an administrator at the room's site.")},
+    )
     def patch(self, request: Request, id: int) -> Response:
         room = selectors.room_get(request.user, id)
         payload = RoomUpdateInput(data=request.data)
@@ -271,7 +277,10 @@ class RoomDetail(APIView):
 
 
 class RoomRetire(APIView):
-    @extend_schema(request=RoomRetireInput, responses={200: RoomOutput, 403: OpenApiResponse()})
+    @extend_schema(
+        request=RoomRetireInput,
+        responses={200: RoomOutput, 403: OpenApiResponse(description="Not an administrator at the room's site.")},
+    )
     def post(self, request: Request, id: int) -> Response:
         room = selectors.room_get(request.user, id)
         payload = RoomRetireInput(data=request.data)
