@@ -206,7 +206,7 @@ class ParticipantDeviations(APIView):
             description=values["description"],
             by=request.user,
         )
-        row = selectors.deviations_for(request.user).get(pk=deviation.pk)
+        row = selectors.deviation_get(request.user, deviation.pk)
         return Response(DeviationOutput(row).data, status=status.HTTP_201_CREATED)
 
 

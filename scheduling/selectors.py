@@ -73,6 +73,11 @@ def deviations_for(user: Actor) -> QuerySet[ProtocolDeviation]:
     )
 
 
+def deviation_get(user: Actor, deviation_id: int) -> ProtocolDeviation:
+    """One deviation, or Http404 when it does not exist or lies outside the user's sites."""
+    return get_object_or_404(deviations_for(user), pk=deviation_id)
+
+
 def deviations_of(user: Actor, participant: Participant) -> QuerySet[ProtocolDeviation]:
     """One participant's deviations, as the user may see them."""
     return deviations_for(user).filter(participant=participant)
