@@ -128,3 +128,47 @@ def staff_emails_at(site_id: int, roles: set[str] | frozenset[str]) -> list[str]
 def sites_with_public_contact() -> QuerySet[Site]:
     """Sites that publish an e-mail address or a phone number for participants, by name."""
     return Site.objects.exclude(contact_email="", contact_phone="").order_by("name")
+
+
+# --- reads for scheduling ---
+
+from typing import TYPE_CHECKING  # noqa: E402 - this block keeps its own imports (appended by scheduling)
+
+if TYPE_CHECKING:
+    from collections.abc import Collection
+
+    from django.contrib.auth.models import User
+
+    from participants.access import Actor
+
+
+def arm_code_of(participant: Participant) -> str | None:
+    """The code of the arm the participant is allocated to, or None before randomization. Scheduling plans visits
+    from it and never shows it."""
+    from participants.models import AllocationSlot
+
+    code: str | None = (
+        AllocationSlot.objects.filter(participant=participant).values_list("arm__code", flat=True).first()
+    )
+    return code
+
+
+def site_visible(user: Actor, code: str) -> Site | None:
+    """The site with ``code`` if the user may see it; None when it does not exist or lies outside the user's sites."""
+    return Site.objects.filter(id__in=site_ids_for(user), code=code).first()
+
+
+def participant_locked(participant: Participant) -> Participant:
+    """The participant's row read again and locked until the transaction ends, for writers that number things per
+    participant (two requests must not both take the same number)."""
+    return Participant.objects.select_for_update().select_related("site", "study").get(pk=participant.pk)
+
+
+def active_staff_at_site(site: Site, usernames: Collection[str], *, role: str | None = None) -> dict[str, User]:
+    """The active users among ``usernames`` who hold a role at the site (``role`` when given), by username."""
+    from django.contrib.auth import get_user_model
+
+    users = get_user_model().objects.filter(username__in=list(usernames), memberships__site=site, is_active=True)
+    if role is not None:
+        users = users.filter(memberships__role=role)
+    return {user.username: user for user in users.distinct()}

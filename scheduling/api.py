@@ -1,23 +1,29 @@
-"""Scheduling API (v1). Thin views: parse, fetch with an access check, call one service, render.
+"""Scheduling API (v1). Thin views: parse, fetch with an access check, call one service, render. Views run no
+queries of their own: every read is a selector (scheduling's or participants').
 
-Permissions: every role at a site reads its visits and calendar. Coordinators, investigators and admins make every
-change; therapists may also schedule (book) sessions, since they book dosing sessions as a dyad."""
+Permissions: every role at a site reads its visits, calendar and rooms. Coordinators, investigators and admins make
+every change to visits; therapists may also schedule (book) sessions, since they book dosing sessions as a dyad.
+Rooms are configuration: only an administrator creates, changes or retires them (checked by the room services)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import django_filters
-from django.http import HttpResponse
-from django.shortcuts import get_object_or_404
+from django.db.models import Q, QuerySet
+from django.http import Http404, HttpResponse
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.generics import ListAPIView
 from rest_framework.renderers import BaseRenderer, JSONRenderer
+from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.serializers import Serializer
 from rest_framework.views import APIView
 
 from participants import access
 from participants import selectors as participant_selectors
-from participants.models import Site
 from scheduling import ical, selectors, services
 from scheduling.models import ProtocolDeviation, Room, Visit
 from scheduling.serializers import (
@@ -25,7 +31,10 @@ from scheduling.serializers import (
     DeviationInput,
     DeviationOutput,
     ReasonInput,
+    RoomCreateInput,
     RoomOutput,
+    RoomRetireInput,
+    RoomUpdateInput,
     ScheduledVisitOutput,
     ScheduleInput,
     UnscheduledVisitInput,
@@ -37,11 +46,12 @@ from trialsite.roles import MANAGE, Role
 SCHEDULERS = MANAGE | {Role.THERAPIST}
 
 
-def _require(request, site_id: int, roles, what: str) -> None:
+def _require(request: Request, site_id: int, roles: set[str] | frozenset[str], what: str) -> None:
     access.require_role(request.user, site_id, roles, what)
 
 
-class VisitFilter(django_filters.FilterSet):
+# django-filter ships no type information, so its FilterSet is Any to the type checker.
+class VisitFilter(django_filters.FilterSet):  # type: ignore[misc]
     site = django_filters.CharFilter(field_name="participant__site__code")
     participant = django_filters.CharFilter(field_name="participant__participant_id")
     status = django_filters.MultipleChoiceFilter(choices=Visit.Status.choices)
@@ -55,39 +65,35 @@ class VisitFilter(django_filters.FilterSet):
         model = Visit
         fields = ["site", "participant", "status", "kind", "needs_reschedule"]
 
-    def __init__(self, data=None, *args, **kwargs):
+    def __init__(self, data: Any = None, *args: Any, **kwargs: Any) -> None:
         if data is not None and "from" in data:
             data = data.copy()
             data["from_"] = data["from"]
         super().__init__(data, *args, **kwargs)
 
-    def filter_from(self, qs, name, value):
-        from django.db.models import Q
-
+    def filter_from(self, qs: QuerySet[Visit], name: str, value: Any) -> QuerySet[Visit]:
         return qs.filter(Q(target_date__gte=value) | Q(target_date__isnull=True, scheduled_start__date__gte=value))
 
-    def filter_to(self, qs, name, value):
-        from django.db.models import Q
-
+    def filter_to(self, qs: QuerySet[Visit], name: str, value: Any) -> QuerySet[Visit]:
         return qs.filter(Q(target_date__lte=value) | Q(target_date__isnull=True, scheduled_start__date__lte=value))
 
 
-class VisitList(ListAPIView):
+class VisitList(ListAPIView[Visit]):
     serializer_class = VisitOutput
     filterset_class = VisitFilter
 
-    def get_queryset(self):
+    def get_queryset(self) -> QuerySet[Visit]:
         return selectors.visits_for(self.request.user).order_by("target_date", "participant__participant_id", "id")
 
 
 class ParticipantVisits(APIView):
     @extend_schema(responses=VisitOutput(many=True))
-    def get(self, request, participant_id: str):
+    def get(self, request: Request, participant_id: str) -> Response:
         participant = participant_selectors.participant_get(request.user, participant_id)
         return Response(VisitOutput(selectors.visits_of(participant), many=True).data)
 
     @extend_schema(request=UnscheduledVisitInput, responses={201: VisitOutput})
-    def post(self, request, participant_id: str):
+    def post(self, request: Request, participant_id: str) -> Response:
         participant = participant_selectors.participant_get(request.user, participant_id)
         payload = UnscheduledVisitInput(data=request.data)
         payload.is_valid(raise_exception=True)
@@ -106,13 +112,13 @@ class ParticipantVisits(APIView):
 
 class VisitDetail(APIView):
     @extend_schema(responses=VisitOutput)
-    def get(self, request, visit_id: int):
+    def get(self, request: Request, visit_id: int) -> Response:
         return Response(VisitOutput(selectors.visit_get(request.user, visit_id)).data)
 
 
 class VisitSchedule(APIView):
     @extend_schema(request=ScheduleInput, responses={200: ScheduledVisitOutput, 409: OpenApiResponse()})
-    def post(self, request, visit_id: int):
+    def post(self, request: Request, visit_id: int) -> Response:
         visit = selectors.visit_get(request.user, visit_id)
         payload = ScheduleInput(data=request.data)
         payload.is_valid(raise_exception=True)
@@ -120,7 +126,7 @@ class VisitSchedule(APIView):
         values = payload.validated_data
         room = None
         if values.get("room"):
-            room = Room.objects.filter(site_id=visit.participant.site_id, name=values["room"]).first()
+            room = selectors.room_named(visit.participant.site_id, values["room"])
             if room is None:
                 raise ServiceError("unknown room", field_errors={"room": [f"no room {values['room']!r} at this site"]})
         _, warnings = services.visit_schedule(
@@ -138,9 +144,9 @@ class VisitSchedule(APIView):
 
 
 class _VisitAction(APIView):
-    input_class = ReasonInput
+    input_class: type[Serializer[Any]] = ReasonInput
 
-    def post(self, request, visit_id: int):
+    def post(self, request: Request, visit_id: int) -> Response:
         visit = selectors.visit_get(request.user, visit_id)
         payload = self.input_class(data=request.data)
         payload.is_valid(raise_exception=True)
@@ -148,15 +154,15 @@ class _VisitAction(APIView):
         self.perform(request, visit, payload.validated_data)
         return Response(VisitOutput(selectors.visit_get(request.user, visit_id)).data)
 
-    def perform(self, request, visit, values):  # pragma: no cover - every subclass overrides
-        raise ServiceError("unsupported action")
+    def perform(self, request: Request, visit: Visit, values: Mapping[str, Any]) -> None:  # pragma: no cover
+        raise ServiceError("unsupported action")  # every subclass overrides
 
 
 @extend_schema(request=CompleteInput, responses=VisitOutput)
 class VisitComplete(_VisitAction):
     input_class = CompleteInput
 
-    def perform(self, request, visit, values):
+    def perform(self, request: Request, visit: Visit, values: Mapping[str, Any]) -> None:
         services.visit_complete(
             visit=visit, occurred_at=values["occurred_at"], by=request.user, reason=values.get("reason") or None
         )
@@ -164,25 +170,25 @@ class VisitComplete(_VisitAction):
 
 @extend_schema(request=ReasonInput, responses=VisitOutput)
 class VisitMiss(_VisitAction):
-    def perform(self, request, visit, values):
+    def perform(self, request: Request, visit: Visit, values: Mapping[str, Any]) -> None:
         services.visit_miss(visit=visit, reason=values["reason"], by=request.user)
 
 
 @extend_schema(request=ReasonInput, responses=VisitOutput)
 class VisitCancel(_VisitAction):
-    def perform(self, request, visit, values):
+    def perform(self, request: Request, visit: Visit, values: Mapping[str, Any]) -> None:
         services.visit_cancel(visit=visit, reason=values["reason"], by=request.user)
 
 
 class ParticipantDeviations(APIView):
     @extend_schema(responses=DeviationOutput(many=True))
-    def get(self, request, participant_id: str):
+    def get(self, request: Request, participant_id: str) -> Response:
         participant = participant_selectors.participant_get(request.user, participant_id)
-        rows = selectors.deviations_for(request.user).filter(participant=participant)
+        rows = selectors.deviations_of(request.user, participant)
         return Response(DeviationOutput(rows, many=True).data)
 
     @extend_schema(request=DeviationInput, responses={201: DeviationOutput})
-    def post(self, request, participant_id: str):
+    def post(self, request: Request, participant_id: str) -> Response:
         participant = participant_selectors.participant_get(request.user, participant_id)
         payload = DeviationInput(data=request.data)
         payload.is_valid(raise_exception=True)
@@ -190,7 +196,7 @@ class ParticipantDeviations(APIView):
         values = payload.validated_data
         visit = None
         if values.get("visit"):
-            visit = Visit.objects.filter(pk=values["visit"], participant=participant).first()
+            visit = selectors.visit_of(participant, values["visit"])
             if visit is None:
                 raise ServiceError("unknown visit", field_errors={"visit": ["not a visit of this participant"]})
         deviation = services.deviation_record(
@@ -200,11 +206,11 @@ class ParticipantDeviations(APIView):
             description=values["description"],
             by=request.user,
         )
-        row = selectors.deviations_for(request.user).get(pk=deviation.pk)
+        row = selectors.deviation_get(request.user, deviation.pk)
         return Response(DeviationOutput(row).data, status=status.HTTP_201_CREATED)
 
 
-class DeviationFilter(django_filters.FilterSet):
+class DeviationFilter(django_filters.FilterSet):  # type: ignore[misc]  # django-filter ships no type information
     site = django_filters.CharFilter(field_name="participant__site__code")
     type = django_filters.MultipleChoiceFilter(choices=ProtocolDeviation.Type.choices)
 
@@ -213,20 +219,74 @@ class DeviationFilter(django_filters.FilterSet):
         fields = ["site", "type"]
 
 
-class DeviationList(ListAPIView):
+class DeviationList(ListAPIView[ProtocolDeviation]):
     serializer_class = DeviationOutput
     filterset_class = DeviationFilter
 
-    def get_queryset(self):
+    def get_queryset(self) -> QuerySet[ProtocolDeviation]:
         return selectors.deviations_for(self.request.user).order_by("-recorded_at", "-id")
 
 
-class RoomList(ListAPIView):
+class RoomListCreate(ListAPIView[Room]):
     serializer_class = RoomOutput
     filterset_fields = {"site__code": ["exact"]}
 
-    def get_queryset(self):
+    def get_queryset(self) -> QuerySet[Room]:
         return selectors.rooms_for(self.request.user).order_by("site__code", "name")
+
+    @extend_schema(
+        request=RoomCreateInput,
+        responses={201: RoomOutput, 403: OpenApiResponse(description="Not an administrator at the room's site.")},
+    )
+    def post(self, request: Request) -> Response:
+        payload = RoomCreateInput(data=request.data)
+        payload.is_valid(raise_exception=True)
+        values = payload.validated_data
+        site = participant_selectors.site_visible(request.user, values["site"])
+        if site is None:
+            raise ServiceError("unknown site", field_errors={"site": [f"no site {values['site']!r}"]})
+        room = services.room_create(
+            site=site, name=values["name"], overnight_capable=values["overnight_capable"], by=request.user
+        )
+        return Response(RoomOutput(selectors.room_get(request.user, room.pk)).data, status=status.HTTP_201_CREATED)
+
+
+class RoomDetail(APIView):
+    @extend_schema(responses=RoomOutput)
+    def get(self, request: Request, id: int) -> Response:
+        return Response(RoomOutput(selectors.room_get(request.user, id)).data)
+
+    @extend_schema(
+        request=RoomUpdateInput,
+        responses={200: RoomOutput, 403: OpenApiResponse(description="Not an administrator at the room's site.")},
+    )
+    def patch(self, request: Request, id: int) -> Response:
+        room = selectors.room_get(request.user, id)
+        payload = RoomUpdateInput(data=request.data)
+        payload.is_valid(raise_exception=True)
+        values = payload.validated_data
+        services.room_update(
+            room=room,
+            name=values.get("name"),
+            overnight_capable=values.get("overnight_capable"),
+            active=values.get("active"),
+            reason=values.get("reason") or None,
+            by=request.user,
+        )
+        return Response(RoomOutput(selectors.room_get(request.user, id)).data)
+
+
+class RoomRetire(APIView):
+    @extend_schema(
+        request=RoomRetireInput,
+        responses={200: RoomOutput, 403: OpenApiResponse(description="Not an administrator at the room's site.")},
+    )
+    def post(self, request: Request, id: int) -> Response:
+        room = selectors.room_get(request.user, id)
+        payload = RoomRetireInput(data=request.data)
+        payload.is_valid(raise_exception=True)
+        services.room_retire(room=room, reason=payload.validated_data["reason"], by=request.user)
+        return Response(RoomOutput(selectors.room_get(request.user, id)).data)
 
 
 def _ics(body: bytes, filename: str) -> HttpResponse:
@@ -244,7 +304,9 @@ class ICalRenderer(BaseRenderer):
     format = "ics"
     charset = "utf-8"
 
-    def render(self, data, accepted_media_type=None, renderer_context=None):
+    def render(
+        self, data: Any, accepted_media_type: str | None = None, renderer_context: Mapping[str, Any] | None = None
+    ) -> Any:
         if isinstance(data, bytes):
             return data
         return JSONRenderer().render(data)
@@ -254,8 +316,10 @@ class SiteCalendar(APIView):
     renderer_classes = [JSONRenderer, ICalRenderer]
 
     @extend_schema(responses={(200, "text/calendar"): OpenApiResponse(description="iCalendar feed")})
-    def get(self, request, site_code: str):
-        site = get_object_or_404(Site.objects.filter(id__in=access.site_ids_for(request.user)), code=site_code)
+    def get(self, request: Request, site_code: str) -> HttpResponse:
+        site = participant_selectors.site_visible(request.user, site_code)
+        if site is None:
+            raise Http404("No Site matches the given query.")
         body = ical.calendar_for(selectors.site_calendar_visits(site.pk), name=f"{site.code} sessions")
         return _ics(body, f"{site.code}.ics")
 
@@ -264,7 +328,7 @@ class MyCalendar(APIView):
     renderer_classes = [JSONRenderer, ICalRenderer]
 
     @extend_schema(responses={(200, "text/calendar"): OpenApiResponse(description="iCalendar feed")})
-    def get(self, request):
+    def get(self, request: Request) -> HttpResponse:
         body = ical.calendar_for(
             selectors.staff_calendar_visits(request.user), name=f"{request.user.get_username()} sessions"
         )

@@ -6,15 +6,14 @@ class SchedulingConfig(AppConfig):
     verbose_name = "Scheduling"
 
     def ready(self) -> None:
-        from participants.services import on_randomized, on_withdrawn
-        from scheduling import checks, services
+        from participants import services as participant_services
+        from scheduling import checks
+        from scheduling.services import generation, visits
 
         checks.register()
         # Participants never imports scheduling (arrows go one way); scheduling registers itself. The guard keeps a
         # second ready() (e.g. in tests) from registering a hook twice.
-        from participants import services as participant_services
-
-        if services._on_randomized not in participant_services._after_randomize:
-            on_randomized(services._on_randomized)
-        if services._on_withdrawn not in participant_services._after_withdraw:
-            on_withdrawn(services._on_withdrawn)
+        if generation._on_randomized not in participant_services._after_randomize:
+            participant_services.on_randomized(generation._on_randomized)
+        if visits._on_withdrawn not in participant_services._after_withdraw:
+            participant_services.on_withdrawn(visits._on_withdrawn)

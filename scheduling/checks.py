@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
+from django.apps import AppConfig
 from django.core import checks
 from django.db import DatabaseError
 
 
-def check_shipped(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
+def check_shipped(app_configs: Sequence[AppConfig] | None = None, **kwargs: Any) -> list[checks.CheckMessage]:
     from scheduling.protocol import check_shipped_protocols
 
     return [
@@ -15,11 +19,13 @@ def check_shipped(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
     ]
 
 
-def check_stored(app_configs=None, databases=None, **kwargs) -> list[checks.CheckMessage]:
+def check_stored(
+    app_configs: Sequence[AppConfig] | None = None, databases: Sequence[str] | None = None, **kwargs: Any
+) -> list[checks.CheckMessage]:
     """Stored versions that fail validation (e.g. an instrument was removed from the library after loading)."""
     if not databases:
         return []
-    from scheduling.services import stored_protocol_problems
+    from scheduling.selectors import stored_protocol_problems
 
     try:
         problems = stored_protocol_problems()

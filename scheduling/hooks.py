@@ -1,50 +1,87 @@
-"""What other apps may ask scheduling to tell them, without scheduling importing them (arrows go one way).
+"""What other apps plug into scheduling, without scheduling importing them (arrows go one way).
 
-- ``on_visits_changed(fn)``: ``fn(*, participant, visits, by)`` runs inside the writing transaction whenever visits
-  are created or a visit's window, dates or status change, with the visits created or changed.
-- ``register_instrument_catalogue(fn)``: ``fn() -> set[str]``, the instrument codes protocols may name.
+- ``on_visits_changed(fn)``: ``fn(*, participant, visits, by)`` runs inside the writing transaction after scheduling
+  creates visits (generation, an unscheduled visit) or changes a visit's window, dates or status (re-plan, schedule or
+  reschedule, complete, miss, cancel, withdrawal), with the visits created or changed. An exception in ``fn`` rolls
+  the whole write back, so what the hook derives never disagrees with the visits.
+- ``register_instrument_catalogue(fn)``: ``fn() -> set[str]`` gives instrument codes that protocols may name.
+  Protocol validation accepts the union of every registered catalogue.
+
+Registering the same function twice has no effect, so a second ``AppConfig.ready()`` (as in tests) is harmless.
+Nothing here touches the database.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
     from participants.access import Actor
     from participants.models import Participant
     from scheduling.models import Visit
 
-VisitsChangedHook = Callable[..., Any]
+__all__ = [
+    "VisitsChangedHook",
+    "InstrumentCatalogue",
+    "known_instrument_codes",
+    "on_visits_changed",
+    "register_instrument_catalogue",
+    "unregister",
+    "visits_changed",
+]
+
+
+class VisitsChangedHook(Protocol):
+    def __call__(self, *, participant: Participant, visits: list[Visit], by: Actor) -> None: ...
+
+
 InstrumentCatalogue = Callable[[], set[str]]
 
-_visits_changed: list[VisitsChangedHook] = []
-_instrument_catalogues: list[InstrumentCatalogue] = []
+# The codes of the instrument library shipped with trialsite. Used only while no catalogue is registered, which is
+# the case in pure unit tests that never start Django; a running site always asks the registered library.
+_SHIPPED_LIBRARY_CODES: frozenset[str] = frozenset(
+    {"PCL5", "CAPS5", "LSAS", "LSAS_SR", "SCS", "SCS_SF", "CSSRS_SCREEN"}
+)
+
+_visits_changed_hooks: list[VisitsChangedHook] = []
+_catalogues: list[InstrumentCatalogue] = []
 
 
 def on_visits_changed(fn: VisitsChangedHook) -> VisitsChangedHook:
-    _visits_changed.append(fn)
+    """Register ``fn`` to run after every visit creation or change (see the module docstring)."""
+    if fn not in _visits_changed_hooks:
+        _visits_changed_hooks.append(fn)
     return fn
-
-
-def visits_changed(*, participant: Participant, visits: Sequence[Visit], by: Actor) -> None:
-    """Tell every registered hook; called by scheduling's services inside their transaction."""
-    if not visits:
-        return
-    for fn in _visits_changed:
-        fn(participant=participant, visits=list(visits), by=by)
 
 
 def register_instrument_catalogue(fn: InstrumentCatalogue) -> InstrumentCatalogue:
-    _instrument_catalogues.append(fn)
+    """Register ``fn`` as a source of instrument codes that protocols may name."""
+    if fn not in _catalogues:
+        _catalogues.append(fn)
     return fn
 
 
-def instrument_catalogue() -> set[str] | None:
-    """The union of the registered catalogues, or None when nothing registered one (pure unit tests)."""
-    if not _instrument_catalogues:
-        return None
+def unregister(fn: object) -> None:
+    """Remove ``fn`` from every registry it is in (tests that register a hook of their own)."""
+    _visits_changed_hooks[:] = [h for h in _visits_changed_hooks if h is not fn]
+    _catalogues[:] = [c for c in _catalogues if c is not fn]
+
+
+def visits_changed(*, participant: Participant, visits: list[Visit], by: Actor) -> None:
+    """Called by scheduling's services, inside their transaction, once per write that created or changed visits."""
+    if not visits:
+        return
+    for fn in list(_visits_changed_hooks):
+        fn(participant=participant, visits=list(visits), by=by)
+
+
+def known_instrument_codes() -> frozenset[str]:
+    """The instrument codes protocols may name: every registered catalogue together, or the shipped library's codes
+    when nothing is registered."""
+    if not _catalogues:
+        return _SHIPPED_LIBRARY_CODES
     codes: set[str] = set()
-    for fn in _instrument_catalogues:
-        codes |= fn()
-    return codes
+    for fn in list(_catalogues):
+        codes |= set(fn())
+    return frozenset(codes)

@@ -29,17 +29,19 @@ def calendar_for(visits: Iterable[Visit], *, name: str) -> bytes:
     cal.add("x-wr-calname", name)
     now = timezone.now().astimezone(dt.UTC)
     for visit in visits:
+        if visit.scheduled_start is None or visit.scheduled_end is None:
+            continue  # the calendar selectors list only visits that hold a slot
         event = Event()
         event.add("uid", visit_uid(visit))
         event.add("dtstamp", now)
         event.add("dtstart", visit.scheduled_start.astimezone(dt.UTC))
         event.add("dtend", visit.scheduled_end.astimezone(dt.UTC))
         event.add("summary", f"{visit.participant.participant_id} {visit.code} {visit.name}")
-        if visit.room_id:
+        if visit.room is not None:
             event.add("location", visit.room.name)
         staff = ", ".join(u.username for u in visit.staff.all())
         event.add("description", f"Visit {visit.code} ({visit.kind})" + (f"; staff: {staff}" if staff else ""))
         event.add("status", "CONFIRMED")
         event.add("last-modified", visit.updated_at.astimezone(dt.UTC))
         cal.add_component(event)
-    return cal.to_ical()
+    return bytes(cal.to_ical())

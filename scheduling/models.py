@@ -6,6 +6,8 @@ slot, occurred_at, bookings) are aware datetimes stored in UTC.
 
 from __future__ import annotations
 
+import datetime as dt
+
 from django.conf import settings
 from django.db import models
 
@@ -47,10 +49,19 @@ class ProtocolVersion(models.Model):
 
 
 class Room(models.Model):
+    """A room of a site that dosing sessions book. Retired rooms stay (bookings and visits point at them) but take no
+    new bookings; ``active`` = False takes a room out of use for a while."""
+
+    NAME_MAX_LENGTH = 100
+
     site = models.ForeignKey("participants.Site", on_delete=models.PROTECT, related_name="rooms")
-    name = models.CharField(max_length=100)
+    name = models.CharField(max_length=NAME_MAX_LENGTH)
     overnight_capable = models.BooleanField(default=False)
     active = models.BooleanField(default=True)
+    retired_at = models.DateTimeField(null=True, blank=True)
+    retired_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
 
     class Meta:
         ordering = ["site", "name"]
@@ -73,8 +84,8 @@ class ParticipantSchedule(models.Model):
     def __str__(self) -> str:
         return f"schedule of participant {self.participant_id}"
 
-    def day0_dates(self) -> dict:
-        out = {}
+    def day0_dates(self) -> dict[str, dt.date]:
+        out: dict[str, dt.date] = {}
         if self.enrollment_date:
             out["enrollment"] = self.enrollment_date
         if self.randomization_date:

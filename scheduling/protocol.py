@@ -1,7 +1,8 @@
 """Protocol definitions: parse and validate the JSON format described in docs/protocols.md.
 
 A protocol is data, not code, so a site can load its own. Everything here is pure (no database, no Django) so that the
-same checks run in tests, in the ``load_protocol`` management command and in the start-up system checks.
+same checks run in tests, in the ``load_protocol`` management command and in the start-up system checks. The instrument
+codes a protocol may name come from the catalogues registered in ``scheduling.hooks`` (the assessments library).
 """
 
 from __future__ import annotations
@@ -17,9 +18,10 @@ from typing import Any
 
 import jsonschema
 
+from scheduling.hooks import known_instrument_codes
+
 __all__ = [
     "DAY0_ANCHORS",
-    "KNOWN_INSTRUMENTS",
     "VISIT_KINDS",
     "VisitKind",
     "Arm",
@@ -38,10 +40,6 @@ __all__ = [
 
 SCHEMA_PATH = Path(__file__).with_name("protocol_schema.json")
 SHIPPED_DIR = Path(__file__).with_name("protocols")
-
-# Instrument codes are a cross-app contract (see the instrument reference). The assessments app may pass the codes of
-# its own library instead, so the check stays right when a site adds an instrument.
-KNOWN_INSTRUMENTS: frozenset[str] = frozenset({"PCL5", "CAPS5", "LSAS", "LSAS_SR", "SCS", "SCS_SF", "CSSRS_SCREEN"})
 
 
 class VisitKind(StrEnum):
@@ -82,7 +80,7 @@ class InstrumentDue:
 class VisitDef:
     code: str
     name: str
-    kind: str
+    kind: VisitKind
     anchor: str  # "enrollment", "randomization" or "visit:<CODE>"
     offset_days: int
     window_before_days: int
@@ -154,7 +152,13 @@ def dosing_number(arm: Arm, code: str) -> int | None:
 
 @cache
 def protocol_schema() -> dict[str, Any]:
-    return json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
+    schema: dict[str, Any] = json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
+    return schema
+
+
+def _known(known_instruments: Iterable[str] | None) -> frozenset[str]:
+    """The codes given, or else the registered instrument catalogues (scheduling.hooks)."""
+    return known_instrument_codes() if known_instruments is None else frozenset(known_instruments)
 
 
 def _json_path(parts: Iterable[Any]) -> str:
@@ -268,7 +272,7 @@ def _visit_from(v: dict[str, Any]) -> VisitDef:
     return VisitDef(
         code=v["code"],
         name=v["name"],
-        kind=v["kind"],
+        kind=VisitKind(v["kind"]),
         anchor=v["anchor"],
         offset_days=v["offset_days"],
         window_before_days=v["window_before_days"],
@@ -284,11 +288,13 @@ def _visit_from(v: dict[str, Any]) -> VisitDef:
 def parse_protocol(
     data: Mapping[str, Any],
     *,
-    known_instruments: Iterable[str] = KNOWN_INSTRUMENTS,
+    known_instruments: Iterable[str] | None = None,
     source: str | None = None,
 ) -> Protocol:
-    """Validate ``data`` and build a Protocol, or raise ProtocolError listing every problem (never a partial result)."""
-    known = frozenset(known_instruments)
+    """Validate ``data`` and build a Protocol, or raise ProtocolError listing every problem (never a partial result).
+
+    Instrument codes are checked against ``known_instruments`` when given, else against the registered catalogues."""
+    known = _known(known_instruments)
     data = json.loads(json.dumps(data))  # a private deep copy: the caller's dict may change after we validated it
     errors = _schema_errors(data) + _semantic_errors(data, known)
     if errors:
@@ -312,7 +318,7 @@ def parse_protocol(
     )
 
 
-def load_protocol_file(path: str | Path, *, known_instruments: Iterable[str] = KNOWN_INSTRUMENTS) -> Protocol:
+def load_protocol_file(path: str | Path, *, known_instruments: Iterable[str] | None = None) -> Protocol:
     path = Path(path)
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
@@ -329,7 +335,7 @@ def shipped_protocol_paths() -> list[Path]:
     return sorted(SHIPPED_DIR.glob("*.json"))
 
 
-def load_shipped_protocols(*, known_instruments: Iterable[str] = KNOWN_INSTRUMENTS) -> dict[str, Protocol]:
+def load_shipped_protocols(*, known_instruments: Iterable[str] | None = None) -> dict[str, Protocol]:
     protocols: dict[str, Protocol] = {}
     for path in shipped_protocol_paths():
         protocol = load_protocol_file(path, known_instruments=known_instruments)
@@ -337,7 +343,7 @@ def load_shipped_protocols(*, known_instruments: Iterable[str] = KNOWN_INSTRUMEN
     return protocols
 
 
-def check_shipped_protocols(*, known_instruments: Iterable[str] = KNOWN_INSTRUMENTS) -> list[str]:
+def check_shipped_protocols(*, known_instruments: Iterable[str] | None = None) -> list[str]:
     """Every problem with the shipped files as ``"<file>: <path>: <problem>"`` strings; empty when all is well."""
     problems: list[str] = []
     seen: dict[str, str] = {}

@@ -1,36 +1,44 @@
 """Scheduling reads, scoped by the acting user's sites. No read here joins the allocation: visit codes are identical
-between blinded arms, so a visit list reveals nothing about the arm, and nothing here may add it."""
+between blinded arms, so a visit list reveals nothing about the arm, and nothing here may add it.
+
+Every function here is a pure read: nothing creates a row (a shipped protocol is stored by the writers that need it,
+see ``services.protocol_version_ensure``)."""
 
 from __future__ import annotations
 
+from django.contrib.auth import get_user_model
 from django.db.models import Prefetch, QuerySet
 from django.shortcuts import get_object_or_404
 
-from participants.access import site_ids_for
+from participants.access import Actor, site_ids_for
 from participants.models import Participant
-from scheduling.models import ProtocolDeviation, Room, Visit
+from scheduling.models import ProtocolDeviation, ProtocolVersion, Room, Visit
+from scheduling.protocol import ProtocolError, parse_protocol
 
 
 def _with_display(qs: QuerySet[Visit]) -> QuerySet[Visit]:
-    from django.contrib.auth import get_user_model
-
     # Three queries whatever the page size: visits (+ participant, site, room, version), then staff usernames.
     return qs.select_related("participant__site", "participant__study", "room", "protocol_version").prefetch_related(
         Prefetch("staff", queryset=get_user_model().objects.only("id", "username").order_by("username"))
     )
 
 
-def visits_for(user) -> QuerySet[Visit]:
+def visits_for(user: Actor) -> QuerySet[Visit]:
     return _with_display(Visit.objects.filter(participant__site_id__in=site_ids_for(user)))
 
 
-def visit_get(user, visit_id: int) -> Visit:
+def visit_get(user: Actor, visit_id: int) -> Visit:
     """One visit, or Http404 when it does not exist or lies outside the user's sites (the two look the same)."""
     return get_object_or_404(visits_for(user), pk=visit_id)
 
 
 def visits_of(participant: Participant) -> QuerySet[Visit]:
     return _with_display(Visit.objects.filter(participant=participant)).order_by("target_date", "scheduled_start", "id")
+
+
+def visit_of(participant: Participant, visit_id: int) -> Visit | None:
+    """The participant's visit with that id, or None when the id names no visit of theirs."""
+    return Visit.objects.filter(pk=visit_id, participant=participant).first()
 
 
 def site_calendar_visits(site_id: int) -> QuerySet[Visit]:
@@ -45,10 +53,13 @@ def site_calendar_visits(site_id: int) -> QuerySet[Visit]:
     ).order_by("scheduled_start", "id")
 
 
-def staff_calendar_visits(user) -> QuerySet[Visit]:
+def staff_calendar_visits(user: Actor) -> QuerySet[Visit]:
+    """The sessions the user is booked for at the user's sites (none for the system or an anonymous caller)."""
+    if user is None or user.pk is None:
+        return Visit.objects.none()
     return _with_display(
         Visit.objects.filter(
-            staff=user,
+            staff__id=user.pk,
             participant__site_id__in=site_ids_for(user),
             status__in=[Visit.Status.SCHEDULED, Visit.Status.COMPLETED],
             scheduled_start__isnull=False,
@@ -56,13 +67,23 @@ def staff_calendar_visits(user) -> QuerySet[Visit]:
     ).order_by("scheduled_start", "id")
 
 
-def deviations_for(user) -> QuerySet[ProtocolDeviation]:
+def deviations_for(user: Actor) -> QuerySet[ProtocolDeviation]:
     return ProtocolDeviation.objects.filter(participant__site_id__in=site_ids_for(user)).select_related(
         "participant__site", "visit", "recorded_by"
     )
 
 
-def rooms_for(user) -> QuerySet[Room]:
+def deviation_get(user: Actor, deviation_id: int) -> ProtocolDeviation:
+    """One deviation, or Http404 when it does not exist or lies outside the user's sites."""
+    return get_object_or_404(deviations_for(user), pk=deviation_id)
+
+
+def deviations_of(user: Actor, participant: Participant) -> QuerySet[ProtocolDeviation]:
+    """One participant's deviations, as the user may see them."""
+    return deviations_for(user).filter(participant=participant)
+
+
+def rooms_for(user: Actor) -> QuerySet[Room]:
     return Room.objects.filter(site_id__in=site_ids_for(user)).select_related("site")
 
 
@@ -102,3 +123,29 @@ def participant_visits(participant_pk: int) -> QuerySet[Visit]:
 def visits_by_pk(visit_pks: set[int]) -> dict[int, Visit]:
     """The visits with these primary keys, by key (one query); missing ones are simply absent."""
     return Visit.objects.in_bulk(visit_pks)
+
+
+def room_get(user: Actor, room_id: int) -> Room:
+    """One room, or Http404 when it does not exist or lies outside the user's sites."""
+    return get_object_or_404(rooms_for(user), pk=room_id)
+
+
+def room_named(site_id: int, name: str) -> Room | None:
+    """The site's room with that name (retired ones included: booking one is refused with a message)."""
+    return Room.objects.filter(site_id=site_id, name=name).first()
+
+
+def protocol_version_latest(code: str) -> ProtocolVersion | None:
+    """The latest stored version of ``code``, or None when none is stored."""
+    return ProtocolVersion.objects.filter(code=code).order_by("-version").first()
+
+
+def stored_protocol_problems() -> list[str]:
+    """Every stored version that no longer validates (e.g. the instrument list changed), as '<code vN>: <problem>'."""
+    problems = []
+    for row in ProtocolVersion.objects.order_by("code", "version"):
+        try:
+            parse_protocol(row.definition)
+        except ProtocolError as exc:
+            problems += [f"{row}: {e}" for e in exc.errors]
+    return problems

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from rest_framework import serializers
 
-from scheduling.models import ProtocolDeviation, Visit
+from scheduling.models import ProtocolDeviation, Room, Visit
 from scheduling.protocol import VISIT_KINDS
 
 
-class VisitOutput(serializers.Serializer):
+# Output serializers render one object or (many=True) a queryset of them, hence Serializer[Any].
+class VisitOutput(serializers.Serializer[Any]):
     id = serializers.IntegerField()
     participant_id = serializers.CharField(source="participant.participant_id")
     site = serializers.CharField(source="participant.site.code")
@@ -37,7 +40,7 @@ class VisitOutput(serializers.Serializer):
     protocol_version = serializers.SerializerMethodField()
 
     def get_room(self, obj: Visit) -> str | None:
-        return obj.room.name if obj.room_id else None
+        return obj.room.name if obj.room is not None else None
 
     def get_staff(self, obj: Visit) -> list[str]:
         return [u.username for u in obj.staff.all()]
@@ -50,14 +53,14 @@ class ScheduledVisitOutput(VisitOutput):
     warnings = serializers.ListField(child=serializers.CharField())
 
 
-class UnscheduledVisitInput(serializers.Serializer):
+class UnscheduledVisitInput(serializers.Serializer[Any]):
     kind = serializers.ChoiceField(choices=VISIT_KINDS)
     name = serializers.CharField(max_length=200, required=False, allow_blank=True)
     duration_minutes = serializers.IntegerField(min_value=1, max_value=24 * 60, required=False, default=60)
     reason = serializers.CharField(required=False, allow_blank=True)
 
 
-class ScheduleInput(serializers.Serializer):
+class ScheduleInput(serializers.Serializer[Any]):
     start = serializers.DateTimeField()
     end = serializers.DateTimeField(required=False, allow_null=True)
     room = serializers.CharField(required=False, allow_null=True, allow_blank=True, help_text="Room name at the site.")
@@ -65,22 +68,22 @@ class ScheduleInput(serializers.Serializer):
     reason = serializers.CharField(required=False, allow_blank=True)
 
 
-class CompleteInput(serializers.Serializer):
+class CompleteInput(serializers.Serializer[Any]):
     occurred_at = serializers.DateTimeField()
     reason = serializers.CharField(required=False, allow_blank=True)
 
 
-class ReasonInput(serializers.Serializer):
+class ReasonInput(serializers.Serializer[Any]):
     reason = serializers.CharField()
 
 
-class DeviationInput(serializers.Serializer):
+class DeviationInput(serializers.Serializer[Any]):
     type = serializers.ChoiceField(choices=ProtocolDeviation.Type.choices)
     description = serializers.CharField()
     visit = serializers.IntegerField(required=False, allow_null=True)
 
 
-class DeviationOutput(serializers.Serializer):
+class DeviationOutput(serializers.Serializer[Any]):
     id = serializers.IntegerField()
     participant_id = serializers.CharField(source="participant.participant_id")
     site = serializers.CharField(source="participant.site.code")
@@ -92,16 +95,43 @@ class DeviationOutput(serializers.Serializer):
     recorded_at = serializers.DateTimeField()
     recorded_by = serializers.SerializerMethodField()
 
-    def get_visit_code(self, obj) -> str | None:
-        return obj.visit.code if obj.visit_id else None
+    def get_visit_code(self, obj: ProtocolDeviation) -> str | None:
+        return obj.visit.code if obj.visit is not None else None
 
-    def get_recorded_by(self, obj) -> str | None:
-        return obj.recorded_by.username if obj.recorded_by_id else None
+    def get_recorded_by(self, obj: ProtocolDeviation) -> str | None:
+        return obj.recorded_by.username if obj.recorded_by is not None else None
 
 
-class RoomOutput(serializers.Serializer):
+class RoomOutput(serializers.Serializer[Any]):
     id = serializers.IntegerField()
     site = serializers.CharField(source="site.code")
     name = serializers.CharField()
     overnight_capable = serializers.BooleanField()
     active = serializers.BooleanField()
+    retired = serializers.SerializerMethodField(help_text="A retired room keeps its bookings and takes no new ones.")
+    retired_at = serializers.DateTimeField(allow_null=True)
+
+    def get_retired(self, obj: Room) -> bool:
+        return obj.retired_at is not None
+
+
+class RoomCreateInput(serializers.Serializer[Any]):
+    site = serializers.CharField(max_length=10, help_text="Code of the site the room belongs to.")
+    name = serializers.CharField(max_length=Room.NAME_MAX_LENGTH)
+    overnight_capable = serializers.BooleanField(required=False, default=False)
+
+
+class RoomUpdateInput(serializers.Serializer[Any]):
+    name = serializers.CharField(max_length=Room.NAME_MAX_LENGTH, required=False)
+    overnight_capable = serializers.BooleanField(required=False)
+    active = serializers.BooleanField(required=False, help_text="False takes the room out of use for a while.")
+    reason = serializers.CharField(required=False, allow_blank=True, max_length=2000)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if not {"name", "overnight_capable", "active"} & set(attrs):
+            raise serializers.ValidationError("give at least one of name, overnight_capable, active")
+        return attrs
+
+
+class RoomRetireInput(serializers.Serializer[Any]):
+    reason = serializers.CharField(max_length=2000, help_text="Why the room is retired (kept in the audit trail).")

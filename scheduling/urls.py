@@ -16,7 +16,9 @@ urlpatterns = [
     path("visits/<int:visit_id>/miss/", api.VisitMiss.as_view(), name="visit-miss"),
     path("visits/<int:visit_id>/cancel/", api.VisitCancel.as_view(), name="visit-cancel"),
     path("deviations/", api.DeviationList.as_view(), name="deviation-list"),
-    path("rooms/", api.RoomList.as_view(), name="room-list"),
+    path("rooms/", api.RoomListCreate.as_view(), name="room-list"),
+    path("rooms/<int:id>/", api.RoomDetail.as_view(), name="room-detail"),
+    path("rooms/<int:id>/retire/", api.RoomRetire.as_view(), name="room-retire"),
     path("calendar/sites/<str:site_code>.ics", api.SiteCalendar.as_view(), name="calendar-site"),
     path("calendar/me.ics", api.MyCalendar.as_view(), name="calendar-me"),
 ]

@@ -12,7 +12,8 @@ from django.test.utils import CaptureQueriesContext
 
 from participants.access import roles_by_site
 from participants.models import Participant
-from scheduling.models import ProtocolVersion, Room, Visit
+from scheduling.models import ProtocolVersion, Visit
+from scheduling.services import room_create
 from tests.factories import staff
 from trialsite.roles import Role
 
@@ -129,7 +130,7 @@ def _list_queries(client, **params) -> tuple[int, int]:
 
 def test_listing_visits_for_1000_participants_uses_constant_queries(study, pdx, alice, api, django_assert_num_queries):
     carol = staff("carol", Role.THERAPIST, pdx)
-    room = Room.objects.create(site=pdx, name="Dosing 1")
+    room = room_create(site=pdx, name="Dosing 1", by=None)
     client = api(alice)
     _bulk_participants(study, pdx, 5, start=1000)
     Visit.objects.filter(participant__participant_id="BULK-01000", code="DOSE1").update(room=room)

@@ -8,7 +8,8 @@ import pytest
 import time_machine
 from django.db import IntegrityError, transaction
 
-from scheduling.models import Booking, Room, Visit
+from scheduling.models import Booking, Visit
+from scheduling.services import room_create
 from tests.factories import staff
 from trialsite.roles import Role
 
@@ -25,7 +26,7 @@ def team(pdx):
 
 @pytest.fixture
 def rooms(pdx):
-    return {name: Room.objects.create(site=pdx, name=name) for name in ("Dosing 1", "Dosing 2")}
+    return {name: room_create(site=pdx, name=name, by=None) for name in ("Dosing 1", "Dosing 2")}
 
 
 @pytest.fixture

@@ -17,7 +17,8 @@ from scheduling.engine import (
     replan,
     topological_order,
 )
-from scheduling.protocol import KNOWN_INSTRUMENTS, VISIT_KINDS, parse_protocol
+from scheduling.hooks import known_instrument_codes
+from scheduling.protocol import VISIT_KINDS, parse_protocol
 
 DAY0_KEYS = ("enrollment", "randomization")
 DATES = st.dates(min_value=date(2000, 1, 1), max_value=date(2080, 12, 31))
@@ -44,7 +45,7 @@ def random_arms(draw):
                 "overnight": draw(st.booleans()),
                 "instruments": [
                     {"code": c, "respondent": "self"}
-                    for c in draw(st.lists(st.sampled_from(sorted(KNOWN_INSTRUMENTS)), unique=True, max_size=3))
+                    for c in draw(st.lists(st.sampled_from(sorted(known_instrument_codes())), unique=True, max_size=3))
                 ],
                 "optional": draw(st.booleans()),
             }

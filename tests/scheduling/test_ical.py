@@ -10,7 +10,8 @@ from icalendar import Calendar
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-from scheduling.models import Room, Visit
+from scheduling.models import Visit
+from scheduling.services import room_create
 from tests.factories import staff
 from trialsite.roles import Role
 
@@ -42,7 +43,7 @@ def events(response) -> dict[str, dict]:
 @pytest.fixture
 def setup(make_participant, pdx, alice, api):
     carol, dave = staff("carol", Role.THERAPIST, pdx), staff("dave", Role.THERAPIST, pdx)
-    Room.objects.create(site=pdx, name="Dosing 1")
+    room_create(site=pdx, name="Dosing 1", by=None)
     with time_machine.travel(RANDOMIZED, tick=False):
         p1, p2 = make_participant(to="randomized"), make_participant(to="randomized")
     client = api(alice)

@@ -10,7 +10,8 @@ from django.db import transaction
 
 from audit.models import AuditEvent
 from participants import services as participant_services
-from scheduling.models import ProtocolDeviation, Room, Visit
+from scheduling.models import ProtocolDeviation, Visit
+from scheduling.services import room_create
 from tests.factories import staff
 from trialsite.roles import Role
 
@@ -35,7 +36,7 @@ def post(client, url, data):
 
 def test_complete_late_dosing_records_deviation_and_replans_dependents(participant, alice, pdx, api):
     staff("carol", Role.THERAPIST, pdx), staff("dave", Role.THERAPIST, pdx)
-    Room.objects.create(site=pdx, name="Dosing 1")
+    room_create(site=pdx, name="Dosing 1", by=None)
     dose1 = visit(participant, "DOSE1")
     # INT1B is booked on its current target (6 Apr); moving DOSE1 pushes its window past that day.
     int1b = visit(participant, "INT1B")

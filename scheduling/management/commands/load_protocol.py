@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from argparse import ArgumentParser
+from typing import Any
+
 from django.core.management.base import BaseCommand, CommandError
 
 from scheduling.protocol import ProtocolError
@@ -11,10 +14,10 @@ from scheduling.services import protocol_version_load
 class Command(BaseCommand):
     help = "Validate a protocol definition (JSON) and store it as a new version. An invalid file stores nothing."
 
-    def add_arguments(self, parser):
+    def add_arguments(self, parser: ArgumentParser) -> None:
         parser.add_argument("file", help="Path to the protocol JSON file.")
 
-    def handle(self, *args, file: str, **options):
+    def handle(self, *args: Any, file: str, **options: Any) -> None:
         try:
             row = protocol_version_load(path=file, by=None)
         except ProtocolError as exc:

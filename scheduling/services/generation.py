@@ -1,0 +1,174 @@
+"""Generating a participant's protocol visits, and re-planning them when an anchor visit happens."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from audit.models import AuditEvent
+from audit.services import audit_participant_record
+from participants import selectors as participant_selectors
+from participants.access import Actor
+from participants.models import Participant
+from scheduling import engine, hooks
+from scheduling.lifecycle import OPEN
+from scheduling.local_time import local_date, zone_of
+from scheduling.models import ParticipantSchedule, Visit
+from scheduling.protocol import Arm, Protocol
+from scheduling.services._visit_rows import _audit_visit
+from scheduling.services.protocols import protocol_version_ensure
+from trialsite.errors import ServiceError
+from trialsite.followups import reconcile_reminders_on_commit
+
+V = Visit.Status
+
+
+def _arm_of(protocol: Protocol, participant: Participant) -> Arm | None:
+    """The protocol arm the participant follows; None when they have no arm yet and the protocol has several."""
+    arm_code = participant_selectors.arm_code_of(participant)
+    if arm_code is None:
+        # A single-arm protocol (day0 = enrollment) has one arm whatever the allocation.
+        return next(iter(protocol.arms.values())) if len(protocol.arms) == 1 else None
+    try:
+        return protocol.arm(arm_code)
+    except KeyError as exc:
+        raise ServiceError(str(exc), field_errors={"arm": [str(exc)]}) from exc
+
+
+@transaction.atomic
+def schedule_generate(*, participant: Participant, by: Actor) -> list[Visit]:
+    """Create the participant's protocol visits for their arm, in a constant number of queries (one bulk insert).
+
+    Called from the randomize hook, inside participant_randomize's transaction: a failure here rolls the
+    randomization back, so a randomized participant never lacks a schedule."""
+    study = participant.study
+    if not study.protocol_code:
+        return []
+    if ParticipantSchedule.objects.filter(participant=participant).exists():
+        return []
+    version = protocol_version_ensure(code=study.protocol_code, by=by)
+    if version is None:
+        raise ServiceError(
+            f"study {study.code} names protocol {study.protocol_code!r}, which is not loaded",
+            field_errors={"protocol": ["load it with manage.py load_protocol"]},
+        )
+    arm = _arm_of(version.protocol(), participant)
+    if arm is None:
+        return []
+    tz = zone_of(participant)
+    schedule = ParticipantSchedule.objects.create(
+        participant=participant,
+        protocol_version=version,
+        enrollment_date=local_date(participant.enrolled_at, tz) if participant.enrolled_at else None,
+        randomization_date=local_date(participant.randomized_at, tz) if participant.randomized_at else None,
+    )
+    plan = engine.plan_visits(arm, schedule.day0_dates())
+    numbers = arm.dosing_numbers()
+    visits = [
+        Visit(
+            participant=participant,
+            protocol_version=version,
+            code=v.code,
+            name=v.name,
+            kind=v.kind,
+            dosing_number=numbers.get(v.code),
+            optional=v.optional,
+            instruments=[{"code": i.code, "respondent": i.respondent} for i in v.instruments],
+            duration_minutes=v.duration_minutes,
+            staff_required=v.staff_required,
+            overnight=v.overnight,
+            target_date=plan[v.code].target,
+            window_start=plan[v.code].window_start,
+            window_end=plan[v.code].window_end,
+        )
+        for v in arm.visits
+        if v.code in plan
+    ]
+    created = Visit.objects.bulk_create(visits)
+    # One event for the whole plan keeps generation at a constant number of queries; each row's dates are in the
+    # visit table and every later change to them is audited per visit.
+    audit_participant_record(
+        participant,
+        by=by,
+        action=AuditEvent.Action.CREATE,
+        entity_type="participant_schedule",
+        entity_id=schedule.pk,
+        changes=[
+            ("protocol_version", None, str(version)),
+            ("visits", None, [f"{v.code} {plan[v.code].target.isoformat()}" for v in created]),
+        ],
+    )
+    hooks.visits_changed(participant=participant, visits=created, by=by)
+    return created
+
+
+def _on_randomized(*, participant: Participant, by: Actor, **kwargs: Any) -> None:
+    schedule_generate(participant=participant, by=by)
+    reconcile_reminders_on_commit(participant.pk)
+
+
+def _replan_after(visit: Visit, *, by: Actor) -> list[Visit]:
+    """Re-plan every not-completed visit that depends on ``visit`` (transitively) from actual dates; returns the
+    visits that moved. Runs inside the caller's transaction, which reports the moved visits to the hooks."""
+    participant = visit.participant
+    if visit.unscheduled or visit.protocol_version is None:
+        return []
+    schedule = ParticipantSchedule.objects.filter(participant=participant).first()
+    arm = _arm_of(visit.protocol_version.protocol(), participant)
+    if schedule is None or arm is None or not engine.dependents(arm, visit.code):
+        return []
+    tz = zone_of(participant)
+    rows = {
+        v.code: v
+        for v in Visit.objects.select_for_update().filter(participant=participant, unscheduled=False).order_by("id")
+    }
+    current = {c: p for c, v in rows.items() if (p := _planned(v)) is not None}
+    actual = {c: local_date(v.occurred_at, tz) for c, v in rows.items() if v.status == V.COMPLETED and v.occurred_at}
+    # Missed and cancelled visits are history too: their kept target anchors what follows.
+    frozen = [c for c, v in rows.items() if v.status not in OPEN]
+    after = engine.replan(arm, schedule.day0_dates(), actual, current, frozen)
+    moved = []
+    for code in engine.changed_visits(current, after):
+        row = rows.get(code)
+        if row is None or code not in after or row.status not in OPEN:
+            continue
+        _move(row, after[code], participant=participant, by=by)
+        moved.append(row)
+    if moved:
+        for row in moved:
+            row.updated_at = timezone.now()
+        Visit.objects.bulk_update(
+            moved, ["target_date", "window_start", "window_end", "needs_reschedule", "updated_at"]
+        )
+    return moved
+
+
+def _planned(visit: Visit) -> engine.PlannedDates | None:
+    """A protocol visit's planned dates (always set for a generated visit; typed optional on the model)."""
+    if visit.target_date is None or visit.window_start is None or visit.window_end is None:
+        return None
+    return engine.PlannedDates(visit.target_date, visit.window_start, visit.window_end)
+
+
+def _move(row: Visit, new: engine.PlannedDates, *, participant: Participant, by: Actor) -> None:
+    """Give ``row`` its new planned dates (saved in bulk by the caller) and audit the change. A scheduled slot that
+    now lies outside the window is kept but flagged for rescheduling."""
+    changes: list[tuple[str, Any, Any]] = [
+        (name, getattr(row, name), value)
+        for name, value in (
+            ("target_date", new.target),
+            ("window_start", new.window_start),
+            ("window_end", new.window_end),
+        )
+        if getattr(row, name) != value
+    ]
+    row.target_date, row.window_start, row.window_end = new.target, new.window_start, new.window_end
+    if row.status == V.SCHEDULED and row.scheduled_start is not None:
+        slot_day = local_date(row.scheduled_start, zone_of(participant))
+        if not new.contains(slot_day) and not row.needs_reschedule:
+            row.needs_reschedule = True
+            changes.append(("needs_reschedule", False, True))
+    row.participant = participant
+    _audit_visit(row, by=by, action=AuditEvent.Action.UPDATE, changes=changes, reason="anchor moved")
