@@ -46,7 +46,13 @@ def instrument_codes() -> list[str]:
 
 
 def instrument_catalogue() -> set[str]:
-    """The codes a protocol may name (registered with scheduling as its instrument catalogue)."""
+    """The shipped library's codes: a protocol may always name these (registered with scheduling; reads files only)."""
+    return set(shipped_instruments())
+
+
+def stored_instrument_catalogue() -> set[str]:
+    """Every code in the library, a site's own instruments included (registered with scheduling as the catalogue
+    that reads the database)."""
     return set(instrument_codes())
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from assessments import services
-from assessments.library import instrument_catalogue
+from assessments.library import instrument_catalogue, stored_instrument_catalogue
 from participants import services as participant_services
 from participants.access import Actor
 from participants.models import Participant
@@ -38,3 +38,4 @@ def register() -> None:
     participant_services.on_withdrawn(on_participant_withdrawn)
     hooks.on_visits_changed(on_visits_changed)
     hooks.register_instrument_catalogue(instrument_catalogue)
+    hooks.register_instrument_catalogue(stored_instrument_catalogue, stored=True)

@@ -46,6 +46,9 @@ _SHIPPED_LIBRARY_CODES: frozenset[str] = frozenset(
 
 _visits_changed_hooks: list[VisitsChangedHook] = []
 _catalogues: list[InstrumentCatalogue] = []
+# Catalogues that read the database (instruments a site loaded). Pure parsing never asks them: a protocol file is
+# checked against them where a database is at hand (loading a protocol, reading a stored one).
+_stored_catalogues: list[InstrumentCatalogue] = []
 
 
 def on_visits_changed(fn: VisitsChangedHook) -> VisitsChangedHook:
@@ -55,10 +58,12 @@ def on_visits_changed(fn: VisitsChangedHook) -> VisitsChangedHook:
     return fn
 
 
-def register_instrument_catalogue(fn: InstrumentCatalogue) -> InstrumentCatalogue:
-    """Register ``fn`` as a source of instrument codes that protocols may name."""
-    if fn not in _catalogues:
-        _catalogues.append(fn)
+def register_instrument_catalogue(fn: InstrumentCatalogue, *, stored: bool = False) -> InstrumentCatalogue:
+    """Register ``fn`` as a source of instrument codes that protocols may name. ``stored=True`` marks a catalogue that
+    reads the database; it is asked only by ``known_instrument_codes(stored=True)``."""
+    registry = _stored_catalogues if stored else _catalogues
+    if fn not in registry:
+        registry.append(fn)
     return fn
 
 
@@ -66,6 +71,7 @@ def unregister(fn: object) -> None:
     """Remove ``fn`` from every registry it is in (tests that register a hook of their own)."""
     _visits_changed_hooks[:] = [h for h in _visits_changed_hooks if h is not fn]
     _catalogues[:] = [c for c in _catalogues if c is not fn]
+    _stored_catalogues[:] = [c for c in _stored_catalogues if c is not fn]
 
 
 def visits_changed(*, participant: Participant, visits: list[Visit], by: Actor) -> None:
@@ -76,12 +82,10 @@ def visits_changed(*, participant: Participant, visits: list[Visit], by: Actor) 
         fn(participant=participant, visits=list(visits), by=by)
 
 
-def known_instrument_codes() -> frozenset[str]:
-    """The instrument codes protocols may name: every registered catalogue together, or the shipped library's codes
-    when nothing is registered."""
-    if not _catalogues:
-        return _SHIPPED_LIBRARY_CODES
+def known_instrument_codes(*, stored: bool = False) -> frozenset[str]:
+    """The instrument codes protocols may name: every registered catalogue together (with ``stored``, also those that
+    read the database, such as a site's own instruments), or the shipped library's codes when nothing is registered."""
     codes: set[str] = set()
-    for fn in list(_catalogues):
+    for fn in [*_catalogues, *(_stored_catalogues if stored else [])]:
         codes |= set(fn())
-    return frozenset(codes)
+    return frozenset(codes) if _catalogues or (stored and _stored_catalogues) else _SHIPPED_LIBRARY_CODES

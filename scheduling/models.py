@@ -11,6 +11,7 @@ import datetime as dt
 from django.conf import settings
 from django.db import models
 
+from scheduling import hooks
 from scheduling.protocol import VISIT_KINDS, Protocol, parse_protocol
 
 _parsed: dict[tuple[int, str], Protocol] = {}
@@ -41,7 +42,8 @@ class ProtocolVersion(models.Model):
         # a rolled-back test transaction cannot serve another protocol).
         key = (self.pk, self.code)
         if self.pk is None or key not in _parsed:
-            parsed = parse_protocol(self.definition, source=str(self))
+            # A stored version was checked against the whole library (site instruments included) when it was loaded.
+            parsed = parse_protocol(self.definition, known_instruments=hooks.known_instrument_codes(stored=True), source=str(self))
             if self.pk is None:
                 return parsed
             _parsed[key] = parsed

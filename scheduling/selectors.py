@@ -13,6 +13,7 @@ from django.shortcuts import get_object_or_404
 from participants.access import Actor, site_ids_for
 from participants.models import Participant
 from scheduling.models import ProtocolDeviation, ProtocolVersion, Room, Visit
+from scheduling import hooks
 from scheduling.protocol import ProtocolError, parse_protocol
 
 
@@ -143,9 +144,10 @@ def protocol_version_latest(code: str) -> ProtocolVersion | None:
 def stored_protocol_problems() -> list[str]:
     """Every stored version that no longer validates (e.g. the instrument list changed), as '<code vN>: <problem>'."""
     problems = []
+    known = hooks.known_instrument_codes(stored=True)
     for row in ProtocolVersion.objects.order_by("code", "version"):
         try:
-            parse_protocol(row.definition)
+            parse_protocol(row.definition, known_instruments=known)
         except ProtocolError as exc:
             problems += [f"{row}: {e}" for e in exc.errors]
     return problems

@@ -9,7 +9,7 @@ from django.db import transaction
 from audit.models import AuditEvent
 from audit.services import audit_record
 from participants.access import Actor
-from scheduling import selectors
+from scheduling import hooks, selectors
 from scheduling.models import ProtocolVersion
 from scheduling.protocol import ProtocolError, load_protocol_file, shipped_protocol_paths
 from scheduling.services._actors import _user_or_none
@@ -17,8 +17,9 @@ from scheduling.services._actors import _user_or_none
 
 @transaction.atomic
 def protocol_version_load(*, path: str | Path, by: Actor = None) -> ProtocolVersion:
-    """Validate a protocol file and store it as a new version. Raises ProtocolError (nothing stored) when invalid."""
-    protocol = load_protocol_file(path)
+    """Validate a protocol file and store it as a new version. Raises ProtocolError (nothing stored) when invalid.
+    The file may name any instrument of the library, a site's own loaded instruments included."""
+    protocol = load_protocol_file(path, known_instruments=hooks.known_instrument_codes(stored=True))
     if ProtocolVersion.objects.filter(code=protocol.code, version=protocol.version).exists():
         raise ProtocolError(
             [f"version: {protocol.code} version {protocol.version} is already loaded; bump 'version' to change it"],

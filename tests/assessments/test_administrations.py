@@ -5,6 +5,7 @@ closed (the API then says "expired" while the stored row stays as it was)."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 import zoneinfo
 
 import pytest
@@ -13,6 +14,7 @@ from django.db import connection
 from django.test import Client
 
 from assessments import library, services
+from assessments.definitions import INSTRUMENTS_DIR
 from assessments.models import Administration, ParticipantLink
 from audit.models import AuditEvent
 from participants.services import participant_withdraw
@@ -70,8 +72,35 @@ def test_randomization_creates_every_administration_with_one_audit_event(partici
 
 
 def test_the_library_is_the_instrument_catalogue_of_protocols():
-    assert hooks.instrument_catalogue() == set(library.instrument_codes())
-    assert {"PCL5", "CAPS5", "SCS", "CSSRS_SCREEN", "LSAS", "LSAS_SR", "SCS_SF"} <= hooks.instrument_catalogue()
+    # Pure parsing knows the shipped library (read from files); with the database, every stored instrument too.
+    assert hooks.known_instrument_codes() == set(library.shipped_instruments())
+    assert hooks.known_instrument_codes(stored=True) == set(library.instrument_codes())
+    assert {"PCL5", "CAPS5", "SCS", "CSSRS_SCREEN", "LSAS", "LSAS_SR", "SCS_SF"} <= hooks.known_instrument_codes()
+
+
+def test_a_site_instrument_can_be_named_by_a_site_protocol(db, tmp_path):
+    from django.core.management import CommandError, call_command
+
+    from scheduling.models import ProtocolVersion
+    from scheduling.protocol import SHIPPED_DIR
+
+    instrument = json.loads((INSTRUMENTS_DIR / "PCL5.json").read_text(encoding="utf-8"))
+    instrument["code"] = "SITE_PCL"
+    (tmp_path / "SITE_PCL.json").write_text(json.dumps(instrument), encoding="utf-8")
+    protocol = json.loads((SHIPPED_DIR / "mapp-v1.json").read_text(encoding="utf-8"))
+    protocol["code"] = "site-mapp"
+    protocol["common_visits"][0]["instruments"].append({"code": "SITE_PCL", "respondent": "self"})
+    (tmp_path / "site-mapp.json").write_text(json.dumps(protocol), encoding="utf-8")
+
+    # Before the site's instrument is loaded, the protocol is refused, naming the instrument; nothing is stored.
+    with pytest.raises(CommandError, match="unknown instrument 'SITE_PCL'"):
+        call_command("load_protocol", str(tmp_path / "site-mapp.json"))
+    assert not ProtocolVersion.objects.filter(code="site-mapp").exists()
+
+    call_command("load_instrument", str(tmp_path / "SITE_PCL.json"))
+    call_command("load_protocol", str(tmp_path / "site-mapp.json"))
+    stored = ProtocolVersion.objects.get(code="site-mapp")
+    assert "SITE_PCL" in [i.code for i in next(iter(stored.protocol().arms.values())).visits[0].instruments]
 
 
 def test_replanned_visit_moves_its_administrations_with_an_audit_event(participant, baseline, alice):
