@@ -57,7 +57,14 @@ def stored_instrument_catalogue() -> set[str]:
 
 
 def instruments_all() -> list[Instrument]:
-    return [instrument_get(code) for code in instrument_codes()]
+    """Every instrument in its current definition (the latest loaded version, else the shipped file), in one query."""
+    latest: dict[str, InstrumentVersion] = {}
+    for row in InstrumentVersion.objects.order_by("code", "-loaded_at", "-id"):
+        latest.setdefault(row.code, row)
+    shipped = shipped_instruments()
+    return [
+        _parse_row(latest[code]) if code in latest else shipped[code] for code in sorted(set(shipped) | set(latest))
+    ]
 
 
 def contract_errors(new: Instrument, reference: Instrument) -> list[str]:

@@ -3,13 +3,15 @@ data freezes a user may see."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from django.contrib.auth.models import PermissionsMixin
 
 from exports.columns import Scope
 from exports.errors import NotFound
 from exports.models import ExportFreeze
 from participants.access import Actor, arm_visible_in_export, export_site_ids
-from participants.models import Site
+from participants.models import Site, Study
 from participants.selectors import sites_all, studies_at_sites, studies_by_code, studies_of_sites
 from trialsite.errors import PermissionDeniedError, ServiceError
 
@@ -83,8 +85,10 @@ def freeze_visible(
     *,
     site_ids: set[int] | None = None,
     sites_by_code: dict[str, int] | None = None,
+    studies: Sequence[Study] | None = None,
 ) -> bool:
-    """A freeze is for users who could export every site it holds now, and (if it holds arms) see them there."""
+    """A freeze is for users who could export every site it holds now, and (if it holds arms) see them there.
+    ``studies`` (with their sites prefetched) lets a list answer for many freezes with the same few queries."""
     allowed = export_site_ids(user) if site_ids is None else site_ids
     by_code = sites_by_code if sites_by_code is not None else _site_ids_by_code()
     ids = [by_code.get(code) for code in freeze.site_codes]
@@ -92,7 +96,12 @@ def freeze_visible(
     if len(known) < len(ids) or any(i not in allowed for i in known):
         return False
     if freeze.includes_arm:
-        return arm_visible_in_export(user, known, studies_at_sites(known))
+        if studies is None:
+            return arm_visible_in_export(user, known, studies_at_sites(known))
+        held = set(known)
+        return arm_visible_in_export(
+            user, known, [s for s in studies if any(site.pk in held for site in s.sites.all())]
+        )
     return True
 
 
@@ -106,7 +115,12 @@ def freezes_for(user: Actor) -> list[ExportFreeze]:
     if not allowed:
         raise PermissionDeniedError(_NO_EXPORT)
     by_code = _site_ids_by_code()
-    return [f for f in ExportFreeze.objects.all() if freeze_visible(user, f, site_ids=allowed, sites_by_code=by_code)]
+    studies = list(studies_at_sites(allowed).prefetch_related("sites"))
+    return [
+        f
+        for f in ExportFreeze.objects.select_related("created_by")
+        if freeze_visible(user, f, site_ids=allowed, sites_by_code=by_code, studies=studies)
+    ]
 
 
 def freeze_get(user: Actor, freeze_id: int) -> ExportFreeze:

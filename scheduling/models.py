@@ -43,7 +43,9 @@ class ProtocolVersion(models.Model):
         key = (self.pk, self.code)
         if self.pk is None or key not in _parsed:
             # A stored version was checked against the whole library (site instruments included) when it was loaded.
-            parsed = parse_protocol(self.definition, known_instruments=hooks.known_instrument_codes(stored=True), source=str(self))
+            parsed = parse_protocol(
+                self.definition, known_instruments=hooks.known_instrument_codes(stored=True), source=str(self)
+            )
             if self.pk is None:
                 return parsed
             _parsed[key] = parsed

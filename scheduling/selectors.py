@@ -12,8 +12,8 @@ from django.shortcuts import get_object_or_404
 
 from participants.access import Actor, site_ids_for
 from participants.models import Participant
-from scheduling.models import ProtocolDeviation, ProtocolVersion, Room, Visit
 from scheduling import hooks
+from scheduling.models import ProtocolDeviation, ProtocolVersion, Room, Visit
 from scheduling.protocol import ProtocolError, parse_protocol
 
 
