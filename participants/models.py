@@ -179,6 +179,11 @@ class EligibilityCriterion(models.Model):
     kind = models.CharField(max_length=10, choices=Kind.choices)
     text = models.TextField()
     order = models.PositiveIntegerField(default=0)
+    # A retired criterion is no longer asked at eligibility; the answers already given to it are kept.
+    retired_at = models.DateTimeField(null=True, blank=True)
+    retired_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
 
     class Meta:
         ordering = ["study", "order", "code"]

@@ -1,53 +1,36 @@
+"""Read-only admin pages: protocol versions load with manage.py load_protocol; rooms, visits and deviations change
+only through the scheduling services, which check the role and write the audit row."""
+
 from django.contrib import admin
 
 from scheduling.models import ProtocolDeviation, ProtocolVersion, Room, Visit
+from trialsite.admin import ReadOnlyAdmin, link_to
 
 
 @admin.register(ProtocolVersion)
-class ProtocolVersionAdmin(admin.ModelAdmin):
+class ProtocolVersionAdmin(ReadOnlyAdmin):
     list_display = ["code", "version", "title", "loaded_at"]
-    # Versions are immutable (participants stay on theirs): load new ones with manage.py load_protocol.
-    readonly_fields = ["code", "version", "title", "definition", "source", "loaded_at", "loaded_by"]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
+    search_fields = ["code", "title"]
 
 
 @admin.register(Room)
-class RoomAdmin(admin.ModelAdmin):
-    list_display = ["name", "site", "overnight_capable", "active"]
+class RoomAdmin(ReadOnlyAdmin):
+    list_display = ["name", link_to("site"), "overnight_capable", "active"]
     list_filter = ["site", "active"]
+    list_select_related = ["site"]
 
 
 @admin.register(Visit)
-class VisitAdmin(admin.ModelAdmin):
-    # Read-only: every change to a visit goes through the services so it is audited.
-    list_display = ["participant", "code", "kind", "status", "target_date", "scheduled_start"]
+class VisitAdmin(ReadOnlyAdmin):
+    list_display = [link_to("participant"), "code", "kind", "status", "target_date", "scheduled_start", link_to("room")]
     list_filter = ["status", "kind"]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
+    list_select_related = ["participant", "room"]
+    search_fields = ["participant__participant_id", "code"]
 
 
 @admin.register(ProtocolDeviation)
-class ProtocolDeviationAdmin(admin.ModelAdmin):
-    list_display = ["participant", "type", "days_outside", "recorded_at"]
+class ProtocolDeviationAdmin(ReadOnlyAdmin):
+    list_display = [link_to("participant"), link_to("visit"), "type", "days_outside", "recorded_at"]
     list_filter = ["type"]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
+    list_select_related = ["participant", "visit"]
+    search_fields = ["participant__participant_id"]
