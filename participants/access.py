@@ -207,3 +207,11 @@ def acting_user(by: Actor) -> User | None:
     from django.contrib.auth import get_user_model
 
     return by if isinstance(by, get_user_model()) else None
+
+
+def acting_person(by: Actor, what: str) -> User:
+    """The account behind ``by`` where the record must name a person (who answered, who obtained consent)."""
+    user = acting_user(by)
+    if user is None:
+        raise PermissionDeniedError(f"{what} must be done by a signed-in member of staff")
+    return user

@@ -117,7 +117,7 @@ def _build_study(study: Study, sites: dict[str, Site], admin: AbstractUser) -> N
         study=study, strata=list(sites), block_sizes=[2, 4], per_stratum=20, seed="demo-seed-2026", by=admin
     )
     coordinator = get_user_model().objects.get(username="coordinator")
-    order = ["screening", "eligible", "consented", "enrolled", "randomized"]
+    steps = ["screening", "eligible", "consented", "enrolled", "randomized"]
     for index, (site_code, final) in enumerate(PLAN):
         participant = services.participant_create(
             study=study,
@@ -147,9 +147,9 @@ def _build_study(study: Study, sites: dict[str, Site], admin: AbstractUser) -> N
             signed_at=timezone.now() - dt.timedelta(days=30 - index),
         )
         target = "randomized" if final == "withdrawn" else final
-        if order.index(target) >= order.index("enrolled"):
+        if steps.index(target) >= steps.index("enrolled"):
             services.participant_enroll(participant=participant, by=coordinator)
-        if order.index(target) >= order.index("randomized"):
+        if steps.index(target) >= steps.index("randomized"):
             services.participant_randomize(participant=participant, by=coordinator)
         if final == "withdrawn":
             participant = Participant.objects.get(pk=participant.pk)

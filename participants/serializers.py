@@ -254,14 +254,18 @@ class SiteUpdateInput(_RefuseFields, serializers.Serializer[Any]):
         return self._refuse(attrs)
 
 
-class ArmInput(serializers.Serializer[Any]):
-    code = serializers.SlugField(max_length=30)
-    label = serializers.CharField(max_length=100)
+class ArmInput(serializers.ModelSerializer[Arm]):
+    # Fields from the model (a field named ``label`` cannot be declared on a serializer class: Field has one).
+    class Meta:
+        model = Arm
+        fields = ["code", "label"]
 
 
-class ArmOutput(serializers.Serializer[Arm]):
-    code = serializers.CharField()
-    label = serializers.CharField()
+class ArmOutput(serializers.ModelSerializer[Arm]):
+    class Meta:
+        model = Arm
+        fields = ["code", "label"]
+        read_only_fields = fields
 
 
 class CriterionInput(serializers.Serializer[Any]):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import zoneinfo
+from typing import overload
 
 from django.core.exceptions import ImproperlyConfigured
 
@@ -16,7 +17,20 @@ TRUE_WORDS = {"1", "true", "yes", "on"}
 FALSE_WORDS = {"0", "false", "no", "off"}
 
 
+@overload
+def env_str(name: str) -> str | None: ...
+
+
+@overload
+def env_str(name: str, default: str) -> str: ...
+
+
+@overload
+def env_str(name: str, default: None) -> str | None: ...
+
+
 def env_str(name: str, default: str | None = None) -> str | None:
+    """The variable's value (or its file's content); ``default`` when unset or empty."""
     file_name = os.environ.get(f"{name}_FILE")
     if file_name:
         try:

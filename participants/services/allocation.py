@@ -10,7 +10,7 @@ from django.utils import timezone
 from audit.models import AuditEvent
 from audit.services import audit_record
 from participants import hooks, randomization
-from participants.access import Actor, acting_user
+from participants.access import Actor, acting_person
 from participants.models import AllocationList, AllocationSlot, Participant, Study
 from participants.services.status import _audit_participant, _set_status
 from participants.transitions import require_transition
@@ -47,7 +47,9 @@ def _replace_active_list(study: Study, by: Actor, **fields: Any) -> AllocationLi
             changes=[("active", True, False)],
             reason="replaced by a new list",
         )
-    return AllocationList.objects.create(study=study, created_by=acting_user(by), **fields)
+    return AllocationList.objects.create(
+        study=study, created_by=acting_person(by, "creating an allocation list"), **fields
+    )
 
 
 @transaction.atomic

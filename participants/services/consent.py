@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 
-from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.utils import timezone
 
@@ -65,7 +64,7 @@ def consent_record(
     version: str,
     signed_at: dt.datetime,
     by: Actor,
-    obtained_by: AbstractBaseUser | None = None,
+    obtained_by: Actor = None,
 ) -> ConsentRecord:
     participant = Participant.objects.select_for_update().select_related("site", "study").get(pk=participant.pk)
     document = participant.study.consent_documents.filter(version=version).first()
@@ -93,7 +92,7 @@ def consent_record(
             "cannot change status from 'screening' to 'consented': eligibility comes first",
             field_errors={"status": ["current status is 'screening'; requested 'consented'"]},
         )
-    obtainer = access.acting_user(obtained_by or by)
+    obtainer = access.acting_person(obtained_by or by, "obtaining consent")
     record = ConsentRecord.objects.create(
         participant=participant, document=document, signed_at=signed_at, obtained_by=obtainer
     )
@@ -105,7 +104,7 @@ def consent_record(
         changes=[
             ("consent_version", None, version),
             ("signed_at", None, signed_at),
-            ("obtained_by", None, obtainer.get_username() if obtainer else None),
+            ("obtained_by", None, obtainer.get_username()),
         ],
     )
     if participant.needs_reconsent:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone
@@ -117,7 +119,7 @@ def eligibility_record(
             field_errors={"reason": [f"required: changing {', '.join(changed_answers)}"]},
         )
     now = timezone.now()
-    answered_by = access.acting_user(by)
+    answered_by = access.acting_person(by, "answering eligibility criteria")
     for code, value in answers.items():
         answer = existing.get(code)
         if answer is None:
@@ -157,14 +159,12 @@ def eligibility_record(
             "answer every criterion before overriding the verdict",
             field_errors={"answers": [f"missing: {', '.join(missing)}"]},
         )
-    changes = diff(
-        participant,
-        {
-            "eligibility_verdict": verdict,
-            "eligibility_override": override if override != verdict else None,
-            "eligibility_override_reason": (reason or "") if override is not None and override != verdict else "",
-        },
-    )
+    outcome: dict[str, Any] = {
+        "eligibility_verdict": verdict,
+        "eligibility_override": override if override != verdict else None,
+        "eligibility_override_reason": (reason or "") if override is not None and override != verdict else "",
+    }
+    changes = diff(participant, outcome)
     for name, _, new in changes:
         setattr(participant, name, new)
     if changes:
@@ -180,14 +180,14 @@ def eligibility_record(
                     raise ServiceError(
                         "a reason is required to revise the eligibility outcome", field_errors={"reason": ["required"]}
                     )
-                old = participant.status
+                previous_status = participant.status
                 participant.status = target
                 participant.save(update_fields=["status", "updated_at"])
                 _audit_participant(
                     participant,
                     by=by,
                     action=AuditEvent.Action.TRANSITION,
-                    changes=[("status", old, target)],
+                    changes=[("status", previous_status, target)],
                     reason=reason,
                 )
             else:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from django.contrib.auth.models import AbstractUser, Group
+from typing import TYPE_CHECKING
+
+from django.contrib.auth.models import Group
 from django.db import transaction
 
 from audit.models import AuditEvent
@@ -14,6 +16,9 @@ from participants.services.status import _has_reason
 from trialsite.errors import ServiceError
 from trialsite.roles import Role
 
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
+
 
 def _require_role_name(role: str) -> None:
     if role not in Role.values:
@@ -21,7 +26,7 @@ def _require_role_name(role: str) -> None:
 
 
 @transaction.atomic
-def membership_grant(*, user: AbstractUser, site: Site, role: str, by: Actor) -> StaffMembership:
+def membership_grant(*, user: User, site: Site, role: str, by: Actor) -> StaffMembership:
     """Give ``user`` a role at a site (a site's administrator or a superuser). Granting a role held already
     changes nothing."""
     access.require_configure(by, "grant roles at this site", site_id=site.pk)
@@ -42,7 +47,7 @@ def membership_grant(*, user: AbstractUser, site: Site, role: str, by: Actor) ->
 
 
 @transaction.atomic
-def membership_revoke(*, user: AbstractUser, site: Site, role: str, by: Actor, reason: str) -> None:
+def membership_revoke(*, user: User, site: Site, role: str, by: Actor, reason: str) -> None:
     """Take a role at a site away, with a reason. The group goes once the user holds the role at no site."""
     access.require_configure(by, "revoke roles at this site", site_id=site.pk)
     if not _has_reason(reason):

@@ -121,7 +121,7 @@ def participant_update(
             entity=("contact_details", details.pk),
         )
     if status and status != participant.status:
-        dedicated = {
+        dedicated: dict[str, str] = {
             S.ELIGIBLE: "eligibility",
             S.SCREEN_FAILED: "eligibility",
             S.CONSENTED: "consent",
