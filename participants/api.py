@@ -11,7 +11,13 @@ from typing import Any
 
 import django_filters
 from django.db.models import QuerySet
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_view,
+    inline_serializer,
+)
 from rest_framework import serializers, status
 from rest_framework.generics import ListAPIView
 from rest_framework.request import Request
@@ -362,9 +368,8 @@ class StudyArms(APIView):
         return Response(ArmOutput(arm).data, status=status.HTTP_201_CREATED)
 
 
+@extend_schema_view(get=extend_schema(summary="A study's eligibility criteria, retired ones included (retired_at set)"))
 class StudyCriteria(ListAPIView[EligibilityCriterion]):
-    """A study's eligibility criteria, retired ones included (``retired_at`` set)."""
-
     serializer_class = CriterionOutput
     queryset = EligibilityCriterion.objects.none()  # names the model for the schema; get_queryset reads
 
@@ -405,9 +410,8 @@ class CriterionRetire(APIView):
         return Response(CriterionOutput(criterion).data)
 
 
+@extend_schema_view(get=extend_schema(summary="A study's consent versions, oldest first; the last one is current"))
 class StudyConsentDocuments(ListAPIView[ConsentDocument]):
-    """A study's consent versions, oldest first; the last one is current."""
-
     serializer_class = ConsentDocumentOutput
     queryset = ConsentDocument.objects.none()  # names the model for the schema; get_queryset reads
 
@@ -428,9 +432,8 @@ class StudyConsentDocuments(ListAPIView[ConsentDocument]):
         return Response(ConsentDocumentOutput(document).data, status=status.HTTP_201_CREATED)
 
 
+@extend_schema_view(get=extend_schema(summary="Staff roles at a site (its administrators and superusers)"))
 class SiteMemberships(ListAPIView[StaffMembership]):
-    """Staff roles at a site (the site's administrators and superusers)."""
-
     serializer_class = MembershipOutput
     queryset = StaffMembership.objects.none()  # names the model for the schema; get_queryset reads
 

@@ -7,6 +7,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError as DjangoValidationError
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from participants import access
@@ -155,7 +156,7 @@ class StudyOutput(serializers.Serializer[Study]):
     unblinded = serializers.BooleanField()
     arms = serializers.SerializerMethodField()
 
-    def get_arms(self, obj: Study) -> list[dict[str, str]]:
+    def get_arms(self, obj: Study) -> list[dict[str, Any]]:
         return [{"code": arm.code, "label": arm.label} for arm in obj.arms.all()]
 
 
@@ -268,13 +269,20 @@ class ArmOutput(serializers.ModelSerializer[Arm]):
         read_only_fields = fields
 
 
+# Described by a pattern, not an enum: spectacular would hoist an enum for a second field named "kind" into a
+# component and rename the visit kinds' published KindEnum.
+@extend_schema_field({"type": "string", "pattern": "^(inclusion|exclusion)$", "description": "inclusion or exclusion"})
+class CriterionKindField(serializers.ChoiceField):
+    pass
+
+
 class CriterionInput(serializers.Serializer[Any]):
     code = serializers.RegexField(
         r"^[A-Za-z][A-Za-z0-9_]{0,29}$",
         max_length=30,
         error_messages={"invalid": "Use up to 30 letters, digits or _, starting with a letter (e.g. INC_AGE)."},
     )
-    kind = serializers.ChoiceField(choices=EligibilityCriterion.Kind.choices)
+    kind = CriterionKindField(choices=EligibilityCriterion.Kind.choices)
     text = serializers.CharField(max_length=2000)
     order = serializers.IntegerField(
         min_value=0, max_value=MAX_INT, required=False, help_text="Defaults to after the last criterion."
