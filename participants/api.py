@@ -44,7 +44,7 @@ from participants.serializers import (
     ParticipantOutput,
     ParticipantUpdateInput,
     RandomizeInput,
-    RetireInput,
+    ReasonInput,
     SiteCreateInput,
     SiteOutput,
     SiteUpdateInput,
@@ -296,8 +296,6 @@ class StudyListCreate(ListAPIView[Study]):
 
 
 class StudyDetail(APIView):
-    queryset = Study.objects.none()  # names the model behind {code} for the schema; reads go through selectors
-
     @extend_schema(
         summary="Change a study's settings (superusers; a reason; audited)",
         description="Blinding and protocol are fixed once a participant is randomized (409). The code never "
@@ -332,8 +330,6 @@ class SiteListCreate(ListAPIView[Site]):
 
 
 class SiteDetail(APIView):
-    queryset = Site.objects.none()  # names the model behind {site_code} for the schema
-
     @extend_schema(
         summary="Change a site (its administrators; its studies: superusers; a reason; audited)",
         request=SiteUpdateInput,
@@ -352,8 +348,6 @@ class SiteDetail(APIView):
 
 
 class StudyArms(APIView):
-    queryset = Study.objects.none()  # names the model behind {code} for the schema
-
     @extend_schema(
         summary="Add an arm to a study (superusers; before any randomization; audited)",
         request=ArmInput,
@@ -371,7 +365,8 @@ class StudyArms(APIView):
 @extend_schema_view(get=extend_schema(summary="A study's eligibility criteria, retired ones included (retired_at set)"))
 class StudyCriteria(ListAPIView[EligibilityCriterion]):
     serializer_class = CriterionOutput
-    queryset = EligibilityCriterion.objects.none()  # names the model for the schema; get_queryset reads
+    # The schema reads the model from here (get_queryset needs the URL's code); no query runs.
+    queryset = EligibilityCriterion.objects.none()
 
     def get_queryset(self) -> QuerySet[EligibilityCriterion]:
         return selectors.criteria_of(selectors.configurable_study_get(self.request.user, self.kwargs["code"]))
@@ -391,18 +386,16 @@ class StudyCriteria(ListAPIView[EligibilityCriterion]):
 
 
 class CriterionRetire(APIView):
-    queryset = EligibilityCriterion.objects.none()  # names the model behind {id} for the schema
-
     @extend_schema(
         summary="Retire an eligibility criterion: no longer asked, answers kept (superusers; a reason; audited)",
-        request=RetireInput,
+        request=ReasonInput,
         responses=CriterionOutput,
     )
     def post(self, request: Request, code: str, id: int) -> Response:
         study = selectors.configurable_study_get(request.user, code)
         criterion = selectors.criterion_get(study, id)
         access.require_configure(request.user, "retire eligibility criteria")
-        payload = RetireInput(data=request.data)
+        payload = ReasonInput(data=request.data)
         payload.is_valid(raise_exception=True)
         criterion = services.criterion_retire(
             criterion=criterion, by=request.user, reason=payload.validated_data["reason"]
@@ -413,7 +406,8 @@ class CriterionRetire(APIView):
 @extend_schema_view(get=extend_schema(summary="A study's consent versions, oldest first; the last one is current"))
 class StudyConsentDocuments(ListAPIView[ConsentDocument]):
     serializer_class = ConsentDocumentOutput
-    queryset = ConsentDocument.objects.none()  # names the model for the schema; get_queryset reads
+    # The schema reads the model from here (get_queryset needs the URL's code); no query runs.
+    queryset = ConsentDocument.objects.none()
 
     def get_queryset(self) -> QuerySet[ConsentDocument]:
         return selectors.consent_documents_of(selectors.configurable_study_get(self.request.user, self.kwargs["code"]))
@@ -435,7 +429,8 @@ class StudyConsentDocuments(ListAPIView[ConsentDocument]):
 @extend_schema_view(get=extend_schema(summary="Staff roles at a site (its administrators and superusers)"))
 class SiteMemberships(ListAPIView[StaffMembership]):
     serializer_class = MembershipOutput
-    queryset = StaffMembership.objects.none()  # names the model for the schema; get_queryset reads
+    # The schema reads the model from here (get_queryset needs the URL's code); no query runs.
+    queryset = StaffMembership.objects.none()
 
     def get_queryset(self) -> QuerySet[StaffMembership]:
         site = selectors.configurable_site_get(self.request.user, self.kwargs["site_code"])
@@ -462,8 +457,6 @@ class SiteMemberships(ListAPIView[StaffMembership]):
 
 
 class MembershipDetail(APIView):
-    queryset = StaffMembership.objects.none()  # names the model behind {id} for the schema
-
     @extend_schema(
         summary="Revoke a role at a site (its administrators; a reason; audited)",
         parameters=[OpenApiParameter("reason", str, required=True, description="Why the role is revoked")],
@@ -474,7 +467,7 @@ class MembershipDetail(APIView):
         site = selectors.configurable_site_get(request.user, site_code)
         access.require_configure(request.user, "revoke roles at this site", site_id=site.pk)
         membership = selectors.membership_get(site, id)
-        payload = RetireInput(data=request.query_params)
+        payload = ReasonInput(data=request.query_params)
         payload.is_valid(raise_exception=True)
         services.membership_revoke(
             user=membership.user,
@@ -487,8 +480,6 @@ class MembershipDetail(APIView):
 
 
 class StudyUnblind(APIView):
-    queryset = Study.objects.none()  # names the model behind {code} for the schema
-
     @extend_schema(
         summary="Unblind a study (investigator or administrator; audited; once)",
         request=UnblindInput,

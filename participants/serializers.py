@@ -298,7 +298,7 @@ class CriterionOutput(serializers.Serializer[EligibilityCriterion]):
     retired_at = serializers.DateTimeField(allow_null=True)
 
 
-class RetireInput(serializers.Serializer[Any]):
+class ReasonInput(serializers.Serializer[Any]):
     reason = serializers.CharField(max_length=2000)
 
 

@@ -455,3 +455,29 @@ def test_configuration_endpoints_answer_bad_input_without_a_500(api, root, study
             check(failures, f"{method.upper()} {path} {label}", r)
     assert not failures, report(failures)
     assert Participant.objects.count() == 1 and not Arm.objects.exclude(study=study).exists()
+
+
+def test_the_demo_builds_its_study_through_the_services_once():
+    from participants.demo import seed_demo
+
+    logins = seed_demo()
+    assert {username for username, _, _ in logins} >= {"admin", "coordinator", "investigator"}
+    study = Study.objects.get(code="SAM")
+    assert (study.protocol_code, study.target_enrollment, study.blinded) == ("samati-v1", 20, False)
+    assert list(study.arms.values_list("code", flat=True)) == ["immediate", "delayed"]
+    assert list(study.criteria.values_list("code", "order")) == [
+        ("INC_AGE", 0),
+        ("INC_SAD", 1),
+        ("EXC_CARDIO", 2),
+        ("EXC_PREG", 3),
+    ]
+    assert {site.code: site.contact_email for site in study.sites.all()} == {
+        "PDX": "pdx-study@trialsite.invalid",
+        "NYC": "nyc-study@trialsite.invalid",
+    }
+    assert Participant.objects.filter(study=study).count() == 12
+    created = set(AuditEvent.objects.filter(action="create").values_list("entity_type", flat=True))
+    assert {"study", "site", "arm", "eligibility_criterion", "consent_document"} <= created
+    before = table_state()
+    seed_demo()  # a second run resets passwords only
+    assert changed_tables(before, table_state()) == []
