@@ -36,15 +36,16 @@ from participants.serializers import (
     ContactOutput,
     CriterionInput,
     CriterionOutput,
+    CriterionRetireInput,
     EligibilityInput,
     HistoryOutput,
     MembershipInput,
     MembershipOutput,
+    MembershipRevokeInput,
     ParticipantCreateInput,
     ParticipantOutput,
     ParticipantUpdateInput,
     RandomizeInput,
-    ReasonInput,
     SiteCreateInput,
     SiteOutput,
     SiteUpdateInput,
@@ -388,14 +389,14 @@ class StudyCriteria(ListAPIView[EligibilityCriterion]):
 class CriterionRetire(APIView):
     @extend_schema(
         summary="Retire an eligibility criterion: no longer asked, answers kept (superusers; a reason; audited)",
-        request=ReasonInput,
+        request=CriterionRetireInput,
         responses=CriterionOutput,
     )
     def post(self, request: Request, code: str, id: int) -> Response:
         study = selectors.configurable_study_get(request.user, code)
         criterion = selectors.criterion_get(study, id)
         access.require_configure(request.user, "retire eligibility criteria")
-        payload = ReasonInput(data=request.data)
+        payload = CriterionRetireInput(data=request.data)
         payload.is_valid(raise_exception=True)
         criterion = services.criterion_retire(
             criterion=criterion, by=request.user, reason=payload.validated_data["reason"]
@@ -467,7 +468,7 @@ class MembershipDetail(APIView):
         site = selectors.configurable_site_get(request.user, site_code)
         access.require_configure(request.user, "revoke roles at this site", site_id=site.pk)
         membership = selectors.membership_get(site, id)
-        payload = ReasonInput(data=request.query_params)
+        payload = MembershipRevokeInput(data=request.query_params)
         payload.is_valid(raise_exception=True)
         services.membership_revoke(
             user=membership.user,

@@ -21,7 +21,8 @@ code_validator = RegexValidator(r"^[A-Z][A-Z0-9]{1,9}$", "Use 2-10 capital lette
 def validate_time_zone(value: str) -> None:
     try:
         zoneinfo.ZoneInfo(value)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
+        # OSError: a key naming a folder of the database (e.g. "America") fails as IsADirectoryError.
         raise ValidationError(f"{value!r} is not an IANA time zone (e.g. America/Los_Angeles).") from None
 
 

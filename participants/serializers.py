@@ -298,7 +298,13 @@ class CriterionOutput(serializers.Serializer[EligibilityCriterion]):
     retired_at = serializers.DateTimeField(allow_null=True)
 
 
-class ReasonInput(serializers.Serializer[Any]):
+class CriterionRetireInput(serializers.Serializer[Any]):
+    reason = serializers.CharField(max_length=2000)
+
+
+class MembershipRevokeInput(serializers.Serializer[Any]):
+    """Read from the query string: a DELETE has no body in the schema."""
+
     reason = serializers.CharField(max_length=2000)
 
 

@@ -88,6 +88,6 @@ def env_timezone(name: str, default: str) -> str:
     value = env_str(name, default)
     try:
         zoneinfo.ZoneInfo(value)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
         raise ImproperlyConfigured(f"{name}={value!r} is not an IANA time zone (e.g. America/Los_Angeles)") from None
     return value

@@ -352,6 +352,7 @@ def test_bad_configuration_input_names_the_field(api, root, study):
         ("/api/v1/studies/", {"code": "MAP", "title": "x"}, "code"),  # exists
         ("/api/v1/studies/", {"code": "NEW", "title": "x", "target_enrollment": -1}, "target_enrollment"),
         ("/api/v1/sites/", {"code": "SEA", "name": "x", "time_zone": "Mars/Olympus"}, "time_zone"),
+        ("/api/v1/sites/", {"code": "SEA", "name": "x", "time_zone": "America"}, "time_zone"),  # a folder
         ("/api/v1/sites/", {"code": "SEA", "name": "x", "time_zone": "UTC", "studies": ["NOPE"]}, "studies"),
         ("/api/v1/sites/", {"code": "PDX", "name": "x", "time_zone": "UTC"}, "code"),  # exists
         ("/api/v1/studies/MAP/arms/", {"code": "mdma", "label": "again"}, "code"),  # exists
