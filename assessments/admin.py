@@ -1,52 +1,59 @@
-"""Read-only admin views: every write goes through the services (validated and audited)."""
-
-from typing import TYPE_CHECKING, Any
+"""Read-only admin pages: every write goes through the assessments services (validated and audited)."""
 
 from django.contrib import admin
-from django.db.models import Model
-from django.http import HttpRequest
 
 from assessments.models import Administration, InstrumentVersion, ParticipantLink, Response, SafetyAlert
-
-if TYPE_CHECKING:
-    _ModelAdmin = admin.ModelAdmin[Any]
-else:  # ModelAdmin is generic only in the stubs
-    _ModelAdmin = admin.ModelAdmin
-
-
-class ReadOnly(_ModelAdmin):
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
-        return False
+from trialsite.admin import ReadOnlyAdmin, link_to
 
 
 @admin.register(InstrumentVersion)
-class InstrumentVersionAdmin(ReadOnly):
+class InstrumentVersionAdmin(ReadOnlyAdmin):
     list_display = ["code", "version", "source", "loaded_at"]
+    search_fields = ["code"]
 
 
 @admin.register(Administration)
-class AdministrationAdmin(ReadOnly):
-    list_display = ["participant", "visit", "instrument_code", "status", "opens_at", "closes_at"]
+class AdministrationAdmin(ReadOnlyAdmin):
+    list_display = [link_to("participant"), link_to("visit"), "instrument_code", "status", "opens_at", "closes_at"]
     list_filter = ["status", "instrument_code"]
+    list_select_related = ["participant", "visit"]
+    search_fields = ["participant__participant_id"]
 
 
 @admin.register(ParticipantLink)
-class ParticipantLinkAdmin(ReadOnly):
-    list_display = ["id", "participant", "visit", "created_at", "expires_at", "revoked_at"]
+class ParticipantLinkAdmin(ReadOnlyAdmin):
+    list_display = ["id", link_to("participant"), link_to("visit"), "created_at", "expires_at", "revoked_at"]
+    list_select_related = ["participant", "visit"]
+    search_fields = ["participant__participant_id"]
     exclude = ["token_hash"]
 
 
 @admin.register(Response)
-class ResponseAdmin(ReadOnly):
-    list_display = ["id", "participant", "instrument_code", "instrument_version", "source", "submitted_at"]
+class ResponseAdmin(ReadOnlyAdmin):
+    list_display = [
+        "id",
+        link_to("participant"),
+        link_to("visit"),
+        "instrument_code",
+        "instrument_version",
+        "source",
+        "submitted_at",
+    ]
+    list_select_related = ["participant", "visit"]
+    search_fields = ["participant__participant_id"]
 
 
 @admin.register(SafetyAlert)
-class SafetyAlertAdmin(ReadOnly):
-    list_display = ["id", "participant", "rule_code", "severity", "created_at", "acknowledged_at", "escalated_at"]
+class SafetyAlertAdmin(ReadOnlyAdmin):
+    list_display = [
+        "id",
+        link_to("participant"),
+        link_to("response"),
+        "rule_code",
+        "severity",
+        "created_at",
+        "acknowledged_at",
+        "escalated_at",
+    ]
+    list_select_related = ["participant", "response"]
+    search_fields = ["participant__participant_id"]

@@ -1,21 +1,27 @@
 """Staff log-ins, failed log-ins and log-outs go to the audit trail (signals are used here because Django's
 authentication emits them; domain writes never rely on signals)."""
 
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.auth.models import AbstractBaseUser
 from django.contrib.auth.signals import user_logged_in, user_logged_out, user_login_failed
 from django.db import transaction
 from django.dispatch import receiver
+from django.http import HttpRequest
 
 from audit.services import audit_record
 
 
 @receiver(user_logged_in, dispatch_uid="audit_login")
-def _logged_in(sender, request, user, **kwargs):
+def _logged_in(sender: Any, request: HttpRequest | None, user: AbstractBaseUser, **kwargs: Any) -> None:
     with transaction.atomic():
         audit_record(by=user, action="login", entity_type="user", entity_id=user.pk)
 
 
 @receiver(user_logged_out, dispatch_uid="audit_logout")
-def _logged_out(sender, request, user, **kwargs):
+def _logged_out(sender: Any, request: HttpRequest | None, user: AbstractBaseUser | None, **kwargs: Any) -> None:
     if user is None:
         return
     with transaction.atomic():
@@ -23,7 +29,7 @@ def _logged_out(sender, request, user, **kwargs):
 
 
 @receiver(user_login_failed, dispatch_uid="audit_login_failed")
-def _login_failed(sender, credentials, request=None, **kwargs):
+def _login_failed(sender: Any, credentials: dict[str, Any], request: HttpRequest | None = None, **kwargs: Any) -> None:
     # Only the attempted user name is kept; Django already strips the password from ``credentials``.
     username = str(credentials.get("username", ""))[:150]
     with transaction.atomic():

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from audit.models import AuditEvent
 
 GENESIS = "0" * 64
 
@@ -18,7 +21,7 @@ def event_hash(prev_hash: str, fields: dict[str, Any]) -> str:
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
 
-def hashed_fields(event) -> dict[str, Any]:
+def hashed_fields(event: AuditEvent) -> dict[str, Any]:
     """The content a row's hash covers, read back the same way it was written."""
     return {
         "occurred_at": event.occurred_at.isoformat(timespec="microseconds"),

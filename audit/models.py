@@ -51,6 +51,9 @@ class AuditEvent(models.Model):
     prev_hash = models.CharField(max_length=64)
     hash = models.CharField(max_length=64, unique=True)
 
+    # Not stored: set by audit.selectors.participant_history when the viewer may not see this row's values.
+    redacted = False
+
     class Meta:
         ordering = ["id"]
         indexes = [models.Index(fields=["entity_type", "entity_id"], name="audit_entity_idx")]

@@ -6,17 +6,17 @@ from audit.models import AuditEvent
 
 
 def participant_history(participant_id: str, *, can_see_allocation: bool, can_see_contact: bool) -> list[AuditEvent]:
-    hidden = set()
+    hidden: set[str] = set()
     if not can_see_allocation:
         hidden.add(AuditEvent.Sensitivity.ALLOCATION)
     if not can_see_contact:
         hidden.add(AuditEvent.Sensitivity.CONTACT)
-    events = AuditEvent.objects.filter(participant_id=participant_id).order_by("id")
+    query = AuditEvent.objects.filter(participant_id=participant_id).order_by("id")
     if not can_see_allocation:
         # Blinded viewers do not get allocation rows at all, not even redacted: their order and count must not
         # hint at anything either. That the participant was randomized shows in the status transition.
-        events = events.exclude(sensitivity=AuditEvent.Sensitivity.ALLOCATION)
-    events = list(events)
+        query = query.exclude(sensitivity=AuditEvent.Sensitivity.ALLOCATION)
+    events = list(query)
     for event in events:
         event.redacted = event.sensitivity in hidden
         if event.redacted:

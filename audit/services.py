@@ -7,14 +7,41 @@ import datetime as dt
 import decimal
 import uuid
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol, TypeAlias
 
+from django.contrib.auth import get_user_model
 from django.db import connection, transaction
 from django.db.models import Model
 from django.utils import timezone
 
 from audit.chain import GENESIS, event_hash, hashed_fields
 from audit.models import AuditEvent
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+
+    # The same as participants.access.Actor, spelled out here: participants imports audit, never the reverse.
+    Actor: TypeAlias = AbstractBaseUser | AnonymousUser | None
+else:
+    Actor = Any
+
+Changes = Iterable[tuple[str, Any, Any]]
+
+
+class _Site(Protocol):
+    @property
+    def code(self) -> str: ...
+
+
+class _ParticipantLike(Protocol):
+    """What a participant's audit row reads: its pseudonymous id and its site's code."""
+
+    @property
+    def participant_id(self) -> str: ...
+
+    @property
+    def site(self) -> _Site: ...
+
 
 # Arbitrary constant naming the advisory lock that serializes appends to the chain. The chain needs a total order;
 # taking the lock before reading the last hash makes concurrent writers append one after another.
@@ -49,13 +76,13 @@ def _lock_chain() -> str:
 
 def audit_record(
     *,
-    by,
+    by: Actor,
     action: str,
     entity_type: str,
     entity_id: Any = "",
     participant_id: str = "",
     site_code: str = "",
-    changes: Iterable[tuple[str, Any, Any]] = (("", None, None),),
+    changes: Changes = (("", None, None),),
     reason: str | None = None,
     sensitivity: str = "",
     actor_username: str | None = None,
@@ -65,7 +92,7 @@ def audit_record(
         raise RuntimeError("audit_record must run inside the writing service's transaction")
     prev = _lock_chain()
     now = timezone.now()
-    actor = by if getattr(by, "pk", None) else None
+    actor = by if isinstance(by, get_user_model()) and by.pk else None
     username = actor_username if actor_username is not None else (actor.get_username() if actor else "system")
     created = []
     for field, old, new in changes:
@@ -93,13 +120,13 @@ def audit_record(
 
 
 def audit_participant_record(
-    participant,
+    participant: _ParticipantLike,
     *,
-    by,
+    by: Actor,
     action: str,
     entity_type: str,
     entity_id: Any,
-    changes,
+    changes: Changes,
     reason: str | None = None,
     sensitivity: str = "",
 ) -> list[AuditEvent]:

@@ -1,5 +1,5 @@
-"""Export API (v1): datasets as streamed files, data freezes, and the study unblinding action. Thin views: parse,
-check access (in the service), stream."""
+"""Export API (v1): datasets as streamed files and data freezes. Thin views: parse, check access (in the service),
+stream."""
 
 from __future__ import annotations
 
@@ -7,9 +7,8 @@ from collections.abc import Iterator
 from typing import Any
 
 from django.http import StreamingHttpResponse
-from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -17,8 +16,6 @@ from rest_framework.views import APIView
 
 from exports import selectors, services
 from exports.models import ExportFreeze
-from participants.models import Study
-from participants.services import study_unblind
 
 _FILTERS = [
     OpenApiParameter("study", str, description="Study code(s), comma-separated"),
@@ -105,25 +102,3 @@ class FreezeDownload(APIView):
         response["Content-Length"] = str(freeze.size)
         response["Digest"] = f"sha-256={freeze.sha256}"
         return response
-
-
-class UnblindInput(serializers.Serializer):
-    reason = serializers.CharField(max_length=2000)
-
-
-class StudyUnblind(APIView):
-    @extend_schema(
-        summary="Unblind a study (investigator or administrator; audited; once)",
-        request=UnblindInput,
-        responses={
-            200: inline_serializer(
-                "UnblindOutput", {"code": serializers.CharField(), "unblinded": serializers.BooleanField()}
-            )
-        },
-    )
-    def post(self, request, code: str):
-        data = UnblindInput(data=request.data)
-        data.is_valid(raise_exception=True)
-        study = get_object_or_404(Study, code=code)
-        study = study_unblind(study=study, by=request.user, reason=data.validated_data["reason"])
-        return Response({"code": study.code, "unblinded": study.unblinded})

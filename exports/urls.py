@@ -6,5 +6,4 @@ urlpatterns = [
     path("export/freezes/", api.FreezeListCreate.as_view(), name="export-freezes"),
     path("export/freezes/<int:pk>.zip", api.FreezeDownload.as_view(), name="export-freeze-download"),
     re_path(r"^export/(?P<dataset>[a-z_]+)\.(?P<fmt>[a-z]+)$", api.DatasetExport.as_view(), name="export-dataset"),
-    path("studies/<str:code>/unblind/", api.StudyUnblind.as_view(), name="study-unblind"),
 ]

@@ -26,7 +26,7 @@ from trialsite.errors import PermissionDeniedError
 from trialsite.roles import ALWAYS_BLINDED, ALWAYS_UNBLINDED, CONTACT, MANAGE, Role
 
 if TYPE_CHECKING:
-    from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+    from django.contrib.auth.models import AbstractBaseUser, AnonymousUser, User
 
     #: The person (or, as None, the system: a command, a task, the demo seed) on whose behalf a service writes.
     #: Services take it as ``by`` and record it on the audit row.
@@ -179,8 +179,9 @@ def alert_site_ids(user: Actor) -> set[int]:
 
 def may_configure(user: Actor, site_id: int | None = None) -> bool:
     """Study configuration (studies, sites, arms, criteria, rooms, consent documents) is for administrators: a
-    superuser anywhere, or a site's administrator for what belongs to that site."""
-    if is_superuser(user):
+    superuser anywhere, or a site's administrator for what belongs to that site. The system (``None``: a command,
+    the demo seed, a test's setup) configures freely; a request always carries a user, never ``None``."""
+    if user is None or is_superuser(user):
         return True
     return site_id is not None and Role.ADMIN in roles_at(user, site_id)
 
@@ -188,3 +189,29 @@ def may_configure(user: Actor, site_id: int | None = None) -> bool:
 def require_configure(user: Actor, what: str, site_id: int | None = None) -> None:
     if not may_configure(user, site_id):
         raise PermissionDeniedError(f"only an administrator may {what}")
+
+
+def may_publish_consent(user: Actor, site_ids: Iterable[int]) -> bool:
+    """A new consent version (approved by the ethics board) is entered by the staff who manage participants at one
+    of the study's sites, or by an administrator (and the system). The API accepts administrators only."""
+    return may_configure(user) or any(can_manage(user, sid) for sid in site_ids)
+
+
+def require_publish_consent(user: Actor, site_ids: Iterable[int]) -> None:
+    if not may_publish_consent(user, site_ids):
+        raise PermissionDeniedError("your role cannot publish a consent version of this study")
+
+
+def acting_user(by: Actor) -> User | None:
+    """The account behind ``by`` for a "who did it" column: None for the system or an anonymous request."""
+    from django.contrib.auth import get_user_model
+
+    return by if isinstance(by, get_user_model()) else None
+
+
+def acting_person(by: Actor, what: str) -> User:
+    """The account behind ``by`` where the record must name a person (who answered, who obtained consent)."""
+    user = acting_user(by)
+    if user is None:
+        raise PermissionDeniedError(f"{what} must be done by a signed-in member of staff")
+    return user

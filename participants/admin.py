@@ -1,65 +1,58 @@
+"""Read-only admin pages: studies, sites, arms, criteria, consent versions, roles and participants change only
+through the services (participants.services), which check the role and write the audit row."""
+
 from django.contrib import admin
 
 from participants.models import Arm, ConsentDocument, EligibilityCriterion, Participant, Site, StaffMembership, Study
+from trialsite.admin import ReadOnlyAdmin, link_to
 
 
 @admin.register(Study)
-class StudyAdmin(admin.ModelAdmin):
-    list_display = ["code", "title", "protocol_code", "blinded", "unblinded"]
+class StudyAdmin(ReadOnlyAdmin):
+    list_display = ["code", "title", "protocol_code", "target_enrollment", "blinded", "unblinded"]
+    search_fields = ["code", "title"]
 
 
 @admin.register(Site)
-class SiteAdmin(admin.ModelAdmin):
+class SiteAdmin(ReadOnlyAdmin):
     list_display = ["code", "name", "time_zone"]
+    list_filter = ["studies"]
+    search_fields = ["code", "name"]
 
 
 @admin.register(Arm)
-class ArmAdmin(admin.ModelAdmin):
-    list_display = ["study", "code", "label"]
+class ArmAdmin(ReadOnlyAdmin):
+    list_display = [link_to("study"), "code", "label"]
+    list_filter = ["study"]
+    list_select_related = ["study"]
 
 
 @admin.register(EligibilityCriterion)
-class CriterionAdmin(admin.ModelAdmin):
-    list_display = ["study", "code", "kind", "text"]
+class CriterionAdmin(ReadOnlyAdmin):
+    list_display = [link_to("study"), "code", "kind", "text", "order", "retired_at"]
+    list_filter = ["study", "kind"]
+    list_select_related = ["study"]
+    search_fields = ["code", "text"]
 
 
 @admin.register(ConsentDocument)
-class ConsentDocumentAdmin(admin.ModelAdmin):
-    list_display = ["study", "version", "title", "published_at"]
-    readonly_fields = ["published_at", "published_by"]
-
-    def has_change_permission(self, request, obj=None):
-        return False  # published consent versions are immutable; publish a new one through the service
+class ConsentDocumentAdmin(ReadOnlyAdmin):
+    list_display = [link_to("study"), "version", "title", "published_at", "published_by"]
+    list_filter = ["study"]
+    list_select_related = ["study", "published_by"]
 
 
 @admin.register(StaffMembership)
-class MembershipAdmin(admin.ModelAdmin):
-    list_display = ["user", "site", "role", "granted_at"]
-
-    def has_add_permission(self, request):
-        return False  # role changes go through membership_grant / membership_revoke so they are audited
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
+class MembershipAdmin(ReadOnlyAdmin):
+    list_display = ["user", link_to("site"), "role", "granted_at"]
+    list_filter = ["role", "site"]
+    list_select_related = ["user", "site"]
+    search_fields = ["user__username"]
 
 
 @admin.register(Participant)
-class ParticipantAdmin(admin.ModelAdmin):
-    """Read-only here: every change to a participant goes through the audited services (the API)."""
-
-    list_display = ["participant_id", "study", "site", "status", "needs_reconsent"]
+class ParticipantAdmin(ReadOnlyAdmin):
+    list_display = ["participant_id", link_to("study"), link_to("site"), "status", "needs_reconsent"]
     list_filter = ["study", "site", "status"]
+    list_select_related = ["study", "site"]
     search_fields = ["participant_id"]
-    exclude = []
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False

@@ -1,34 +1,71 @@
-"""Participants API (v1). Thin views: parse, fetch with an access check, call one service, render."""
+"""Participants API (v1). Thin views: parse, fetch with an access check, call one service, render.
+
+Configuration (studies, sites, arms, criteria, consent versions, staff roles) is for administrators: each view asks
+``participants.access`` first, so anyone else gets a 403 whatever the body, and the service asks again.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import Any
+
 import django_filters
-from django.contrib.auth import get_user_model
-from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import extend_schema
+from django.db.models import QuerySet
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_view,
+    inline_serializer,
+)
 from rest_framework import serializers, status
 from rest_framework.generics import ListAPIView
+from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from audit.selectors import participant_history
 from participants import access, selectors, services
-from participants.models import Participant, Site, Study
+from participants.models import ConsentDocument, EligibilityCriterion, Participant, Site, StaffMembership, Study
 from participants.serializers import (
+    ArmInput,
+    ArmOutput,
+    ConsentDocumentInput,
+    ConsentDocumentOutput,
     ConsentInput,
     ContactOutput,
+    CriterionInput,
+    CriterionOutput,
+    CriterionRetireInput,
     EligibilityInput,
     HistoryOutput,
+    MembershipInput,
+    MembershipOutput,
+    MembershipRevokeInput,
     ParticipantCreateInput,
     ParticipantOutput,
     ParticipantUpdateInput,
     RandomizeInput,
+    SiteCreateInput,
+    SiteOutput,
+    SiteUpdateInput,
+    StudyCreateInput,
+    StudyOutput,
+    StudyUpdateInput,
+    UnblindInput,
     WithdrawInput,
 )
-from trialsite.errors import PermissionDeniedError, ServiceError
+from trialsite.errors import ServiceError
+from trialsite.roles import MANAGE
 
 
-def render_participant(request, participant: Participant, *, allocation_visible: bool | None = None) -> dict:
+def render_participant(
+    request: Request,
+    participant: Participant,
+    *,
+    consent_version: str | None,
+    allocation_visible: bool | None = None,
+) -> dict[str, Any]:
     data = dict(ParticipantOutput(participant).data)
     if allocation_visible is None:
         allocation_visible = access.can_see_allocation(
@@ -40,24 +77,22 @@ def render_participant(request, participant: Participant, *, allocation_visible:
     if access.can_see_contact(request.user, participant.site_id):
         contact = getattr(participant, "contact", None)
         data["contact"] = ContactOutput(contact).data if contact else None
-    consent = getattr(participant, "_latest_consent_version", None)
-    data["consent_version"] = consent
+    data["consent_version"] = consent_version
     return data
 
 
-def _require_manage(request, site_id: int) -> None:
-    if not access.can_manage(request.user, site_id):
-        raise PermissionDeniedError("your role at this site cannot change participants")
+def _require_manage(request: Request, site_id: int) -> None:
+    access.require_role(request.user, site_id, MANAGE, "change participants")
 
 
-def _reload(request, participant_id: str) -> Participant:
+def _render(request: Request, participant_id: str) -> dict[str, Any]:
+    """The participant as stored now, read back through the user's scope."""
     participant = selectors.participant_get(request.user, participant_id)
-    record = services.latest_consent(participant)
-    participant._latest_consent_version = record.document.version if record else None
-    return participant
+    record = selectors.latest_consent(participant)
+    return render_participant(request, participant, consent_version=record.document.version if record else None)
 
 
-class ParticipantFilter(django_filters.FilterSet):
+class ParticipantFilter(django_filters.FilterSet):  # type: ignore[misc]  # django-filter ships no type information
     site = django_filters.CharFilter(field_name="site__code")
     study = django_filters.CharFilter(field_name="study__code")
     status = django_filters.MultipleChoiceFilter(choices=Participant.Status.choices)
@@ -67,67 +102,57 @@ class ParticipantFilter(django_filters.FilterSet):
         fields = ["site", "study", "status", "needs_reconsent", "stratum"]
 
 
-class ParticipantListCreate(ListAPIView):
+class ParticipantListCreate(ListAPIView[Participant]):
     filterset_class = ParticipantFilter
     serializer_class = ParticipantOutput
 
-    def get_queryset(self):
+    def get_queryset(self) -> QuerySet[Participant]:
         return selectors.participants_for(self.request.user).select_related("contact").order_by("participant_id")
 
-    def list(self, request, *args, **kwargs):
+    def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         queryset = self.filter_queryset(self.get_queryset())
         page = self.paginate_queryset(queryset)
-        rows = list(page)
+        assert page is not None  # every list is paginated (settings.REST_FRAMEWORK)
+        rows: list[Participant] = list(page)
         # One query for the allocations this user may see, one for consents: no per-row queries.
         visible_ids = [p.pk for p in rows if access.can_see_allocation(request.user, site_id=p.site_id, study=p.study)]
-        from participants.models import AllocationSlot, ConsentRecord
-
-        arms = dict(
-            AllocationSlot.objects.filter(participant_id__in=visible_ids).values_list("participant_id", "arm__code")
-        )
-        consents: dict[int, str] = {}
-        for pid, version in (
-            ConsentRecord.objects.filter(participant__in=rows)
-            .order_by("id")
-            .values_list("participant_id", "document__version")
-        ):
-            consents[pid] = version
+        arms = selectors.arm_codes(visible_ids)
+        consents = selectors.latest_consent_versions(p.pk for p in rows)
         data = []
         for participant in rows:
-            participant._latest_consent_version = consents.get(participant.pk)
-            item = render_participant(request, participant, allocation_visible=False)
+            item = render_participant(
+                request, participant, consent_version=consents.get(participant.pk), allocation_visible=False
+            )
             if participant.pk in visible_ids:
                 item["arm"] = arms.get(participant.pk)
             data.append(item)
         return self.get_paginated_response(data)
 
     @extend_schema(request=ParticipantCreateInput, responses={201: ParticipantOutput})
-    def post(self, request):
+    def post(self, request: Request) -> Response:
         payload = ParticipantCreateInput(data=request.data)
         payload.is_valid(raise_exception=True)
         values = payload.validated_data
-        site = Site.objects.filter(code=values["site"], id__in=access.site_ids_for(request.user)).first()
+        site = selectors.site_of_user(request.user, values["site"])
         if site is None:
             raise serializers.ValidationError({"site": [f"unknown site {values['site']!r}"]})
-        study = Study.objects.filter(code=values["study"]).first()
+        study = selectors.study_by_code(values["study"])
         if study is None:
             raise serializers.ValidationError({"study": [f"unknown study {values['study']!r}"]})
         _require_manage(request, site.id)
         participant = services.participant_create(
             study=study, site=site, by=request.user, contact=values.get("contact"), stratum=values.get("stratum", "")
         )
-        return Response(
-            render_participant(request, _reload(request, participant.participant_id)), status=status.HTTP_201_CREATED
-        )
+        return Response(_render(request, participant.participant_id), status=status.HTTP_201_CREATED)
 
 
 class ParticipantDetail(APIView):
     @extend_schema(responses=ParticipantOutput)
-    def get(self, request, participant_id: str):
-        return Response(render_participant(request, _reload(request, participant_id)))
+    def get(self, request: Request, participant_id: str) -> Response:
+        return Response(_render(request, participant_id))
 
     @extend_schema(request=ParticipantUpdateInput, responses=ParticipantOutput)
-    def patch(self, request, participant_id: str):
+    def patch(self, request: Request, participant_id: str) -> Response:
         participant = selectors.participant_get(request.user, participant_id)
         payload = ParticipantUpdateInput(data=request.data)
         payload.is_valid(raise_exception=True)
@@ -141,21 +166,21 @@ class ParticipantDetail(APIView):
             stratum=values.get("stratum"),
             status=values.get("status"),
         )
-        return Response(render_participant(request, _reload(request, participant_id)))
+        return Response(_render(request, participant_id))
 
 
 class _ParticipantAction(APIView):
-    input_class: type[serializers.Serializer]
+    input_class: type[serializers.Serializer[Any]]
 
-    def post(self, request, participant_id: str):
+    def post(self, request: Request, participant_id: str) -> Response:
         participant = selectors.participant_get(request.user, participant_id)
         payload = self.input_class(data=request.data)
         payload.is_valid(raise_exception=True)
         _require_manage(request, participant.site_id)
         self.perform(request, participant, payload.validated_data)
-        return Response(render_participant(request, _reload(request, participant_id)))
+        return Response(_render(request, participant_id))
 
-    def perform(self, request, participant, values):
+    def perform(self, request: Request, participant: Participant, values: dict[str, Any]) -> None:
         raise ServiceError("unsupported action")
 
 
@@ -163,7 +188,7 @@ class _ParticipantAction(APIView):
 class ParticipantEligibility(_ParticipantAction):
     input_class = EligibilityInput
 
-    def perform(self, request, participant, values):
+    def perform(self, request: Request, participant: Participant, values: dict[str, Any]) -> None:
         services.eligibility_record(
             participant=participant,
             answers=values["answers"],
@@ -177,15 +202,13 @@ class ParticipantEligibility(_ParticipantAction):
 class ParticipantConsent(_ParticipantAction):
     input_class = ConsentInput
 
-    def perform(self, request, participant, values):
+    def perform(self, request: Request, participant: Participant, values: dict[str, Any]) -> None:
         obtained_by = request.user
         if values.get("obtained_by"):
-            user_model = get_user_model()
-            obtained_by = user_model.objects.filter(
-                username=values["obtained_by"], memberships__site=participant.site
-            ).first()
-            if obtained_by is None:
+            staff = selectors.staff_member_at(participant.site, values["obtained_by"])
+            if staff is None:
                 raise ServiceError("unknown staff member", field_errors={"obtained_by": ["not a staff member here"]})
+            obtained_by = staff
         services.consent_record(
             participant=participant,
             version=values["version"],
@@ -195,7 +218,7 @@ class ParticipantConsent(_ParticipantAction):
         )
 
 
-class EnrollInput(serializers.Serializer):
+class EnrollInput(serializers.Serializer[Any]):
     pass
 
 
@@ -203,7 +226,7 @@ class EnrollInput(serializers.Serializer):
 class ParticipantEnroll(_ParticipantAction):
     input_class = EnrollInput
 
-    def perform(self, request, participant, values):
+    def perform(self, request: Request, participant: Participant, values: dict[str, Any]) -> None:
         services.participant_enroll(participant=participant, by=request.user)
 
 
@@ -211,7 +234,7 @@ class ParticipantEnroll(_ParticipantAction):
 class ParticipantRandomize(_ParticipantAction):
     input_class = RandomizeInput
 
-    def perform(self, request, participant, values):
+    def perform(self, request: Request, participant: Participant, values: dict[str, Any]) -> None:
         services.participant_randomize(participant=participant, by=request.user, stratum=values.get("stratum") or None)
 
 
@@ -219,7 +242,7 @@ class ParticipantRandomize(_ParticipantAction):
 class ParticipantWithdraw(_ParticipantAction):
     input_class = WithdrawInput
 
-    def perform(self, request, participant, values):
+    def perform(self, request: Request, participant: Participant, values: dict[str, Any]) -> None:
         services.participant_withdraw(
             participant=participant,
             level=values["level"],
@@ -231,7 +254,7 @@ class ParticipantWithdraw(_ParticipantAction):
 
 class ParticipantHistory(APIView):
     @extend_schema(responses=HistoryOutput(many=True))
-    def get(self, request, participant_id: str):
+    def get(self, request: Request, participant_id: str) -> Response:
         participant = selectors.participant_get(request.user, participant_id)
         events = participant_history(
             participant.participant_id,
@@ -243,47 +266,233 @@ class ParticipantHistory(APIView):
         return Response(HistoryOutput(events, many=True).data)
 
 
-class StudyOutput(serializers.Serializer):
-    code = serializers.CharField()
-    title = serializers.CharField()
-    protocol_reference = serializers.CharField()
-    protocol_code = serializers.CharField()
-    target_enrollment = serializers.IntegerField()
-    blinded = serializers.BooleanField()
-    unblinded = serializers.BooleanField()
-    arms = serializers.SerializerMethodField()
-
-    def get_arms(self, obj) -> list[dict]:
-        return [{"code": arm.code, "label": arm.label} for arm in obj.arms.all()]
+# --- studies and sites -------------------------------------------------------------------------------------------
 
 
-class SiteOutput(serializers.Serializer):
-    code = serializers.CharField()
-    name = serializers.CharField()
-    time_zone = serializers.CharField()
-    studies = serializers.SerializerMethodField()
-    roles = serializers.SerializerMethodField()
-
-    def get_studies(self, obj) -> list[str]:
-        return [study.code for study in obj.studies.all()]
-
-    def get_roles(self, obj) -> list[str]:
-        return sorted(access.roles_at(self.context["request"].user, obj.id))
+def _studies(codes: Iterable[str]) -> list[Study]:
+    """The studies named by ``codes``, or a 400 naming the unknown ones."""
+    codes = list(dict.fromkeys(codes))
+    found = selectors.studies_by_code(codes)
+    unknown = [code for code in codes if code not in found]
+    if unknown:
+        raise serializers.ValidationError({"studies": [f"unknown study {code!r}" for code in unknown]})
+    return [found[code] for code in codes]
 
 
-class StudyList(ListAPIView):
+class StudyListCreate(ListAPIView[Study]):
     serializer_class = StudyOutput
 
-    def get_queryset(self):
+    def get_queryset(self) -> QuerySet[Study]:
         return selectors.studies_for(self.request.user)
 
+    @extend_schema(
+        summary="Create a study (superusers; audited)", request=StudyCreateInput, responses={201: StudyOutput}
+    )
+    def post(self, request: Request) -> Response:
+        access.require_configure(request.user, "create a study")
+        payload = StudyCreateInput(data=request.data)
+        payload.is_valid(raise_exception=True)
+        study = services.study_create(by=request.user, **payload.validated_data)
+        return Response(StudyOutput(study).data, status=status.HTTP_201_CREATED)
 
-class SiteList(ListAPIView):
+
+class StudyDetail(APIView):
+    @extend_schema(
+        summary="Change a study's settings (superusers; a reason; audited)",
+        description="Blinding and protocol are fixed once a participant is randomized (409). The code never "
+        "changes; unblinding is POST .../unblind/.",
+        request=StudyUpdateInput,
+        responses=StudyOutput,
+    )
+    def patch(self, request: Request, code: str) -> Response:
+        study = selectors.configurable_study_get(request.user, code)
+        access.require_configure(request.user, "change a study")
+        payload = StudyUpdateInput(data=request.data, partial=True)
+        payload.is_valid(raise_exception=True)
+        study = services.study_update(study=study, by=request.user, **payload.validated_data)
+        return Response(StudyOutput(study).data)
+
+
+class SiteListCreate(ListAPIView[Site]):
     serializer_class = SiteOutput
 
-    def get_queryset(self):
+    def get_queryset(self) -> QuerySet[Site]:
         return selectors.sites_for(self.request.user).prefetch_related("studies")
 
+    @extend_schema(summary="Create a site (superusers; audited)", request=SiteCreateInput, responses={201: SiteOutput})
+    def post(self, request: Request) -> Response:
+        access.require_configure(request.user, "create a site")
+        payload = SiteCreateInput(data=request.data)
+        payload.is_valid(raise_exception=True)
+        values = dict(payload.validated_data)
+        values["studies"] = _studies(values.get("studies", []))
+        site = services.site_create(by=request.user, **values)
+        return Response(SiteOutput(site, context={"request": request}).data, status=status.HTTP_201_CREATED)
 
-def site_get(user, code: str) -> Site:
-    return get_object_or_404(selectors.sites_for(user), code=code)
+
+class SiteDetail(APIView):
+    @extend_schema(
+        summary="Change a site (its administrators; its studies: superusers; a reason; audited)",
+        request=SiteUpdateInput,
+        responses=SiteOutput,
+    )
+    def patch(self, request: Request, site_code: str) -> Response:
+        site = selectors.configurable_site_get(request.user, site_code)
+        access.require_configure(request.user, "change this site", site_id=site.pk)
+        payload = SiteUpdateInput(data=request.data, partial=True)
+        payload.is_valid(raise_exception=True)
+        values = dict(payload.validated_data)
+        if "studies" in values:
+            values["studies"] = _studies(values["studies"])
+        site = services.site_update(site=site, by=request.user, **values)
+        return Response(SiteOutput(site, context={"request": request}).data)
+
+
+class StudyArms(APIView):
+    @extend_schema(
+        summary="Add an arm to a study (superusers; before any randomization; audited)",
+        request=ArmInput,
+        responses={201: ArmOutput},
+    )
+    def post(self, request: Request, code: str) -> Response:
+        study = selectors.configurable_study_get(request.user, code)
+        access.require_configure(request.user, "add arms to a study")
+        payload = ArmInput(data=request.data)
+        payload.is_valid(raise_exception=True)
+        arm = services.arm_create(study=study, by=request.user, **payload.validated_data)
+        return Response(ArmOutput(arm).data, status=status.HTTP_201_CREATED)
+
+
+@extend_schema_view(get=extend_schema(summary="A study's eligibility criteria, retired ones included (retired_at set)"))
+class StudyCriteria(ListAPIView[EligibilityCriterion]):
+    serializer_class = CriterionOutput
+    # The schema reads the model from here (get_queryset needs the URL's code); no query runs.
+    queryset = EligibilityCriterion.objects.none()
+
+    def get_queryset(self) -> QuerySet[EligibilityCriterion]:
+        return selectors.criteria_of(selectors.configurable_study_get(self.request.user, self.kwargs["code"]))
+
+    @extend_schema(
+        summary="Add an eligibility criterion (superusers; audited)",
+        request=CriterionInput,
+        responses={201: CriterionOutput},
+    )
+    def post(self, request: Request, code: str) -> Response:
+        study = selectors.configurable_study_get(request.user, code)
+        access.require_configure(request.user, "add eligibility criteria")
+        payload = CriterionInput(data=request.data)
+        payload.is_valid(raise_exception=True)
+        criterion = services.criterion_create(study=study, by=request.user, **payload.validated_data)
+        return Response(CriterionOutput(criterion).data, status=status.HTTP_201_CREATED)
+
+
+class CriterionRetire(APIView):
+    @extend_schema(
+        summary="Retire an eligibility criterion: no longer asked, answers kept (superusers; a reason; audited)",
+        request=CriterionRetireInput,
+        responses=CriterionOutput,
+    )
+    def post(self, request: Request, code: str, id: int) -> Response:
+        study = selectors.configurable_study_get(request.user, code)
+        criterion = selectors.criterion_get(study, id)
+        access.require_configure(request.user, "retire eligibility criteria")
+        payload = CriterionRetireInput(data=request.data)
+        payload.is_valid(raise_exception=True)
+        criterion = services.criterion_retire(
+            criterion=criterion, by=request.user, reason=payload.validated_data["reason"]
+        )
+        return Response(CriterionOutput(criterion).data)
+
+
+@extend_schema_view(get=extend_schema(summary="A study's consent versions, oldest first; the last one is current"))
+class StudyConsentDocuments(ListAPIView[ConsentDocument]):
+    serializer_class = ConsentDocumentOutput
+    # The schema reads the model from here (get_queryset needs the URL's code); no query runs.
+    queryset = ConsentDocument.objects.none()
+
+    def get_queryset(self) -> QuerySet[ConsentDocument]:
+        return selectors.consent_documents_of(selectors.configurable_study_get(self.request.user, self.kwargs["code"]))
+
+    @extend_schema(
+        summary="Publish a consent version (superusers; marks earlier consents for re-consent; audited)",
+        request=ConsentDocumentInput,
+        responses={201: ConsentDocumentOutput},
+    )
+    def post(self, request: Request, code: str) -> Response:
+        study = selectors.configurable_study_get(request.user, code)
+        access.require_configure(request.user, "publish a consent version")
+        payload = ConsentDocumentInput(data=request.data)
+        payload.is_valid(raise_exception=True)
+        document = services.consent_document_publish(study=study, by=request.user, **payload.validated_data)
+        return Response(ConsentDocumentOutput(document).data, status=status.HTTP_201_CREATED)
+
+
+@extend_schema_view(get=extend_schema(summary="Staff roles at a site (its administrators and superusers)"))
+class SiteMemberships(ListAPIView[StaffMembership]):
+    serializer_class = MembershipOutput
+    # The schema reads the model from here (get_queryset needs the URL's code); no query runs.
+    queryset = StaffMembership.objects.none()
+
+    def get_queryset(self) -> QuerySet[StaffMembership]:
+        site = selectors.configurable_site_get(self.request.user, self.kwargs["site_code"])
+        access.require_configure(self.request.user, "see the roles at this site", site_id=site.pk)
+        return selectors.memberships_at(site)
+
+    @extend_schema(
+        summary="Grant a role at a site (its administrators; audited)",
+        request=MembershipInput,
+        responses={201: MembershipOutput},
+    )
+    def post(self, request: Request, site_code: str) -> Response:
+        site = selectors.configurable_site_get(request.user, site_code)
+        access.require_configure(request.user, "grant roles at this site", site_id=site.pk)
+        payload = MembershipInput(data=request.data)
+        payload.is_valid(raise_exception=True)
+        user = selectors.user_by_username(payload.validated_data["username"])
+        if user is None:
+            raise serializers.ValidationError({"username": ["unknown user"]})
+        membership = services.membership_grant(
+            user=user, site=site, role=payload.validated_data["role"], by=request.user
+        )
+        return Response(MembershipOutput(membership).data, status=status.HTTP_201_CREATED)
+
+
+class MembershipDetail(APIView):
+    @extend_schema(
+        summary="Revoke a role at a site (its administrators; a reason; audited)",
+        parameters=[OpenApiParameter("reason", str, required=True, description="Why the role is revoked")],
+        request=None,
+        responses={204: OpenApiResponse(description="Revoked")},
+    )
+    def delete(self, request: Request, site_code: str, id: int) -> Response:
+        site = selectors.configurable_site_get(request.user, site_code)
+        access.require_configure(request.user, "revoke roles at this site", site_id=site.pk)
+        membership = selectors.membership_get(site, id)
+        payload = MembershipRevokeInput(data=request.query_params)
+        payload.is_valid(raise_exception=True)
+        services.membership_revoke(
+            user=membership.user,
+            site=site,
+            role=membership.role,
+            by=request.user,
+            reason=payload.validated_data["reason"],
+        )
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class StudyUnblind(APIView):
+    @extend_schema(
+        summary="Unblind a study (investigator or administrator; audited; once)",
+        request=UnblindInput,
+        responses={
+            200: inline_serializer(
+                "UnblindOutput", {"code": serializers.CharField(), "unblinded": serializers.BooleanField()}
+            )
+        },
+    )
+    def post(self, request: Request, code: str) -> Response:
+        data = UnblindInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        study = selectors.study_get(code)
+        study = services.study_unblind(study=study, by=request.user, reason=data.validated_data["reason"])
+        return Response({"code": study.code, "unblinded": study.unblinded})

@@ -6,15 +6,16 @@ from __future__ import annotations
 import datetime as dt
 
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import AbstractUser
 from django.db import transaction
 from django.utils import timezone
 
 from participants import services
-from participants.models import Arm, EligibilityCriterion, Participant, Site, Study
+from participants.models import Participant, Site, Study
 from trialsite.roles import Role
 
 DEMO_PASSWORD_PREFIX = "demo-"  # noqa: S105 (demo accounts only; printed by seed_demo)
-DEMO_USERS = [
+DEMO_USERS: list[tuple[str, Role, list[str]]] = [
     ("coordinator", Role.COORDINATOR, ["PDX", "NYC"]),
     ("therapist", Role.THERAPIST, ["PDX"]),
     ("therapist2", Role.THERAPIST, ["PDX"]),
@@ -24,6 +25,11 @@ DEMO_USERS = [
     ("unblinded_statistician", Role.UNBLINDED_STATISTICIAN, ["PDX", "NYC"]),
     ("admin", Role.ADMIN, ["PDX", "NYC"]),
 ]
+SITES = [
+    ("PDX", "Portland clinic", "America/Los_Angeles"),
+    ("NYC", "New York clinic", "America/New_York"),
+]
+ARMS = [("immediate", "Immediate treatment"), ("delayed", "Delayed treatment (16-week waitlist)")]
 CRITERIA = [
     ("INC_AGE", "inclusion", "Aged 18 to 65"),
     ("INC_SAD", "inclusion", "Moderate-to-severe generalized social anxiety disorder (LSAS >= 60)"),
@@ -31,7 +37,7 @@ CRITERIA = [
     ("EXC_PREG", "exclusion", "Pregnant or breastfeeding"),
 ]
 # (site, final state) for each demo participant.
-PLAN = [
+PLAN: list[tuple[str, str]] = [
     ("PDX", "screening"),
     ("PDX", "screen_failed"),
     ("PDX", "eligible"),
@@ -56,31 +62,34 @@ def seed_demo() -> list[tuple[str, str, str]]:
     """Create the demo study once; on later runs only reset the demo passwords. Returns (user, password, roles)."""
     user_model = get_user_model()
     admin, _ = user_model.objects.get_or_create(username="admin", defaults={"is_staff": True, "is_superuser": True})
-    study, created = Study.objects.get_or_create(
-        code="SAM",
-        defaults={
-            "title": "MDMA-assisted therapy for social anxiety disorder (demo, SAMATI-style)",
-            "protocol_reference": "NCT05138068 (illustrative demo)",
-            "protocol_code": "samati-v1",
-            "target_enrollment": 20,
-            "blinded": False,
-        },
-    )
-    sites = {}
-    for code, name, tz in (
-        ("PDX", "Portland clinic", "America/Los_Angeles"),
-        ("NYC", "New York clinic", "America/New_York"),
-    ):
-        sites[code], _ = Site.objects.get_or_create(
-            code=code,
-            defaults={
-                "name": name,
-                "time_zone": tz,
-                "contact_email": f"{code.lower()}-study@trialsite.invalid",
-                "contact_phone": "+1 555 0100",
-            },
+    study = Study.objects.filter(code="SAM").first()
+    created = study is None
+    if study is None:
+        study = services.study_create(
+            code="SAM",
+            title="MDMA-assisted therapy for social anxiety disorder (demo, SAMATI-style)",
+            protocol_reference="NCT05138068 (illustrative demo)",
+            protocol_code="samati-v1",
+            target_enrollment=20,
+            blinded=False,
+            by=admin,
         )
-        sites[code].studies.add(study)
+    sites: dict[str, Site] = {}
+    for code, name, tz in SITES:
+        site = Site.objects.filter(code=code).first()
+        if site is None:
+            site = services.site_create(
+                code=code,
+                name=name,
+                time_zone=tz,
+                contact_email=f"{code.lower()}-study@trialsite.invalid",
+                contact_phone="+1 555 0100",
+                studies=[study],
+                by=admin,
+            )
+        elif not site.studies.filter(pk=study.pk).exists():
+            services.site_update(site=site, studies=[*site.studies.all(), study], reason="demo study site", by=admin)
+        sites[code] = site
     logins = []
     for username, role, site_codes in DEMO_USERS:
         user = (
@@ -94,23 +103,21 @@ def seed_demo() -> list[tuple[str, str, str]]:
             services.membership_grant(user=user, site=sites[code], role=role, by=admin)
         logins.append((username, password_for(username), f"{role} at {', '.join(site_codes)}"))
     if created:
-        _build_study(study, sites, admin, user_model)
+        _build_study(study, sites, admin)
     return logins
 
 
-def _build_study(study, sites, admin, user_model) -> None:
-    for code, label in (("immediate", "Immediate treatment"), ("delayed", "Delayed treatment (16-week waitlist)")):
-        Arm.objects.get_or_create(study=study, code=code, defaults={"label": label})
+def _build_study(study: Study, sites: dict[str, Site], admin: AbstractUser) -> None:
+    for code, label in ARMS:
+        services.arm_create(study=study, code=code, label=label, by=admin)
     for order, (code, kind, text) in enumerate(CRITERIA):
-        EligibilityCriterion.objects.get_or_create(
-            study=study, code=code, defaults={"kind": kind, "text": text, "order": order}
-        )
+        services.criterion_create(study=study, code=code, kind=kind, text=text, order=order, by=admin)
     services.consent_document_publish(study=study, version="1.0", title="Main study consent", by=admin)
     services.allocation_list_generate(
         study=study, strata=list(sites), block_sizes=[2, 4], per_stratum=20, seed="demo-seed-2026", by=admin
     )
-    coordinator = user_model.objects.get(username="coordinator")
-    order = ["screening", "eligible", "consented", "enrolled", "randomized"]
+    coordinator = get_user_model().objects.get(username="coordinator")
+    steps = ["screening", "eligible", "consented", "enrolled", "randomized"]
     for index, (site_code, final) in enumerate(PLAN):
         participant = services.participant_create(
             study=study,
@@ -140,9 +147,9 @@ def _build_study(study, sites, admin, user_model) -> None:
             signed_at=timezone.now() - dt.timedelta(days=30 - index),
         )
         target = "randomized" if final == "withdrawn" else final
-        if order.index(target) >= order.index("enrolled"):
+        if steps.index(target) >= steps.index("enrolled"):
             services.participant_enroll(participant=participant, by=coordinator)
-        if order.index(target) >= order.index("randomized"):
+        if steps.index(target) >= steps.index("randomized"):
             services.participant_randomize(participant=participant, by=coordinator)
         if final == "withdrawn":
             participant = Participant.objects.get(pk=participant.pk)

@@ -21,7 +21,8 @@ code_validator = RegexValidator(r"^[A-Z][A-Z0-9]{1,9}$", "Use 2-10 capital lette
 def validate_time_zone(value: str) -> None:
     try:
         zoneinfo.ZoneInfo(value)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
+        # OSError: a key naming a folder of the database (e.g. "America") fails as IsADirectoryError.
         raise ValidationError(f"{value!r} is not an IANA time zone (e.g. America/Los_Angeles).") from None
 
 
@@ -179,6 +180,11 @@ class EligibilityCriterion(models.Model):
     kind = models.CharField(max_length=10, choices=Kind.choices)
     text = models.TextField()
     order = models.PositiveIntegerField(default=0)
+    # A retired criterion is no longer asked at eligibility; the answers already given to it are kept.
+    retired_at = models.DateTimeField(null=True, blank=True)
+    retired_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
 
     class Meta:
         ordering = ["study", "order", "code"]

@@ -1,55 +1,36 @@
-"""The admin shows scheduling records; it changes none of them. Every change goes through the services, which check
-the role and write the audit row (rooms: the /api/v1/rooms/ endpoints; protocols: manage.py load_protocol)."""
-
-from __future__ import annotations
-
-from typing import TYPE_CHECKING, Any
+"""Read-only admin pages: protocol versions load with manage.py load_protocol; rooms, visits and deviations change
+only through the scheduling services, which check the role and write the audit row."""
 
 from django.contrib import admin
-from django.db.models import Model
-from django.http import HttpRequest
 
 from scheduling.models import ProtocolDeviation, ProtocolVersion, Room, Visit
-
-if TYPE_CHECKING:
-    _ModelAdmin = admin.ModelAdmin[Model]
-else:  # ModelAdmin is generic only to the type checker
-    _ModelAdmin = admin.ModelAdmin
-
-
-class _ReadOnlyAdmin(_ModelAdmin):
-    """Lists and shows (Django's view permission); never adds, changes or deletes."""
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
+from trialsite.admin import ReadOnlyAdmin, link_to
 
 
 @admin.register(ProtocolVersion)
-class ProtocolVersionAdmin(_ReadOnlyAdmin):
+class ProtocolVersionAdmin(ReadOnlyAdmin):
     list_display = ["code", "version", "title", "loaded_at"]
-    # Versions are immutable (participants stay on theirs): load new ones with manage.py load_protocol.
-    readonly_fields = ["code", "version", "title", "definition", "source", "loaded_at", "loaded_by"]
+    search_fields = ["code", "title"]
 
 
 @admin.register(Room)
-class RoomAdmin(_ReadOnlyAdmin):
-    list_display = ["name", "site", "overnight_capable", "active", "retired_at"]
+class RoomAdmin(ReadOnlyAdmin):
+    list_display = ["name", link_to("site"), "overnight_capable", "active", "retired_at"]
     list_filter = ["site", "active"]
+    list_select_related = ["site"]
 
 
 @admin.register(Visit)
-class VisitAdmin(_ReadOnlyAdmin):
-    list_display = ["participant", "code", "kind", "status", "target_date", "scheduled_start"]
+class VisitAdmin(ReadOnlyAdmin):
+    list_display = [link_to("participant"), "code", "kind", "status", "target_date", "scheduled_start", link_to("room")]
     list_filter = ["status", "kind"]
+    list_select_related = ["participant", "room"]
+    search_fields = ["participant__participant_id", "code"]
 
 
 @admin.register(ProtocolDeviation)
-class ProtocolDeviationAdmin(_ReadOnlyAdmin):
-    list_display = ["participant", "type", "days_outside", "recorded_at"]
+class ProtocolDeviationAdmin(ReadOnlyAdmin):
+    list_display = [link_to("participant"), link_to("visit"), "type", "days_outside", "recorded_at"]
     list_filter = ["type"]
+    list_select_related = ["participant", "visit"]
+    search_fields = ["participant__participant_id"]

@@ -56,6 +56,41 @@ def _fast_password_hashing(settings):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
+TRIAL_APPS = ("participants", "scheduling", "assessments", "notifications", "exports", "audit")
+
+
+def trial_tables() -> list[str]:
+    """Every table of the trial apps, many-to-many tables included."""
+    from django.apps import apps
+
+    return sorted(
+        {
+            model._meta.db_table
+            for label in TRIAL_APPS
+            for model in apps.get_app_config(label).get_models(include_auto_created=True)
+        }
+    )
+
+
+def table_state() -> dict[str, tuple[int, str]]:
+    """Row count and a checksum of every row of every trial table: equal before and after means nothing changed."""
+    from django.db import connection
+
+    state = {}
+    with connection.cursor() as cursor:
+        for table in trial_tables():
+            name = connection.ops.quote_name(table)
+            cursor.execute(
+                f"SELECT count(*), md5(coalesce(string_agg(t::text, '|' ORDER BY t::text), '')) FROM {name} t"
+            )
+            state[table] = tuple(cursor.fetchone())
+    return state
+
+
+def changed_tables(before: dict[str, tuple[int, str]], after: dict[str, tuple[int, str]]) -> list[str]:
+    return sorted(table for table in before if before[table] != after.get(table))
+
+
 @pytest.fixture
 def study_sites(db):
     return build_study()

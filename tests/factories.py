@@ -1,6 +1,11 @@
-"""factory_boy factories and fixed personas for permission tests."""
+"""factory_boy factories and fixed personas for permission tests.
+
+Studies, sites, arms, criteria and consent versions are created through the participants services (as the system,
+``by=None``), the only way in, so test data is audited like real data."""
 
 from __future__ import annotations
+
+from typing import Any
 
 import factory
 from django.contrib.auth import get_user_model
@@ -20,25 +25,43 @@ class UserFactory(factory.django.DjangoModelFactory):
     password = factory.django.Password("correct horse battery staple")
 
 
-class StudyFactory(factory.django.DjangoModelFactory):
+class StudyFactory(factory.Factory):
+    """A study by code: the existing one, or a new one made by ``study_create``."""
+
     class Meta:
         model = Study
-        django_get_or_create = ("code",)
 
     code = "MAP"
     title = "MDMA-assisted therapy for PTSD (test)"
     protocol_code = "mapp-v1"
     blinded = True
 
+    @classmethod
+    def _create(cls, model_class: type[Study], *args: Any, **kwargs: Any) -> Study:
+        existing = Study.objects.filter(code=kwargs["code"]).first()
+        if existing is not None:
+            return existing
+        with transaction.atomic():
+            return services.study_create(by=None, **kwargs)
 
-class SiteFactory(factory.django.DjangoModelFactory):
+
+class SiteFactory(factory.Factory):
+    """A site by code: the existing one, or a new one made by ``site_create``."""
+
     class Meta:
         model = Site
-        django_get_or_create = ("code",)
 
     code = factory.Sequence(lambda n: f"S{n:02d}")
     name = factory.LazyAttribute(lambda o: f"Site {o.code}")
     time_zone = "America/Los_Angeles"
+
+    @classmethod
+    def _create(cls, model_class: type[Site], *args: Any, **kwargs: Any) -> Site:
+        existing = Site.objects.filter(code=kwargs["code"]).first()
+        if existing is not None:
+            return existing
+        with transaction.atomic():
+            return services.site_create(by=None, **kwargs)
 
 
 def build_study(
@@ -53,20 +76,23 @@ def build_study(
     """A study with arms, criteria, a consent version, sites and an allocation list stratified by site."""
     admin = UserFactory(username="system-admin", is_superuser=True)
     study = StudyFactory(code=code, blinded=blinded, protocol_code=protocol_code)
-    for arm in arms:
-        Arm.objects.get_or_create(study=study, code=arm, defaults={"label": arm.title()})
-    EligibilityCriterion.objects.get_or_create(
-        study=study, code="INC_AGE", defaults={"kind": "inclusion", "text": "Aged 18-65"}
-    )
-    EligibilityCriterion.objects.get_or_create(
-        study=study, code="EXC_PREG", defaults={"kind": "exclusion", "text": "Pregnant"}
-    )
+    with transaction.atomic():
+        for arm in arms:
+            if not Arm.objects.filter(study=study, code=arm).exists():
+                services.arm_create(study=study, code=arm, label=arm.title(), by=None)
+        for criterion, kind, text in (("INC_AGE", "inclusion", "Aged 18-65"), ("EXC_PREG", "exclusion", "Pregnant")):
+            if not EligibilityCriterion.objects.filter(study=study, code=criterion).exists():
+                services.criterion_create(study=study, code=criterion, kind=kind, text=text, order=0, by=None)
     sites = {}
     for site_code in site_codes:
         site = SiteFactory(
             code=site_code, time_zone="America/Los_Angeles" if site_code == "PDX" else "America/New_York"
         )
-        site.studies.add(study)
+        if not site.studies.filter(pk=study.pk).exists():
+            with transaction.atomic():
+                services.site_update(
+                    site=site, studies=[*site.studies.all(), study], reason="joins the test study", by=None
+                )
         sites[site_code] = site
     with transaction.atomic():
         if not ConsentDocument.objects.filter(study=study).exists():

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import zoneinfo
+from typing import overload
 
 from django.core.exceptions import ImproperlyConfigured
 
@@ -16,7 +17,20 @@ TRUE_WORDS = {"1", "true", "yes", "on"}
 FALSE_WORDS = {"0", "false", "no", "off"}
 
 
+@overload
+def env_str(name: str) -> str | None: ...
+
+
+@overload
+def env_str(name: str, default: str) -> str: ...
+
+
+@overload
+def env_str(name: str, default: None) -> str | None: ...
+
+
 def env_str(name: str, default: str | None = None) -> str | None:
+    """The variable's value (or its file's content); ``default`` when unset or empty."""
     file_name = os.environ.get(f"{name}_FILE")
     if file_name:
         try:
@@ -74,6 +88,6 @@ def env_timezone(name: str, default: str) -> str:
     value = env_str(name, default)
     try:
         zoneinfo.ZoneInfo(value)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
         raise ImproperlyConfigured(f"{name}={value!r} is not an IANA time zone (e.g. America/Los_Angeles)") from None
     return value

@@ -4,6 +4,8 @@ Services raise these; the API maps them to a 400/404/409 with a message, so bad 
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework import exceptions, status
 from rest_framework.response import Response
@@ -13,7 +15,7 @@ from rest_framework.views import exception_handler as drf_exception_handler
 class ServiceError(Exception):
     """A request the domain refuses. ``field_errors`` maps a field to its messages."""
 
-    status_code = status.HTTP_400_BAD_REQUEST
+    status_code: int = status.HTTP_400_BAD_REQUEST
     code = "invalid"
 
     def __init__(self, message: str, *, field_errors: dict[str, list[str]] | None = None, code: str | None = None):
@@ -38,9 +40,9 @@ class PermissionDeniedError(ServiceError):
     code = "permission_denied"
 
 
-def exception_handler(exc, context):
+def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     if isinstance(exc, ServiceError):
-        body = {"detail": exc.message, "code": exc.code}
+        body: dict[str, Any] = {"detail": exc.message, "code": exc.code}
         body.update(exc.field_errors)
         return Response(body, status=exc.status_code)
     if isinstance(exc, DjangoValidationError):

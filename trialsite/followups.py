@@ -13,7 +13,7 @@ from celery import current_app
 from django.db import transaction
 
 
-def send_task_on_commit(name: str, args: list) -> None:
+def send_task_on_commit(name: str, args: list[object]) -> None:
     """Publish task ``name`` once the current transaction commits; a broker outage is logged, never raised."""
     transaction.on_commit(lambda: current_app.send_task(name, args=args), robust=True)
 

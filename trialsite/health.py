@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from django.db import connection
-from django.http import JsonResponse
+from django.http import HttpRequest, JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
 
 @never_cache
 @require_GET
-def healthz(request):
+def healthz(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"status": "ok"})
 
 
@@ -40,8 +40,8 @@ def _check_broker() -> str | None:
 
 @never_cache
 @require_GET
-def readyz(request):
-    problems = {}
+def readyz(request: HttpRequest) -> JsonResponse:
+    problems: dict[str, str] = {}
     for name, check in (("database", _check_database), ("broker", _check_broker)):
         error = check()
         if error:

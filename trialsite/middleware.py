@@ -3,19 +3,22 @@ adds the absolute lifetime, after which a staff session ends however active it w
 anything (a NUL character) answer 404 before reaching a view."""
 
 import time
+from collections.abc import Callable
 
 from django.conf import settings
 from django.contrib.auth import logout
-from django.http import Http404, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponseBase, JsonResponse
+
+GetResponse = Callable[[HttpRequest], HttpResponseBase]
 
 _STARTED = "_session_started_at"
 
 
 class SessionLifetimeMiddleware:
-    def __init__(self, get_response):
+    def __init__(self, get_response: GetResponse) -> None:
         self.get_response = get_response
 
-    def __call__(self, request):
+    def __call__(self, request: HttpRequest) -> HttpResponseBase:
         session = getattr(request, "session", None)
         if session is not None:
             now = int(time.time())
@@ -33,10 +36,10 @@ class NulInPathMiddleware:
     parameters (participant ids, study and site codes, instrument codes) go into queries as text, and PostgreSQL text
     cannot hold NUL, so without this such a path would fail in the database instead of answering "not found"."""
 
-    def __init__(self, get_response):
+    def __init__(self, get_response: GetResponse) -> None:
         self.get_response = get_response
 
-    def __call__(self, request):
+    def __call__(self, request: HttpRequest) -> HttpResponseBase:
         if "\x00" in request.path_info:
             if request.path_info.startswith("/api/"):
                 return JsonResponse({"detail": "Not found."}, status=404)

@@ -183,7 +183,7 @@ CONTENT_SECURITY_POLICY = {
 REDIS_URL = env_str("REDIS_URL")
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", REDIS_URL or "filesystem://")
 _broker_dir = VAR_DIR / "celery-broker"
-CELERY_BROKER_TRANSPORT_OPTIONS: dict = {}
+CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, object] = {}
 if CELERY_BROKER_URL.startswith("filesystem://"):
     # The embedded broker is two folders; they must exist before the first message is published.
     for _folder in ("queue", "processed"):

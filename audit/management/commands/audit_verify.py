@@ -1,3 +1,5 @@
+from typing import Any
+
 from django.core.management.base import BaseCommand, CommandError
 
 from audit.verify import verify_chain
@@ -6,7 +8,7 @@ from audit.verify import verify_chain
 class Command(BaseCommand):
     help = "Verify the audit trail's hash chain and report the first broken link."
 
-    def handle(self, *args, **options):
+    def handle(self, *args: Any, **options: Any) -> None:
         result = verify_chain()
         if not result.ok:
             raise CommandError(

@@ -1,5 +1,7 @@
+from typing import Any
+
 from django.contrib.auth import get_user_model
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 
 from participants import services
@@ -10,7 +12,7 @@ from trialsite.errors import ServiceError
 class Command(BaseCommand):
     help = "Generate a study's allocation list (stratified permuted blocks, seeded and reproducible)."
 
-    def add_arguments(self, parser):
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("study", help="study code, e.g. SAM")
         parser.add_argument("--strata", required=True, help="comma-separated strata, e.g. PDX,NYC")
         parser.add_argument("--block-sizes", default="2,4", help="comma-separated block sizes (multiples of arms)")
@@ -18,7 +20,17 @@ class Command(BaseCommand):
         parser.add_argument("--seed", required=True, help="keep it as secret as the list")
         parser.add_argument("--by", required=True, help="username of the person generating the list")
 
-    def handle(self, *args, study, strata, block_sizes, per_stratum, seed, by, **options):
+    def handle(
+        self,
+        *args: Any,
+        study: str,
+        strata: str,
+        block_sizes: str,
+        per_stratum: int,
+        seed: str,
+        by: str,
+        **options: Any,
+    ) -> None:
         study_obj = Study.objects.filter(code=study).first()
         user = get_user_model().objects.filter(username=by).first()
         if study_obj is None or user is None:

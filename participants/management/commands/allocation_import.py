@@ -1,7 +1,8 @@
 from pathlib import Path
+from typing import Any
 
 from django.contrib.auth import get_user_model
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 
 from participants import services
@@ -12,12 +13,12 @@ from trialsite.errors import ServiceError
 class Command(BaseCommand):
     help = "Import a study's allocation list from a statistician's CSV (columns stratum, sequence, arm[, block])."
 
-    def add_arguments(self, parser):
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("study")
         parser.add_argument("csv_file")
         parser.add_argument("--by", required=True, help="username of the person importing the list")
 
-    def handle(self, *args, study, csv_file, by, **options):
+    def handle(self, *args: Any, study: str, csv_file: str, by: str, **options: Any) -> None:
         study_obj = Study.objects.filter(code=study).first()
         user = get_user_model().objects.filter(username=by).first()
         if study_obj is None or user is None:

@@ -1,3 +1,5 @@
+from typing import Any
+
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
@@ -7,7 +9,7 @@ from participants.demo import seed_demo
 class Command(BaseCommand):
     help = "Build the demo study (idempotent) and print the demo logins."
 
-    def handle(self, *args, **options):
+    def handle(self, *args: Any, **options: Any) -> None:
         logins = seed_demo()
         self.stdout.write("Demo logins (user / password / role):")
         for username, password, roles in logins:

@@ -1,0 +1,43 @@
+"""Hooks other apps register to react after a participant changes, inside the writing transaction (e.g. scheduling
+generates visits on randomization). Participants never imports them: arrows between apps go one way, so they
+register themselves in their AppConfig.ready().
+
+- ``on_randomized(fn)``: ``fn(*, participant, by)`` runs after a participant is randomized.
+- ``on_withdrawn(fn)``: ``fn(*, participant, level, by)`` runs after a participant withdraws.
+
+Registering the same function twice keeps one registration, so a second ready() (e.g. in tests) is harmless.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from participants.access import Actor
+from participants.models import Participant
+
+Hook = Callable[..., None]
+
+_after_randomize: list[Hook] = []
+_after_withdraw: list[Hook] = []
+
+
+def on_randomized(hook: Hook) -> Hook:
+    if hook not in _after_randomize:
+        _after_randomize.append(hook)
+    return hook
+
+
+def on_withdrawn(hook: Hook) -> Hook:
+    if hook not in _after_withdraw:
+        _after_withdraw.append(hook)
+    return hook
+
+
+def run_randomized(*, participant: Participant, by: Actor) -> None:
+    for hook in list(_after_randomize):
+        hook(participant=participant, by=by)
+
+
+def run_withdrawn(*, participant: Participant, level: str, by: Actor) -> None:
+    for hook in list(_after_withdraw):
+        hook(participant=participant, level=level, by=by)

@@ -1,0 +1,55 @@
+"""Every write to participants goes through here: validated, atomic, audited in the same transaction.
+
+One module per noun; this package re-exports every service so that ``services.participant_create(...)`` works:
+
+- ``studies``: study_create, study_update, arm_create
+- ``sites``: site_create, site_update
+- ``memberships``: membership_grant, membership_revoke
+- ``eligibility``: criterion_create, criterion_retire, eligibility_record
+- ``consent``: consent_document_publish, consent_record
+- ``participants``: participant_create, participant_update, participant_enroll
+- ``allocation``: allocation_list_generate, allocation_list_import, participant_randomize
+- ``withdrawal``: participant_withdraw
+- ``unblinding``: study_unblind
+
+The status machine is ``participants.transitions``; the hooks other apps register are ``participants.hooks``.
+"""
+
+from participants.hooks import _after_randomize as _after_randomize
+from participants.hooks import _after_withdraw as _after_withdraw
+
+# Registration hooks, importable from here as before; new code imports participants.hooks (they are not services).
+from participants.hooks import on_randomized as on_randomized
+from participants.hooks import on_withdrawn as on_withdrawn
+from participants.services.allocation import allocation_list_generate, allocation_list_import, participant_randomize
+from participants.services.consent import consent_document_publish, consent_record
+from participants.services.eligibility import criterion_create, criterion_retire, eligibility_record
+from participants.services.memberships import membership_grant, membership_revoke
+from participants.services.participants import participant_create, participant_enroll, participant_update
+from participants.services.sites import site_create, site_update
+from participants.services.studies import arm_create, study_create, study_update
+from participants.services.unblinding import study_unblind
+from participants.services.withdrawal import participant_withdraw
+
+__all__ = [
+    "allocation_list_generate",
+    "allocation_list_import",
+    "arm_create",
+    "consent_document_publish",
+    "consent_record",
+    "criterion_create",
+    "criterion_retire",
+    "eligibility_record",
+    "membership_grant",
+    "membership_revoke",
+    "participant_create",
+    "participant_enroll",
+    "participant_randomize",
+    "participant_update",
+    "participant_withdraw",
+    "site_create",
+    "site_update",
+    "study_create",
+    "study_unblind",
+    "study_update",
+]
