@@ -60,7 +60,7 @@ def export_scope(
     studies = list(studies_of_sites(site_ids))
     study_ids = None
     if study_codes:
-        known = {s.code: s for s in studies_by_code(study_codes)}
+        known = studies_by_code(study_codes)
         unknown = [c for c in study_codes if c not in known]
         if unknown:
             raise ServiceError("unknown study", field_errors={"study": [f"no study {', '.join(unknown)}"]})

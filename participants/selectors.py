@@ -171,10 +171,6 @@ def studies_of_sites(site_ids: Collection[int]) -> QuerySet[Study]:
     return Study.objects.filter(Q(sites__in=site_ids) | Q(participants__site_id__in=site_ids)).distinct()
 
 
-def studies_by_code(codes: Collection[str]) -> QuerySet[Study]:
-    return Study.objects.filter(code__in=codes)
-
-
 def participants_at_sites(site_ids: Collection[int], study_ids: Collection[int] | None = None) -> QuerySet[Participant]:
     """Participants at these sites (and of these studies, if given); unordered, nothing joined."""
     qs = Participant.objects.filter(site_id__in=site_ids)

@@ -274,6 +274,23 @@ def grow(trial: Trial, focus: Participant, visit: Visit, client) -> None:
     trial.acknowledge_some_alerts()
     trial.freeze(by=trial.admin, label="second")
     trial.freeze(by=trial.investigator, label="blinded")
+    # The focus study's configuration lists (criteria, consent versions) and the focus site's staff.
+    with transaction.atomic():
+        for number in range(3):
+            participants.membership_grant(
+                user=UserFactory(username=f"lists-extra-{number}"),
+                site=trial.sites["PDX"],
+                role="coordinator",
+                by=trial.superuser,
+            )
+        first = trial.studies[0]
+        for number in range(3):
+            participants.criterion_create(
+                study=first, code=f"INC_EXTRA{number}", kind="inclusion", text=f"Extra {number}", by=trial.superuser
+            )
+            participants.consent_document_publish(
+                study=first, version=f"2.{number}", title="Amended consent", by=trial.superuser
+            )
 
 
 def rows_of(response) -> int:
@@ -309,6 +326,7 @@ def test_list_query_counts_do_not_grow_along_any_dimension(api, tmp_path):
             "participant": [{"id": focus.participant_id}],
             "visit": [{"id": str(visit.pk)}],
             "site": [{"id": str(trial.sites["PDX"].pk), "code": "PDX"}],
+            "study": [{"code": "MAP"}],
         }
         users = {"admin": trial.admin, "investigator": trial.investigator, "superuser": trial.superuser}
         paths = list_paths(api(trial.admin))
