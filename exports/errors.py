@@ -9,5 +9,5 @@ from trialsite.errors import ServiceError
 
 class NotFound(ServiceError):
     # The base class's attribute is inferred as the literal 400, so any other status reads as a type change.
-    status_code = status.HTTP_404_NOT_FOUND  # type: ignore[assignment]
+    status_code = status.HTTP_404_NOT_FOUND
     code = "not_found"

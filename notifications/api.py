@@ -16,7 +16,7 @@ from notifications.serializers import NotificationOutput, RetryInput
 
 
 # django-filter ships no type information, so its base class is Any to mypy.
-class NotificationFilter(django_filters.FilterSet):  # type: ignore[misc]
+class NotificationFilter(django_filters.FilterSet):
     status = django_filters.MultipleChoiceFilter(choices=Notification.Status.choices)
     participant_id = django_filters.CharFilter(field_name="participant__participant_id")
     channel = django_filters.CharFilter()

@@ -92,7 +92,7 @@ def _render(request: Request, participant_id: str) -> dict[str, Any]:
     return render_participant(request, participant, consent_version=record.document.version if record else None)
 
 
-class ParticipantFilter(django_filters.FilterSet):  # type: ignore[misc]  # django-filter ships no type information
+class ParticipantFilter(django_filters.FilterSet):
     site = django_filters.CharFilter(field_name="site__code")
     study = django_filters.CharFilter(field_name="study__code")
     status = django_filters.MultipleChoiceFilter(choices=Participant.Status.choices)

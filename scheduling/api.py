@@ -51,7 +51,7 @@ def _require(request: Request, site_id: int, roles: set[str] | frozenset[str], w
 
 
 # django-filter ships no type information, so its FilterSet is Any to the type checker.
-class VisitFilter(django_filters.FilterSet):  # type: ignore[misc]
+class VisitFilter(django_filters.FilterSet):
     site = django_filters.CharFilter(field_name="participant__site__code")
     participant = django_filters.CharFilter(field_name="participant__participant_id")
     status = django_filters.MultipleChoiceFilter(choices=Visit.Status.choices)
@@ -210,7 +210,7 @@ class ParticipantDeviations(APIView):
         return Response(DeviationOutput(row).data, status=status.HTTP_201_CREATED)
 
 
-class DeviationFilter(django_filters.FilterSet):  # type: ignore[misc]  # django-filter ships no type information
+class DeviationFilter(django_filters.FilterSet):
     site = django_filters.CharFilter(field_name="participant__site__code")
     type = django_filters.MultipleChoiceFilter(choices=ProtocolDeviation.Type.choices)
 
