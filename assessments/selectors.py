@@ -7,6 +7,7 @@ answer alike for unknown, revoked, expired and submitted links.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Collection
 from typing import Any
 
 from django.db.models import Prefetch, QuerySet
@@ -134,9 +135,6 @@ def safety_alert_get(user: Actor, alert_id: int) -> SafetyAlert:
 
 
 # --- reads for exports ---
-
-# Imported here, not at the top: this block is appended for exports and leaves the rest of the file as it is.
-from collections.abc import Collection  # noqa: E402
 
 
 def answers_at_sites(site_ids: Collection[int], study_ids: Collection[int] | None = None) -> QuerySet[Answer]:

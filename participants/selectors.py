@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from typing import TYPE_CHECKING
 
-from django.db.models import QuerySet
+from django.db.models import OuterRef, Q, QuerySet, Subquery
 from django.shortcuts import get_object_or_404
 
 from participants.access import Actor, is_superuser, site_ids_for
@@ -150,11 +150,6 @@ def current_consent_document(study: Study) -> ConsentDocument | None:
 
 # --- reads for exports ---
 
-# Imported here, not at the top: this block is appended for exports and leaves the rest of the file as it is.
-from collections.abc import Collection  # noqa: E402
-
-from django.db.models import OuterRef, Q, Subquery  # noqa: E402
-
 
 def sites_all() -> QuerySet[Site]:
     """Every site, by code (exports resolve site codes and freeze scopes against them)."""
@@ -203,8 +198,6 @@ def participant_pks_with_status(statuses: frozenset[str]) -> set[int]:
 
 def staff_user_ids_with_email(*, site_id: int, roles: tuple[str, ...]) -> tuple[int, ...]:
     """Active users who hold one of ``roles`` at the site and have an e-mail address, by user id (one query)."""
-    from participants.models import StaffMembership
-
     return tuple(
         StaffMembership.objects.filter(site_id=site_id, role__in=roles, user__is_active=True)
         .exclude(user__email="")
@@ -224,8 +217,6 @@ def participant_with_contact(participant_pk: int) -> Participant:
 
 def staff_emails_at(site_id: int, roles: set[str] | frozenset[str]) -> list[str]:
     """The e-mail addresses of active staff holding one of ``roles`` at the site, sorted, each once."""
-    from participants.models import StaffMembership
-
     emails = (
         StaffMembership.objects.filter(site_id=site_id, role__in=sorted(roles), user__is_active=True)
         .exclude(user__email="")
@@ -242,21 +233,10 @@ def sites_with_public_contact() -> QuerySet[Site]:
 
 # --- reads for scheduling ---
 
-from typing import TYPE_CHECKING  # noqa: E402 - this block keeps its own imports (appended by scheduling)
-
-if TYPE_CHECKING:
-    from collections.abc import Collection
-
-    from django.contrib.auth.models import User
-
-    from participants.access import Actor
-
 
 def arm_code_of(participant: Participant) -> str | None:
     """The code of the arm the participant is allocated to, or None before randomization. Scheduling plans visits
     from it and never shows it."""
-    from participants.models import AllocationSlot
-
     code: str | None = (
         AllocationSlot.objects.filter(participant=participant).values_list("arm__code", flat=True).first()
     )

@@ -6,6 +6,8 @@ see ``services.protocol_version_ensure``)."""
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 from django.contrib.auth import get_user_model
 from django.db.models import Prefetch, QuerySet
 from django.shortcuts import get_object_or_404
@@ -89,9 +91,6 @@ def rooms_for(user: Actor) -> QuerySet[Room]:
 
 
 # --- reads for exports ---
-
-# Imported here, not at the top: this block is appended for exports and leaves the rest of the file as it is.
-from collections.abc import Collection  # noqa: E402
 
 
 def visits_at_sites(site_ids: Collection[int], study_ids: Collection[int] | None = None) -> QuerySet[Visit]:
