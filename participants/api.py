@@ -6,7 +6,7 @@ Configuration (studies, sites, arms, criteria, consent versions, staff roles) is
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import django_filters
@@ -348,6 +348,25 @@ class SiteDetail(APIView):
         return Response(SiteOutput(site, context={"request": request}).data)
 
 
+def _create_in_study(
+    request: Request,
+    code: str,
+    *,
+    what: str,
+    payload_class: type[serializers.Serializer[Any]],
+    service: Callable[..., Any],
+    output_class: type[serializers.BaseSerializer[Any]],
+) -> Response:
+    """The study-scoped configuration writes (arms, criteria, consent versions): find the study, check the role,
+    validate the body, call the one service, answer 201 with what it made."""
+    study = selectors.configurable_study_get(request.user, code)
+    access.require_configure(request.user, what)
+    payload = payload_class(data=request.data)
+    payload.is_valid(raise_exception=True)
+    made = service(study=study, by=request.user, **payload.validated_data)
+    return Response(output_class(made).data, status=status.HTTP_201_CREATED)
+
+
 class StudyArms(APIView):
     @extend_schema(
         summary="Add an arm to a study (superusers; before any randomization; audited)",
@@ -355,12 +374,14 @@ class StudyArms(APIView):
         responses={201: ArmOutput},
     )
     def post(self, request: Request, code: str) -> Response:
-        study = selectors.configurable_study_get(request.user, code)
-        access.require_configure(request.user, "add arms to a study")
-        payload = ArmInput(data=request.data)
-        payload.is_valid(raise_exception=True)
-        arm = services.arm_create(study=study, by=request.user, **payload.validated_data)
-        return Response(ArmOutput(arm).data, status=status.HTTP_201_CREATED)
+        return _create_in_study(
+            request,
+            code,
+            what="add arms to a study",
+            payload_class=ArmInput,
+            service=services.arm_create,
+            output_class=ArmOutput,
+        )
 
 
 @extend_schema_view(get=extend_schema(summary="A study's eligibility criteria, retired ones included (retired_at set)"))
@@ -378,12 +399,14 @@ class StudyCriteria(ListAPIView[EligibilityCriterion]):
         responses={201: CriterionOutput},
     )
     def post(self, request: Request, code: str) -> Response:
-        study = selectors.configurable_study_get(request.user, code)
-        access.require_configure(request.user, "add eligibility criteria")
-        payload = CriterionInput(data=request.data)
-        payload.is_valid(raise_exception=True)
-        criterion = services.criterion_create(study=study, by=request.user, **payload.validated_data)
-        return Response(CriterionOutput(criterion).data, status=status.HTTP_201_CREATED)
+        return _create_in_study(
+            request,
+            code,
+            what="add eligibility criteria",
+            payload_class=CriterionInput,
+            service=services.criterion_create,
+            output_class=CriterionOutput,
+        )
 
 
 class CriterionRetire(APIView):
@@ -419,12 +442,14 @@ class StudyConsentDocuments(ListAPIView[ConsentDocument]):
         responses={201: ConsentDocumentOutput},
     )
     def post(self, request: Request, code: str) -> Response:
-        study = selectors.configurable_study_get(request.user, code)
-        access.require_configure(request.user, "publish a consent version")
-        payload = ConsentDocumentInput(data=request.data)
-        payload.is_valid(raise_exception=True)
-        document = services.consent_document_publish(study=study, by=request.user, **payload.validated_data)
-        return Response(ConsentDocumentOutput(document).data, status=status.HTTP_201_CREATED)
+        return _create_in_study(
+            request,
+            code,
+            what="publish a consent version",
+            payload_class=ConsentDocumentInput,
+            service=services.consent_document_publish,
+            output_class=ConsentDocumentOutput,
+        )
 
 
 @extend_schema_view(get=extend_schema(summary="Staff roles at a site (its administrators and superusers)"))
