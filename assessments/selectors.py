@@ -10,6 +10,7 @@ import datetime as dt
 from collections.abc import Collection
 from typing import Any
 
+from django.conf import settings
 from django.db.models import Prefetch, QuerySet
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
@@ -132,6 +133,11 @@ def safety_alerts_for(user: Actor) -> QuerySet[SafetyAlert]:
 
 def safety_alert_get(user: Actor, alert_id: int) -> SafetyAlert:
     return get_object_or_404(safety_alerts_for(user), pk=alert_id)
+
+
+def escalate_after() -> dt.timedelta:
+    """How long an alert may stay unacknowledged before it is escalated (SAFETY_ALERT_ESCALATE_AFTER_MINUTES)."""
+    return dt.timedelta(minutes=int(getattr(settings, "SAFETY_ALERT_ESCALATE_AFTER_MINUTES", 60)))
 
 
 # --- reads for exports ---

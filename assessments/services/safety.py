@@ -17,6 +17,7 @@ from django.utils import timezone
 from assessments.definitions import Instrument
 from assessments.models import Response, SafetyAlert, Score
 from assessments.scoring import ScoreResult
+from assessments.selectors import escalate_after
 from assessments.services._actors import account_of
 from audit.models import AuditEvent
 from audit.services import audit_participant_record
@@ -143,10 +144,6 @@ def safety_alert_escalation_notify(*, alert_id: int) -> bool:
     if recipients:
         _send_alert_mail(alert, recipients, escalation=True)
     return bool(recipients)
-
-
-def escalate_after() -> dt.timedelta:
-    return dt.timedelta(minutes=int(getattr(settings, "SAFETY_ALERT_ESCALATE_AFTER_MINUTES", 60)))
 
 
 def safety_alerts_escalate_due(now: dt.datetime | None = None, *, by: Actor = None) -> list[int]:
