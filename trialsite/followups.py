@@ -13,9 +13,10 @@ from celery import current_app
 from django.db import transaction
 
 
-def send_task_on_commit(name: str, args: list[object]) -> None:
-    """Publish task ``name`` once the current transaction commits; a broker outage is logged, never raised."""
-    transaction.on_commit(lambda: current_app.send_task(name, args=args), robust=True)
+def send_task_on_commit(name: str, args: list[object], *, priority: int | None = None) -> None:
+    """Publish task ``name`` once the current transaction commits; a broker outage is logged, never raised.
+    The queue comes from the task routes; ``priority`` (0-9) orders messages within it."""
+    transaction.on_commit(lambda: current_app.send_task(name, args=args, priority=priority), robust=True)
 
 
 def reconcile_reminders_on_commit(participant_pk: int) -> None:

@@ -31,6 +31,8 @@ from trialsite.roles import Role
 
 NOTIFY_TASK = "assessments.safety_alert_notify"
 ESCALATION_TASK = "assessments.safety_alert_escalation_notify"
+# Safety mail goes ahead of anything else waiting on the safety queue.
+SAFETY_PRIORITY = 9
 
 
 def _baseline_value(response: Response, scale: str) -> float | None:
@@ -93,7 +95,7 @@ def safety_alerts_raise(
             # After commit only: a worker must never look for an alert that a rollback removed. Routed to the
             # ``safety`` queue by name (trialsite.beat.TASK_ROUTES); if the broker is down the entry still succeeds
             # and the escalation beat, reading the alert row, is the fallback.
-            send_task_on_commit(NOTIFY_TASK, [alert.pk])
+            send_task_on_commit(NOTIFY_TASK, [alert.pk], priority=SAFETY_PRIORITY)
         alerts.append(alert)
     return alerts
 
@@ -175,7 +177,7 @@ def safety_alerts_escalate_due(now: dt.datetime | None = None, *, by: Actor = No
                 changes=[("escalated_at", None, now)],
                 reason=f"unacknowledged after {escalate_after()}",
             )
-            send_task_on_commit(ESCALATION_TASK, [alert_id])
+            send_task_on_commit(ESCALATION_TASK, [alert_id], priority=SAFETY_PRIORITY)
         escalated.append(alert_id)
     return escalated
 
