@@ -49,7 +49,9 @@ def test_a_same_origin_post_with_its_token_succeeds(csrf_client, alice):
 )
 def test_a_cross_site_post_is_refused(csrf_client, alice, headers):
     token = token_of(csrf_client, "/settings/language/")
-    response = csrf_client.post("/settings/language/", {"csrfmiddlewaretoken": token, "language": "es"}, headers=headers)
+    response = csrf_client.post(
+        "/settings/language/", {"csrfmiddlewaretoken": token, "language": "es"}, headers=headers
+    )
     assert response.status_code == 403
     assert "CSRF verification failed" in response.content.decode()
     assert not StaffProfile.objects.filter(user=alice).exists()
@@ -64,7 +66,9 @@ def test_a_post_without_the_token_is_refused(csrf_client, alice):
 
 def test_a_forged_sign_in_is_refused_and_records_nothing():
     client = Client(enforce_csrf_checks=True)
-    response = client.post("/login/", {"username": "alice", "password": "x"}, headers={"Origin": "https://evil.example"})
+    response = client.post(
+        "/login/", {"username": "alice", "password": "x"}, headers={"Origin": "https://evil.example"}
+    )
     assert response.status_code == 403
     assert not AuditEvent.objects.filter(action__in=["login", "login_failed"]).exists()
 
