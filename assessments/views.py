@@ -1,7 +1,7 @@
 """Participant pages: the private link flow, one instrument per page, answers saved as the participant goes.
 
 ``/l/<token>/`` never shows a page of its own: it moves the link into the session and redirects to the token-free
-``/l/``, so the token leaves the address bar, the history and any Referer (the policy is no-referrer as well). Opening
+``/l/``, so the token leaves the address bar, the history and any Referer (its policy is no-referrer as well). Opening
 it changes nothing else: mail scanners and link previews open links too.
 """
 
@@ -33,15 +33,14 @@ View = Callable[..., HttpResponseBase]
 Page = tuple[Administration, Instrument]
 
 
-def same_origin_referrer(view: View) -> View:
-    """Token-free pages send ``Referrer-Policy: same-origin`` instead of the site-wide no-referrer: under no-referrer
-    browsers send ``Origin: null`` with a form POST, which CSRF protection rightly refuses. No Referer leaves the site
-    either way, and these URLs carry no token; the token URL itself keeps no-referrer."""
+def no_referrer(view: View) -> View:
+    """The token URL sends ``Referrer-Policy: no-referrer`` (the site's default is same-origin): its address holds
+    the token, so no request that follows it may carry it in a Referer, even to this site."""
 
     @wraps(view)
     def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
         response = view(request, *args, **kwargs)
-        response.headers["Referrer-Policy"] = "same-origin"
+        response.headers["Referrer-Policy"] = "no-referrer"
         return response
 
     return wrapped
@@ -55,6 +54,7 @@ def _unavailable(request: HttpRequest, status: int = 404) -> HttpResponse:
     return render(request, "assessments/unavailable.html", {"sites": sites}, status=status)
 
 
+@no_referrer
 @never_cache
 @require_http_methods(["GET", "HEAD"])
 def link_open(request: HttpRequest, token: str) -> HttpResponse:
@@ -100,7 +100,6 @@ def _context(request: HttpRequest, link: ParticipantLink, **extra: Any) -> dict[
     return {"site": site, "visit": link.visit, **extra}
 
 
-@same_origin_referrer
 @never_cache
 def start(request: HttpRequest) -> HttpResponse:
     link = _session_link(request)
@@ -176,7 +175,6 @@ def _render_page(
     return render(request, "assessments/page.html", context, status=status)
 
 
-@same_origin_referrer
 @never_cache
 @require_http_methods(["GET", "POST"])
 def page(request: HttpRequest, number: int) -> HttpResponse:
@@ -209,7 +207,6 @@ def page(request: HttpRequest, number: int) -> HttpResponse:
     return HttpResponseRedirect(reverse("participant-review"))
 
 
-@same_origin_referrer
 @never_cache
 @require_http_methods(["POST"])
 def autosave(request: HttpRequest, number: int) -> HttpResponse:
@@ -233,7 +230,6 @@ def autosave(request: HttpRequest, number: int) -> HttpResponse:
     return JsonResponse({"saved": True})
 
 
-@same_origin_referrer
 @never_cache
 @require_http_methods(["GET", "POST"])
 def review(request: HttpRequest) -> HttpResponse:
@@ -279,7 +275,6 @@ def review(request: HttpRequest) -> HttpResponse:
     return render(request, "assessments/review.html", context, status=400 if errors else 200)
 
 
-@same_origin_referrer
 @never_cache
 def done(request: HttpRequest) -> HttpResponse:
     if not request.session.get(DONE_KEY):

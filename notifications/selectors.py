@@ -45,3 +45,12 @@ def participant_ids_to_reconcile() -> list[int]:
     active = participant_selectors.participant_pks_with_status(ACTIVE_PARTICIPANT)
     waiting = set(Notification.objects.filter(status__in=REPLACEABLE).values_list("participant_id", flat=True))
     return sorted(active | waiting)
+
+
+# --- reads for dashboard ---
+
+
+def notifications_failed(user: Actor) -> QuerySet[Notification]:
+    """Messages that gave up after their last attempt, at the sites where the user manages participants, newest
+    first: the ones a coordinator may send again (``services.notification_retry``)."""
+    return notifications_for(user).filter(status=Notification.Status.FAILED)

@@ -57,6 +57,10 @@ def password_for(username: str) -> str:
     return f"{DEMO_PASSWORD_PREFIX}{username}-2026"
 
 
+def email_for(username: str) -> str:
+    return f"{username}@demo.trialsite.invalid"
+
+
 @transaction.atomic
 def seed_demo() -> list[tuple[str, str, str]]:
     """Create the demo study once; on later runs only reset the demo passwords. Returns (user, password, roles)."""
@@ -98,6 +102,8 @@ def seed_demo() -> list[tuple[str, str, str]]:
             else user_model.objects.get_or_create(username=username, defaults={"is_staff": role in (Role.ADMIN,)})[0]
         )
         user.set_password(password_for(username))
+        # Each account has an address, so the alert and reminder mail the demo sends to staff can be read (var/mail/).
+        user.email = email_for(username)
         user.save()
         for code in site_codes:
             services.membership_grant(user=user, site=sites[code], role=role, by=admin)

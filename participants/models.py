@@ -85,6 +85,18 @@ class StaffMembership(models.Model):
         return f"{self.user} {self.role}@{self.site.code}"
 
 
+class StaffProfile(models.Model):
+    """A member of staff's own settings: the language of the staff pages. One row per user, created when the user
+    first changes a setting (until then the defaults apply). Changed only through ``services.staff_language_set``."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="staff_profile")
+    language = models.CharField(max_length=10, choices=settings.LANGUAGES, default=settings.LANGUAGE_CODE)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"profile of {self.user}"
+
+
 class ParticipantCounter(models.Model):
     """The last number handed out per study and site. Locked with SELECT ... FOR UPDATE while allocating, so
     concurrent creations get consecutive numbers with no gap and no duplicate (a rolled-back creation rolls the

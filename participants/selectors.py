@@ -17,6 +17,7 @@ from participants.models import (
     Participant,
     Site,
     StaffMembership,
+    StaffProfile,
     Study,
 )
 
@@ -262,3 +263,14 @@ def active_staff_at_site(site: Site, usernames: Collection[str], *, role: str | 
     if role is not None:
         users = users.filter(memberships__role=role)
     return {user.username: user for user in users.distinct()}
+
+
+# --- reads for dashboard ---
+
+
+def staff_language(user: Actor) -> str | None:
+    """The language the user chose for the staff pages, or None when they never chose one."""
+    if user is None or not user.is_authenticated:
+        return None
+    language: str | None = StaffProfile.objects.filter(user_id=user.pk).values_list("language", flat=True).first()
+    return language

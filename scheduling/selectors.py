@@ -6,17 +6,21 @@ see ``services.protocol_version_ensure``)."""
 
 from __future__ import annotations
 
-from collections.abc import Collection
+import datetime as dt
+import zoneinfo
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass
 
 from django.contrib.auth import get_user_model
-from django.db.models import Prefetch, QuerySet
+from django.db.models import Exists, OuterRef, Prefetch, Q, QuerySet
 from django.shortcuts import get_object_or_404
 
+from participants import selectors as participant_selectors
 from participants.access import Actor, site_ids_for
 from participants.models import Participant
 from scheduling import hooks
 from scheduling.models import ProtocolDeviation, ProtocolVersion, Room, Visit
-from scheduling.protocol import ProtocolError, parse_protocol
+from scheduling.protocol import ProtocolError, VisitKind, parse_protocol
 
 
 def _with_display(qs: QuerySet[Visit]) -> QuerySet[Visit]:
@@ -150,3 +154,82 @@ def stored_protocol_problems() -> list[str]:
         except ProtocolError as exc:
             problems += [f"{row}: {e}" for e in exc.errors]
     return problems
+
+
+# --- reads for dashboard ---
+
+# A visit still to be done: neither completed nor missed nor cancelled.
+_NOT_DONE = (Visit.Status.PLANNED, Visit.Status.SCHEDULED)
+
+
+@dataclass(frozen=True)
+class SiteDay:
+    """A site's calendar day at one instant ("today" there), with the site's zone to turn local days into instants."""
+
+    day: dt.date
+    zone: zoneinfo.ZoneInfo
+
+    def start(self, offset_days: int = 0) -> dt.datetime:
+        """The instant the local day ``offset_days`` after this one begins (midnight in the site's zone)."""
+        return dt.datetime.combine(self.day + dt.timedelta(days=offset_days), dt.time.min, self.zone)
+
+
+def site_days(user: Actor, now: dt.datetime) -> dict[int, SiteDay]:
+    """Each of the user's sites' "today" at ``now``, by site id: a day is a local day, so two sites can be on
+    different dates at the same instant."""
+    out: dict[int, SiteDay] = {}
+    for site in participant_selectors.sites_for(user):
+        zone = zoneinfo.ZoneInfo(site.time_zone)
+        out[site.pk] = SiteDay(day=now.astimezone(zone).date(), zone=zone)
+    return out
+
+
+def _per_site(user: Actor, days: Mapping[int, SiteDay], condition: Callable[[SiteDay], Q]) -> Q:
+    """One condition per site the user may see, OR-ed: a single query however many sites (a site the user may not
+    see is dropped, so a caller cannot widen the scope by passing it)."""
+    allowed = site_ids_for(user)
+    q = Q(pk__in=[])
+    for site_id, site_day in days.items():
+        if site_id in allowed:
+            q |= Q(participant__site_id=site_id) & condition(site_day)
+    return q
+
+
+def visits_today(user: Actor, days: Mapping[int, SiteDay]) -> QuerySet[Visit]:
+    """Visits booked to start during the site's today (cancelled ones left out), by start."""
+    condition = _per_site(user, days, lambda d: Q(scheduled_start__gte=d.start(), scheduled_start__lt=d.start(1)))
+    return _with_display(Visit.objects.filter(condition).exclude(status=Visit.Status.CANCELLED)).order_by(
+        "scheduled_start", "participant__participant_id", "id"
+    )
+
+
+def visits_window_closing(user: Actor, days: Mapping[int, SiteDay], within_days: int = 3) -> QuerySet[Visit]:
+    """Visits not yet done whose window closes today or within ``within_days`` days of the site's today."""
+    condition = _per_site(
+        user,
+        days,
+        lambda d: Q(window_end__gte=d.day, window_end__lte=d.day + dt.timedelta(days=within_days)),
+    )
+    return _with_display(Visit.objects.filter(condition, status__in=_NOT_DONE)).order_by(
+        "window_end", "participant__participant_id", "id"
+    )
+
+
+def visits_overdue(user: Actor, days: Mapping[int, SiteDay]) -> QuerySet[Visit]:
+    """Visits whose window closed before the site's today, not done, with no protocol deviation recorded."""
+    condition = _per_site(user, days, lambda d: Q(window_end__lt=d.day))
+    deviation = ProtocolDeviation.objects.filter(visit_id=OuterRef("pk"))
+    return _with_display(Visit.objects.filter(condition, status__in=_NOT_DONE).filter(~Exists(deviation))).order_by(
+        "window_end", "participant__participant_id", "id"
+    )
+
+
+def dosing_sessions_ahead(user: Actor, days: Mapping[int, SiteDay], within_days: int = 14) -> QuerySet[Visit]:
+    """Booked dosing sessions starting from the site's today up to the end of the ``within_days``-th day after it,
+    with their room and therapists (the dyad)."""
+    condition = _per_site(
+        user, days, lambda d: Q(scheduled_start__gte=d.start(), scheduled_start__lt=d.start(within_days + 1))
+    )
+    return _with_display(
+        Visit.objects.filter(condition, kind=VisitKind.DOSING, status=Visit.Status.SCHEDULED)
+    ).order_by("scheduled_start", "id")

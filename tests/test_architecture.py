@@ -19,7 +19,7 @@ from django.db import models
 
 ROOT = Path(__file__).resolve().parent.parent
 PROJECT = "trialsite"
-DOMAIN_APPS = ("participants", "scheduling", "assessments", "notifications", "exports", "audit")
+DOMAIN_APPS = ("participants", "scheduling", "assessments", "notifications", "exports", "audit", "dashboard")
 PACKAGES = (PROJECT, *DOMAIN_APPS)
 # The project hub wires every app together (URLs, the Celery app and its schedule, settings, the server entry points),
 # so it may import any app. The rest of trialsite is a foundation every app imports (errors, roles, follow-ups): it is
@@ -28,8 +28,8 @@ PACKAGES = (PROJECT, *DOMAIN_APPS)
 HUB = {PROJECT} | {f"{PROJECT}.{name}" for name in ("urls", "celery", "settings", "wsgi", "asgi", "beat")}
 CORE = "trialsite (non-hub)"
 # What each app may import. The arrows go one way: scheduling reads participants; assessments reads scheduling and
-# participants; notifications reads those three; exports reads everything; nothing imports notifications or exports;
-# audit (the append-only record every app writes to) imports no domain app. The non-hub part of trialsite must not
+# participants; notifications reads those three; exports reads everything; nothing imports notifications, exports or
+# dashboard (the staff pages); audit (the append-only record every app writes to) imports no domain app. The non-hub part of trialsite must not
 # reach notifications or exports (a cycle through it is caught by the app-cycle test).
 ALLOWED = {
     "audit": {CORE},
@@ -38,6 +38,8 @@ ALLOWED = {
     "assessments": {CORE, "audit", "participants", "scheduling"},
     "notifications": {CORE, "audit", "participants", "scheduling", "assessments"},
     "exports": {CORE, "audit", "participants", "scheduling", "assessments", "notifications"},
+    # The staff pages read through every domain app's selectors and write through its services; nothing imports them.
+    "dashboard": {CORE, "audit", "participants", "scheduling", "assessments", "notifications"},
     CORE: {"audit", "participants", "scheduling", "assessments"},
 }
 # Tests are not part of the graph: the packages above are the application. (Tests may import whatever they check.)

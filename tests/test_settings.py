@@ -98,3 +98,16 @@ def test_production_settings_are_hardened(tmp_path):
         "True",
         "True",
     ]
+
+
+def test_the_embedded_demo_writes_mail_as_files_under_var(tmp_path):
+    code = "from django.conf import settings as s; print(s.EMAIL_BACKEND, s.EMAIL_FILE_PATH)"
+    result = manage("shell", "-c", code, env={"DEBUG": "true", "TRIALSITE_VAR_DIR": str(tmp_path)})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1].split() == [
+        "django.core.mail.backends.filebased.EmailBackend",
+        str(tmp_path / "mail"),
+    ]
+    result = manage("check", env={"DEBUG": "true", "TRIALSITE_VAR_DIR": str(tmp_path), "EMAIL_URL": "file://mail"})
+    assert result.returncode != 0
+    assert "a file:// URL needs an absolute folder" in result.stderr

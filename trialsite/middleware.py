@@ -28,7 +28,12 @@ class SessionLifetimeMiddleware:
                     session[_STARTED] = now
             elif now - int(started) > settings.SESSION_ABSOLUTE_SECONDS:
                 logout(request)
-        return self.get_response(request)
+        response = self.get_response(request)
+        # A sign-in request puts the user into the session during the view: the lifetime starts there, not at the
+        # next request (which may come much later).
+        if session is not None and session.get(_STARTED) is None and session.get("_auth_user_id"):
+            session[_STARTED] = int(time.time())
+        return response
 
 
 class NulInPathMiddleware:

@@ -48,6 +48,7 @@ INSTALLED_APPS = [
     "assessments",
     "notifications",
     "exports",
+    "dashboard",
 ]
 
 MIDDLEWARE = [
@@ -83,6 +84,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "dashboard.context_processors.staff_navigation",
             ],
         },
     },
@@ -130,6 +132,11 @@ USE_I18N = True
 USE_TZ = True
 DEFAULT_SITE_TIME_ZONE = env_timezone("DEFAULT_SITE_TIME_ZONE", "America/Los_Angeles")
 
+# Staff sign in to the dashboard with a username and password, staff flag or not (dashboard.forms.StaffLoginForm).
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "dashboard-home"
+LOGOUT_REDIRECT_URL = "login"
+
 STATIC_URL = "static/"
 STATIC_ROOT = Path(env_str("STATIC_ROOT", str(BASE_DIR / "staticfiles")))
 STORAGES = {
@@ -151,7 +158,10 @@ SESSION_COOKIE_SAMESITE = "Lax"
 CSRF_COOKIE_HTTPONLY = True
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
-SECURE_REFERRER_POLICY = "no-referrer"
+# same-origin, not no-referrer: under no-referrer browsers post forms with "Origin: null", which CSRF protection
+# rightly refuses, and same-origin still sends nothing to another site. The participant token URL (/l/<token>/)
+# sends no-referrer itself (assessments.views.link_open), so its token never travels in a Referer.
+SECURE_REFERRER_POLICY = "same-origin"
 SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
 SESSION_COOKIE_SECURE = not DEBUG
 CSRF_COOKIE_SECURE = not DEBUG
@@ -223,8 +233,9 @@ ASSESSMENT_LINK_FAILURE_LIMIT = env_int("ASSESSMENT_LINK_FAILURE_LIMIT", 20, min
 ASSESSMENT_LINK_FAILURE_WINDOW_SECONDS = env_int("ASSESSMENT_LINK_FAILURE_WINDOW_SECONDS", 900, minimum=1)
 
 # --- Email. EMAIL_URL: smtp://user:password@host:port (smtp+tls:// for STARTTLS, smtps:// for implicit TLS),
-# console:// or locmem://.
-EMAIL_URL = env_str("EMAIL_URL", "console://" if DEBUG else "smtp://127.0.0.1:25")
+# console://, locmem://, or file:///absolute/folder (one file per message). With DEBUG on and no EMAIL_URL (the
+# embedded demo), mail is written as files under var/mail/, where it can be read.
+EMAIL_URL = env_str("EMAIL_URL", f"file://{VAR_DIR / 'mail'}" if DEBUG else "smtp://127.0.0.1:25")
 _email = urlsplit(EMAIL_URL)
 _EMAIL_BACKENDS = {
     "smtp": "django.core.mail.backends.smtp.EmailBackend",
@@ -232,12 +243,19 @@ _EMAIL_BACKENDS = {
     "smtps": "django.core.mail.backends.smtp.EmailBackend",
     "console": "django.core.mail.backends.console.EmailBackend",
     "locmem": "django.core.mail.backends.locmem.EmailBackend",
+    "file": "django.core.mail.backends.filebased.EmailBackend",
 }
 if _email.scheme not in _EMAIL_BACKENDS:
     raise ImproperlyConfigured(
         f"EMAIL_URL scheme {_email.scheme!r} is not accepted; accepted: {', '.join(_EMAIL_BACKENDS)}"
     )
 EMAIL_BACKEND = _EMAIL_BACKENDS[_email.scheme]
+if _email.scheme == "file":
+    if not _email.path.startswith("/"):
+        raise ImproperlyConfigured(
+            f"EMAIL_URL {EMAIL_URL!r}: a file:// URL needs an absolute folder, e.g. file:///srv/mail"
+        )
+    EMAIL_FILE_PATH = unquote(_email.path)
 EMAIL_HOST = _email.hostname or "127.0.0.1"
 EMAIL_PORT = _email.port or (465 if _email.scheme == "smtps" else 25)
 EMAIL_HOST_USER = unquote(_email.username or "")

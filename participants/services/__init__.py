@@ -11,6 +11,7 @@ One module per noun; this package re-exports every service so that ``services.pa
 - ``allocation``: allocation_list_generate, allocation_list_import, participant_randomize
 - ``withdrawal``: participant_withdraw
 - ``unblinding``: study_unblind
+- ``profiles``: staff_language_set (a member of staff's own settings)
 
 The status machine is ``participants.transitions``; the hooks other apps register are ``participants.hooks``.
 """
@@ -26,6 +27,7 @@ from participants.services.consent import consent_document_publish, consent_reco
 from participants.services.eligibility import criterion_create, criterion_retire, eligibility_record
 from participants.services.memberships import membership_grant, membership_revoke
 from participants.services.participants import participant_create, participant_enroll, participant_update
+from participants.services.profiles import staff_language_set
 from participants.services.sites import site_create, site_update
 from participants.services.studies import arm_create, study_create, study_update
 from participants.services.unblinding import study_unblind
@@ -49,6 +51,7 @@ __all__ = [
     "participant_withdraw",
     "site_create",
     "site_update",
+    "staff_language_set",
     "study_create",
     "study_unblind",
     "study_update",

@@ -3,7 +3,6 @@ link served by a live server: part of the first, reload, resume, finish all thre
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
@@ -12,46 +11,9 @@ from assessments import services
 from assessments.models import Administration, Answer, Response, Score
 from scheduling.models import Visit
 
-CHROMIUM = "/usr/bin/chromium"
 SHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def browser_page(monkeypatch):
-    from playwright import sync_api
-
-    assert shutil.which(CHROMIUM), "the browser test needs Debian's chromium: apt-get install chromium"
-    # Playwright's sync API keeps an event loop running in this thread, which makes Django refuse ORM calls here as
-    # "async context". The test's own DB calls are plain synchronous code, so allow them for this test only.
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    with sync_api.sync_playwright() as pw:
-        browser = pw.chromium.launch(
-            executable_path=CHROMIUM,
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--no-first-run",
-            ],
-        )
-        context = browser.new_context(
-            viewport={"width": 390, "height": 844},
-            device_scale_factor=2,
-            is_mobile=True,
-            has_touch=True,
-            locale="en-US",
-        )
-        page = context.new_page()
-        page.set_default_timeout(10_000)
-        try:
-            yield page
-        finally:
-            context.close()
-            browser.close()
 
 
 def answer(page, code: str, value: int) -> None:
@@ -63,29 +25,6 @@ def wait_for_saves(page, count: int) -> None:
     # holds every answer whatever order they arrived in.
     # (A selector wait, not wait_for_function: the page's CSP forbids evaluating strings, and the test keeps it on.)
     page.locator(f'#instrument-form[data-saved-count="{count}"]').wait_for(state="attached")
-
-
-@pytest.fixture
-def server_sessions_released():
-    """After the test (and after the browser closed, since this fixture is set up first): the live server's request
-    threads hold database sessions until their HTTP connections end. Wait for them, so the test database can be
-    dropped at the end of the run; end any that linger."""
-    yield
-    import time
-
-    from django.db import connection
-
-    query = "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
-    deadline = time.monotonic() + 5
-    with connection.cursor() as cursor:
-        while True:
-            cursor.execute(query)
-            pids = [pid for (pid,) in cursor.fetchall()]
-            if not pids or time.monotonic() > deadline:
-                break
-            time.sleep(0.1)  # polling real server threads, not moving the clock
-        for pid in pids:
-            cursor.execute("SELECT pg_terminate_backend(%s)", [pid])
 
 
 @pytest.mark.django_db(transaction=True)

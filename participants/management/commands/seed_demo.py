@@ -14,4 +14,5 @@ class Command(BaseCommand):
         self.stdout.write("Demo logins (user / password / role):")
         for username, password, roles in logins:
             self.stdout.write(f"  {username:<24} {password:<36} {roles}")
-        self.stdout.write(f"Staff admin: {settings.SITE_URL}/admin/   API docs: {settings.SITE_URL}/api/docs/")
+        self.stdout.write(f"Staff dashboard: {settings.SITE_URL}/  (every login above signs in there)")
+        self.stdout.write(f"Admin (superuser): {settings.SITE_URL}/admin/   API docs: {settings.SITE_URL}/api/docs/")

@@ -1,0 +1,25 @@
+"""Staff pages at the root of the site: /, /login/, /logout/, /password/, /home/, /settings/language/, and the
+worklist actions."""
+
+from django.contrib.auth import views as auth_views
+from django.urls import include, path
+
+from dashboard import views
+
+urlpatterns = [
+    path("", views.root, name="root"),
+    path("login/", views.LoginView.as_view(), name="login"),
+    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("password/", views.PasswordChangeView.as_view(), name="password_change"),
+    path("password/done/", views.PasswordChangeDoneView.as_view(), name="password_change_done"),
+    path("home/", views.home, name="dashboard-home"),
+    path("settings/language/", views.language, name="dashboard-language"),
+    path("alerts/<int:alert_id>/acknowledge/", views.alert_acknowledge, name="dashboard-alert-acknowledge"),
+    path(
+        "notifications/<int:notification_id>/retry/",
+        views.notification_retry,
+        name="dashboard-notification-retry",
+    ),
+    # Django's set_language: the language switch before signing in (a cookie; signed-in staff keep theirs per user).
+    path("i18n/", include("django.conf.urls.i18n")),
+]
