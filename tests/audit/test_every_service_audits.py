@@ -349,6 +349,11 @@ def site_create(t: Trial) -> Case:
     )
 
 
+@case("participants.services.profiles.staff_language_set")
+def staff_language_set(t: Trial) -> Case:
+    return Case(dict(user=t.rater, language="es"), by=t.rater, events=[Event("staff_profile", "create", "language")])
+
+
 @case("participants.services.sites.site_update")
 def site_update(t: Trial) -> Case:
     return Case(
