@@ -210,3 +210,17 @@ def safety_alerts_listed(user: Actor, *, open_only: bool = False) -> QuerySet[Sa
     if open_only:
         qs = qs.filter(acknowledged_at__isnull=True)
     return qs.order_by("-created_at", "-id")
+
+
+# --- reads for the dashboard participant page ---
+
+
+def administrations_of_participant(participant: Participant) -> QuerySet[Administration]:
+    """Every questionnaire of the participant with its visit, response and scores (three queries however many), in
+    visit order."""
+    return (
+        Administration.objects.filter(participant=participant)
+        .select_related("visit", "response")
+        .prefetch_related(Prefetch("response__scores", queryset=Score.objects.order_by("kind", "id")))
+        .order_by("visit__target_date", "visit__scheduled_start", "visit_id", "order", "id")
+    )

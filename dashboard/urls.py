@@ -5,6 +5,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
 from dashboard import views
+from dashboard.participant import participant_page
 
 urlpatterns = [
     path("", views.root, name="root"),
@@ -20,6 +21,7 @@ urlpatterns = [
         views.notification_retry,
         name="dashboard-notification-retry",
     ),
+    path("participants/<str:participant_id>/", participant_page, name="dashboard-participant"),
     # Django's set_language: the language switch before signing in (a cookie; signed-in staff keep theirs per user).
     path("i18n/", include("django.conf.urls.i18n")),
 ]

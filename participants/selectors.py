@@ -11,8 +11,10 @@ from django.shortcuts import get_object_or_404
 from participants.access import Actor, is_superuser, site_ids_for
 from participants.models import (
     AllocationSlot,
+    Arm,
     ConsentDocument,
     ConsentRecord,
+    EligibilityAnswer,
     EligibilityCriterion,
     Participant,
     Site,
@@ -274,3 +276,36 @@ def staff_language(user: Actor) -> str | None:
         return None
     language: str | None = StaffProfile.objects.filter(user_id=user.pk).values_list("language", flat=True).first()
     return language
+
+
+# --- reads for the dashboard participant page ---
+
+
+def participant_page_get(user: Actor, participant_id: str) -> Participant:
+    """One participant with study, site and contact details joined (the time zone is a contact detail), or Http404
+    as :func:`participant_get`. Whether the contact details may be shown is ``access.can_see_contact``'s question."""
+    return get_object_or_404(participants_for(user).select_related("contact"), participant_id=participant_id)
+
+
+def consents_of(participant: Participant) -> QuerySet[ConsentRecord]:
+    """Every consent the participant signed, oldest first, with its document and who obtained it."""
+    return (
+        ConsentRecord.objects.filter(participant=participant)
+        .select_related("document", "obtained_by")
+        .order_by("signed_at", "id")
+    )
+
+
+def eligibility_answers_of(participant: Participant) -> QuerySet[EligibilityAnswer]:
+    """The participant's eligibility answers with their criteria (retired ones included), in the order asked."""
+    return (
+        EligibilityAnswer.objects.filter(participant=participant)
+        .select_related("criterion", "answered_by")
+        .order_by("criterion__order", "criterion__code", "id")
+    )
+
+
+def arm_of(participant: Participant) -> Arm | None:
+    """The arm the participant is allocated to, or None before randomization: only for callers that may see it."""
+    slot = AllocationSlot.objects.filter(participant=participant).select_related("arm").first()
+    return slot.arm if slot is not None else None

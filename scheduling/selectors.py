@@ -19,7 +19,7 @@ from participants import selectors as participant_selectors
 from participants.access import Actor, site_ids_for
 from participants.models import Participant
 from scheduling import hooks
-from scheduling.models import ProtocolDeviation, ProtocolVersion, Room, Visit
+from scheduling.models import ParticipantSchedule, ProtocolDeviation, ProtocolVersion, Room, Visit
 from scheduling.protocol import ProtocolError, VisitKind, parse_protocol
 
 
@@ -233,3 +233,26 @@ def dosing_sessions_ahead(user: Actor, days: Mapping[int, SiteDay], within_days:
     return _with_display(
         Visit.objects.filter(condition, kind=VisitKind.DOSING, status=Visit.Status.SCHEDULED)
     ).order_by("scheduled_start", "id")
+
+
+# --- reads for the dashboard participant page ---
+
+
+def study_day_zero(participant: Participant) -> dt.date | None:
+    """Day 0 of the participant's study days, as the exports define it: the schedule's randomization date, else its
+    enrollment date, else the local date (the participant's time zone) of randomization, else of enrollment; None
+    before enrollment."""
+    dates = (
+        ParticipantSchedule.objects.filter(participant=participant)
+        .values_list("randomization_date", "enrollment_date")
+        .first()
+    )
+    for day in dates or ():
+        if day is not None:
+            found: dt.date = day
+            return found
+    zone = zoneinfo.ZoneInfo(participant.time_zone)
+    for instant in (participant.randomized_at, participant.enrolled_at):
+        if instant is not None:
+            return instant.astimezone(zone).date()
+    return None
