@@ -131,7 +131,7 @@ def _local(instant: dt.datetime | None, zone: zoneinfo.ZoneInfo) -> dt.datetime 
 
 # --- the visit timeline -------------------------------------------------------------------------------------------
 
-TL_WIDTH = 760
+TL_WIDTH = 1000
 TL_LEFT = 86  # room for the visit codes
 TL_RIGHT = 16
 TL_TOP = 30  # the date axis
@@ -241,7 +241,7 @@ class QuestionnaireRow:
     status_label: Label
     respondent_label: Label
     submitted: dt.datetime | None
-    scores: list[tuple[str, str]]  # (scale code, value)
+    scores: list[tuple[str, str]]  # (scale or flag code, value)
 
 
 def questionnaires(adms: Sequence[Administration], zone: zoneinfo.ZoneInfo, now: dt.datetime) -> list[QuestionnaireRow]:
@@ -250,7 +250,11 @@ def questionnaires(adms: Sequence[Administration], zone: zoneinfo.ZoneInfo, now:
         response = getattr(adm, "response", None)
         scores = []
         if response is not None:
-            scores = [(s.code, number(s.value)) for s in response.scores.all() if s.kind == Score.Kind.SCALE]
+            # Scale scores, then flags (e.g. a C-SSRS screen's risk level), as the scoring stored them.
+            scores = [
+                (s.code, number(s.value) if s.kind == Score.Kind.SCALE else (s.text_value or number(s.value)))
+                for s in sorted(response.scores.all(), key=lambda s: s.kind != Score.Kind.SCALE)
+            ]
         status = administration_status(adm, now)
         out.append(
             QuestionnaireRow(
@@ -431,7 +435,7 @@ def trajectories(
 
 
 def _value(value: Any) -> str:
-    if value is None:
+    if value is None or value == "":
         return "—"
     if isinstance(value, str):
         return value

@@ -1,6 +1,6 @@
 """A real Chromium signs an investigator in to the staff dashboard and acknowledges a safety alert from the home page
-(htmx swaps the row in place), then signs out: every form post goes through CSRF protection with the Origin the
-browser really sends under the site's referrer policy."""
+(htmx swaps the row in place), opens the participant's page from the alert, then signs out: every form post goes
+through CSRF protection with the Origin the browser really sends under the site's referrer policy."""
 
 from __future__ import annotations
 
@@ -17,6 +17,14 @@ from trialsite.roles import Role
 
 SHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
 HIGH_RISK = {"CSSRS_1": 1, "CSSRS_2": 1, "CSSRS_3": 1, "CSSRS_4": 1, "CSSRS_5": 0, "CSSRS_6": 0}
+# Item codes and values only (never wording).
+PCL5 = {f"PCL5_{i:02d}": 2 for i in range(1, 21)}
+CAPS5 = {f"CAPS5_{i:02d}": 2 for i in range(1, 21)} | {
+    "CAPS5_DUR": 1,
+    "CAPS5_DISTRESS": 1,
+    "CAPS5_DEPERS": 0,
+    "CAPS5_DEREAL": 0,
+}
 
 pytestmark = pytest.mark.integration
 
@@ -42,6 +50,14 @@ def test_an_investigator_signs_in_and_acknowledges_an_alert_from_home(
         format="json",
     )  # fmt: skip
     assert entered.status_code == 201, entered.content
+    for instrument, answers in (("PCL5", PCL5), ("CAPS5", CAPS5)):  # scores for the participant page's charts
+        entered = api.post(
+            "/api/v1/responses/",
+            {"participant_id": participant.participant_id, "visit_id": screen.pk, "instrument": instrument,
+             "answers": answers},
+            format="json",
+        )  # fmt: skip
+        assert entered.status_code == 201, entered.content
     alert = SafetyAlert.objects.get(participant=participant)
 
     page = desk_page
@@ -71,6 +87,16 @@ def test_an_investigator_signs_in_and_acknowledges_an_alert_from_home(
     alert.refresh_from_db()
     assert (alert.acknowledged_by, alert.acknowledgement_note) == (ivy, "Called the participant; safety plan in place.")
     assert AuditEvent.objects.filter(entity_type="safety_alert", entity_id=str(alert.pk), actor=ivy).exists()
+
+    # The participant's id in the alert links to the participant page: the record, its visit timeline and history.
+    page.locator(f"#alert-{alert.pk}").get_by_role("link", name=participant.participant_id).click()
+    page.wait_for_url(f"**/participants/{participant.participant_id}/")
+    assert page.get_by_role("heading", name=f"Participant {participant.participant_id}").is_visible()
+    assert page.get_by_role("img", name="Visit timeline").is_visible()
+    assert page.locator("#visit-SCREEN").is_visible()
+    assert "CSSRS_SCREEN" in page.locator("#questionnaires").inner_text()
+    assert page.get_by_role("img", name="PCL-5 over study days").is_visible()
+    page.screenshot(path=str(SHOTS / "dashboard-04-participant.png"), full_page=True)
 
     page.get_by_role("button", name="Sign out").click()
     page.wait_for_url("**/login/")
