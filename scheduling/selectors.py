@@ -233,3 +233,47 @@ def dosing_sessions_ahead(user: Actor, days: Mapping[int, SiteDay], within_days:
     return _with_display(
         Visit.objects.filter(condition, kind=VisitKind.DOSING, status=Visit.Status.SCHEDULED)
     ).order_by("scheduled_start", "id")
+
+
+# --- reads for the dashboard matrix ---
+# The imports sit in this appended block so that the block merges on its own.
+import functools  # noqa: E402
+
+from scheduling.protocol import Protocol, load_protocol_file, shipped_protocol_paths  # noqa: E402
+
+
+def study_protocol(protocol_code: str) -> Protocol | None:
+    """The protocol a study's visits follow: the latest stored version of ``protocol_code``, else the shipped file of
+    that name (parsed, never stored: a read stores nothing); None when it is neither stored nor shipped."""
+    if not protocol_code:
+        return None
+    row = protocol_version_latest(protocol_code)
+    if row is not None:
+        return row.protocol()
+    return _shipped_protocol(protocol_code)
+
+
+@functools.cache
+def _shipped_protocol(code: str) -> Protocol | None:
+    # The shipped files do not change while the process runs; parsing one validates it against the JSON schema.
+    path = next((p for p in shipped_protocol_paths() if p.stem == code), None)
+    return load_protocol_file(path) if path is not None else None
+
+
+def matrix_visits(participant_pks: Collection[int]) -> QuerySet[Visit]:
+    """The protocol visits (unscheduled ones left out) of these participants, each annotated with
+    ``out_of_window_deviation``: whether an out-of-window deviation is recorded for it. One query."""
+    deviation = ProtocolDeviation.objects.filter(visit_id=OuterRef("pk"), type=ProtocolDeviation.Type.OUT_OF_WINDOW)
+    return (
+        Visit.objects.filter(participant_id__in=list(participant_pks), unscheduled=False)
+        .only("id", "participant_id", "code", "name", "status", "window_start", "window_end")
+        .annotate(out_of_window_deviation=Exists(deviation))
+        .order_by("participant_id", "id")
+    )
+
+
+def participants_with_visit(participants: QuerySet[Participant], code: str) -> QuerySet[Participant]:
+    """Those of ``participants`` that have the protocol visit ``code`` on their schedule (cancelled or not)."""
+    return participants.filter(
+        Exists(Visit.objects.filter(participant_id=OuterRef("pk"), code=code, unscheduled=False))
+    )
