@@ -7,6 +7,7 @@ see ``services.protocol_version_ensure``)."""
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import zoneinfo
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
@@ -20,7 +21,14 @@ from participants.access import Actor, site_ids_for
 from participants.models import Participant
 from scheduling import hooks
 from scheduling.models import ProtocolDeviation, ProtocolVersion, Room, Visit
-from scheduling.protocol import ProtocolError, VisitKind, parse_protocol
+from scheduling.protocol import (
+    Protocol,
+    ProtocolError,
+    VisitKind,
+    load_protocol_file,
+    parse_protocol,
+    shipped_protocol_paths,
+)
 
 
 def _with_display(qs: QuerySet[Visit]) -> QuerySet[Visit]:
@@ -236,10 +244,6 @@ def dosing_sessions_ahead(user: Actor, days: Mapping[int, SiteDay], within_days:
 
 
 # --- reads for the dashboard matrix ---
-# The imports sit in this appended block so that the block merges on its own.
-import functools  # noqa: E402
-
-from scheduling.protocol import Protocol, load_protocol_file, shipped_protocol_paths  # noqa: E402
 
 
 def study_protocol(protocol_code: str) -> Protocol | None:
