@@ -212,6 +212,18 @@ def safety_alerts_listed(user: Actor, *, open_only: bool = False) -> QuerySet[Sa
     return qs.order_by("-created_at", "-id")
 
 
+# --- reads for the dashboard matrix ---
+
+
+def matrix_administrations(participant_pks: Collection[int]) -> QuerySet[Administration]:
+    """The administrations of these participants, with what ``windows.administration_status`` needs. One query."""
+    return (
+        Administration.objects.filter(participant_id__in=list(participant_pks))
+        .only("id", "visit_id", "status", "respondent", "closes_at", "draft_answers")
+        .order_by("visit_id", "order", "id")
+    )
+
+
 # --- reads for the dashboard participant page ---
 
 

@@ -4,7 +4,7 @@ worklist actions."""
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
-from dashboard import views
+from dashboard import matrix, views
 from dashboard.participant import participant_page
 
 urlpatterns = [
@@ -14,6 +14,7 @@ urlpatterns = [
     path("password/", views.PasswordChangeView.as_view(), name="password_change"),
     path("password/done/", views.PasswordChangeDoneView.as_view(), name="password_change_done"),
     path("home/", views.home, name="dashboard-home"),
+    path("matrix/", matrix.matrix, name="dashboard-matrix"),
     path("settings/language/", views.language, name="dashboard-language"),
     path("alerts/<int:alert_id>/acknowledge/", views.alert_acknowledge, name="dashboard-alert-acknowledge"),
     path(

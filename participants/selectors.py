@@ -278,6 +278,71 @@ def staff_language(user: Actor) -> str | None:
     return language
 
 
+# --- reads for the dashboard matrix ---
+
+
+def matrix_sites(user: Actor, study: Study) -> QuerySet[Site]:
+    """The user's sites that run ``study``, by code."""
+    return sites_for(user).filter(studies=study)
+
+
+def matrix_participants(
+    user: Actor,
+    *,
+    study: Study,
+    site_ids: Collection[int],
+    status: str = "",
+    id_contains: str = "",
+    pks: Collection[int] | None = None,
+) -> QuerySet[Participant]:
+    """The study's participants at ``site_ids`` (those outside the user's sites are dropped, so a caller cannot
+    widen the scope), by participant id, with their site. ``status``, ``id_contains`` (case-insensitive) and ``pks``
+    narrow the rows when given."""
+    qs = Participant.objects.filter(study=study, site_id__in=set(site_ids) & site_ids_for(user)).select_related("site")
+    if status:
+        qs = qs.filter(status=status)
+    if id_contains:
+        qs = qs.filter(participant_id__icontains=id_contains)
+    if pks is not None:
+        qs = qs.filter(pk__in=list(pks))
+    return qs.order_by("participant_id")
+
+
+CONTACT_SEARCH_KINDS = ("name", "email", "phone")
+
+
+def participant_pks_by_contact(user: Actor, *, study: Study, kind: str, text: str, limit: int) -> list[int]:
+    """The study's participants whose contact details match ``text`` (name or e-mail: contains, case-insensitive;
+    phone: the digits contain the digits typed), at the sites where the user may see contact details only; at most
+    ``limit``, by participant id. Only the primary keys leave this function, never the contact details."""
+    from django.db import connection
+    from django.db.models import F, Func, Value
+
+    from participants.access import site_ids_with
+    from trialsite.roles import CONTACT
+
+    if kind not in CONTACT_SEARCH_KINDS:
+        raise ValueError(f"unknown contact search kind {kind!r}")
+    text = text.strip()
+    if not text:
+        return []
+    qs = Participant.objects.filter(study=study, site_id__in=site_ids_with(user, CONTACT))
+    if kind == "name":
+        qs = qs.filter(contact__full_name__icontains=text)
+    elif kind == "email":
+        qs = qs.filter(contact__email__icontains=text)
+    else:
+        digits = "".join(ch for ch in text if ch.isdigit())
+        if not digits:
+            return []
+        if connection.vendor == "postgresql":
+            only_digits = Func(F("contact__phone"), Value(r"\D"), Value(""), Value("g"), function="regexp_replace")
+            qs = qs.annotate(phone_digits=only_digits).filter(phone_digits__contains=digits)
+        else:
+            qs = qs.filter(contact__phone__contains=digits)
+    return list(qs.order_by("participant_id").values_list("pk", flat=True)[:limit])
+
+
 # --- reads for the dashboard participant page ---
 
 

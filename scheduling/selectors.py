@@ -7,6 +7,7 @@ see ``services.protocol_version_ensure``)."""
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import zoneinfo
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
@@ -20,7 +21,14 @@ from participants.access import Actor, site_ids_for
 from participants.models import Participant
 from scheduling import hooks
 from scheduling.models import ParticipantSchedule, ProtocolDeviation, ProtocolVersion, Room, Visit
-from scheduling.protocol import ProtocolError, VisitKind, parse_protocol
+from scheduling.protocol import (
+    Protocol,
+    ProtocolError,
+    VisitKind,
+    load_protocol_file,
+    parse_protocol,
+    shipped_protocol_paths,
+)
 
 
 def _with_display(qs: QuerySet[Visit]) -> QuerySet[Visit]:
@@ -233,6 +241,46 @@ def dosing_sessions_ahead(user: Actor, days: Mapping[int, SiteDay], within_days:
     return _with_display(
         Visit.objects.filter(condition, kind=VisitKind.DOSING, status=Visit.Status.SCHEDULED)
     ).order_by("scheduled_start", "id")
+
+
+# --- reads for the dashboard matrix ---
+
+
+def study_protocol(protocol_code: str) -> Protocol | None:
+    """The protocol a study's visits follow: the latest stored version of ``protocol_code``, else the shipped file of
+    that name (parsed, never stored: a read stores nothing); None when it is neither stored nor shipped."""
+    if not protocol_code:
+        return None
+    row = protocol_version_latest(protocol_code)
+    if row is not None:
+        return row.protocol()
+    return _shipped_protocol(protocol_code)
+
+
+@functools.cache
+def _shipped_protocol(code: str) -> Protocol | None:
+    # The shipped files do not change while the process runs; parsing one validates it against the JSON schema.
+    path = next((p for p in shipped_protocol_paths() if p.stem == code), None)
+    return load_protocol_file(path) if path is not None else None
+
+
+def matrix_visits(participant_pks: Collection[int]) -> QuerySet[Visit]:
+    """The protocol visits (unscheduled ones left out) of these participants, each annotated with
+    ``out_of_window_deviation``: whether an out-of-window deviation is recorded for it. One query."""
+    deviation = ProtocolDeviation.objects.filter(visit_id=OuterRef("pk"), type=ProtocolDeviation.Type.OUT_OF_WINDOW)
+    return (
+        Visit.objects.filter(participant_id__in=list(participant_pks), unscheduled=False)
+        .only("id", "participant_id", "code", "name", "status", "window_start", "window_end")
+        .annotate(out_of_window_deviation=Exists(deviation))
+        .order_by("participant_id", "id")
+    )
+
+
+def participants_with_visit(participants: QuerySet[Participant], code: str) -> QuerySet[Participant]:
+    """Those of ``participants`` that have the protocol visit ``code`` on their schedule (cancelled or not)."""
+    return participants.filter(
+        Exists(Visit.objects.filter(participant_id=OuterRef("pk"), code=code, unscheduled=False))
+    )
 
 
 # --- reads for the dashboard participant page ---

@@ -12,6 +12,7 @@ One module per noun; this package re-exports every service so that ``services.pa
 - ``withdrawal``: participant_withdraw
 - ``unblinding``: study_unblind
 - ``profiles``: staff_language_set (a member of staff's own settings)
+- ``searches``: contact_search_record (a search of contact details, audited)
 
 The status machine is ``participants.transitions``; the hooks other apps register are ``participants.hooks``.
 """
@@ -28,6 +29,7 @@ from participants.services.eligibility import criterion_create, criterion_retire
 from participants.services.memberships import membership_grant, membership_revoke
 from participants.services.participants import participant_create, participant_enroll, participant_update
 from participants.services.profiles import staff_language_set
+from participants.services.searches import contact_search_record
 from participants.services.sites import site_create, site_update
 from participants.services.studies import arm_create, study_create, study_update
 from participants.services.unblinding import study_unblind
@@ -39,6 +41,7 @@ __all__ = [
     "arm_create",
     "consent_document_publish",
     "consent_record",
+    "contact_search_record",
     "criterion_create",
     "criterion_retire",
     "eligibility_record",

@@ -354,6 +354,19 @@ def staff_language_set(t: Trial) -> Case:
     return Case(dict(user=t.rater, language="es"), by=t.rater, events=[Event("staff_profile", "create", "language")])
 
 
+@case("participants.services.searches.contact_search_record")
+def contact_search_record(t: Trial) -> Case:
+    # The kind searched and the count are recorded, never the text searched (it is PHI).
+    return Case(
+        dict(study=t.study, query_kind="phone", result_count=2),
+        by=t.alice,
+        events=[
+            Event("contact_search", "action", "query_kind", sensitivity="contact"),
+            Event("contact_search", "action", "result_count", sensitivity="contact"),
+        ],
+    )
+
+
 @case("participants.services.sites.site_update")
 def site_update(t: Trial) -> Case:
     return Case(

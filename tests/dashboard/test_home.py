@@ -330,3 +330,17 @@ def test_home_costs_the_same_queries_for_a_small_and_a_larger_study(client, day,
     larger = home_queries(client, alice)
     assert lists(client, alice)["overdue"].__len__() == 13
     assert larger == small, f"{small} queries for 1 participant at PDX, {larger} for 13"
+
+
+def test_the_home_page_writes_nothing(client, day, at_now, alice, therapists, pdx):
+    """Reads never write: opening the worklists, for any role and on any page of a list, changes no table."""
+    from tests.support import dbstate
+
+    # The session row is the browser's sign-in state (its lifetime stamp), not trial data.
+    names = dbstate.tables(exclude=frozenset({"django_session"}))
+    for user in (alice, therapists[0], staff("ines", Role.INVESTIGATOR, pdx), staff("rita", Role.RATER, pdx)):
+        client.force_login(user)  # signing in writes (last login, the session, the audit): done before the snapshot
+        before = dbstate.snapshot(names)
+        for params in ({}, {"alerts_page": "2"}, {"overdue_page": "1"}):
+            assert client.get("/home/", params).status_code == 200
+        assert dbstate.differences(before, dbstate.snapshot(names)) == {}
