@@ -14,6 +14,7 @@ from django.core.exceptions import PermissionDenied
 from django.core.paginator import Page, Paginator
 from django.http import Http404, HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import render
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.functional import Promise
 from django.utils.translation import gettext as _
@@ -66,11 +67,11 @@ CONTACT_KIND_LABELS: list[tuple[str, str | Promise]] = [
 
 def participant_visit_url(participant_id: str, visit_code: str) -> str:
     """Where a cell leads: the visit's row on the participant page."""
-    return f"/participants/{participant_id}/#visit-{visit_code}"
+    return f"{participant_url(participant_id)}#visit-{visit_code}"
 
 
 def participant_url(participant_id: str) -> str:
-    return f"/participants/{participant_id}/"
+    return reverse("dashboard-participant", args=[participant_id])
 
 
 class MatrixFilterForm(forms.Form):
