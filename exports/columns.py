@@ -190,6 +190,11 @@ def study_day_column(name: str, label: str, sql_instant: str, key: str) -> Colum
     )
 
 
+def date_study_day_column(name: str, label: str, sql_date: str, key: str) -> Column:
+    """The study day of a calendar date (the date minus day 0)."""
+    return Column(name, INT, label, day_sql(sql_date), lambda r, p: p.day(r[key]), unit="days", derivation=STUDY_DAY)
+
+
 def local_date_column(name: str, label: str, sql_instant: str, key: str) -> Column:
     """The local calendar date of an instant, only with ``?dates=iso``."""
     return Column(

@@ -12,14 +12,13 @@ from exports.columns import (
     INT,
     PARTICIPANT_ID,
     SITE,
-    STUDY_DAY,
     TEXT,
     YES_NO,
     Column,
     PCtx,
     bool01,
     date_column,
-    day_sql,
+    date_study_day_column,
     local_date_column,
     local_sql,
     study_day_column,
@@ -79,32 +78,12 @@ VISITS = Dataset(
             lambda r, p: r["status"],
             values={v: v for v in Visit.Status.values},
         ),
-        Column(
-            "target_study_day",
-            INT,
-            "Target study day",
-            day_sql("v.target_date"),
-            lambda r, p: p.day(r["target_date"]),
-            unit="days",
-            derivation=STUDY_DAY,
+        date_study_day_column("target_study_day", "Target study day", "v.target_date", "target_date"),
+        date_study_day_column(
+            "window_start_study_day", "First study day of the visit window", "v.window_start", "window_start"
         ),
-        Column(
-            "window_start_study_day",
-            INT,
-            "First study day of the visit window",
-            day_sql("v.window_start"),
-            lambda r, p: p.day(r["window_start"]),
-            unit="days",
-            derivation=STUDY_DAY,
-        ),
-        Column(
-            "window_end_study_day",
-            INT,
-            "Last study day of the visit window",
-            day_sql("v.window_end"),
-            lambda r, p: p.day(r["window_end"]),
-            unit="days",
-            derivation=STUDY_DAY,
+        date_study_day_column(
+            "window_end_study_day", "Last study day of the visit window", "v.window_end", "window_end"
         ),
         study_day_column("occurred_study_day", "Study day the visit took place", "v.occurred_at", "occurred_at"),
         Column(

@@ -9,7 +9,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from audit.models import AuditEvent
-from audit.services import audit_record
+from audit.services import audit_record, diff
 from participants import access
 from participants.access import Actor
 from participants.models import Site
@@ -89,7 +89,7 @@ def room_update(
         wanted["overnight_capable"] = overnight_capable
     if active is not None:
         wanted["active"] = active
-    changes = [(field, getattr(room, field), value) for field, value in wanted.items() if getattr(room, field) != value]
+    changes = diff(room, wanted)
     if not changes:
         return room
     for field, _, value in changes:
