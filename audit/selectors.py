@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from django.db.models import QuerySet
+
 from audit.models import AuditEvent
 
 
@@ -22,3 +24,15 @@ def participant_history(participant_id: str, *, can_see_allocation: bool, can_se
         if event.redacted:
             event.old_value = event.new_value = None
     return events
+
+
+# --- reads for the dashboard (overview) ---
+
+
+def status_transitions_to(status: str) -> QuerySet[AuditEvent]:
+    """The audit rows recording a participant's status change to ``status``: the record of what happened to a
+    participant, kept when a later change (a withdrawal) overwrites the status. Unordered, for use as a subquery
+    (filter it by ``participant_id``, the pseudonymous id)."""
+    return AuditEvent.objects.filter(
+        action=AuditEvent.Action.TRANSITION, entity_type="participant", field="status", new_value=status
+    )

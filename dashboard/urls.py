@@ -4,7 +4,7 @@ worklist actions."""
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
-from dashboard import matrix, views
+from dashboard import matrix, overview, views
 from dashboard.participant import participant_page
 
 urlpatterns = [
@@ -25,4 +25,5 @@ urlpatterns = [
     path("participants/<str:participant_id>/", participant_page, name="dashboard-participant"),
     # Django's set_language: the language switch before signing in (a cookie; signed-in staff keep theirs per user).
     path("i18n/", include("django.conf.urls.i18n")),
+    path("overview/", overview.overview, name="dashboard-overview"),
 ]

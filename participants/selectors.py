@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Collection, Iterable
 from typing import TYPE_CHECKING
 
-from django.db.models import OuterRef, Q, QuerySet, Subquery
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Subquery
+from django.db.models.functions import TruncWeek
 from django.shortcuts import get_object_or_404
 
+from audit.selectors import status_transitions_to
 from participants.access import Actor, is_superuser, site_ids_for
 from participants.models import (
     AllocationSlot,
@@ -374,3 +377,120 @@ def arm_of(participant: Participant) -> Arm | None:
     """The arm the participant is allocated to, or None before randomization: only for callers that may see it."""
     slot = AllocationSlot.objects.filter(participant=participant).select_related("arm").first()
     return slot.arm if slot is not None else None
+
+
+# --- reads for the dashboard (overview) ---
+
+# The stages of the study flow, as counted by :func:`overview_flow`. A participant counts at every stage they reached,
+# not only at the one they are at now: one randomized and later withdrawn counts as randomized and as withdrawn.
+FLOW_STAGES = (
+    "screened",
+    "screen_failed",
+    "screen_failed_no_criterion",
+    "consented",
+    "enrolled",
+    "randomized",
+    "in_treatment",
+    "completed",
+    "withdrawn_stop_contact",
+    "withdrawn_stop_follow_up",
+    "withdrawn_stop_data_use",
+    "lost_to_follow_up",
+)
+
+
+def _overview_participants(user: Actor, study: Study, site_ids: Collection[int]) -> QuerySet[Participant]:
+    # Sites outside the user's are dropped, so a caller cannot widen the scope by passing them.
+    return Participant.objects.filter(study=study, site_id__in=set(site_ids) & site_ids_for(user))
+
+
+def _failed_criterion() -> Q:
+    """An answer that failed its criterion: an inclusion criterion answered "no", an exclusion criterion "yes"."""
+    return Q(criterion__kind=EligibilityCriterion.Kind.INCLUSION, answer=False) | Q(
+        criterion__kind=EligibilityCriterion.Kind.EXCLUSION, answer=True
+    )
+
+
+def overview_flow(user: Actor, *, study: Study, site_ids: Collection[int]) -> dict[int, dict[str, int]]:
+    """How many of the study's participants at each of ``site_ids`` (the user's only) reached each stage of
+    :data:`FLOW_STAGES`, by site id (sites with no participant are absent). One aggregate query.
+
+    Every participant record is a person screened. Consent, enrolment and randomization are read from what stays
+    when the status moves on (a consent record, ``enrolled_at``, ``randomized_at``); "in treatment" has no field of
+    its own, so it is read from the audit trail's status transitions (or the current status); completion,
+    withdrawal (by level) and loss to follow-up are final statuses. "Screen failed without a failed criterion" is a
+    screen failure decided by an investigator's override."""
+    S = Participant.Status
+    failed_answer = EligibilityAnswer.objects.filter(_failed_criterion(), participant_id=OuterRef("pk"))
+    consent = ConsentRecord.objects.filter(participant_id=OuterRef("pk"))
+    treated = status_transitions_to(S.IN_TREATMENT).filter(participant_id=OuterRef("participant_id"))
+
+    def withdrawn(level: str) -> Q:
+        return Q(status=S.WITHDRAWN, withdrawal_level=level)
+
+    counts = {
+        "screened": Count("pk"),
+        "screen_failed": Count("pk", filter=Q(status=S.SCREEN_FAILED)),
+        "screen_failed_no_criterion": Count("pk", filter=Q(status=S.SCREEN_FAILED) & ~Q(Exists(failed_answer))),
+        "consented": Count("pk", filter=Q(Exists(consent))),
+        "enrolled": Count("pk", filter=Q(enrolled_at__isnull=False)),
+        "randomized": Count("pk", filter=Q(randomized_at__isnull=False)),
+        "in_treatment": Count("pk", filter=Q(status__in=[S.IN_TREATMENT, S.COMPLETED]) | Q(Exists(treated))),
+        "completed": Count("pk", filter=Q(status=S.COMPLETED)),
+        "withdrawn_stop_contact": Count("pk", filter=withdrawn(Participant.WithdrawalLevel.STOP_CONTACT)),
+        "withdrawn_stop_follow_up": Count("pk", filter=withdrawn(Participant.WithdrawalLevel.STOP_FOLLOW_UP)),
+        "withdrawn_stop_data_use": Count("pk", filter=withdrawn(Participant.WithdrawalLevel.STOP_DATA_USE)),
+        "lost_to_follow_up": Count("pk", filter=Q(status=S.LOST_TO_FOLLOW_UP)),
+    }
+    rows = _overview_participants(user, study, site_ids).order_by().values("site_id").annotate(**counts)
+    return {row["site_id"]: {stage: int(row[stage]) for stage in FLOW_STAGES} for row in rows}
+
+
+def overview_screen_failures(user: Actor, *, study: Study, site_ids: Collection[int]) -> dict[int, dict[int, int]]:
+    """The criteria the screen-failed participants failed: by site id, criterion id -> how many participants failed
+    it (a participant failing two criteria counts under both). One aggregate query."""
+    failed = (
+        EligibilityAnswer.objects.filter(
+            _failed_criterion(),
+            participant__in=_overview_participants(user, study, site_ids).filter(
+                status=Participant.Status.SCREEN_FAILED
+            ),
+        )
+        .order_by()
+        .values("participant__site_id", "criterion_id")
+        .annotate(n=Count("participant_id", distinct=True))
+    )
+    out: dict[int, dict[int, int]] = {}
+    for row in failed:
+        out.setdefault(row["participant__site_id"], {})[row["criterion_id"]] = int(row["n"])
+    return out
+
+
+def overview_enrolled_by_week(user: Actor, *, study: Study, site_ids: Collection[int]) -> dict[dt.date, int]:
+    """How many of the study's participants at ``site_ids`` (the user's only) were enrolled in each week, by the
+    Monday that starts the week in UTC (a study-level calendar: the sites' local weeks differ by hours). Weeks with no
+    enrolment are absent. One aggregate query."""
+    rows = (
+        _overview_participants(user, study, site_ids)
+        .filter(enrolled_at__isnull=False)
+        .annotate(week=TruncWeek("enrolled_at", tzinfo=dt.UTC))
+        .order_by()
+        .values("week")
+        .annotate(n=Count("pk"))
+    )
+    return {row["week"].date(): int(row["n"]) for row in rows}
+
+
+def overview_randomized_by_arm(user: Actor, *, study: Study, site_ids: Collection[int]) -> dict[int, dict[str, int]]:
+    """How many of the study's participants at ``site_ids`` (the user's only) were randomized to each arm: by site
+    id, arm code -> count. Only for callers that may see the allocation. One aggregate query."""
+    rows = (
+        AllocationSlot.objects.filter(participant__in=_overview_participants(user, study, site_ids))
+        .order_by()
+        .values("participant__site_id", "arm__code")
+        .annotate(n=Count("pk"))
+    )
+    out: dict[int, dict[str, int]] = {}
+    for row in rows:
+        out.setdefault(row["participant__site_id"], {})[row["arm__code"]] = int(row["n"])
+    return out

@@ -13,7 +13,8 @@ from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 
 from django.contrib.auth import get_user_model
-from django.db.models import Exists, OuterRef, Prefetch, Q, QuerySet
+from django.db.models import Count, DateField, DateTimeField, Exists, F, Func, OuterRef, Prefetch, Q, QuerySet, Value
+from django.db.models.functions import Cast, Coalesce, NullIf, TruncDate
 from django.shortcuts import get_object_or_404
 
 from participants import selectors as participant_selectors
@@ -304,3 +305,63 @@ def study_day_zero(participant: Participant) -> dt.date | None:
         if instant is not None:
             return instant.astimezone(zone).date()
     return None
+
+
+# --- reads for the dashboard (overview) ---
+
+
+@dataclass(frozen=True)
+class VisitAdherence:
+    """One protocol visit's adherence across participants: ``due`` visits are those completed or whose window has
+    closed (before the site's today) without being completed; ``in_window`` those completed on a day inside their
+    window (the participant's local day, as the visit service judges it)."""
+
+    code: str
+    due: int
+    completed: int
+    in_window: int
+
+
+def _occurred_local_day() -> Cast | TruncDate:
+    """The calendar day a visit happened on where the participant is (their contact time zone, else the site's), as
+    ``scheduling.local_time.local_date`` computes it in Python. SQLite (the embedded default) has no time zone
+    database: there the UTC day stands in."""
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        return TruncDate("occurred_at", tzinfo=dt.UTC)
+    zone = Coalesce(NullIf(F("participant__contact__time_zone"), Value("")), F("participant__site__time_zone"))
+    return Cast(Func(zone, F("occurred_at"), function="timezone", output_field=DateTimeField()), DateField())
+
+
+def overview_visit_adherence(
+    user: Actor, *, study_id: int, site_ids: Collection[int], codes: Collection[str], days: Mapping[int, SiteDay]
+) -> dict[str, VisitAdherence]:
+    """Adherence per protocol visit ``code`` among ``codes`` (only those: a caller hides the visits a viewer may not
+    see) for the study's participants at ``site_ids`` (the user's only), judged against each site's today in
+    ``days``. Cancelled and unscheduled visits are left out. One aggregate query; codes with no visit are absent."""
+    site_ids = set(site_ids)
+    shown = {sid: day for sid, day in days.items() if sid in site_ids}
+    window_closed = _per_site(user, shown, lambda d: Q(window_end__lt=d.day))
+    done = Q(status=Visit.Status.COMPLETED)
+    rows = (
+        Visit.objects.filter(_per_site(user, shown, lambda d: Q()), participant__study_id=study_id)
+        .filter(code__in=list(codes), unscheduled=False)
+        .exclude(status=Visit.Status.CANCELLED)
+        .annotate(local_day=_occurred_local_day())
+        .order_by()
+        .values("code")
+        .annotate(
+            due=Count("pk", filter=done | window_closed),
+            completed=Count("pk", filter=done),
+            in_window=Count(
+                "pk",
+                filter=done
+                & Q(occurred_at__isnull=False, local_day__gte=F("window_start"), local_day__lte=F("window_end")),
+            ),
+        )
+    )
+    return {
+        row["code"]: VisitAdherence(row["code"], int(row["due"]), int(row["completed"]), int(row["in_window"]))
+        for row in rows
+    }
