@@ -20,6 +20,7 @@ from django.shortcuts import render
 from django.utils import timezone
 from django.utils.functional import Promise
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 from django.views.decorators.http import require_GET
 
 from dashboard.matrix_cells import Column, visit_columns
@@ -41,18 +42,18 @@ class Stage:
 
 # The flow's rows, top to bottom. Keys are participants.selectors.FLOW_STAGES.
 STAGES: tuple[Stage, ...] = (
-    Stage("screened", _("Screened"), 0),
-    Stage("screen_failed", _("Screen failed"), 1),
-    Stage("consented", _("Consented"), 0),
-    Stage("enrolled", _("Enrolled"), 0),
-    Stage("randomized", _("Randomized"), 0),
-    Stage("in_treatment", _("Started treatment"), 0),
-    Stage("completed", _("Completed the study"), 0),
-    Stage("withdrawn", _("Withdrawn"), 0),
-    Stage("withdrawn_stop_contact", _("Stop contact"), 1),
-    Stage("withdrawn_stop_follow_up", _("Stop follow-up visits"), 1),
-    Stage("withdrawn_stop_data_use", _("Stop all further use of data"), 1),
-    Stage("lost_to_follow_up", _("Lost to follow-up"), 0),
+    Stage("screened", pgettext_lazy("study flow", "Screened"), 0),
+    Stage("screen_failed", pgettext_lazy("study flow", "Screen failed"), 1),
+    Stage("consented", pgettext_lazy("study flow", "Consented"), 0),
+    Stage("enrolled", pgettext_lazy("study flow", "Enrolled"), 0),
+    Stage("randomized", pgettext_lazy("study flow", "Randomized"), 0),
+    Stage("in_treatment", pgettext_lazy("study flow", "Started treatment"), 0),
+    Stage("completed", pgettext_lazy("study flow", "Completed the study"), 0),
+    Stage("withdrawn", pgettext_lazy("study flow", "Withdrawn"), 0),
+    Stage("withdrawn_stop_contact", pgettext_lazy("study flow", "Stop contact"), 1),
+    Stage("withdrawn_stop_follow_up", pgettext_lazy("study flow", "Stop follow-up visits"), 1),
+    Stage("withdrawn_stop_data_use", pgettext_lazy("study flow", "Stop all further use of data"), 1),
+    Stage("lost_to_follow_up", pgettext_lazy("study flow", "Lost to follow-up"), 0),
 )
 WITHDRAWN_LEVELS = ("withdrawn_stop_contact", "withdrawn_stop_follow_up", "withdrawn_stop_data_use")
 
