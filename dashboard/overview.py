@@ -304,9 +304,7 @@ def overview(request: HttpRequest) -> HttpResponse:
     sites = list(participant_selectors.matrix_sites(user, study))
     site_ids = [s.pk for s in sites]
     # One blinded site among the user's is enough to hide the arms and the arm-only visits: the totals add up sites.
-    arm_visible = bool(site_ids) and all(
-        access.can_see_allocation(user, site_id=sid, study=study) for sid in site_ids
-    )
+    arm_visible = bool(site_ids) and all(access.can_see_allocation(user, site_id=sid, study=study) for sid in site_ids)
     now = timezone.now()
 
     counts = participant_selectors.overview_flow(user, study=study, site_ids=site_ids)

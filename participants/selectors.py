@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Collection, Iterable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Subquery
 from django.db.models.functions import TruncWeek
@@ -443,7 +443,11 @@ def overview_flow(user: Actor, *, study: Study, site_ids: Collection[int]) -> di
         "lost_to_follow_up": Count("pk", filter=Q(status=S.LOST_TO_FOLLOW_UP)),
     }
     rows = _overview_participants(user, study, site_ids).order_by().values("site_id").annotate(**counts)
-    return {row["site_id"]: {stage: int(row[stage]) for stage in FLOW_STAGES} for row in rows}
+    out: dict[int, dict[str, int]] = {}
+    for row in rows:
+        values = cast("dict[str, int]", row)
+        out[values["site_id"]] = {stage: int(values[stage]) for stage in FLOW_STAGES}
+    return out
 
 
 def overview_screen_failures(user: Actor, *, study: Study, site_ids: Collection[int]) -> dict[int, dict[int, int]]:

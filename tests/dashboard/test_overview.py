@@ -260,7 +260,9 @@ def adherence(sam, pdx, nyc, alice, bob):
         in_window, late, overdue, missed, cancelled = (person(sam, pdx, alice, "randomized") for _ in range(5))
         nyc_done = person(sam, nyc, bob, "randomized")
     with time_machine.travel(T0 + dt.timedelta(days=1), tick=False), transaction.atomic():
-        scheduling_services.visit_complete(visit=screen_visit(in_window), occurred_at=T0 + dt.timedelta(days=1), by=alice)
+        scheduling_services.visit_complete(
+            visit=screen_visit(in_window), occurred_at=T0 + dt.timedelta(days=1), by=alice
+        )
         scheduling_services.visit_complete(visit=screen_visit(nyc_done), occurred_at=T0 + dt.timedelta(days=1), by=bob)
         scheduling_services.visit_miss(visit=screen_visit(missed), reason="did not come", by=alice)
     withdraw(cancelled, "stop_follow_up", alice)
@@ -291,9 +293,9 @@ def _randomized_per_arm(sam, site_ids):
     from participants.models import AllocationSlot
 
     counts: dict[str, int] = {}
-    for code in AllocationSlot.objects.filter(
-        participant__study=sam, participant__site_id__in=site_ids
-    ).values_list("arm__code", flat=True):
+    for code in AllocationSlot.objects.filter(participant__study=sam, participant__site_id__in=site_ids).values_list(
+        "arm__code", flat=True
+    ):
         counts[code] = counts.get(code, 0) + 1
     return counts
 
@@ -306,7 +308,7 @@ def test_an_unblinded_role_sees_the_randomized_per_arm_and_every_visit(client, a
     for code, label in (("immediate", "Immediate"), ("delayed", "Delayed")):
         n = str(expected.get(code, 0))
         assert row_cells(body, f"arm-{code}") == [n, n]
-        assert f"{label} <span class=\"code\">({code})</span>" in body
+        assert f'{label} <span class="code">({code})</span>' in body
     assert 'id="adherence-WAIT_END"' in body and "Randomized per arm" in body
 
 
