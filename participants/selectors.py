@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable
 from typing import TYPE_CHECKING
 
+from django.contrib.auth import get_user_model
 from django.db.models import OuterRef, Q, QuerySet, Subquery
 from django.shortcuts import get_object_or_404
 
@@ -22,6 +23,7 @@ from participants.models import (
     StaffProfile,
     Study,
 )
+from trialsite.roles import Role
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
@@ -374,3 +376,15 @@ def arm_of(participant: Participant) -> Arm | None:
     """The arm the participant is allocated to, or None before randomization: only for callers that may see it."""
     slot = AllocationSlot.objects.filter(participant=participant).select_related("arm").first()
     return slot.arm if slot is not None else None
+
+
+# --- reads for the dashboard (calendar) ---
+
+
+def therapists_at_site(user: Actor, site: Site) -> QuerySet[User]:
+    """The active users holding the therapist role at the site, by username (those a dosing session may book);
+    none when the site lies outside the user's sites."""
+    users = get_user_model().objects.filter(is_active=True, memberships__site=site, memberships__role=Role.THERAPIST)
+    if site.pk not in site_ids_for(user):
+        users = users.none()
+    return users.distinct().only("id", "username").order_by("username")
