@@ -168,6 +168,8 @@ def test_booking_a_dosing_session_from_the_page(client, two, team, rooms, alice)
     page = page_text(get(client, alice, site="PDX"))
     assert f"{p1.participant_id} · DOSE1 · window 2026-03-27 to 2026-04-06" in page
     assert 'type="datetime-local"' in page and "(America/Los_Angeles)" in page
+    # The reason's help is the text its aria-describedby names.
+    assert 'aria-describedby="id_reason_helptext"' in page and 'id="id_reason_helptext"' in page
 
     response = post(
         client, alice, "/calendar/book/", booking(dose(p1), rooms["Dosing 1"], ["carol", "dave"], "2026-03-30T09:00")
