@@ -1,10 +1,10 @@
-"""Staff pages at the root of the site: /, /login/, /logout/, /password/, /home/, /settings/language/, and the
-worklist actions."""
+"""Staff pages at the root of the site: /, /login/, /logout/, /password/, /home/, /settings/language/, /calendar/,
+/overview/, and the worklist actions."""
 
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
-from dashboard import matrix, overview, views
+from dashboard import calendar, matrix, overview, views
 from dashboard.participant import participant_page
 
 urlpatterns = [
@@ -23,6 +23,10 @@ urlpatterns = [
         name="dashboard-notification-retry",
     ),
     path("participants/<str:participant_id>/", participant_page, name="dashboard-participant"),
+    path("calendar/", calendar.calendar, name="dashboard-calendar"),
+    path("calendar/book/", calendar.book, name="dashboard-calendar-book"),
+    path("calendar/rooms/", calendar.room_create, name="dashboard-calendar-room-create"),
+    path("calendar/rooms/<int:room_id>/retire/", calendar.room_retire, name="dashboard-calendar-room-retire"),
     # Django's set_language: the language switch before signing in (a cookie; signed-in staff keep theirs per user).
     path("i18n/", include("django.conf.urls.i18n")),
     path("overview/", overview.overview, name="dashboard-overview"),

@@ -6,6 +6,7 @@ import datetime as dt
 from collections.abc import Collection, Iterable
 from typing import TYPE_CHECKING, cast
 
+from django.contrib.auth import get_user_model
 from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Subquery
 from django.db.models.functions import TruncWeek
 from django.shortcuts import get_object_or_404
@@ -25,6 +26,7 @@ from participants.models import (
     StaffProfile,
     Study,
 )
+from trialsite.roles import Role
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
@@ -498,3 +500,15 @@ def overview_randomized_by_arm(user: Actor, *, study: Study, site_ids: Collectio
     for row in rows:
         out.setdefault(row["participant__site_id"], {})[row["arm__code"]] = int(row["n"])
     return out
+
+
+# --- reads for the dashboard (calendar) ---
+
+
+def therapists_at_site(user: Actor, site: Site) -> QuerySet[User]:
+    """The active users holding the therapist role at the site, by username (those a dosing session may book);
+    none when the site lies outside the user's sites."""
+    users = get_user_model().objects.filter(is_active=True, memberships__site=site, memberships__role=Role.THERAPIST)
+    if site.pk not in site_ids_for(user):
+        users = users.none()
+    return users.distinct().only("id", "username").order_by("username")

@@ -365,3 +365,49 @@ def overview_visit_adherence(
         row["code"]: VisitAdherence(row["code"], int(row["due"]), int(row["completed"]), int(row["in_window"]))
         for row in rows
     }
+
+
+# --- reads for the dashboard (calendar) ---
+
+# The statuses of a dosing session that holds its slot on the calendar (see ``site_calendar_visits``).
+_HOLDING_SLOT = (Visit.Status.SCHEDULED, Visit.Status.COMPLETED)
+
+
+def calendar_rooms(user: Actor, site_id: int) -> QuerySet[Room]:
+    """Every room of the site (retired ones included, for the sessions they held), by name; none outside the user's
+    sites."""
+    if site_id not in site_ids_for(user):
+        return Room.objects.none()
+    return Room.objects.filter(site_id=site_id).select_related("retired_by").order_by("name", "id")
+
+
+def calendar_room_get(user: Actor, site_id: int, room_id: int) -> Room:
+    """One room of the site, or Http404 when it does not exist, is another site's, or lies outside the user's
+    sites."""
+    return get_object_or_404(calendar_rooms(user, site_id).select_related("site"), pk=room_id)
+
+
+def calendar_dosing_sessions(user: Actor, site_id: int, start: dt.datetime, end: dt.datetime) -> QuerySet[Visit]:
+    """The site's dosing sessions holding a slot (scheduled or completed) that start in [start, end), by start, with
+    their room and therapists. Three queries whatever the number; none outside the user's sites."""
+    if site_id not in site_ids_for(user):
+        return Visit.objects.none()
+    return _with_display(
+        Visit.objects.filter(
+            participant__site_id=site_id,
+            kind=VisitKind.DOSING,
+            status__in=_HOLDING_SLOT,
+            scheduled_start__gte=start,
+            scheduled_start__lt=end,
+        )
+    ).order_by("scheduled_start", "participant__participant_id", "id")
+
+
+def calendar_bookable_visits(user: Actor, site_id: int) -> QuerySet[Visit]:
+    """The site's dosing visits a booking form may offer: planned ones (to book) and scheduled ones (to move), by
+    participant and dosing number, with their current room and therapists."""
+    if site_id not in site_ids_for(user):
+        return Visit.objects.none()
+    return _with_display(
+        Visit.objects.filter(participant__site_id=site_id, kind=VisitKind.DOSING, status__in=_NOT_DONE)
+    ).order_by("participant__participant_id", "dosing_number", "code", "id")
