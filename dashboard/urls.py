@@ -4,7 +4,7 @@ worklist actions."""
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
-from dashboard import matrix, views
+from dashboard import links, matrix, views
 from dashboard.participant import participant_page
 
 urlpatterns = [
@@ -23,6 +23,7 @@ urlpatterns = [
         name="dashboard-notification-retry",
     ),
     path("participants/<str:participant_id>/", participant_page, name="dashboard-participant"),
+    path("visits/<int:visit_id>/link/", links.link_send, name="dashboard-link-send"),
     # Django's set_language: the language switch before signing in (a cookie; signed-in staff keep theirs per user).
     path("i18n/", include("django.conf.urls.i18n")),
 ]

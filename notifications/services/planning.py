@@ -24,6 +24,7 @@ from notifications.channels import choose_channel
 from notifications.models import Notification
 from notifications.rules import Rules, rules_for
 from notifications.selectors import ACTIVE_PARTICIPANT, REPLACEABLE
+from notifications.services.links import LINK_KEY_PREFIX
 from participants import selectors as participant_selectors
 from participants.access import Actor
 from participants.models import Participant
@@ -133,6 +134,8 @@ def notifications_reconcile(*, participant_id: int, now: dt.datetime | None = No
             r.key: r
             for r in Notification.objects.filter(participant_id=participant_id)
             .exclude(status=N.CANCELLED)
+            # A link a staff member asked for is no reminder: the plan never wants it, so the diff must not see it.
+            .exclude(key__startswith=LINK_KEY_PREFIX)
             .filter(Q(status__in=REPLACEABLE) | Q(key__in=list(wanted)))
         }
         stale = [
