@@ -43,8 +43,9 @@ class ReconcileResult:
 
 
 def _participant_state(participant: Participant, rules: Rules, now: dt.datetime) -> planner.ParticipantState:
-    """What the planner needs to know about one participant, read in at most four queries (visits, open
-    questionnaires, outstanding administrations, and the coordinators when escalation applies)."""
+    """What the planner needs to know about one participant, read in at most five queries (visits, open
+    questionnaires, outstanding administrations, and the coordinators and their languages when escalation
+    applies)."""
     contact = getattr(participant, "contact", None)
     visits = {v.pk: v for v in scheduling_selectors.participant_visits(participant.pk)}
     questionnaires: dict[int, list[Administration]] = {}
@@ -95,6 +96,9 @@ def _participant_state(participant: Participant, rules: Rules, now: dt.datetime)
             and visit.status != Visit.Status.CANCELLED
         ),
         coordinators=coordinators,
+        staff_languages=tuple(sorted(participant_selectors.staff_languages(coordinators).items()))
+        if coordinators
+        else (),
     )
 
 
