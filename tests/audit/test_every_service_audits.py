@@ -1056,6 +1056,27 @@ def notification_retry(t: Trial) -> Case:
     )
 
 
+@case("notifications.services.links.questionnaire_link_send")
+def questionnaire_link_send(t: Trial) -> Case:
+    def check(row: Any, _events: list[AuditEvent]) -> None:
+        # The outbox row holds ids only: the link is issued when the message is sent.
+        assert row.key.startswith(f"link:{row.context['visit_id']}:") and row.status == Notification.Status.PENDING
+        assert not ParticipantLink.objects.filter(participant=t.randomized).exists()
+
+    return Case(
+        dict(visit=t.visit("BASELINE"), channel="email"),
+        by=t.alice,
+        participant=t.randomized,
+        at=t.in_window("BASELINE"),
+        events=[
+            Event("notification", "create", "template"),
+            Event("notification", "create", "channel"),
+            Event("notification", "create", "visit"),
+        ],
+        then=check,
+    )
+
+
 # --- exports --------------------------------------------------------------------------------------------------------
 
 
