@@ -50,8 +50,8 @@ def questionnaire_link_send(*, visit: Visit, channel: str, by: Actor) -> Notific
     contact = getattr(participant, "contact", None)
     address = (contact.email if channel == Notification.Channel.EMAIL else contact.phone) if contact else ""
     if not address:
-        what = "an e-mail address" if channel == Notification.Channel.EMAIL else "a phone number"
-        raise ServiceError(f"participant {participant.participant_id} has no {what} on file", code="no_address")
+        what = "no e-mail address" if channel == Notification.Channel.EMAIL else "no phone number"
+        raise ServiceError(f"participant {participant.participant_id} has {what} on file", code="no_address")
     now = timezone.now()
     if not assessment_selectors.visit_has_answerable_self_report(visit.pk, now=now):
         raise ServiceError(
