@@ -254,9 +254,9 @@ _NO_LONGER_ASKED = frozenset(
 def _answerable_self_reports(now: dt.datetime) -> QuerySet[Administration]:
     # ``windows.is_open`` as SQL: not done, opened, and its window not closed at ``now``. A window without an end is
     # left out, as ``services.link_issue`` leaves it out (a link needs an expiry).
-    return Administration.objects.filter(
-        respondent=SELF, opens_at__lte=now, closes_at__gte=now
-    ).exclude(status__in=_ADMINISTRATION_DONE)
+    return Administration.objects.filter(respondent=SELF, opens_at__lte=now, closes_at__gte=now).exclude(
+        status__in=_ADMINISTRATION_DONE
+    )
 
 
 def visit_has_answerable_self_report(visit_pk: int, *, now: dt.datetime) -> bool:

@@ -3,11 +3,11 @@
 - ``channel=email`` or ``channel=sms``: ``notifications.services.questionnaire_link_send`` queues the message in the
   outbox (the link is issued when it is sent); the page goes back to ``next`` with a message, or an htmx request gets
   the row's status fragment.
-- ``channel=show``: the link is issued now (``assessments.services.link_issue``) and shown on a page of its own, as a
+- ``channel=show``: the link is issued now (``assessments.services.link_issue_in_clinic``) and shown on a page of its own, as a
   QR code and as text, for a participant in the clinic to open on their phone. The token is in that response only:
   it is not stored (only its hash), not logged, not cached (``no-store``) and not sent on as a Referer.
 
-Another site's visit is a 404; who may send is the services' (and for ``show`` ``participants.access``'s) answer.
+Another site's visit is a 404; who may send or show a link is the services' answer.
 """
 
 from __future__ import annotations
@@ -24,10 +24,9 @@ from assessments import links as assessment_links
 from assessments import services as assessment_services
 from dashboard.views import _is_htmx, _next_url, staff_page
 from notifications import services as notification_services
-from participants import access
 from scheduling import selectors as scheduling_selectors
 from scheduling.models import Visit
-from trialsite.errors import PermissionDeniedError, ServiceError
+from trialsite.errors import ServiceError
 
 CHANNELS = ("email", "sms", "show")
 
@@ -43,9 +42,7 @@ def qr_svg(text: str) -> str:
 
 
 def _show(request: HttpRequest, visit: Visit) -> HttpResponse:
-    if not access.can_manage(request.user, visit.participant.site_id):
-        raise PermissionDeniedError(_("Your role at this site cannot issue participant links."))
-    link, token = assessment_services.link_issue(visit=visit, by=request.user)
+    link, token = assessment_services.link_issue_in_clinic(visit=visit, by=request.user)
     url = assessment_links.link_url(token)
     response = render(
         request,

@@ -806,6 +806,17 @@ def link_issue(t: Trial) -> Case:
     )
 
 
+@case("assessments.services.links.link_issue_in_clinic")
+def link_issue_in_clinic(t: Trial) -> Case:
+    return Case(
+        dict(visit=t.visit("BASELINE")),
+        by=t.alice,
+        participant=t.randomized,
+        at=t.in_window("BASELINE"),
+        events=[Event("participant_link", "create", "visit"), Event("participant_link", "create", "expires_at")],
+    )
+
+
 @case("assessments.services.links.link_save_answers")
 def link_save_answers(t: Trial) -> Case:
     return Case(
