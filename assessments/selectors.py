@@ -236,3 +236,40 @@ def administrations_of_participant(participant: Participant) -> QuerySet[Adminis
         .prefetch_related(Prefetch("response__scores", queryset=Score.objects.order_by("kind", "id")))
         .order_by("visit__target_date", "visit__scheduled_start", "visit_id", "order", "id")
     )
+
+
+# --- reads for the dashboard (links) ---
+
+# Participants who no longer answer questionnaires by link: nothing is chased for them.
+_NO_LONGER_ASKED = frozenset(
+    {
+        Participant.Status.WITHDRAWN,
+        Participant.Status.SCREEN_FAILED,
+        Participant.Status.COMPLETED,
+        Participant.Status.LOST_TO_FOLLOW_UP,
+    }
+)
+
+
+def _answerable_self_reports(now: dt.datetime) -> QuerySet[Administration]:
+    # ``windows.is_open`` as SQL: not done, opened, and its window not closed at ``now``. A window without an end is
+    # left out, as ``services.link_issue`` leaves it out (a link needs an expiry).
+    return Administration.objects.filter(respondent=SELF, opens_at__lte=now, closes_at__gte=now).exclude(
+        status__in=_ADMINISTRATION_DONE
+    )
+
+
+def visit_has_answerable_self_report(visit_pk: int, *, now: dt.datetime) -> bool:
+    """Can any self-report questionnaire of the visit be answered at ``now``? One query."""
+    return _answerable_self_reports(now).filter(visit_id=visit_pk).exists()
+
+
+def visit_ids_with_answerable_self_reports(now: dt.datetime) -> QuerySet[Administration, Any]:
+    """The ids of visits with a self-report questionnaire open and answerable at ``now``, of participants still taking
+    part, as a lazy ``values("visit_id")`` subquery (it runs inside the query that uses it)."""
+    return (
+        _answerable_self_reports(now)
+        .exclude(participant__status__in=_NO_LONGER_ASKED)
+        .exclude(participant__withdrawal_level__gt="")
+        .values("visit_id")
+    )

@@ -31,7 +31,7 @@ from django.views.decorators.http import require_GET
 from assessments import selectors as assessment_selectors
 from assessments.library import shipped_instruments
 from assessments.models import Administration, Score
-from assessments.windows import administration_status
+from assessments.windows import administration_status, is_open
 from audit.models import AuditEvent
 from audit.selectors import participant_history
 from dashboard.views import staff_page
@@ -268,6 +268,15 @@ def questionnaires(adms: Sequence[Administration], zone: zoneinfo.ZoneInfo, now:
     return out
 
 
+def linkable_visits(adms: Sequence[Administration], now: dt.datetime) -> list[Visit]:
+    """The visits with a self-report questionnaire open now (``windows.is_open``), each once, in the order given."""
+    out: dict[int, Visit] = {}
+    for adm in adms:
+        if adm.respondent == Administration.Respondent.SELF and is_open(adm, now):
+            out.setdefault(adm.visit_id, adm.visit)
+    return list(out.values())
+
+
 CH_WIDTH = 420
 CH_HEIGHT = 240
 CH_LEFT = 44
@@ -500,6 +509,9 @@ def _page_context(user: Any, participant: Participant, now: dt.datetime) -> dict
         ],
         "timeline": timeline(visits, site_zone, now.astimezone(site_zone).date()),
         "questionnaires": questionnaires(adms, site_zone, now),
+        # Visits whose self-report questionnaires can be answered now: a link may be sent for them (the service
+        # decides; the form shows only where the user's role may send one).
+        "linkable_visits": linkable_visits(adms, now) if access.can_manage(user, participant.site_id) else [],
         "trajectories": trajectories(
             adms, scheduling_selectors.study_day_zero(participant), participant_zone, site_zone
         ),

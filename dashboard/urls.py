@@ -4,7 +4,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
-from dashboard import calendar, matrix, overview, views
+from dashboard import calendar, links, matrix, overview, views
 from dashboard.participant import participant_page
 
 urlpatterns = [
@@ -27,6 +27,7 @@ urlpatterns = [
     path("calendar/book/", calendar.book, name="dashboard-calendar-book"),
     path("calendar/rooms/", calendar.room_create, name="dashboard-calendar-room-create"),
     path("calendar/rooms/<int:room_id>/retire/", calendar.room_retire, name="dashboard-calendar-room-retire"),
+    path("visits/<int:visit_id>/link/", links.link_send, name="dashboard-link-send"),
     # Django's set_language: the language switch before signing in (a cookie; signed-in staff keep theirs per user).
     path("i18n/", include("django.conf.urls.i18n")),
     path("overview/", overview.overview, name="dashboard-overview"),

@@ -95,6 +95,8 @@ def home(request: HttpRequest) -> HttpResponse:
         "worklists": worklists.home_worklists(user, timezone.now(), request.GET),
         # Sites where the user may acknowledge an alert: the button shows there only (the service checks again).
         "acknowledge_site_ids": access.site_ids_with(user, access.INVESTIGATORS),
+        # Sites where the user may send a participant a link (the service checks again).
+        "send_site_ids": access.managed_site_ids(user),
     }
     return render(request, "dashboard/home.html", context)
 

@@ -68,6 +68,8 @@ class ParticipantState:
     questionnaires: tuple[QuestionnaireGroup, ...] = ()
     overdue: tuple[OverdueGroup, ...] = ()
     coordinators: tuple[int, ...] = ()  # user ids to escalate to (with an e-mail address)
+    # (user id, language) of each coordinator: staff mail is written in the language the reader chose.
+    staff_languages: tuple[tuple[int, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -219,6 +221,7 @@ def plan(state: ParticipantState, rules: Rules, now: dt.datetime) -> list[Wanted
         for o in state.overdue:
             nominal = _at(o.target_date + dt.timedelta(days=rules.escalation_overdue_days), dt.time(0, 0), site_tz)
             due = next_allowed(nominal, site_tz, quiet)
+            languages = dict(state.staff_languages)
             for user_id in state.coordinators:
                 wanted.append(
                     Wanted(
@@ -226,7 +229,7 @@ def plan(state: ParticipantState, rules: Rules, now: dt.datetime) -> list[Wanted
                         template="coordinator_overdue",
                         recipient_user_id=user_id,
                         channel="email",
-                        language="en",
+                        language=languages.get(user_id, "en"),
                         nominal_at=nominal,
                         due_at=due,
                         context={"visit_id": o.visit_id, "visit_code": o.visit_code, "count": o.count},

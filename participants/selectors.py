@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Collection, Iterable
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Any, cast
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Subquery
 from django.db.models.functions import TruncWeek
@@ -18,6 +19,7 @@ from participants.models import (
     Arm,
     ConsentDocument,
     ConsentRecord,
+    ContactDetails,
     EligibilityAnswer,
     EligibilityCriterion,
     Participant,
@@ -512,3 +514,34 @@ def therapists_at_site(user: Actor, site: Site) -> QuerySet[User]:
     if site.pk not in site_ids_for(user):
         users = users.none()
     return users.distinct().only("id", "username").order_by("username")
+
+
+# --- reads for the dashboard (links) ---
+
+
+def participant_pks_with_email() -> QuerySet[ContactDetails, Any]:
+    """The participants with an e-mail address on file, as a lazy ``values("participant_id")`` subquery: whether
+    there is one, never the address."""
+    return ContactDetails.objects.exclude(email="").values("participant_id")
+
+
+def staff_languages(user_ids: Collection[int]) -> dict[int, str]:
+    """The language each of these users chose for the staff pages and their e-mail (settings.LANGUAGE_CODE for those
+    who never chose one). One query."""
+    chosen = dict(StaffProfile.objects.filter(user_id__in=list(user_ids)).values_list("user_id", "language"))
+    return {pk: chosen.get(pk) or settings.LANGUAGE_CODE for pk in user_ids}
+
+
+def staff_emails_by_language_at(site_id: int, roles: set[str] | frozenset[str]) -> dict[str, list[str]]:
+    """``staff_emails_at`` grouped by each person's language (settings.LANGUAGE_CODE when they never chose one):
+    staff mail is written in the reader's language. One query."""
+    rows = (
+        StaffMembership.objects.filter(site_id=site_id, role__in=sorted(roles), user__is_active=True)
+        .exclude(user__email="")
+        .values_list("user__email", "user__staff_profile__language")
+        .distinct()
+    )
+    out: dict[str, set[str]] = {}
+    for email, language in rows:
+        out.setdefault(language or settings.LANGUAGE_CODE, set()).add(email)
+    return {language: sorted(emails) for language, emails in sorted(out.items())}

@@ -11,14 +11,29 @@ import functools
 import zoneinfo
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from django.contrib.auth import get_user_model
-from django.db.models import Count, DateField, DateTimeField, Exists, F, Func, OuterRef, Prefetch, Q, QuerySet, Value
+from django.db.models import (
+    BooleanField,
+    Count,
+    DateField,
+    DateTimeField,
+    Exists,
+    ExpressionWrapper,
+    F,
+    Func,
+    OuterRef,
+    Prefetch,
+    Q,
+    QuerySet,
+    Value,
+)
 from django.db.models.functions import Cast, Coalesce, NullIf, TruncDate
 from django.shortcuts import get_object_or_404
 
 from participants import selectors as participant_selectors
-from participants.access import Actor, site_ids_for
+from participants.access import Actor, can_see_allocation, site_ids_for
 from participants.models import Participant
 from scheduling import hooks
 from scheduling.models import ParticipantSchedule, ProtocolDeviation, ProtocolVersion, Room, Visit
@@ -411,3 +426,65 @@ def calendar_bookable_visits(user: Actor, site_id: int) -> QuerySet[Visit]:
     return _with_display(
         Visit.objects.filter(participant__site_id=site_id, kind=VisitKind.DOSING, status__in=_NOT_DONE)
     ).order_by("participant__participant_id", "dosing_number", "code", "id")
+
+
+# --- reads for the dashboard (links) ---
+
+
+def arm_only_codes(protocol: Protocol | None) -> frozenset[str]:
+    """The visit codes that only some arms of the protocol have: a blinded viewer who saw one would know the arm."""
+    if protocol is None or not protocol.arms:
+        return frozenset()
+    codes = [frozenset(arm.codes) for arm in protocol.arms.values()]
+    return frozenset.union(*codes) - frozenset.intersection(*codes)
+
+
+def without_arm_only_visits(user: Actor, qs: QuerySet[Visit]) -> QuerySet[Visit]:
+    """``qs`` less the arm-only visits at every site where the user may not see the study's arm (as the record status
+    matrix hides their columns). One query per study the user sees, whatever the number of visits."""
+    site_ids = sorted(site_ids_for(user))
+    hidden = Q(pk__in=[])
+    for study in participant_selectors.studies_for(user):
+        codes = arm_only_codes(study_protocol(study.protocol_code))
+        blinded = [sid for sid in site_ids if not can_see_allocation(user, site_id=sid, study=study)]
+        if codes and blinded:
+            hidden |= Q(participant__study_id=study.pk, participant__site_id__in=blinded, code__in=sorted(codes))
+    return qs.exclude(hidden)
+
+
+def visits_needing_reschedule(user: Actor, days: Mapping[int, SiteDay]) -> QuerySet[Visit]:
+    """Visits flagged for rescheduling (an earlier visit moved and this one's booking no longer fits), not done yet,
+    at the user's sites, by target date."""
+    condition = _per_site(user, days, lambda d: Q())
+    return without_arm_only_visits(
+        user,
+        _with_display(Visit.objects.filter(condition, needs_reschedule=True, status__in=_NOT_DONE)).order_by(
+            "target_date", "participant__participant_id", "id"
+        ),
+    )
+
+
+def visits_with_questionnaires(
+    user: Actor,
+    days: Mapping[int, SiteDay],
+    *,
+    visit_ids: QuerySet[Any],
+    late: bool,
+    email_pks: QuerySet[Any],
+) -> QuerySet[Visit]:
+    """The visits among ``visit_ids`` (a subquery: those with questionnaires the participant can answer now) at the
+    user's sites: ``late``, those whose target date is before the site's today; otherwise the rest. Each row carries
+    ``has_email``: whether the participant is among ``email_pks`` (a subquery of participant ids). Cancelled and
+    missed visits are left out. Ordered by target date."""
+    if late:
+        condition = _per_site(user, days, lambda d: Q(target_date__lt=d.day))
+    else:
+        condition = _per_site(user, days, lambda d: Q(target_date__gte=d.day) | Q(target_date__isnull=True))
+    qs = (
+        Visit.objects.filter(condition, pk__in=visit_ids)
+        .exclude(status__in=(Visit.Status.CANCELLED, Visit.Status.MISSED))
+        .annotate(has_email=ExpressionWrapper(Q(participant_id__in=email_pks), output_field=BooleanField()))
+    )
+    return without_arm_only_visits(
+        user, _with_display(qs).order_by("target_date", "window_end", "participant__participant_id", "id")
+    )

@@ -12,7 +12,13 @@ from assessments.services.administrations import (
     administrations_follow_visits,
 )
 from assessments.services.library import instrument_version_load
-from assessments.services.links import link_issue, link_save_answers, link_submit, links_revoke_for_participant
+from assessments.services.links import (
+    link_issue,
+    link_issue_in_clinic,
+    link_save_answers,
+    link_submit,
+    links_revoke_for_participant,
+)
 from assessments.services.responses import response_correct, response_create_staff, response_store, responses_rescore
 from assessments.services.safety import (
     safety_alert_acknowledge,
@@ -29,6 +35,7 @@ __all__ = [
     "administrations_follow_visits",
     "instrument_version_load",
     "link_issue",
+    "link_issue_in_clinic",
     "link_save_answers",
     "link_submit",
     "links_revoke_for_participant",

@@ -20,10 +20,10 @@ from assessments.windows import ANSWERABLE, SELF, administration_status, is_open
 from audit.models import AuditEvent
 from audit.services import audit_participant_record
 from participants import selectors as participant_selectors
-from participants.access import Actor
+from participants.access import Actor, can_manage
 from participants.models import Participant
 from scheduling.models import Visit
-from trialsite.errors import Conflict, InvalidTransition, ServiceError
+from trialsite.errors import Conflict, InvalidTransition, PermissionDeniedError, ServiceError
 
 A = Administration.Status
 
@@ -60,6 +60,23 @@ def link_issue(*, visit: Visit, by: Actor) -> tuple[ParticipantLink, str]:
         changes=[("visit", None, visit.code), ("expires_at", None, expires_at)],
     )
     return link, token
+
+
+@transaction.atomic
+def link_issue_in_clinic(*, visit: Visit, by: Actor) -> tuple[ParticipantLink, str]:
+    """A link for the participant to open now, in the clinic (shown to them as a QR code): issued by a member of staff
+    who manages the participant's site, only while a self-report questionnaire of the visit can be answered now (an
+    unopened window would give a link that shows nothing yet). Otherwise as ``link_issue``."""
+    participant = participant_selectors.participant_with_contact(visit.participant_id)
+    if not can_manage(by, participant.site_id):
+        raise PermissionDeniedError("your role at this site cannot issue participant links")
+    now = timezone.now()
+    adms = Administration.objects.filter(visit=visit, respondent=SELF)
+    if participant.status not in INACTIVE_PARTICIPANT and not any(is_open(a, now) for a in adms):
+        raise ServiceError(
+            f"visit {visit.code} has no self-report questionnaire that can be answered now", code="no_self_report"
+        )
+    return link_issue(visit=visit, by=by)
 
 
 @transaction.atomic

@@ -12,7 +12,8 @@ import datetime as dt
 from django.conf import settings
 from django.core.mail import send_mail
 from django.db import transaction
-from django.utils import timezone
+from django.utils import timezone, translation
+from django.utils.translation import gettext as _
 
 from assessments.definitions import Instrument
 from assessments.models import Response, SafetyAlert, Score
@@ -100,18 +101,40 @@ def safety_alerts_raise(
     return alerts
 
 
-def _send_alert_mail(alert: SafetyAlert, recipients: list[str], *, escalation: bool) -> int:
+def _alert_mail(alert: SafetyAlert, *, escalation: bool) -> tuple[str, str]:
+    """The subject and body of an alert's mail, in the active language (the reader's: see ``_send_alert_mail``)."""
     participant = alert.participant
-    head = "ESCALATED safety alert" if escalation else "Safety alert"
+    head = _("ESCALATED safety alert") if escalation else _("Safety alert")
     # Pseudonymous id only: e-mail leaves our systems, so no name, contact detail or answer text goes in it.
-    subject = f"[trialsite] {head} ({alert.severity}) for participant {participant.participant_id}"
-    body = (
-        f"{head}: {alert.message}\n"
-        f"Participant: {participant.participant_id} at site {participant.site.code}\n"
-        f"Raised at: {alert.created_at.isoformat()}\n\n"
-        f"Review and acknowledge it: {settings.SITE_URL}/api/v1/safety-alerts/{alert.pk}/\n"
-    )
-    return send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, recipients, fail_silently=False)
+    subject = _("[trialsite] %(head)s (%(severity)s) for participant %(participant)s") % {
+        "head": head,
+        "severity": alert.severity,
+        "participant": participant.participant_id,
+    }
+    body = _(
+        "%(head)s: %(message)s\n"
+        "Participant: %(participant)s at site %(site)s\n"
+        "Raised at: %(raised)s\n\n"
+        "Review and acknowledge it: %(url)s\n"
+    ) % {
+        "head": head,
+        "message": alert.message,
+        "participant": participant.participant_id,
+        "site": participant.site.code,
+        "raised": alert.created_at.isoformat(),
+        "url": f"{settings.SITE_URL}/api/v1/safety-alerts/{alert.pk}/",
+    }
+    return subject, body
+
+
+def _send_alert_mail(alert: SafetyAlert, recipients: dict[str, list[str]], *, escalation: bool) -> int:
+    """One message per language: each member of staff reads it in the language they chose (StaffProfile)."""
+    sent = 0
+    for language, emails in recipients.items():
+        with translation.override(language):
+            subject, body = _alert_mail(alert, escalation=escalation)
+        sent += send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, emails, fail_silently=False)
+    return sent
 
 
 def safety_alert_notify(*, alert_id: int) -> bool:
@@ -124,7 +147,7 @@ def safety_alert_notify(*, alert_id: int) -> bool:
     if not SafetyAlert.objects.filter(pk=alert_id, notified_at__isnull=True).update(notified_at=now):
         return False
     alert = SafetyAlert.objects.select_related("participant__site").get(pk=alert_id)
-    recipients = participant_selectors.staff_emails_at(alert.participant.site_id, {Role.INVESTIGATOR})
+    recipients = participant_selectors.staff_emails_by_language_at(alert.participant.site_id, {Role.INVESTIGATOR})
     try:
         if recipients:
             _send_alert_mail(alert, recipients, escalation=False)
@@ -140,7 +163,7 @@ def safety_alert_escalation_notify(*, alert_id: int) -> bool:
     alert = SafetyAlert.objects.select_related("participant__site").get(pk=alert_id)
     if alert.acknowledged_at is not None:
         return False
-    recipients = participant_selectors.staff_emails_at(
+    recipients = participant_selectors.staff_emails_by_language_at(
         alert.participant.site_id, {Role.INVESTIGATOR, Role.COORDINATOR, Role.ADMIN}
     )
     if recipients:

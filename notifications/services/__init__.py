@@ -24,6 +24,7 @@ from notifications.services.delivery import (
     notifications_send_batch,
 )
 from notifications.services.dispatch import enqueue_sends, notifications_claim_due
+from notifications.services.links import questionnaire_link_send
 from notifications.services.planning import (
     ReconcileResult,
     notifications_cancel_for_participant,
@@ -41,4 +42,5 @@ __all__ = [
     "notifications_claim_due",
     "notifications_reconcile",
     "notifications_send_batch",
+    "questionnaire_link_send",
 ]

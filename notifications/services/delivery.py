@@ -45,6 +45,9 @@ log = logging.getLogger(__name__)
 N = Notification.Status
 VISIT_REMINDER = "visit_reminder"
 QUESTIONNAIRE_REMINDER = "questionnaire_reminder"
+# A link a staff member asked to send now (``services.links``); it carries a link issued at send time, as a reminder.
+QUESTIONNAIRE_LINK = "questionnaire_link"
+_CARRIES_A_LINK = (QUESTIONNAIRE_REMINDER, QUESTIONNAIRE_LINK)
 
 
 class NothingToSend(Exception):
@@ -135,7 +138,7 @@ def _draft(row: Notification, now: dt.datetime, facts: _BatchFacts) -> _Draft:
         ):
             raise NothingToSend("the visit is no longer booked at that time")
         context["starts_at"] = visit.scheduled_start
-    elif row.template == QUESTIONNAIRE_REMINDER:
+    elif row.template in _CARRIES_A_LINK:
         if visit is None:
             raise NothingToSend("the visit is gone")
     else:
@@ -237,7 +240,7 @@ def _attempt(
     try:
         draft = _draft(row, now, facts)
         context = dict(draft.context)
-        if row.template == QUESTIONNAIRE_REMINDER and draft.visit is not None:
+        if row.template in _CARRIES_A_LINK and draft.visit is not None:
             context.update(_issue_link_for(draft.visit))  # only once nothing else stands in the message's way
         message = messages.compose(row, to=draft.to, context=context, time_zone=draft.time_zone)
     except NothingToSend as exc:

@@ -24,6 +24,7 @@ from notifications.channels import choose_channel
 from notifications.models import Notification
 from notifications.rules import Rules, rules_for
 from notifications.selectors import ACTIVE_PARTICIPANT, REPLACEABLE
+from notifications.services.links import LINK_KEY_PREFIX
 from participants import selectors as participant_selectors
 from participants.access import Actor
 from participants.models import Participant
@@ -42,8 +43,9 @@ class ReconcileResult:
 
 
 def _participant_state(participant: Participant, rules: Rules, now: dt.datetime) -> planner.ParticipantState:
-    """What the planner needs to know about one participant, read in at most four queries (visits, open
-    questionnaires, outstanding administrations, and the coordinators when escalation applies)."""
+    """What the planner needs to know about one participant, read in at most five queries (visits, open
+    questionnaires, outstanding administrations, and the coordinators and their languages when escalation
+    applies)."""
     contact = getattr(participant, "contact", None)
     visits = {v.pk: v for v in scheduling_selectors.participant_visits(participant.pk)}
     questionnaires: dict[int, list[Administration]] = {}
@@ -94,6 +96,9 @@ def _participant_state(participant: Participant, rules: Rules, now: dt.datetime)
             and visit.status != Visit.Status.CANCELLED
         ),
         coordinators=coordinators,
+        staff_languages=tuple(sorted(participant_selectors.staff_languages(coordinators).items()))
+        if coordinators
+        else (),
     )
 
 
@@ -133,6 +138,8 @@ def notifications_reconcile(*, participant_id: int, now: dt.datetime | None = No
             r.key: r
             for r in Notification.objects.filter(participant_id=participant_id)
             .exclude(status=N.CANCELLED)
+            # A link a staff member asked for is no reminder: the plan never wants it, so the diff must not see it.
+            .exclude(key__startswith=LINK_KEY_PREFIX)
             .filter(Q(status__in=REPLACEABLE) | Q(key__in=list(wanted)))
         }
         stale = [

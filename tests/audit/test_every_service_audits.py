@@ -806,6 +806,17 @@ def link_issue(t: Trial) -> Case:
     )
 
 
+@case("assessments.services.links.link_issue_in_clinic")
+def link_issue_in_clinic(t: Trial) -> Case:
+    return Case(
+        dict(visit=t.visit("BASELINE")),
+        by=t.alice,
+        participant=t.randomized,
+        at=t.in_window("BASELINE"),
+        events=[Event("participant_link", "create", "visit"), Event("participant_link", "create", "expires_at")],
+    )
+
+
 @case("assessments.services.links.link_save_answers")
 def link_save_answers(t: Trial) -> Case:
     return Case(
@@ -1053,6 +1064,27 @@ def notification_retry(t: Trial) -> Case:
         by=t.alice,
         participant=t.randomized,
         events=[Event("notification", "update", "status"), Event("notification", "update", "attempts")],
+    )
+
+
+@case("notifications.services.links.questionnaire_link_send")
+def questionnaire_link_send(t: Trial) -> Case:
+    def check(row: Any, _events: list[AuditEvent]) -> None:
+        # The outbox row holds ids only: the link is issued when the message is sent.
+        assert row.key.startswith(f"link:{row.context['visit_id']}:") and row.status == Notification.Status.PENDING
+        assert not ParticipantLink.objects.filter(participant=t.randomized).exists()
+
+    return Case(
+        dict(visit=t.visit("BASELINE"), channel="email"),
+        by=t.alice,
+        participant=t.randomized,
+        at=t.in_window("BASELINE"),
+        events=[
+            Event("notification", "create", "template"),
+            Event("notification", "create", "channel"),
+            Event("notification", "create", "visit"),
+        ],
+        then=check,
     )
 
 

@@ -142,6 +142,10 @@ def test_each_site_has_its_own_today(client, day, alice, bob):
         "today": [(p, "BASELINE")],  # 15:00 on Portland's Monday
         "closing": [(p, "PREP2")],  # closes on Portland's today
         "overdue": [(p, "PREP1")],
+        "reschedule": [],
+        "questionnaires-due": [],
+        # BASELINE's self-reports are still open (window to 30 March), its target date (16 March) has passed.
+        "questionnaires-overdue": [(p, "BASELINE")],
         "dosing": [(p, "DOSE1")],
         "failed": [p],
     }
@@ -150,6 +154,9 @@ def test_each_site_has_its_own_today(client, day, alice, bob):
         "today": [(n, "BASELINE")],  # 09:00 on New York's Tuesday; its Monday screening is not today
         "closing": [],
         "overdue": [(n, "PREP1"), (n, "PREP2")],  # PREP2 closed on New York's Monday
+        "reschedule": [],
+        "questionnaires-due": [],
+        "questionnaires-overdue": [(n, "BASELINE")],
         "dosing": [],
         "failed": [n],
     }
