@@ -4,7 +4,7 @@ worklist actions."""
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
-from dashboard import matrix, views
+from dashboard import actions, matrix, views
 from dashboard.participant import participant_page
 
 urlpatterns = [
@@ -22,7 +22,29 @@ urlpatterns = [
         views.notification_retry,
         name="dashboard-notification-retry",
     ),
+    # Before the participant page: "new" is not a participant id.
+    path("participants/new/", actions.participant_new, name="dashboard-participant-new"),
     path("participants/<str:participant_id>/", participant_page, name="dashboard-participant"),
+    # The participant page's actions (dashboard/actions.py).
+    path("participants/<str:participant_id>/eligibility/", actions.eligibility, name="dashboard-eligibility"),
+    path("participants/<str:participant_id>/consent/", actions.consent, name="dashboard-consent"),
+    path("participants/<str:participant_id>/enroll/", actions.enroll, name="dashboard-enroll"),
+    path("participants/<str:participant_id>/randomize/", actions.randomize, name="dashboard-randomize"),
+    path("participants/<str:participant_id>/withdraw/", actions.withdraw, name="dashboard-withdraw"),
+    path(
+        "participants/<str:participant_id>/questionnaires/<int:administration_id>/open/",
+        actions.questionnaire_open,
+        name="dashboard-questionnaire-open",
+    ),
+    path(
+        "participants/<str:participant_id>/responses/<int:response_id>/correct/",
+        actions.response_correct,
+        name="dashboard-response-correct",
+    ),
+    path("visits/<int:visit_id>/schedule/", actions.visit_schedule, name="dashboard-visit-schedule"),
+    path("visits/<int:visit_id>/complete/", actions.visit_complete, name="dashboard-visit-complete"),
+    path("visits/<int:visit_id>/miss/", actions.visit_miss, name="dashboard-visit-miss"),
+    path("visits/<int:visit_id>/cancel/", actions.visit_cancel, name="dashboard-visit-cancel"),
     # Django's set_language: the language switch before signing in (a cookie; signed-in staff keep theirs per user).
     path("i18n/", include("django.conf.urls.i18n")),
 ]

@@ -374,3 +374,18 @@ def arm_of(participant: Participant) -> Arm | None:
     """The arm the participant is allocated to, or None before randomization: only for callers that may see it."""
     slot = AllocationSlot.objects.filter(participant=participant).select_related("arm").first()
     return slot.arm if slot is not None else None
+
+
+# --- reads for the dashboard (actions) ---
+
+
+def sites_managed(user: Actor) -> QuerySet[Site]:
+    """The user's sites where they manage participants (may create one there), with the studies each takes part in."""
+    from participants.access import managed_site_ids
+
+    return Site.objects.filter(id__in=managed_site_ids(user)).prefetch_related("studies").order_by("code")
+
+
+def current_criteria_of(study: Study) -> QuerySet[EligibilityCriterion]:
+    """The criteria asked now (retired ones left out), in the order they are asked."""
+    return criteria_of(study).filter(retired_at__isnull=True)

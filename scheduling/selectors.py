@@ -304,3 +304,11 @@ def study_day_zero(participant: Participant) -> dt.date | None:
         if instant is not None:
             return instant.astimezone(zone).date()
     return None
+
+
+# --- reads for the dashboard (actions) ---
+
+
+def rooms_bookable_at(site_id: int) -> QuerySet[Room]:
+    """The rooms of a site that may take a booking now (in use, not retired), by name."""
+    return Room.objects.filter(site_id=site_id, active=True, retired_at__isnull=True).order_by("name")
