@@ -360,7 +360,7 @@ def visit_schedule(request: HttpRequest, visit_id: int) -> HttpResponse:
             room = scheduling_selectors.room_named(site.pk, values["room"])
             if room is None:
                 raise ServiceError("unknown room", field_errors={"room": [f"no room {values['room']!r} at this site"]})
-        _, warnings = scheduling_services.visit_schedule(
+        _booked, warnings = scheduling_services.visit_schedule(
             visit=visit,
             start=values["start"],
             end=values.get("end"),
