@@ -56,7 +56,7 @@ class SiteLocalDateTimeField(forms.DateTimeField):
             return value.astimezone(self.zone).replace(tzinfo=None, second=0, microsecond=0)
         return value
 
-    def to_python(self, value: Any) -> dt.datetime | None:  # type: ignore[override]
+    def to_python(self, value: Any) -> dt.datetime | None:
         if value in self.empty_values:
             return None
         if isinstance(value, dt.datetime):
@@ -82,17 +82,17 @@ class SiteLocalDateTimeField(forms.DateTimeField):
 
 
 class ParticipantCreateForm(forms.Form):
-    site = forms.ChoiceField(label=_("Site"))
-    study = forms.ChoiceField(label=_("Study"))
     stratum = forms.CharField(
         label=_("Stratum"), max_length=40, required=False, help_text=_("Leave empty to randomize within the site.")
     )
 
     def __init__(self, *args: Any, sites: Sequence[Any], contact: bool, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["site"].choices = [(s.code, f"{s.code} · {s.name}") for s in sites]
         studies = sorted({study.code for s in sites for study in s.studies.all()})
-        self.fields["study"].choices = [(code, code) for code in studies]
+        self.fields["site"] = forms.ChoiceField(
+            label=_("Site"), choices=[(s.code, f"{s.code} · {s.name}") for s in sites]
+        )
+        self.fields["study"] = forms.ChoiceField(label=_("Study"), choices=[(code, code) for code in studies])
         if contact:
             self.fields["full_name"] = forms.CharField(label=_("Name"), max_length=200, required=False)
             self.fields["email"] = forms.EmailField(label=_("E-mail"), required=False)
@@ -111,9 +111,7 @@ class ParticipantCreateForm(forms.Form):
                 required=False,
                 help_text=_("e.g. America/New_York; empty: the site's time zone."),
             )
-            self.fields["language"] = forms.ChoiceField(
-                label=_("Language"), choices=settings.LANGUAGES, initial="en"
-            )
+            self.fields["language"] = forms.ChoiceField(label=_("Language"), choices=settings.LANGUAGES, initial="en")
 
     def clean_time_zone(self) -> str:
         value: str = self.cleaned_data.get("time_zone", "").strip()
@@ -129,7 +127,11 @@ class ParticipantCreateForm(forms.Form):
 
 
 ANSWER_CHOICES = [("", _("Not answered")), ("yes", _("Yes")), ("no", _("No"))]
-OVERRIDE_CHOICES = [("", _("Keep the computed verdict")), ("eligible", _("Eligible")), ("ineligible", _("Not eligible"))]
+OVERRIDE_CHOICES = [
+    ("", _("Keep the computed verdict")),
+    ("eligible", _("Eligible")),
+    ("ineligible", _("Not eligible")),
+]
 
 
 class EligibilityForm(forms.Form):

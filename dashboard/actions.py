@@ -465,9 +465,7 @@ def response_correct(request: HttpRequest, participant_id: str, response_id: int
     response = assessment_selectors.response_get(request.user, response_id)
     if response.participant_id != participant.pk:
         raise Http404("not this participant's response")
-    form = action_forms.CorrectForm(
-        _data(request), items=[(a.item_code, a.value) for a in response.answers.all()]
-    )
+    form = action_forms.CorrectForm(_data(request), items=[(a.item_code, a.value) for a in response.answers.all()])
     action = _participant_action(
         participant,
         _("Correct %(code)s at %(visit)s") % {"code": response.instrument_code, "visit": response.visit.code},
@@ -488,4 +486,3 @@ def response_correct(request: HttpRequest, participant_id: str, response_id: int
         return "value" if key in (form.cleaned_data.get("item"), "answers") else None
 
     return _run(request, action, form, perform, field_for=field_for)
-

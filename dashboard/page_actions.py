@@ -98,7 +98,7 @@ def page_actions(
     for adm in adms:
         response = getattr(adm, "response", None)
         instrument = instruments.get(adm.instrument_code)
-        actions = QuestionnaireActions(
+        q_actions = QuestionnaireActions(
             administration=adm,
             open_early=manage
             and adm.respondent == SELF
@@ -110,6 +110,6 @@ def page_actions(
             and access.has_role(user, site_id, instrument.entry_roles)
             else None,
         )
-        if actions.any:
-            out.questionnaires.append(actions)
+        if q_actions.any:
+            out.questionnaires.append(q_actions)
     return out

@@ -556,7 +556,5 @@ def _page_context(user: Any, participant: Participant, now: dt.datetime, history
 @require_GET
 def participant_page(request: HttpRequest, participant_id: str) -> HttpResponse:
     participant = participant_selectors.participant_page_get(request.user, participant_id)  # other sites: 404
-    context = _page_context(
-        request.user, participant, timezone.now(), page_number(request.GET.get("history-page"))
-    )
+    context = _page_context(request.user, participant, timezone.now(), page_number(request.GET.get("history-page")))
     return render(request, "dashboard/participant/page.html", context)

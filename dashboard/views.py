@@ -95,6 +95,8 @@ def home(request: HttpRequest) -> HttpResponse:
         "worklists": worklists.home_worklists(user, timezone.now(), request.GET),
         # Sites where the user may acknowledge an alert: the button shows there only (the service checks again).
         "acknowledge_site_ids": access.site_ids_with(user, access.INVESTIGATORS),
+        # The "new participant" page is linked for those who manage participants at one of their sites.
+        "may_create_participants": bool(access.managed_site_ids(user)),
     }
     return render(request, "dashboard/home.html", context)
 

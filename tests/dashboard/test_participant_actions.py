@@ -107,7 +107,10 @@ def test_a_coordinator_creates_a_participant_at_their_site(client, alice, study,
     assert created.status == "screening" and created.contact.phone == "+1 503 555 0100"
     assert created.contact.preferred_channel == "sms" and created.contact.language == "es"
     rows = events(created, action="create")
-    assert {(e.field, e.new_value) for e in rows} >= {("participant_id", created.participant_id), ("email", NEW["email"])}
+    assert {(e.field, e.new_value) for e in rows} >= {
+        ("participant_id", created.participant_id),
+        ("email", NEW["email"]),
+    }
     assert {e.actor_username for e in rows} == {"alice"}
 
 
@@ -329,7 +332,9 @@ def test_a_booking_conflict_is_shown_with_the_services_message(client, alice, pd
         scheduling_services.room_create(site=pdx, name="Room A", by=admin)
     first, second = randomized(make_participant), randomized(make_participant)
     client.force_login(alice)
-    assert '<option value="Room A">Room A</option>' in body(client.get(f"/visits/{visit(first, 'BASELINE').pk}/schedule/"))
+    assert '<option value="Room A">Room A</option>' in body(
+        client.get(f"/visits/{visit(first, 'BASELINE').pk}/schedule/")
+    )
     slot = {"start": "2026-04-01T10:00", "room": "Room A", "staff": ["alice"]}
     assert post(client, alice, f"/visits/{visit(first, 'BASELINE').pk}/schedule/", slot).status_code == 302
     before = len(events(second))
@@ -469,7 +474,13 @@ def test_every_action_on_another_sites_records_is_a_404(client, alice, bob, make
     client.force_login(bob)
     before = dbstate.snapshot(names)
     for url in urls:
-        data = {"reason": "x", "confirm": "on", "level": "stop_contact", "date": "2026-03-20", "start": "2026-04-01T10:00"}
+        data = {
+            "reason": "x",
+            "confirm": "on",
+            "level": "stop_contact",
+            "date": "2026-03-20",
+            "start": "2026-04-01T10:00",
+        }
         assert client.post(url, data).status_code == 404, url
         assert client.get(url).status_code == 404, url
     assert dbstate.differences(before, dbstate.snapshot(names)) == {}
@@ -512,3 +523,23 @@ def test_the_history_is_paged_newest_first_in_constant_queries(client, alice, ma
     # Past the end, or not a number: the last and the first page.
     assert "Page 2 of 2" in history_queries(client, alice, large, 99)[1]
     assert "Page 1 of 2" in body(client.get(f"/participants/{large.participant_id}/", {"history-page": "x"}))
+
+
+def test_the_home_page_links_the_new_participant_page_for_managers_only(client, alice, pdx):
+    client.force_login(alice)
+    assert '<a href="/participants/new/">New participant</a>' in body(client.get("/home/"))
+    client.force_login(staff("rita", Role.RATER, pdx))
+    assert "/participants/new/" not in body(client.get("/home/"))
+
+
+def test_an_action_page_in_spanish(client, alice, make_participant):
+    p = participant(make_participant, "enrolled")
+    with transaction.atomic():
+        participant_services.staff_language_set(user=alice, language="es", by=alice)
+    response = post(client, alice, f"/participants/{p.participant_id}/randomize/")
+    assert response.status_code == 400
+    text = body(response)
+    assert "No se ha guardado nada." in text and "Marque la casilla para confirmar" in text
+    assert "Participante aleatorizado." in follow(
+        client, post(client, alice, response.request["PATH_INFO"], {"confirm": "on"})
+    )
