@@ -543,3 +543,26 @@ def test_an_action_page_in_spanish(client, alice, make_participant):
     assert "Participante aleatorizado." in follow(
         client, post(client, alice, response.request["PATH_INFO"], {"confirm": "on"})
     )
+
+
+def test_the_action_pages_write_nothing_when_opened(client, alice, make_participant):
+    p = randomized(make_participant)
+    with transaction.atomic():
+        row = assessment_services.response_create_staff(
+            participant=p, visit=visit(p, "SCREEN"), instrument_code="PCL5", answers=PCL5_LOW, by=alice
+        )
+    adm = Administration.objects.get(visit__participant=p, visit__code="BASELINE", instrument_code="PCL5")
+    v = visit(p, "BASELINE")
+    pid = p.participant_id
+    urls = ["/participants/new/"]
+    urls += [f"/participants/{pid}/{a}/" for a in ("eligibility", "consent", "enroll", "randomize", "withdraw")]
+    urls += [f"/visits/{v.pk}/{a}/" for a in ("schedule", "complete", "miss", "cancel")]
+    urls += [f"/participants/{pid}/questionnaires/{adm.pk}/open/", f"/participants/{pid}/responses/{row.pk}/correct/"]
+    names = dbstate.tables(exclude=frozenset({"django_session"}))
+    client.force_login(alice)
+    before = dbstate.snapshot(names)
+    for url in urls:
+        response = client.get(url)
+        assert response.status_code == 200, url
+        assert '<form method="post"' in body(response) and "Back without saving" in body(response)
+    assert dbstate.differences(before, dbstate.snapshot(names)) == {}
