@@ -36,3 +36,24 @@ def status_transitions_to(status: str) -> QuerySet[AuditEvent]:
     return AuditEvent.objects.filter(
         action=AuditEvent.Action.TRANSITION, entity_type="participant", field="status", new_value=status
     )
+
+
+# --- reads for the dashboard (actions) ---
+
+
+def participant_history_page(
+    participant_id: str, *, can_see_allocation: bool, can_see_contact: bool, offset: int, limit: int
+) -> tuple[int, list[AuditEvent]]:
+    """One page of the participant's history, newest first, and the number of events in all: two queries whatever
+    the length of the history. Redacted as :func:`participant_history` (allocation rows left out for a blinded
+    viewer, so neither the count nor the page boundaries hint at them)."""
+    query = AuditEvent.objects.filter(participant_id=participant_id)
+    if not can_see_allocation:
+        query = query.exclude(sensitivity=AuditEvent.Sensitivity.ALLOCATION)
+    total = query.count()
+    events = list(query.order_by("-id")[offset : offset + limit])
+    for event in events:
+        event.redacted = not can_see_contact and event.sensitivity == AuditEvent.Sensitivity.CONTACT
+        if event.redacted:
+            event.old_value = event.new_value = None
+    return total, events

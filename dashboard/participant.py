@@ -2,7 +2,7 @@
 
 Everything is read through the owning apps' selectors; who sees what is ``participants.access``'s answer (the arm only
 where ``can_see_allocation`` allows, contact details only where ``can_see_contact`` does, and the audit history
-redacted by ``audit.selectors.participant_history`` with the same two answers, as the API does). Another site's
+redacted by ``audit.selectors.participant_history_page`` with the same two answers, as the API does). Another site's
 participant is a 404. Dates and times are shown in the site's time zone; study days are counted as the exports count
 them (``scheduling.selectors.study_day_zero``).
 
@@ -33,7 +33,8 @@ from assessments.library import shipped_instruments
 from assessments.models import Administration, Score
 from assessments.windows import administration_status, is_open
 from audit.models import AuditEvent
-from audit.selectors import participant_history
+from audit.selectors import participant_history_page
+from dashboard.page_actions import page_actions
 from dashboard.views import staff_page
 from participants import access
 from participants import selectors as participant_selectors
@@ -461,7 +462,7 @@ class HistoryRow:
 
 
 def history(events: Iterable[AuditEvent], zone: zoneinfo.ZoneInfo) -> list[HistoryRow]:
-    """Newest first. A redacted row keeps who, when and what changed, without its values."""
+    """The events as given (newest first). A redacted row keeps who, when and what changed, without its values."""
     rows = []
     for e in events:
         hidden = str(_("(hidden)"))
@@ -474,14 +475,58 @@ def history(events: Iterable[AuditEvent], zone: zoneinfo.ZoneInfo) -> list[Histo
                 new=hidden if e.redacted else _value(e.new_value),
             )
         )
-    rows.reverse()
     return rows
+
+
+HISTORY_PER_PAGE = 50
+
+
+@dataclass
+class HistoryPage:
+    rows: list[HistoryRow]
+    number: int
+    pages: int
+    total: int
+
+    @property
+    def previous(self) -> int | None:
+        return self.number - 1 if self.number > 1 else None
+
+    @property
+    def next(self) -> int | None:
+        return self.number + 1 if self.number < self.pages else None
+
+
+def page_number(value: str | None) -> int:
+    """?history-page=N as a page number: anything that is not a positive number is the first page."""
+    try:
+        return max(1, int(value or 1))
+    except ValueError:
+        return 1
+
+
+def history_page(
+    participant: Participant, zone: zoneinfo.ZoneInfo, *, number: int, allocation: bool, contact: bool
+) -> HistoryPage:
+    """One page of the history, newest first, in two queries however long the history is. A page past the end shows
+    the last one."""
+    total, events = participant_history_page(
+        participant.participant_id,
+        can_see_allocation=allocation,
+        can_see_contact=contact,
+        offset=(number - 1) * HISTORY_PER_PAGE,
+        limit=HISTORY_PER_PAGE,
+    )
+    pages = max(1, math.ceil(total / HISTORY_PER_PAGE))
+    if number > pages:
+        return history_page(participant, zone, number=pages, allocation=allocation, contact=contact)
+    return HistoryPage(rows=history(events, zone), number=number, pages=pages, total=total)
 
 
 # --- the page -------------------------------------------------------------------------------------------------------
 
 
-def _page_context(user: Any, participant: Participant, now: dt.datetime) -> dict[str, Any]:
+def _page_context(user: Any, participant: Participant, now: dt.datetime, history_number: int = 1) -> dict[str, Any]:
     site_zone = zoneinfo.ZoneInfo(participant.site.time_zone)
     participant_zone = zoneinfo.ZoneInfo(participant.time_zone)
     allocation_visible = access.can_see_allocation(user, site_id=participant.site_id, study=participant.study)
@@ -489,9 +534,6 @@ def _page_context(user: Any, participant: Participant, now: dt.datetime) -> dict
     visits = list(scheduling_selectors.visits_of(participant))
     adms = list(assessment_selectors.administrations_of_participant(participant))
     consents = list(participant_selectors.consents_of(participant))
-    events = participant_history(
-        participant.participant_id, can_see_allocation=allocation_visible, can_see_contact=contact_visible
-    )
     return {
         "participant": participant,
         "site_zone": participant.site.time_zone,
@@ -515,7 +557,10 @@ def _page_context(user: Any, participant: Participant, now: dt.datetime) -> dict
         "trajectories": trajectories(
             adms, scheduling_selectors.study_day_zero(participant), participant_zone, site_zone
         ),
-        "history": history(events, site_zone),
+        "history_page": history_page(
+            participant, site_zone, number=history_number, allocation=allocation_visible, contact=contact_visible
+        ),
+        "actions": page_actions(user, participant, visits, adms, now),
     }
 
 
@@ -523,4 +568,5 @@ def _page_context(user: Any, participant: Participant, now: dt.datetime) -> dict
 @require_GET
 def participant_page(request: HttpRequest, participant_id: str) -> HttpResponse:
     participant = participant_selectors.participant_page_get(request.user, participant_id)  # other sites: 404
-    return render(request, "dashboard/participant/page.html", _page_context(request.user, participant, timezone.now()))
+    context = _page_context(request.user, participant, timezone.now(), page_number(request.GET.get("history-page")))
+    return render(request, "dashboard/participant/page.html", context)

@@ -4,7 +4,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
-from dashboard import calendar, links, matrix, overview, views
+from dashboard import actions, calendar, links, matrix, overview, views
 from dashboard.participant import participant_page
 
 urlpatterns = [
@@ -22,12 +22,34 @@ urlpatterns = [
         views.notification_retry,
         name="dashboard-notification-retry",
     ),
+    # Before the participant page: "new" is not a participant id.
+    path("participants/new/", actions.participant_new, name="dashboard-participant-new"),
     path("participants/<str:participant_id>/", participant_page, name="dashboard-participant"),
     path("calendar/", calendar.calendar, name="dashboard-calendar"),
     path("calendar/book/", calendar.book, name="dashboard-calendar-book"),
     path("calendar/rooms/", calendar.room_create, name="dashboard-calendar-room-create"),
     path("calendar/rooms/<int:room_id>/retire/", calendar.room_retire, name="dashboard-calendar-room-retire"),
     path("visits/<int:visit_id>/link/", links.link_send, name="dashboard-link-send"),
+    # The participant page's actions (dashboard/actions.py).
+    path("participants/<str:participant_id>/eligibility/", actions.eligibility, name="dashboard-eligibility"),
+    path("participants/<str:participant_id>/consent/", actions.consent, name="dashboard-consent"),
+    path("participants/<str:participant_id>/enroll/", actions.enroll, name="dashboard-enroll"),
+    path("participants/<str:participant_id>/randomize/", actions.randomize, name="dashboard-randomize"),
+    path("participants/<str:participant_id>/withdraw/", actions.withdraw, name="dashboard-withdraw"),
+    path(
+        "participants/<str:participant_id>/questionnaires/<int:administration_id>/open/",
+        actions.questionnaire_open,
+        name="dashboard-questionnaire-open",
+    ),
+    path(
+        "participants/<str:participant_id>/responses/<int:response_id>/correct/",
+        actions.response_correct,
+        name="dashboard-response-correct",
+    ),
+    path("visits/<int:visit_id>/schedule/", actions.visit_schedule, name="dashboard-visit-schedule"),
+    path("visits/<int:visit_id>/complete/", actions.visit_complete, name="dashboard-visit-complete"),
+    path("visits/<int:visit_id>/miss/", actions.visit_miss, name="dashboard-visit-miss"),
+    path("visits/<int:visit_id>/cancel/", actions.visit_cancel, name="dashboard-visit-cancel"),
     # Django's set_language: the language switch before signing in (a cookie; signed-in staff keep theirs per user).
     path("i18n/", include("django.conf.urls.i18n")),
     path("overview/", overview.overview, name="dashboard-overview"),

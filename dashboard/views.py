@@ -97,6 +97,8 @@ def home(request: HttpRequest) -> HttpResponse:
         "acknowledge_site_ids": access.site_ids_with(user, access.INVESTIGATORS),
         # Sites where the user may send a participant a link (the service checks again).
         "send_site_ids": access.managed_site_ids(user),
+        # The "new participant" page is linked for those who manage participants at one of their sites.
+        "may_create_participants": bool(access.managed_site_ids(user)),
     }
     return render(request, "dashboard/home.html", context)
 

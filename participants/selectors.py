@@ -545,3 +545,18 @@ def staff_emails_by_language_at(site_id: int, roles: set[str] | frozenset[str]) 
     for email, language in rows:
         out.setdefault(language or settings.LANGUAGE_CODE, set()).add(email)
     return {language: sorted(emails) for language, emails in sorted(out.items())}
+
+
+# --- reads for the dashboard (actions) ---
+
+
+def sites_managed(user: Actor) -> QuerySet[Site]:
+    """The user's sites where they manage participants (may create one there), with the studies each takes part in."""
+    from participants.access import managed_site_ids
+
+    return Site.objects.filter(id__in=managed_site_ids(user)).prefetch_related("studies").order_by("code")
+
+
+def current_criteria_of(study: Study) -> QuerySet[EligibilityCriterion]:
+    """The criteria asked now (retired ones left out), in the order they are asked."""
+    return criteria_of(study).filter(retired_at__isnull=True)

@@ -488,3 +488,11 @@ def visits_with_questionnaires(
     return without_arm_only_visits(
         user, _with_display(qs).order_by("target_date", "window_end", "participant__participant_id", "id")
     )
+
+
+# --- reads for the dashboard (actions) ---
+
+
+def rooms_bookable_at(site_id: int) -> QuerySet[Room]:
+    """The rooms of a site that may take a booking now (in use, not retired), by name."""
+    return Room.objects.filter(site_id=site_id, active=True, retired_at__isnull=True).order_by("name")

@@ -196,9 +196,16 @@ def test_the_page_shows_the_record_with_its_charts_and_tables(client, record, al
     # y 14 to 206).
     assert '<polyline points="44.0,158.0 406.0,110.0"/>' in block(body, "trajectory-pcl5")
 
-    # The audit history: who, when (site time), field, old and new value, reason.
+    # The audit history: who, when (site time), field, old and new value, reason; newest first, 50 to a page.
     history = table(body, "history")
     assert history[0] == ["When (site time)", "Who", "What", "Field", "Old value", "New value", "Reason"]
+    pages = int(re.search(r"Page 1 of (\d+)", body).group(1))
+    assert pages > 1
+    for number in range(2, pages + 1):
+        with time_machine.travel(NOW, tick=False):
+            older = client.get(f"/participants/{record.participant_id}/", {"history-page": number})
+        assert f"Page {number} of {pages}" in page_text(older)
+        history += table(page_text(older), "history")[1:]
     status_changes = [r for r in history[1:] if r[3] == "status" and r[2].startswith("transition participant")]
     assert [r[4:6] for r in status_changes][:1] == [["enrolled", "randomized"]]  # newest first
     assert status_changes[0][:2] == ["2026-03-02 09:00 PST", "alice"]
@@ -231,7 +238,10 @@ def test_contact_details_only_for_roles_that_may_see_them(client, record, alice,
     rater = page_text(page(client, staff("rita", Role.RATER, pdx), record.participant_id))
     assert "Test Person" not in rater and "person@example.org" not in rater
     assert "Contact details" not in rater
-    assert "(hidden)" in rater  # the contact rows of the history keep who and when, without their values
+    # The contact rows of the history (the oldest, on its last page) keep who and when, without their values.
+    with time_machine.travel(NOW, tick=False):
+        oldest = page_text(client.get(f"/participants/{record.participant_id}/", {"history-page": 999}))
+    assert "(hidden)" in oldest and "Test Person" not in oldest and "person@example.org" not in oldest
     coordinator = page_text(page(client, alice, record.participant_id))
     assert "<dd>Test Person</dd>" in coordinator and "<dd>person@example.org</dd>" in coordinator
 
