@@ -5,16 +5,13 @@ as an unblinded role finds them, so the scan can fail."""
 
 from __future__ import annotations
 
-from urllib.parse import parse_qs, urlsplit
-
 import pytest
 import time_machine
 from django.test import Client
-from django.utils.html import escape
 
 from participants import access
 from tests.dashboard.pages import get_pages, get_urls
-from tests.dashboard.world import NOW, World, hits
+from tests.dashboard.world import NOW, World, hits, without_own_address
 from trialsite.roles import ALWAYS_BLINDED, Role
 
 pytestmark = pytest.mark.django_db
@@ -30,17 +27,6 @@ def short_pages(monkeypatch):
 def blinded(world: World, role: str) -> bool:
     user = world.users[role]
     return not any(access.can_see_allocation(user, site_id=s.site.pk, study=world.study) for s in world.sites.values())
-
-
-def without_own_address(body: str, url: str) -> str:
-    """The body less what the viewer typed: the address (the language switch returns there) and its query values (a
-    refused filter names the value refused). A viewer who typed an arm-only visit's code reads it back, and learns
-    nothing from that."""
-    body = body.replace(escape(url), "").replace(url, "")
-    for values in parse_qs(urlsplit(url).query).values():
-        for value in values:
-            body = body.replace(escape(value), "").replace(value, "")
-    return body
 
 
 def walk(world: World, role: str) -> dict[str, tuple[int, list[str]]]:

@@ -14,9 +14,11 @@ import tempfile
 import zoneinfo
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import time_machine
 from django.db import transaction
+from django.utils.html import escape
 
 from assessments import services as assessment_services
 from assessments.definitions import visible_items
@@ -52,6 +54,17 @@ def needles() -> list[str]:
     """Every string that would reveal an arm: the study's arm codes and labels, the protocol's arm labels, and the
     arm-only visit's code and name."""
     return [*ARMS, *ARMS.values(), *PROTOCOL_ARM_LABELS.values(), *ARM_ONLY_VISIT]
+
+
+def without_own_address(body: str, url: str) -> str:
+    """The body less what the viewer typed: the address (the language switch returns there) and its query values (a
+    refused filter names the value refused). A viewer who typed an arm-only visit's code reads it back, and learns
+    nothing from that."""
+    body = body.replace(escape(url), "").replace(url, "")
+    for values in parse_qs(urlsplit(url).query).values():
+        for value in values:
+            body = body.replace(escape(value), "").replace(value, "")
+    return body
 
 
 def hits(body: str) -> list[str]:
