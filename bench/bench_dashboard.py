@@ -20,6 +20,7 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -43,8 +44,12 @@ def _conninfo(url: str) -> str:
     return url.replace("postgres://", "postgresql://", 1)
 
 
+STATIC_ROOT = Path(tempfile.gettempdir()) / "trialsite-bench-static"
+
+
 def _env(bench: str) -> dict[str, str]:
     return os.environ | {
+        "STATIC_ROOT": str(STATIC_ROOT),  # DEBUG off serves hashed names from collectstatic's manifest
         "DATABASE_URL": bench,
         "DEBUG": "false",
         "SECRET_KEY": os.environ.get("SECRET_KEY", "bench-" + "x" * 50),
@@ -62,9 +67,13 @@ def _create_database() -> str:
     with psycopg.connect(_conninfo(admin), autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{BENCH_DB}" WITH (FORCE)')
         conn.execute(f'CREATE DATABASE "{BENCH_DB}"')
-    subprocess.run(
-        [sys.executable, str(ROOT / "manage.py"), "migrate", "--verbosity", "0"], cwd=ROOT, env=_env(bench), check=True
-    )
+    for command in (["migrate"], ["collectstatic", "--noinput", "--clear"]):
+        subprocess.run(
+            [sys.executable, str(ROOT / "manage.py"), *command, "--verbosity", "0"],
+            cwd=ROOT,
+            env=_env(bench),
+            check=True,
+        )
     return bench
 
 
