@@ -85,7 +85,7 @@ def visit_columns(protocol: Protocol | None, *, arm_visible: bool) -> list[Colum
         return []
     arms = list(protocol.arms.values())
     if not arm_visible:
-        shared = shared_visit_codes(protocol) or set()
+        shared = protocol.shared_visit_codes()
         return [Column(v.code, v.name) for v in arms[0].visits if v.code in shared]
     order: list[Column] = []
     seen: set[str] = set()

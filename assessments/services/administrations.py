@@ -125,9 +125,10 @@ def administrations_follow_visits(*, participant: Participant, visits: Sequence[
 def _names_an_arm(visits: Sequence[Visit]) -> bool:
     """Is one of the visits a visit that only some arms of its protocol have?"""
     planned = [v for v in visits if v.protocol_version_id is not None and not v.unscheduled]
-    if not planned:
+    version = planned[0].protocol_version if planned else None  # one read at most: a participant's visits share it
+    if version is None:
         return False
-    shared = planned[0].protocol_version.protocol().shared_visit_codes()
+    shared = version.protocol().shared_visit_codes()
     return any(v.code not in shared for v in planned)
 
 
