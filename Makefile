@@ -26,8 +26,13 @@ run: install
 system-packages:
 	bash bin/system-packages
 
+# The accessibility checker the browser tests inject (axe-core, pinned in package-lock.json).
+node_modules/.installed: package.json package-lock.json | system-packages
+	npm ci --no-audit --no-fund
+	@touch $@
+
 # Tests run against PostgreSQL and Redis (DATABASE_URL, REDIS_URL); bin/preflight.py names any that is down.
-test: install system-packages
+test: install system-packages node_modules/.installed
 	DEBUG=true DATABASE_URL=$${DATABASE_URL:-$(TEST_DATABASE_URL)} REDIS_URL=$${REDIS_URL:-$(TEST_REDIS_URL)} \
 		CELERY_BROKER_URL=$${CELERY_BROKER_URL:-$${REDIS_URL:-$(TEST_REDIS_URL)}} EMAIL_URL=locmem:// \
 		DATABASE_CONN_MAX_AGE=0 \

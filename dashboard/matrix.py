@@ -17,6 +17,8 @@ from django.shortcuts import render
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.functional import Promise
+from django.utils.html import escape
+from django.utils.safestring import mark_safe
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext, pgettext_lazy
 from django.views.decorators.http import require_http_methods
@@ -104,10 +106,33 @@ class Cell:
     column: Column
     state: CellState
     url: str | None
+    html: str = ""  # the cell's <td>, written once in Python: a page has 50 rows of up to 16 cells
 
     @property
     def legend(self) -> LegendEntry:
         return LEGEND_BY_STATE[self.state]
+
+
+class _CellWriter:
+    """Writes a cell's markup: colour (the class), symbol and text (for screen readers), with its link. The escaped
+    parts of each (visit, state) pair and each state's translated label are made once per page."""
+
+    def __init__(self) -> None:
+        self._parts: dict[tuple[str, CellState], tuple[str, str]] = {}
+
+    def __call__(self, column: Column, state: CellState, url: str | None) -> str:
+        key = (column.code, state)
+        if key not in self._parts:
+            entry = LEGEND_BY_STATE[state]
+            text = escape(f"{column.code}: {entry.label}")
+            self._parts[key] = (
+                f'<td class="cell cell-{escape(state.value)}" title="{text}">',
+                f'<span aria-hidden="true">{escape(entry.symbol)}</span><span class="visually-hidden">{text}</span>',
+            )
+        opening, inner = self._parts[key]
+        if url:
+            inner = f'<a href="{escape(url)}">{inner}</a>'
+        return mark_safe(f"{opening}{inner}</td>")  # noqa: S308  # every part escaped above
 
 
 @dataclass(frozen=True)
@@ -137,7 +162,9 @@ def _rows(page: Page[Participant], columns: list[Column], *, study: Study, arm_v
     now = timezone.now()
     todays: dict[str, dt.date] = {}
     rows = []
+    write = _CellWriter()
     for participant in participants:
+        url_base = participant_url(participant.participant_id)
         zone = participant.site.time_zone
         if zone not in todays:
             todays[zone] = now.astimezone(zoneinfo.ZoneInfo(zone)).date()
@@ -145,15 +172,15 @@ def _rows(page: Page[Participant], columns: list[Column], *, study: Study, arm_v
         for column in columns:
             visit = visits.get((participant.pk, column.code))
             state = cell_state(visit, administrations.get(visit.pk, []) if visit else [], today=todays[zone], now=now)
-            url = participant_visit_url(participant.participant_id, column.code) if visit else None
-            cells.append(Cell(column=column, state=state, url=url))
+            url = f"{url_base}#visit-{column.code}" if visit else None  # participant_visit_url, reversed once a row
+            cells.append(Cell(column=column, state=state, url=url, html=write(column, state, url)))
         rows.append(
             Row(
                 participant=participant,
                 status_label=STATUS_LABELS.get(participant.status, participant.status),
                 arm_label=arms.get(participant.pk) if arm_visible else None,
                 cells=cells,
-                url=participant_url(participant.participant_id),
+                url=url_base,
             )
         )
     return rows

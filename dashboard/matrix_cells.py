@@ -70,6 +70,13 @@ class Column:
     name: str
 
 
+def shared_visit_codes(protocol: Protocol | None) -> frozenset[str] | None:
+    """The visit codes every arm of the protocol has (None when it has no arms: no visit then names an arm)."""
+    if protocol is None or not protocol.arms:
+        return None
+    return protocol.shared_visit_codes()
+
+
 def visit_columns(protocol: Protocol | None, *, arm_visible: bool) -> list[Column]:
     """The protocol's visits in protocol order. A viewer who may not see the arm gets only the visits every arm has:
     a visit of one arm only would tell which arm a participant is in. Others get every arm's visits, an arm's own
@@ -78,7 +85,7 @@ def visit_columns(protocol: Protocol | None, *, arm_visible: bool) -> list[Colum
         return []
     arms = list(protocol.arms.values())
     if not arm_visible:
-        shared = set.intersection(*(set(arm.codes) for arm in arms))
+        shared = protocol.shared_visit_codes()
         return [Column(v.code, v.name) for v in arms[0].visits if v.code in shared]
     order: list[Column] = []
     seen: set[str] = set()

@@ -34,6 +34,7 @@ from assessments.models import Administration, Score
 from assessments.windows import administration_status, is_open
 from audit.models import AuditEvent
 from audit.selectors import participant_history_page
+from dashboard.matrix_cells import shared_visit_codes
 from dashboard.page_actions import page_actions
 from dashboard.views import staff_page
 from participants import access
@@ -533,6 +534,14 @@ def _page_context(user: Any, participant: Participant, now: dt.datetime, history
     contact_visible = access.can_see_contact(user, participant.site_id)
     visits = list(scheduling_selectors.visits_of(participant))
     adms = list(assessment_selectors.administrations_of_participant(participant))
+    if not allocation_visible:
+        # A visit that only one arm has would tell the arm: as on the matrix, a blinded viewer sees the visits every
+        # arm has (and those added outside the plan), and their questionnaires only.
+        shared = shared_visit_codes(scheduling_selectors.study_protocol(participant.study.protocol_code))
+        if shared is not None:
+            visits = [v for v in visits if v.unscheduled or v.code in shared]
+            kept = {v.pk for v in visits}
+            adms = [a for a in adms if a.visit_id in kept]
     consents = list(participant_selectors.consents_of(participant))
     return {
         "participant": participant,

@@ -158,6 +158,12 @@ class Visit(models.Model):
             # The site visit list filters by status and orders by date.
             models.Index(fields=["status", "target_date"], name="visit_status_target_idx"),
             models.Index(fields=["scheduled_start"], name="visit_scheduled_start_idx"),
+            # The home page's closing and overdue worklists: visits not yet done, by the end of their window.
+            models.Index(
+                fields=["window_end"],
+                condition=models.Q(status__in=["planned", "scheduled"]),
+                name="visit_open_window_end_idx",
+            ),
         ]
 
     def __str__(self) -> str:

@@ -138,6 +138,13 @@ class Protocol:
     # The validated source document, kept so a loader can store exactly what was checked.
     raw: Mapping[str, Any] = field(default_factory=dict, compare=False, hash=False, repr=False)
 
+    def shared_visit_codes(self) -> frozenset[str]:
+        """The visit codes every arm has. A visit of some arms only names the arm (and so does a whole plan's dates);
+        one with no arm at all names none."""
+        if not self.arms:
+            return frozenset()
+        return frozenset(set.intersection(*(set(arm.codes) for arm in self.arms.values())))
+
     def arm(self, code: str) -> Arm:
         try:
             return self.arms[code]

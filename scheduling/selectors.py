@@ -54,6 +54,12 @@ def _with_display(qs: QuerySet[Visit]) -> QuerySet[Visit]:
     )
 
 
+def _listed(qs: QuerySet[Visit]) -> QuerySet[Visit]:
+    """For the home page's worklists: as ``_with_display``, without the protocol's definition (a large JSON document
+    no list shows, decoded once per row otherwise)."""
+    return _with_display(qs).defer("protocol_version__definition")
+
+
 def visits_for(user: Actor) -> QuerySet[Visit]:
     return _with_display(Visit.objects.filter(participant__site_id__in=site_ids_for(user)))
 
@@ -222,7 +228,7 @@ def _per_site(user: Actor, days: Mapping[int, SiteDay], condition: Callable[[Sit
 def visits_today(user: Actor, days: Mapping[int, SiteDay]) -> QuerySet[Visit]:
     """Visits booked to start during the site's today (cancelled ones left out), by start."""
     condition = _per_site(user, days, lambda d: Q(scheduled_start__gte=d.start(), scheduled_start__lt=d.start(1)))
-    return _with_display(Visit.objects.filter(condition).exclude(status=Visit.Status.CANCELLED)).order_by(
+    return _listed(Visit.objects.filter(condition).exclude(status=Visit.Status.CANCELLED)).order_by(
         "scheduled_start", "participant__participant_id", "id"
     )
 
@@ -234,7 +240,7 @@ def visits_window_closing(user: Actor, days: Mapping[int, SiteDay], within_days:
         days,
         lambda d: Q(window_end__gte=d.day, window_end__lte=d.day + dt.timedelta(days=within_days)),
     )
-    return _with_display(Visit.objects.filter(condition, status__in=_NOT_DONE)).order_by(
+    return _listed(Visit.objects.filter(condition, status__in=_NOT_DONE)).order_by(
         "window_end", "participant__participant_id", "id"
     )
 
@@ -243,7 +249,7 @@ def visits_overdue(user: Actor, days: Mapping[int, SiteDay]) -> QuerySet[Visit]:
     """Visits whose window closed before the site's today, not done, with no protocol deviation recorded."""
     condition = _per_site(user, days, lambda d: Q(window_end__lt=d.day))
     deviation = ProtocolDeviation.objects.filter(visit_id=OuterRef("pk"))
-    return _with_display(Visit.objects.filter(condition, status__in=_NOT_DONE).filter(~Exists(deviation))).order_by(
+    return _listed(Visit.objects.filter(condition, status__in=_NOT_DONE).filter(~Exists(deviation))).order_by(
         "window_end", "participant__participant_id", "id"
     )
 
@@ -254,9 +260,9 @@ def dosing_sessions_ahead(user: Actor, days: Mapping[int, SiteDay], within_days:
     condition = _per_site(
         user, days, lambda d: Q(scheduled_start__gte=d.start(), scheduled_start__lt=d.start(within_days + 1))
     )
-    return _with_display(
-        Visit.objects.filter(condition, kind=VisitKind.DOSING, status=Visit.Status.SCHEDULED)
-    ).order_by("scheduled_start", "id")
+    return _listed(Visit.objects.filter(condition, kind=VisitKind.DOSING, status=Visit.Status.SCHEDULED)).order_by(
+        "scheduled_start", "id"
+    )
 
 
 # --- reads for the dashboard matrix ---

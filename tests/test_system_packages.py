@@ -30,14 +30,14 @@ def test_missing_packages_are_named_and_nothing_runs_when_they_cannot_be_install
     assert result.returncode == 1
     assert "missing: " in result.stderr
     named = result.stderr.split("missing: ", 1)[1].splitlines()[0].split()
-    assert {"gettext", "postgresql-client", "redis-tools"} <= set(named)
+    assert {"gettext", "postgresql-client", "redis-tools", "nodejs", "npm"} <= set(named)
     assert "apt-get install" in result.stderr
 
 
 def test_nothing_to_do_when_everything_is_there():
     result = subprocess.run(["/bin/bash", str(SCRIPT)], capture_output=True, text=True, timeout=30)
     assert (result.returncode, result.stderr) == (0, "")
-    assert Path("/usr/bin/chromium").exists() and shutil.which("msgfmt")
+    assert Path("/usr/bin/chromium").exists() and shutil.which("msgfmt") and shutil.which("npm")
 
 
 def test_make_test_runs_the_system_packages_step_before_the_suite():

@@ -91,6 +91,8 @@ def administrations_follow_visits(*, participant: Participant, visits: Sequence[
             changes += [(f"{visit.code}:{adm.instrument_code}.{name}", old, new) for name, old, new in diff]
             changed.append(adm)
     now = timezone.now()
+    # An event naming a visit that only some arms have tells the arm: blinded readers of the history never get it.
+    sensitivity = AuditEvent.Sensitivity.ALLOCATION if _names_an_arm(visits) else ""
     if created:
         Administration.objects.bulk_create(created)
         # One event per change of the plan: the rows follow from the visits, whose own changes scheduling audits.
@@ -101,6 +103,7 @@ def administrations_follow_visits(*, participant: Participant, visits: Sequence[
             entity_type="administrations",
             entity_id=participant.pk,
             changes=[("administrations", None, [_label(a, visits) for a in created])],
+            sensitivity=sensitivity,
         )
     if changed:
         for adm in changed:
@@ -114,8 +117,19 @@ def administrations_follow_visits(*, participant: Participant, visits: Sequence[
             entity_id=participant.pk,
             changes=changes,
             reason="the visit changed",
+            sensitivity=sensitivity,
         )
     return [_label(a, visits) for a in created + changed]
+
+
+def _names_an_arm(visits: Sequence[Visit]) -> bool:
+    """Is one of the visits a visit that only some arms of its protocol have?"""
+    planned = [v for v in visits if v.protocol_version_id is not None and not v.unscheduled]
+    version = planned[0].protocol_version if planned else None  # one read at most: a participant's visits share it
+    if version is None:
+        return False
+    shared = version.protocol().shared_visit_codes()
+    return any(v.code not in shared for v in planned)
 
 
 def _label(adm: Administration, visits: Sequence[Visit]) -> str:

@@ -88,13 +88,15 @@ def schedule_generate(*, participant: Participant, by: Actor) -> list[Visit]:
     ]
     created = Visit.objects.bulk_create(visits)
     # One event for the whole plan keeps generation at a constant number of queries; each row's dates are in the
-    # visit table and every later change to them is audited per visit.
+    # visit table and every later change to them is audited per visit. The plan is the arm's (its visits and their
+    # dates tell the arm), so blinded readers of the history never get this event.
     audit_participant_record(
         participant,
         by=by,
         action=AuditEvent.Action.CREATE,
         entity_type="participant_schedule",
         entity_id=schedule.pk,
+        sensitivity=AuditEvent.Sensitivity.ALLOCATION,
         changes=[
             ("protocol_version", None, str(version)),
             ("visits", None, [f"{v.code} {plan[v.code].target.isoformat()}" for v in created]),

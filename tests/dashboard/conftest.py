@@ -20,3 +20,11 @@ def ivy(pdx):
 def page_text(response) -> str:
     assert response.status_code == 200, response.status_code
     return response.content.decode()
+
+
+@pytest.fixture
+def world(db):
+    """The walks' world (tests/dashboard/world.py): a double-blind study at PDX and NYC with unique arm strings."""
+    from tests.dashboard.world import build_world
+
+    return build_world()

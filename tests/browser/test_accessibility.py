@@ -1,0 +1,83 @@
+"""Accessibility: a real Chromium signs in and opens every GET page of the page registry (tests/dashboard/pages.py),
+one concrete URL each, as a coordinator and as a blinded rater (the pages differ by role), with the sign-in page
+first; axe-core (node_modules/axe-core, pinned in package-lock.json) runs on each and finds no serious or critical
+violation. A screenshot of every page goes to test-artifacts/screenshots/.
+
+The pages' strict CSP would refuse the injected checker, so this test's browser context alone bypasses CSP."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.dashboard.pages import get_pages
+from tests.dashboard.world import PASSWORD, build_world
+
+ROOT = Path(__file__).resolve().parents[2]
+AXE = ROOT / "node_modules" / "axe-core" / "axe.min.js"
+SHOTS = ROOT / "test-artifacts" / "screenshots"
+BLOCKING = {"serious", "critical"}
+
+pytestmark = pytest.mark.integration
+
+RUN_AXE = """async () => {
+  const result = await axe.run(document, {resultTypes: ["violations"]});
+  return result.violations.map(v => ({
+    id: v.id, impact: v.impact, help: v.help, helpUrl: v.helpUrl,
+    nodes: v.nodes.map(n => ({target: n.target.join(" "), summary: n.failureSummary, html: n.html.slice(0, 200)})),
+  }));
+}"""
+
+
+def check(page, label: str) -> list[str]:
+    """Run axe on the page as it stands; the blocking violations, each written out readably."""
+    page.add_script_tag(path=str(AXE))
+    page.screenshot(path=str(SHOTS / f"a11y-{label}.png"), full_page=True)
+    problems = []
+    for v in page.evaluate(RUN_AXE):
+        if v["impact"] not in BLOCKING:
+            continue
+        lines = [f"{label}: [{v['impact']}] {v['id']}: {v['help']} ({v['helpUrl']})"]
+        for node in v["nodes"]:
+            lines.append(f"    at {node['target']}: {node['html']}\n      {node['summary']}".replace("\n", "\n      "))
+        problems.append("\n".join(lines))
+    return problems
+
+
+@pytest.mark.django_db(transaction=True)
+def test_every_page_has_no_serious_or_critical_violation(server_sessions_released, live_server, chromium):
+    assert AXE.exists(), "axe-core is missing: run `npm ci` (make test does)"
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    world = build_world()
+    site = world.sites["PDX"]
+    viewers = {"coordinator": "alice", "rater": "walk-rater"}
+    problems: list[str] = []
+    visited = 0
+    for role, username in viewers.items():
+        context = chromium.new_context(viewport={"width": 1280, "height": 900}, locale="en-US", bypass_csp=True)
+        page = context.new_page()
+        page.set_default_timeout(10_000)
+        try:
+            page.goto(f"{live_server.url}/login/")
+            if role == "coordinator":
+                problems += check(page, "login")
+            page.get_by_label("Username").fill(username)
+            page.get_by_label("Password").fill(PASSWORD)
+            page.get_by_role("button", name="Sign in").click()
+            page.wait_for_url("**/home/")
+            for name, entry in get_pages().items():
+                response = page.goto(f"{live_server.url}{entry.url(world, site)}")
+                assert response is not None and response.status == 200, (role, name)
+                problems += check(page, f"{role}-{name}")
+                visited += 1
+            if role == "rater":
+                # The control: an input without a label on the last page is reported, so the check can fail.
+                page.evaluate("document.querySelector('main').insertAdjacentHTML('beforeend', '<input type=text>')")
+                planted = check(page, "control")
+                assert len(planted) == 1 and "] label:" in planted[0], planted
+                (SHOTS / "a11y-control.png").unlink()
+        finally:
+            context.close()
+    assert visited == 2 * len(get_pages())
+    assert not problems, "axe found serious or critical violations:\n" + "\n".join(problems)

@@ -1,0 +1,217 @@
+"""The test world the dashboard walks run over: a double-blind study at two sites (PDX and NYC) whose arm codes, arm
+labels and arm-only visit are strings found nowhere else, with participants at each site in several states, visits
+done, missed and booked, questionnaires with scores, an open safety alert and a failed message per site.
+
+Everything is made through the real services (as the sites' own staff), so the world is audited like real data. The
+protocol is the shipped samati-v1 with its arms and its arm-only visit renamed to those unique strings, stored as a
+protocol version of its own (``walk-v1``)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import tempfile
+import zoneinfo
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+import time_machine
+from django.db import transaction
+from django.utils.html import escape
+
+from assessments import services as assessment_services
+from assessments.definitions import visible_items
+from assessments.library import instrument_get
+from assessments.models import SafetyAlert
+from notifications.models import Notification
+from participants import services as participant_services
+from participants.models import Participant, Site, Study
+from scheduling import services as scheduling_services
+from scheduling.models import Visit
+from scheduling.protocol import shipped_protocol_paths
+from tests.conftest import advance
+from tests.factories import UserFactory, staff
+from trialsite.roles import Role
+
+# Arm codes and labels, as the study stores them and as the protocol names them: unique strings, so that a page
+# showing any of them is caught by a plain text search.
+ARMS = {"zqarm_swift": "Quorvane", "zqarm_later": "Velmorix"}
+PROTOCOL_ARM_LABELS = {"zqarm_swift": "Quorvane course", "zqarm_later": "Velmorix course"}
+SHIPPED_ARMS = {"immediate": "zqarm_swift", "delayed": "zqarm_later"}
+# The delayed arm's own visit (only one arm has it, so naming it names the arm).
+ARM_ONLY_VISIT = ("ZQ_WAITX", "Zqinterval assessment")
+PROTOCOL_CODE = "walk-v1"
+STUDY_CODE = "WLK"
+
+T0 = dt.datetime(2026, 3, 2, 17, 0, tzinfo=dt.UTC)  # the world is made on Monday 2 March (09:00 in Portland)
+NOW = dt.datetime(2026, 3, 5, 20, 0, tzinfo=dt.UTC)  # and walked on Thursday 5 March
+HIGH_RISK = {"CSSRS_1": 1, "CSSRS_2": 1, "CSSRS_3": 1, "CSSRS_4": 1, "CSSRS_5": 0, "CSSRS_6": 0}
+PASSWORD = "correct horse battery staple"  # tests.factories.UserFactory's password
+
+
+def needles() -> list[str]:
+    """Every string that would reveal an arm: the study's arm codes and labels, the protocol's arm labels, and the
+    arm-only visit's code and name."""
+    return [*ARMS, *ARMS.values(), *PROTOCOL_ARM_LABELS.values(), *ARM_ONLY_VISIT]
+
+
+def without_own_address(body: str, url: str) -> str:
+    """The body less what the viewer typed: the address (the language switch returns there) and its query values (a
+    refused filter names the value refused). A viewer who typed an arm-only visit's code reads it back, and learns
+    nothing from that."""
+    body = body.replace(escape(url), "").replace(url, "")
+    for values in parse_qs(urlsplit(url).query).values():
+        for value in values:
+            body = body.replace(escape(value), "").replace(value, "")
+    return body
+
+
+def hits(body: str) -> list[str]:
+    low = body.lower()
+    return [n for n in needles() if n.lower() in low]
+
+
+@dataclass
+class SiteObjects:
+    """One site's objects in the world: its participants by state, its open alert and failed message."""
+
+    site: Site
+    coordinator: object
+    participants: dict[str, Participant] = field(default_factory=dict)
+    alert: SafetyAlert | None = None
+    notification: Notification | None = None
+
+    @property
+    def all_participants(self) -> list[Participant]:
+        return list(self.participants.values())
+
+
+@dataclass
+class World:
+    study: Study
+    sites: dict[str, SiteObjects]
+    users: dict[str, object]  # walk personas by role, each holding that role at both sites
+
+    def participants(self) -> list[Participant]:
+        return [p for objects in self.sites.values() for p in objects.all_participants]
+
+
+def _walk_protocol() -> Path:
+    path = next(p for p in shipped_protocol_paths() if p.stem == "samati-v1")
+    text = path.read_text(encoding="utf-8")
+    text = text.replace('"WAIT_END"', f'"{ARM_ONLY_VISIT[0]}"').replace("visit:WAIT_END", f"visit:{ARM_ONLY_VISIT[0]}")
+    data = json.loads(text)
+    data["code"] = PROTOCOL_CODE
+    data["title"] = "Walk protocol (test)"
+    data["note"] = "Test protocol."
+    data["arms"] = {SHIPPED_ARMS[code]: arm for code, arm in data["arms"].items()}
+    for code, arm in data["arms"].items():
+        arm["label"] = PROTOCOL_ARM_LABELS[code]
+        for visit in arm["visits"]:
+            if visit["code"] == ARM_ONLY_VISIT[0]:
+                visit["name"] = ARM_ONLY_VISIT[1]
+    out = Path(tempfile.mkdtemp(prefix="walk-protocol-")) / f"{PROTOCOL_CODE}.json"
+    out.write_text(json.dumps(data), encoding="utf-8")
+    return out
+
+
+def walk_study(site_codes: tuple[str, ...] = ("PDX", "NYC"), per_stratum: int = 40) -> tuple[Study, dict[str, Site]]:
+    """The double-blind study with the unique arms, joined by the sites (made if missing)."""
+    from tests.factories import build_study
+
+    admin = UserFactory(username="system-admin", is_superuser=True)
+    with transaction.atomic():
+        scheduling_services.protocol_version_load(path=_walk_protocol(), by=None)
+        study = participant_services.study_create(
+            code=STUDY_CODE, title="Walk study (test)", protocol_code=PROTOCOL_CODE, blinded=True, by=None
+        )
+        for code, label in ARMS.items():
+            participant_services.arm_create(study=study, code=code, label=label, by=None)
+    # build_study finds the study by code and adds criteria, consent, sites and the allocation list.
+    study, sites = build_study(
+        code=STUDY_CODE, arms=tuple(ARMS), site_codes=site_codes, per_stratum=per_stratum, protocol_code=PROTOCOL_CODE
+    )
+    assert admin.is_superuser
+    return study, sites
+
+
+def complete_answers(code: str) -> dict:
+    """Complete answers to an instrument: the first value of every item shown (item codes and values only)."""
+    instrument = instrument_get(code)
+    answers = {item.code: item.values[0] for item in instrument.items}
+    shown = {item.code for item in visible_items(instrument, answers)}
+    return {k: v for k, v in answers.items() if k in shown}
+
+
+def _visit(participant: Participant, code: str) -> Visit:
+    return Visit.objects.select_related("participant__site").get(participant=participant, code=code)
+
+
+def _site_participants(study: Study, objects: SiteObjects, rater) -> None:
+    site, by = objects.site, objects.coordinator
+    zone = zoneinfo.ZoneInfo(site.time_zone)
+    made = objects.participants
+    for state in ("screening", "eligible", "consented", "enrolled"):
+        with transaction.atomic():
+            p = participant_services.participant_create(
+                study=study,
+                site=site,
+                by=by,
+                contact={"full_name": f"{state.title()} {site.code}", "email": f"{state}.{site.code.lower()}@ex.org"},
+            )
+        made[state] = advance(p, state, by=by)
+    for n in (1, 2, 3, 4):
+        with transaction.atomic():
+            p = participant_services.participant_create(
+                study=study,
+                site=site,
+                by=by,
+                contact={"full_name": f"Rand {n} {site.code}", "email": f"rand{n}.{site.code.lower()}@ex.org"},
+            )
+        made[f"randomized{n}"] = advance(p, "randomized", by=by)
+    done, missed, withdrawn = made["randomized1"], made["randomized2"], made["randomized4"]
+    with transaction.atomic():
+        scheduling_services.visit_complete(
+            visit=_visit(done, "SCREEN"), occurred_at=dt.datetime(2026, 3, 2, 8, 30, tzinfo=zone), by=by
+        )
+        assessment_services.response_create_staff(
+            participant=done, visit=_visit(done, "SCREEN"), instrument_code="LSAS", answers=complete_answers("LSAS"),
+            by=rater,
+        )  # fmt: skip
+        assessment_services.response_create_staff(
+            participant=done, visit=_visit(done, "SCREEN"), instrument_code="CSSRS_SCREEN", answers=HIGH_RISK, by=by
+        )
+        scheduling_services.visit_schedule(
+            visit=_visit(done, "BASELINE"), start=dt.datetime(2026, 3, 16, 10, 0, tzinfo=zone), by=by
+        )
+        scheduling_services.visit_miss(visit=_visit(missed, "SCREEN"), reason="did not come", by=by)
+        participant_services.participant_withdraw(
+            participant=withdrawn, level="stop_follow_up", reason="moved away", date=dt.date(2026, 3, 2), by=by
+        )
+    made["randomized4"] = Participant.objects.get(pk=withdrawn.pk)
+    objects.alert = SafetyAlert.objects.filter(participant=done).latest("id")
+    # A message as delivery leaves it after its last attempt (delivery itself is the notifications tests' concern).
+    objects.notification = Notification.objects.create(
+        key=f"walk:{done.pk}",
+        participant=done,
+        recipient_kind="participant",
+        channel="email",
+        template="visit_reminder",
+        nominal_at=T0,
+        due_at=T0,
+        status=Notification.Status.FAILED,
+        attempts=5,
+        last_error="550 mailbox unavailable",
+    )
+
+
+def build_world() -> World:
+    with time_machine.travel(T0, tick=False):
+        study, sites = walk_study()
+        users = {role.value: staff(f"walk-{role.value}", role, *sites.values()) for role in Role}
+        coordinators = {"PDX": staff("alice", Role.COORDINATOR, sites["PDX"]), "NYC": staff("bob", Role.COORDINATOR, sites["NYC"])}  # fmt: skip
+        objects = {code: SiteObjects(site=site, coordinator=coordinators[code]) for code, site in sites.items()}
+        for code in objects:
+            _site_participants(study, objects[code], users[Role.RATER])
+    return World(study=study, sites=objects, users=users)

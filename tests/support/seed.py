@@ -1,0 +1,297 @@
+"""Many participants, fast: bulk inserts of participants with their contact details, allocation, protocol visits,
+questionnaires, some safety alerts and failed messages, for the tests that need a study at scale (query counts) and
+for bench/bench_dashboard.py. Not audited and not through the services (it is test data at volume); the rows are the
+shapes the services write, with the dates the protocol's engine plans.
+
+``seed_participants(study, sites, n, now=..., by=user)`` adds ``n`` participants spread over ``sites``: seven in ten
+randomized (arms in turn) with a plan from the study's protocol whose past visits are mostly completed (a few
+missed, a few overdue) and, at a few, a visit booked for the site's today; the rest screening, enrolled or
+withdrawn. One randomized participant in fifty has an open safety alert and one in fifty a failed message."""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+import zoneinfo
+from typing import Any
+
+from django.db import connection, transaction
+from django.db.models import JSONField, Max, Model
+from django.utils import timezone
+from psycopg.types.json import Jsonb
+
+from assessments.models import Administration, Response, SafetyAlert
+from notifications.models import Notification
+from participants.models import (
+    AllocationList,
+    AllocationSlot,
+    ContactDetails,
+    Participant,
+    ParticipantCounter,
+    Site,
+    Study,
+)
+from scheduling import engine
+from scheduling.models import ParticipantSchedule, Visit
+from scheduling.services import protocol_version_ensure
+
+BATCH = 2000
+
+
+def _copy(model: type[Model], objs: list[Any]) -> None:
+    """Insert ``objs`` with PostgreSQL's COPY (many times faster than bulk_create at this volume), their ids taken
+    from the table's sequence first so that rows made later can point at them."""
+    if not objs:
+        return
+    table = model._meta.db_table
+    fields = list(model._meta.concrete_fields)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)", [table, len(objs)]
+        )
+        for obj, (pk,) in zip(objs, cursor.fetchall(), strict=True):
+            obj.pk = pk
+    stamp = timezone.now()
+    quote = connection.ops.quote_name
+    statement = f"COPY {quote(table)} ({', '.join(quote(f.column) for f in fields)}) FROM STDIN"
+    with connection.cursor() as cursor, cursor.cursor.copy(statement) as copy:
+        for obj in objs:
+            row = []
+            for f in fields:
+                value = getattr(obj, f.attname)
+                if value is None and (getattr(f, "auto_now", False) or getattr(f, "auto_now_add", False)):
+                    value = stamp
+                elif isinstance(f, JSONField):
+                    value = Jsonb(value)
+                row.append(value)
+            copy.write_row(row)
+
+
+STATUSES = ["randomized"] * 7 + ["screening", "enrolled", "withdrawn"]
+
+
+def _midnight(day: dt.date, zone: zoneinfo.ZoneInfo) -> dt.datetime:
+    return dt.datetime.combine(day, dt.time(0, 0), tzinfo=zone)
+
+
+@transaction.atomic
+def seed_participants(study: Study, sites: list[Site], n: int, *, now: dt.datetime, by) -> list[Participant]:
+    version = protocol_version_ensure(code=study.protocol_code, by=None)
+    assert version is not None, f"study {study.code} has no protocol"
+    protocol = version.protocol()
+    arms = {arm.code: arm for arm in study.arms.all()}
+    arm_codes = [code for code in protocol.arms if code in arms]
+    allocation = AllocationList.objects.filter(study=study, active=True).first() or AllocationList.objects.create(
+        study=study, source=AllocationList.Source.GENERATED, seed="seed", created_by=by
+    )
+
+    # Participants, numbered after each site's counter.
+    participants: list[Participant] = []
+    plans: list[tuple[Participant, str]] = []  # (participant, status) in creation order
+    counters = {}
+    for site in sites:
+        counter, _ = ParticipantCounter.objects.get_or_create(study=study, site=site)
+        counters[site.pk] = counter
+    for i in range(n):
+        site = sites[i % len(sites)]
+        counter = counters[site.pk]
+        counter.last_number += 1
+        status = STATUSES[i % len(STATUSES)]
+        randomized_at = (
+            now - dt.timedelta(days=(i * 7) % 240, hours=2) if status in ("randomized", "withdrawn") else None
+        )
+        enrolled_at = (randomized_at or now - dt.timedelta(days=i % 30)) - dt.timedelta(days=14)
+        p = Participant(
+            participant_id=f"{study.code}-{site.code}-{counter.last_number:05d}",
+            study=study,
+            site=site,
+            number=counter.last_number,
+            status=status,
+            stratum=site.code,
+            eligibility_verdict=status != "screening" or None,
+            enrolled_at=enrolled_at if status != "screening" else None,
+            randomized_at=randomized_at,
+        )
+        if status == "withdrawn":
+            p.withdrawal_level, p.withdrawal_reason, p.withdrawal_date = "stop_follow_up", "seeded", now.date()
+        participants.append(p)
+        plans.append((p, status))
+    ParticipantCounter.objects.bulk_update(list(counters.values()), ["last_number"])
+    Participant.objects.bulk_create(participants, batch_size=BATCH)
+    _copy(
+        ContactDetails,
+        [
+            ContactDetails(participant=p, full_name=f"Seeded Person {p.number}", email=f"seeded{p.pk}@example.org")
+            for p in participants
+        ],
+    )
+
+    # Allocation: arms in turn, after the stratum's last sequence number.
+    last = dict(
+        AllocationSlot.objects.filter(allocation_list=allocation)
+        .values("stratum")
+        .annotate(last=Max("sequence"))
+        .values_list("stratum", "last")
+    )
+    sequences = {site.code: itertools.count((last.get(site.code) or 0) + 1) for site in sites}
+    slots, arm_of = [], {}
+    turn = itertools.cycle(arm_codes)
+    for p, _status in plans:
+        if p.randomized_at is None:
+            continue
+        code = next(turn)
+        arm_of[p.pk] = code
+        slots.append(
+            AllocationSlot(
+                allocation_list=allocation,
+                stratum=p.site.code,
+                sequence=next(sequences[p.site.code]),
+                arm=arms[code],
+                participant=p,
+                allocated_at=p.randomized_at,
+            )
+        )
+    _copy(AllocationSlot, slots)
+
+    # Schedules and visits from the protocol's engine.
+    schedules, visits = [], []
+    past = itertools.count()
+    for p, status in plans:
+        if p.pk not in arm_of:
+            continue
+        zone = zoneinfo.ZoneInfo(p.site.time_zone)
+        today = now.astimezone(zone).date()
+        schedule = ParticipantSchedule(
+            participant=p,
+            protocol_version=version,
+            enrollment_date=p.enrolled_at.astimezone(zone).date(),
+            randomization_date=p.randomized_at.astimezone(zone).date(),
+        )
+        schedules.append(schedule)
+        arm = protocol.arm(arm_of[p.pk])
+        plan = engine.plan_visits(arm, schedule.day0_dates())
+        numbers = arm.dosing_numbers()
+        for k, v in enumerate(arm.visits):
+            if v.code not in plan:
+                continue
+            dates = plan[v.code]
+            visit = Visit(
+                participant=p,
+                protocol_version=version,
+                code=v.code,
+                name=v.name,
+                kind=v.kind,
+                dosing_number=numbers.get(v.code),
+                optional=v.optional,
+                instruments=[{"code": i.code, "respondent": i.respondent} for i in v.instruments],
+                duration_minutes=v.duration_minutes,
+                staff_required=v.staff_required,
+                overnight=v.overnight,
+                target_date=dates.target,
+                window_start=dates.window_start,
+                window_end=dates.window_end,
+            )
+            if status == "withdrawn" and dates.target >= today:
+                visit.status, visit.cancel_reason = Visit.Status.CANCELLED, "withdrawn"
+            elif dates.window_end is not None and dates.window_end < today:
+                roll = next(past) % 20  # in turn: one past visit in twenty missed, one overdue, the rest completed
+                if roll == 0:
+                    visit.status, visit.missed_reason = Visit.Status.MISSED, "seeded"
+                elif roll != 1:  # roll 1: left planned, so overdue
+                    visit.status = Visit.Status.COMPLETED
+                    visit.occurred_at = _midnight(dates.target, zone) + dt.timedelta(hours=10)
+            elif dates.window_start is not None and dates.window_start <= today <= dates.window_end and k % 3 == 0:
+                visit.status = Visit.Status.SCHEDULED
+                visit.scheduled_start = _midnight(today, zone) + dt.timedelta(hours=9 + k % 8)
+                visit.scheduled_end = visit.scheduled_start + dt.timedelta(minutes=v.duration_minutes)
+            visits.append(visit)
+    _copy(ParticipantSchedule, schedules)
+    _copy(Visit, visits)
+
+    # Questionnaires of every visit: answered at completed visits, due (or expired) elsewhere.
+    adms = []
+    for visit in visits:
+        zone = zoneinfo.ZoneInfo(visit.participant.site.time_zone)
+        opens = _midnight(visit.window_start, zone) if visit.window_start else None
+        closes = _midnight(visit.window_end + dt.timedelta(days=1), zone) if visit.window_end else None
+        for order, due in enumerate(visit.instruments):
+            if visit.status == Visit.Status.COMPLETED:
+                status = Administration.Status.COMPLETED
+            elif visit.status in (Visit.Status.MISSED, Visit.Status.CANCELLED):
+                status = Administration.Status.NOT_APPLICABLE
+            else:
+                status = Administration.Status.EXPIRED if closes and closes < now else Administration.Status.DUE
+            adms.append(
+                Administration(
+                    participant=visit.participant,
+                    visit=visit,
+                    instrument_code=due["code"],
+                    respondent=due["respondent"],
+                    order=order,
+                    status=status,
+                    opens_at=opens,
+                    closes_at=closes,
+                )
+            )
+    _copy(Administration, adms)
+
+    # An open safety alert at one randomized participant in fifty (on a completed screen), a failed message at another.
+    screens = [
+        a
+        for a in adms
+        if a.instrument_code == "CSSRS_SCREEN"
+        and a.status == Administration.Status.COMPLETED
+        and a.visit.code == "SCREEN"
+    ]
+    responses = [
+        Response(
+            administration=a,
+            participant=a.participant,
+            visit=a.visit,
+            instrument_code=a.instrument_code,
+            instrument_version="1.0",
+            source=Response.Source.STAFF,
+            entered_by=by,
+            submitted_at=a.visit.occurred_at,
+        )
+        for a in screens[::50]
+    ]
+    Response.objects.bulk_create(responses)
+    SafetyAlert.objects.bulk_create(
+        [
+            SafetyAlert(
+                participant=r.participant,
+                response=r,
+                rule_code="CSSRS_SCREEN_HIGH",
+                severity=SafetyAlert.Severity.HIGH,
+                message="High risk on the C-SSRS screen (seeded)",
+                created_at=r.submitted_at,
+            )
+            for r in responses
+        ],
+        batch_size=BATCH,
+    )
+    randomized = [p for p, status in plans if status == "randomized"]
+    Notification.objects.bulk_create(
+        [
+            Notification(
+                key=f"seed:{p.pk}",
+                participant=p,
+                recipient_kind="participant",
+                channel="email",
+                template="visit_reminder",
+                nominal_at=now - dt.timedelta(days=1),
+                due_at=now - dt.timedelta(days=1),
+                status=Notification.Status.FAILED,
+                attempts=5,
+                last_error="550 mailbox unavailable",
+            )
+            for p in randomized[::50]
+        ],
+        batch_size=BATCH,
+    )
+    # Fresh statistics, as autovacuum would gather them on a live database: the planner then sees the volume.
+    with connection.cursor() as cursor:
+        for model in (Participant, ContactDetails, AllocationSlot, ParticipantSchedule, Visit, Administration):
+            cursor.execute(f"ANALYZE {connection.ops.quote_name(model._meta.db_table)}")
+    return participants
