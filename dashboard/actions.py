@@ -40,10 +40,8 @@ from scheduling import selectors as scheduling_selectors
 from scheduling import services as scheduling_services
 from scheduling.models import Visit
 from trialsite.errors import PermissionDeniedError, ServiceError
-from trialsite.roles import MANAGE, Role
+from trialsite.roles import MANAGE, SCHEDULE, Role
 
-# Who may book a visit's slot, as the scheduling API says: the managers, and therapists (they book dosing sessions).
-SCHEDULERS = MANAGE | {Role.THERAPIST}
 TEMPLATE = "dashboard/participant/action.html"
 
 Perform = Callable[[dict[str, Any]], str]
@@ -333,7 +331,7 @@ def _visit_action(visit: Visit, title: str, submit: str, **kwargs: Any) -> Actio
 @staff_page
 @require_http_methods(["GET", "HEAD", "POST"])
 def visit_schedule(request: HttpRequest, visit_id: int) -> HttpResponse:
-    visit, refused = _visit(request, visit_id, SCHEDULERS, "schedule visits")
+    visit, refused = _visit(request, visit_id, SCHEDULE, "schedule visits")
     site = visit.participant.site
     reschedule = visit.status == Visit.Status.SCHEDULED
     staff: dict[str, list[str]] = {}

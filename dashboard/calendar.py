@@ -31,10 +31,10 @@ from participants import selectors as participant_selectors
 from participants.models import Site
 from scheduling import selectors as scheduling_selectors
 from scheduling import services as scheduling_services
-from scheduling.api import SCHEDULERS
 from scheduling.local_time import days_outside
 from scheduling.models import Room, Visit
 from trialsite.errors import ServiceError
+from trialsite.roles import SCHEDULE
 
 # Field errors of the booking service, by the form field that shows them.
 _BOOKING_FIELDS = {"room": "room", "staff": "therapists", "start": "start", "end": "start", "reason": "reason"}
@@ -237,7 +237,7 @@ def _render(
     user = request.user
     site, week = page.site, page.week
     may_configure = access.may_configure(user, site.pk)
-    may_book = access.has_role(user, site.pk, SCHEDULERS)
+    may_book = access.has_role(user, site.pk, SCHEDULE)
     # A refusal of a form the role does not see (a hand-made request) is shown at the top of the page.
     if booking_error and not may_book:
         page_error, booking_error = booking_error, None
@@ -319,7 +319,7 @@ def book(request: HttpRequest) -> HttpResponse:
         return _render(request, page, status=400, booking_form=form, window_warning=warning)
     try:
         # As the API does: the role may schedule visits at the site, then the one service that books.
-        access.require_role(request.user, page.site.pk, SCHEDULERS, "schedule visits")
+        access.require_role(request.user, page.site.pk, SCHEDULE, "schedule visits")
         booked, warnings = scheduling_services.visit_schedule(
             visit=visit,
             start=start,

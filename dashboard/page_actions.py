@@ -19,11 +19,10 @@ from participants.models import Participant
 from participants.transitions import ACTIVE, TRANSITIONS
 from scheduling.lifecycle import TRANSITIONS as VISIT_TRANSITIONS
 from scheduling.models import Visit
-from trialsite.roles import MANAGE, Role
+from trialsite.roles import SCHEDULE
 
 S = Participant.Status
 V = Visit.Status
-SCHEDULERS = MANAGE | {Role.THERAPIST}
 # Eligibility is answered while screening, and revised (with a reason) until consent.
 SCREENING_STATUSES = frozenset({S.SCREENING, S.ELIGIBLE, S.SCREEN_FAILED})
 
@@ -73,7 +72,7 @@ def page_actions(
 ) -> PageActions:
     site_id = participant.site_id
     manage = access.can_manage(user, site_id)
-    schedule = access.has_role(user, site_id, SCHEDULERS)
+    schedule = access.has_role(user, site_id, SCHEDULE)
     following = TRANSITIONS.get(participant.status, frozenset())
     out = PageActions(
         eligibility=manage and participant.status in SCREENING_STATUSES,

@@ -41,9 +41,7 @@ from scheduling.serializers import (
     VisitOutput,
 )
 from trialsite.errors import ServiceError
-from trialsite.roles import MANAGE, Role
-
-SCHEDULERS = MANAGE | {Role.THERAPIST}
+from trialsite.roles import MANAGE, SCHEDULE
 
 
 def _require(request: Request, site_id: int, roles: set[str] | frozenset[str], what: str) -> None:
@@ -122,7 +120,7 @@ class VisitSchedule(APIView):
         visit = selectors.visit_get(request.user, visit_id)
         payload = ScheduleInput(data=request.data)
         payload.is_valid(raise_exception=True)
-        _require(request, visit.participant.site_id, SCHEDULERS, "schedule visits")
+        _require(request, visit.participant.site_id, SCHEDULE, "schedule visits")
         values = payload.validated_data
         room = None
         if values.get("room"):

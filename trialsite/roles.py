@@ -19,5 +19,7 @@ ALWAYS_BLINDED = frozenset({Role.RATER, Role.STATISTICIAN})
 ALWAYS_UNBLINDED = frozenset({Role.UNBLINDED_STATISTICIAN, Role.ADMIN})
 # Roles that manage participants: create, screen, consent, enroll, randomize, withdraw.
 MANAGE = frozenset({Role.COORDINATOR, Role.INVESTIGATOR, Role.ADMIN})
+# Roles that may book a visit's slot: the managers, and therapists (they book dosing sessions).
+SCHEDULE = MANAGE | {Role.THERAPIST}
 # Roles that may see contact details (they contact participants).
 CONTACT = frozenset({Role.COORDINATOR, Role.INVESTIGATOR, Role.THERAPIST, Role.ADMIN})
