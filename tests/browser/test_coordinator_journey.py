@@ -67,6 +67,28 @@ def expected_scores(code: str, answers: dict[str, int]) -> dict[str, float]:
     return out
 
 
+def expected_flags(code: str, answers: dict[str, int]) -> dict[str, float]:
+    """The instrument's flags (1 raised, 0 not) from their published rules: a cut-off on a scale, or enough items at
+    or above a threshold in each cluster."""
+    definition = json.loads((INSTRUMENTS / f"{code}.json").read_text())
+    scales = expected_scores(code, answers)
+    items_of = {scale["code"]: scale.get("items", []) for scale in definition["scales"]}
+    out: dict[str, float] = {}
+    for flag in definition.get("flags", []):
+        rule = flag["rule"]
+        if rule["type"] == "cutoff" and set(rule) == {"type", "scale", "gte"}:
+            raised = scales[rule["scale"]] >= rule["gte"]
+        elif rule["type"] == "cluster_criteria":
+            raised = all(
+                sum(answers[item] >= rule["threshold"] for item in items_of[cluster]) >= least
+                for cluster, least in rule["min_counts"].items()
+            )
+        else:  # pragma: no cover - a rule this test does not know
+            raise AssertionError(f"unknown flag rule {rule}")
+        out[flag["code"]] = float(raised)
+    return out
+
+
 def shown(value: float) -> str:
     """A score as the staff page writes it: whole numbers without decimals, others with two."""
     return str(int(value)) if float(value).is_integer() else f"{value:.2f}"
@@ -273,6 +295,8 @@ def _journey(live_server, chromium, desk_page, smtp_recorder, worker, shot, zone
     assert page.url == f"{base}/participants/{pid}/#questionnaires"
     page.reload()
     expected = {"PCL5": expected_scores("PCL5", PCL5), "SCS": expected_scores("SCS", SCS)}
+    flags = {"PCL5": expected_flags("PCL5", PCL5), "SCS": expected_flags("SCS", SCS)}
+    assert flags["PCL5"] == {"provisional_ptsd": 1.0, "probable_ptsd_cutoff": 1.0}  # the answers raise both
     rows = page.locator("#questionnaires tbody tr")
     for code, scores in expected.items():
         row = rows.filter(has=page.locator("td:nth-child(1)", has_text=re.compile(r"^BASELINE$"))).filter(
@@ -283,8 +307,7 @@ def _journey(live_server, chromium, desk_page, smtp_recorder, worker, shot, zone
             (item.locator(".code").inner_text(), item.inner_text().split()[-1])
             for item in row.locator("ul.scores li").all()
         )
-        for scale, value in scores.items():
-            assert shown_scores[scale] == shown(value), (code, scale, shown_scores)
+        assert shown_scores == {scale: shown(value) for scale, value in (scores | flags[code]).items()}
     shot(page, "scores")
     # The trajectory tables beside the charts: the baseline's PCL-5 total and SCS compassionate/uncompassionate means.
     pcl5_table = page.locator("#trajectories table").filter(has_text="Total").first.inner_text()
@@ -313,6 +336,8 @@ def _journey(live_server, chromium, desk_page, smtp_recorder, worker, shot, zone
         assert dict(Answer.objects.filter(response=response).values_list("item_code", "value")) == answers
         stored = dict(Score.objects.filter(response=response, kind="scale").values_list("code", "value"))
         assert stored == pytest.approx(expected[code])
+        stored = dict(Score.objects.filter(response=response, kind="flag").values_list("code", "value"))
+        assert stored == flags[code]
     sent.refresh_from_db()
     assert sent.status == "sent" and sent.channel == "email"
     assert sent.sent_at is not None and sent.last_error == ""
@@ -322,7 +347,9 @@ def _journey(live_server, chromium, desk_page, smtp_recorder, worker, shot, zone
     }
     # Completing the baseline now, a week before its window opens, is recorded as the protocol asks.
     deviation = ProtocolDeviation.objects.get(participant=participant)
-    assert (deviation.visit_id, deviation.type, deviation.days_outside) == (baseline.pk, "out_of_window", -7)
+    days_early = (baseline.occurred_at.astimezone(zone).date() - baseline.window_start).days  # -7 but at midnight
+    assert (deviation.visit_id, deviation.type, deviation.days_outside) == (baseline.pk, "out_of_window", days_early)
+    assert days_early < 0
 
     # Every step left its audit row, in the coordinator's name (the link and the answers: the system's).
     events = AuditEvent.objects.filter(participant_id=pid)
