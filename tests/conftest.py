@@ -17,7 +17,7 @@ from trialsite.roles import Role
 def _cache_of_this_worker(worker_id):
     """Each parallel test process gets a Redis database of its own for the cache. Tests clear the cache to reset the
     wrong-token counters; one process clearing must never reset another's counters halfway through a test.
-    (Broker tests use databases 11-13; the cache takes 1-10.)"""
+    (Broker tests use databases 11-15, one each; the cache takes 1-10.)"""
     from django.conf import settings
     from django.test.utils import override_settings
 

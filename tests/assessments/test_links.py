@@ -293,6 +293,19 @@ def test_html_flow_inline_errors_review_and_thanks(issued):
     assert Client().get(f"/l/{token}/").status_code == 404
 
 
+def test_participant_pages_name_their_own_icon_so_browsers_ask_for_no_favicon_ico(issued):
+    # Without a named icon a browser asks for /favicon.ico, a 404 on every participant's first page.
+    from django.contrib.staticfiles import finders
+
+    link, token = issued
+    client = Client()
+    for page in (client.get(f"/l/{token}/", follow=True), Client().get("/l/not-a-token/")):
+        assert '<link rel="icon" href="/static/assessments/favicon.svg" type="image/svg+xml">' in page.content.decode()
+    assert "1 of 2" in client.get("/l/q/1/").content.decode()
+    assert finders.find("assessments/favicon.svg") is not None
+    assert not Response.objects.exists() and ParticipantLink.objects.get(pk=link.pk).revoked_at is None
+
+
 def test_autosave_saves_each_answer(issued):
     link, token = issued
     client = Client()
