@@ -243,7 +243,20 @@ class QuestionnaireRow:
     status_label: Label
     respondent_label: Label
     submitted: dt.datetime | None
-    scores: list[tuple[str, str]]  # (scale or flag code, value)
+    scores: list[tuple[str, Label]]  # (scale or flag code, value)
+
+
+FLAG_STATE: dict[float, Label] = {1: pgettext_lazy("flag", "yes"), 0: pgettext_lazy("flag", "no")}
+
+
+def flag_text(text: str | None, value: float | None) -> Label:
+    """A flag as the scoring stored it: a level by its text (a C-SSRS risk level), a yes/no rule as yes or no, and a
+    rule that could not be decided (answers missing) as unknown. The exports keep the stored 1 / 0 / empty."""
+    if text:
+        return text
+    if value is None:
+        return pgettext_lazy("flag", "unknown")
+    return FLAG_STATE.get(value, number(value))
 
 
 def questionnaires(adms: Sequence[Administration], zone: zoneinfo.ZoneInfo, now: dt.datetime) -> list[QuestionnaireRow]:
@@ -254,7 +267,7 @@ def questionnaires(adms: Sequence[Administration], zone: zoneinfo.ZoneInfo, now:
         if response is not None:
             # Scale scores, then flags (e.g. a C-SSRS screen's risk level), as the scoring stored them.
             scores = [
-                (s.code, number(s.value) if s.kind == Score.Kind.SCALE else (s.text_value or number(s.value)))
+                (s.code, number(s.value) if s.kind == Score.Kind.SCALE else flag_text(s.text_value, s.value))
                 for s in sorted(response.scores.all(), key=lambda s: s.kind != Score.Kind.SCALE)
             ]
         status = administration_status(adm, now)

@@ -307,7 +307,9 @@ def _journey(live_server, chromium, desk_page, smtp_recorder, worker, shot, zone
             (item.locator(".code").inner_text(), item.inner_text().split()[-1])
             for item in row.locator("ul.scores li").all()
         )
-        assert shown_scores == {scale: shown(value) for scale, value in (scores | flags[code]).items()}
+        expected_shown = {scale: shown(value) for scale, value in scores.items()}
+        expected_shown |= {flag: "yes" if raised else "no" for flag, raised in flags[code].items()}
+        assert shown_scores == expected_shown
     shot(page, "scores")
     # The trajectory tables beside the charts: the baseline's PCL-5 total and SCS compassionate/uncompassionate means.
     pcl5_table = page.locator("#trajectories table").filter(has_text="Total").first.inner_text()

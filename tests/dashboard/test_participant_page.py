@@ -167,7 +167,7 @@ def test_the_page_shows_the_record_with_its_charts_and_tables(client, record, al
     done = {(r[0], r[1]): r for r in rows[1:] if r[3] == "Completed"}
     assert done[("SCREEN", "CAPS5")][4:] == [
         "2026-03-02 09:00 PST",
-        "total 60 cluster_b 15 cluster_c 6 cluster_d 21 cluster_e 18 ptsd_diagnosis 1 dissociative_subtype 0",
+        "total 60 cluster_b 15 cluster_c 6 cluster_d 21 cluster_e 18 ptsd_diagnosis yes dissociative_subtype no",
     ]
     assert done[("BASELINE", "PCL5")][5].startswith("total 40 ")
     assert done[("BASELINE", "SCS")][5].split()[-4:] == ["cs", "3", "ucs", "3"]
