@@ -353,11 +353,7 @@ def visit_schedule(request: HttpRequest, visit_id: int) -> HttpResponse:
     action = _visit_action(visit, _("Reschedule") if reschedule else _("Schedule"), _("Save booking"))
 
     def perform(values: dict[str, Any]) -> str:
-        room = None
-        if values.get("room"):
-            room = scheduling_selectors.room_named(site.pk, values["room"])
-            if room is None:
-                raise ServiceError("unknown room", field_errors={"room": [f"no room {values['room']!r} at this site"]})
+        room = scheduling_selectors.room_named(site.pk, values.get("room"))
         _booked, warnings = scheduling_services.visit_schedule(
             visit=visit,
             start=values["start"],

@@ -122,11 +122,7 @@ class VisitSchedule(APIView):
         payload.is_valid(raise_exception=True)
         _require(request, visit.participant.site_id, SCHEDULE, "schedule visits")
         values = payload.validated_data
-        room = None
-        if values.get("room"):
-            room = selectors.room_named(visit.participant.site_id, values["room"])
-            if room is None:
-                raise ServiceError("unknown room", field_errors={"room": [f"no room {values['room']!r} at this site"]})
+        room = selectors.room_named(visit.participant.site_id, values.get("room"))
         _, warnings = services.visit_schedule(
             visit=visit,
             start=values["start"],

@@ -45,6 +45,7 @@ from scheduling.protocol import (
     parse_protocol,
     shipped_protocol_paths,
 )
+from trialsite.errors import ServiceError
 
 
 def _with_display(qs: QuerySet[Visit]) -> QuerySet[Visit]:
@@ -164,9 +165,15 @@ def room_get(user: Actor, room_id: int) -> Room:
     return get_object_or_404(rooms_for(user), pk=room_id)
 
 
-def room_named(site_id: int, name: str) -> Room | None:
-    """The site's room with that name (retired ones included: booking one is refused with a message)."""
-    return Room.objects.filter(site_id=site_id, name=name).first()
+def room_named(site_id: int, name: str | None) -> Room | None:
+    """The site's room with that name for a booking (retired ones included: booking one is refused with a message);
+    None when no name is given, and a refusal naming the field when the site has no such room."""
+    if not name:
+        return None
+    room = Room.objects.filter(site_id=site_id, name=name).first()
+    if room is None:
+        raise ServiceError("unknown room", field_errors={"room": [f"no room {name!r} at this site"]})
+    return room
 
 
 def protocol_version_latest(code: str) -> ProtocolVersion | None:
