@@ -11,6 +11,7 @@ test_pages_registry.py fails when a URL name of dashboard.urls has no entry. Reg
 - ``methods``: the HTTP methods the page takes (GET, POST or both).
 - ``scoped``: the URL names a site's object (a participant, an alert, ...): another site's staff get a 404.
 - ``data(world, site)``: a POST body the page accepts from a user allowed to send it.
+- ``more_data(world, site)``: further bodies, where one form does different things (a link by e-mail or shown).
 - ``user``: the walks' persona (a role of ``world.users``) who sends that body: the investigator, who may do every
   action at both sites, except for what only an administrator may (the rooms).
 
@@ -49,9 +50,14 @@ class Page:
     scoped: bool = False
     data: Callable[[World, SiteObjects], dict[str, Any]] = field(default=lambda w, s: {})
     user: str = "investigator"
+    more_data: Callable[[World, SiteObjects], list[dict[str, Any]]] = field(default=lambda w, s: [])
 
     def url(self, world: World, site: SiteObjects) -> str:
         return self.urls(world, site)[0]
+
+    def bodies(self, world: World, site: SiteObjects) -> list[dict[str, Any]]:
+        """Every POST body worth sending: ``data`` and the other ways the form is used (``more_data``)."""
+        return [self.data(world, site), *self.more_data(world, site)]
 
 
 def _home(w: World, s: SiteObjects) -> list[str]:
@@ -184,7 +190,11 @@ PAGES: dict[str, Page] = {
         user="admin",
     ),  # fmt: skip
     "dashboard-link-send": Page(
-        _visit_page("dashboard-link-send", "link"), POST, scoped=True, data=lambda w, s: {"channel": "email"}
+        _visit_page("dashboard-link-send", "link"),
+        POST,
+        scoped=True,
+        data=lambda w, s: {"channel": "email"},
+        more_data=lambda w, s: [{"channel": "show"}],
     ),  # fmt: skip
     "dashboard-eligibility": Page(
         _participant_page("dashboard-eligibility", "screening"),
