@@ -10,7 +10,12 @@ test_pages_registry.py fails when a URL name of dashboard.urls has no entry. Reg
   (filters, later pages) follow it. A page that names no object ignores ``site``.
 - ``methods``: the HTTP methods the page takes (GET, POST or both).
 - ``scoped``: the URL names a site's object (a participant, an alert, ...): another site's staff get a 404.
-- ``data(world, site)``: a POST body the page accepts from a user allowed to send it (the walks' investigator).
+- ``data(world, site)``: a POST body the page accepts from a user allowed to send it.
+- ``more_data(world, site)``: further bodies, where one form does different things (a link by e-mail or shown).
+- ``user``: the walks' persona (a role of ``world.users``) who sends that body: the investigator, who may do every
+  action at both sites, except for what only an administrator may (the rooms).
+
+The calendar names its site in the query (``?site=<code>``), so its pages are scoped by that: another site is a 404.
 """
 
 from __future__ import annotations
@@ -44,9 +49,15 @@ class Page:
     methods: tuple[str, ...] = GET
     scoped: bool = False
     data: Callable[[World, SiteObjects], dict[str, Any]] = field(default=lambda w, s: {})
+    user: str = "investigator"
+    more_data: Callable[[World, SiteObjects], list[dict[str, Any]]] = field(default=lambda w, s: [])
 
     def url(self, world: World, site: SiteObjects) -> str:
         return self.urls(world, site)[0]
+
+    def bodies(self, world: World, site: SiteObjects) -> list[dict[str, Any]]:
+        """Every POST body worth sending: ``data`` and the other ways the form is used (``more_data``)."""
+        return [self.data(world, site), *self.more_data(world, site)]
 
 
 def _home(w: World, s: SiteObjects) -> list[str]:
@@ -76,6 +87,28 @@ def _matrix(w: World, s: SiteObjects) -> list[str]:
         *(f"{base}&page={n}" for n in pages),
         f"{base}&status=randomized&page=2",
     ]
+
+
+def _calendar(w: World, s: SiteObjects) -> list[str]:
+    """The site's calendar this week, the week of its booked session, the weeks before and after this one, and (for
+    the first site only, so that the sites' lists stay apart) the calendar without a site: the user's first site."""
+    base = reverse("dashboard-calendar")
+    site = f"{base}?site={s.site.code}"
+    urls = [site, f"{site}&week=2026-03-30", f"{site}&week=2026-02-23", f"{site}&week=2026-03-09"]
+    return urls + ([base] if s.site.code == next(iter(w.sites)) else [])
+
+
+def _on_site(name: str, *args: Any) -> Callable[[World, SiteObjects], list[str]]:
+    """A calendar form's URL: the site named in the query, as the calendar's own forms post it."""
+    return lambda w, s: [f"{reverse(name, args=[a(s) for a in args])}?site={s.site.code}"]
+
+
+def _participant_page(name: str, key: str) -> Callable[[World, SiteObjects], list[str]]:
+    return lambda w, s: [reverse(name, args=[s.participants[key].participant_id])]
+
+
+def _visit_page(name: str, key: str) -> Callable[[World, SiteObjects], list[str]]:
+    return lambda w, s: [reverse(name, args=[s.visits[key].pk])]
 
 
 PAGES: dict[str, Page] = {
@@ -111,6 +144,129 @@ PAGES: dict[str, Page] = {
         lambda w, s: [reverse("dashboard-participant", args=[p.participant_id]) for p in s.all_participants],
         scoped=True,
     ),  # fmt: skip
+    "dashboard-participant-new": Page(
+        lambda w, s: [reverse("dashboard-participant-new")],
+        GET_POST,
+        data=lambda w, s: {
+            "site": s.site.code,
+            "study": w.study.code,
+            "full_name": "New Person",
+            "email": "new.person@ex.org",
+            "phone": "",
+            "preferred_channel": "email",
+            "time_zone": "",
+            "language": "en",
+            "stratum": "",
+        },
+    ),  # fmt: skip
+    "dashboard-calendar": Page(_calendar, scoped=True),
+    "dashboard-calendar-book": Page(
+        _on_site("dashboard-calendar-book"),
+        POST,
+        scoped=True,
+        data=lambda w, s: {
+            "visit": s.visits["dosing"].pk,
+            "room": s.rooms["in_use"].pk,
+            "therapists": s.therapists,
+            "start": "2026-04-02T09:00",
+            "reason": "",
+        },
+    ),  # fmt: skip
+    "dashboard-calendar-room-create": Page(
+        _on_site("dashboard-calendar-room-create"),
+        POST,
+        scoped=True,
+        data=lambda w, s: {"name": "Willow room", "overnight_capable": "on"},
+        user="admin",
+    ),  # fmt: skip
+    "dashboard-calendar-room-retire": Page(
+        _on_site("dashboard-calendar-room-retire", lambda s: s.rooms["spare"].pk),
+        POST,
+        scoped=True,
+        data=lambda w, s: {
+            f"retire-{s.rooms['spare'].pk}-reason": "turned into an office",
+            f"retire-{s.rooms['spare'].pk}-confirm": "on",
+        },
+        user="admin",
+    ),  # fmt: skip
+    "dashboard-link-send": Page(
+        _visit_page("dashboard-link-send", "link"),
+        POST,
+        scoped=True,
+        data=lambda w, s: {"channel": "email"},
+        more_data=lambda w, s: [{"channel": "show"}],
+    ),  # fmt: skip
+    "dashboard-eligibility": Page(
+        _participant_page("dashboard-eligibility", "screening"),
+        GET_POST,
+        scoped=True,
+        data=lambda w, s: {"criterion_INC_AGE": "yes", "criterion_EXC_PREG": "no", "override": "", "reason": ""},
+    ),  # fmt: skip
+    "dashboard-consent": Page(
+        _participant_page("dashboard-consent", "eligible"),
+        GET_POST,
+        scoped=True,
+        data=lambda w, s: {"version": "1.0", "signed_at": "2026-03-05T09:00"},
+    ),  # fmt: skip
+    "dashboard-enroll": Page(_participant_page("dashboard-enroll", "consented"), GET_POST, scoped=True),
+    "dashboard-randomize": Page(
+        _participant_page("dashboard-randomize", "enrolled"),
+        GET_POST,
+        scoped=True,
+        data=lambda w, s: {"stratum": "", "confirm": "on"},
+    ),  # fmt: skip
+    "dashboard-withdraw": Page(
+        _participant_page("dashboard-withdraw", "leaving"),
+        GET_POST,
+        scoped=True,
+        data=lambda w, s: {"level": "stop_contact", "date": "2026-03-05", "reason": "moved away", "confirm": "on"},
+    ),  # fmt: skip
+    "dashboard-questionnaire-open": Page(
+        lambda w, s: [
+            reverse(
+                "dashboard-questionnaire-open",
+                args=[s.administration.participant.participant_id, s.administration.pk],
+            )
+        ],
+        GET_POST,
+        scoped=True,
+        data=lambda w, s: {"reason": "the participant asked to start early"},
+    ),  # fmt: skip
+    "dashboard-response-correct": Page(
+        lambda w, s: [
+            reverse("dashboard-response-correct", args=[s.response.participant.participant_id, s.response.pk])
+        ],
+        GET_POST,
+        scoped=True,
+        data=lambda w, s: {"item": "CSSRS_1", "value": "0", "reason": "misheard on the telephone"},
+    ),  # fmt: skip
+    "dashboard-visit-schedule": Page(
+        _visit_page("dashboard-visit-schedule", "schedule"),
+        GET_POST,
+        scoped=True,
+        data=lambda w, s: {"start": "2026-03-20T10:00", "end": "", "room": "", "reason": ""},
+    ),  # fmt: skip
+    "dashboard-visit-complete": Page(
+        _visit_page("dashboard-visit-complete", "complete"),
+        GET_POST,
+        scoped=True,
+        data=lambda w, s: {"occurred_at": "2026-03-05T09:00", "reason": ""},
+    ),  # fmt: skip
+    "dashboard-visit-miss": Page(
+        _visit_page("dashboard-visit-miss", "miss"),
+        GET_POST,
+        scoped=True,
+        data=lambda w, s: {"reason": "did not come", "confirm": "on"},
+    ),  # fmt: skip
+    "dashboard-visit-cancel": Page(
+        _visit_page("dashboard-visit-cancel", "cancel"),
+        GET_POST,
+        scoped=True,
+        data=lambda w, s: {"reason": "not needed", "confirm": "on"},
+    ),  # fmt: skip
+    "dashboard-overview": Page(
+        lambda w, s: [reverse("dashboard-overview"), f"{reverse('dashboard-overview')}?study={w.study.code}"]
+    ),
 }
 
 

@@ -4,17 +4,21 @@ of 1,000 (seeded in bulk by tests/support/seed.py): lists are paginated and read
 from __future__ import annotations
 
 import datetime as dt
+import zoneinfo
 
 import pytest
 import time_machine
-from django.db import connection
+from django.db import connection, transaction
 from django.http import QueryDict
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
-from assessments.models import SafetyAlert
+from assessments.models import Administration, Response, SafetyAlert
 from dashboard.worklists import home_worklists
 from notifications.models import Notification
+from participants.models import Participant
+from scheduling import services as scheduling_services
+from scheduling.models import Visit
 from tests.dashboard.pages import get_pages
 from tests.dashboard.world import NOW, SiteObjects, World, walk_study
 from tests.factories import staff
@@ -25,17 +29,64 @@ pytestmark = pytest.mark.django_db
 
 
 def seeded_world(study, sites, users) -> World:
+    """The objects the registry's pages name, taken from the seeded study: for each state an action needs, a
+    participant not yet randomized (the forms read the same whatever the state)."""
     objects = {}
     for code, site in sites.items():
-        first = study.participants.filter(site=site, status="randomized").order_by("id").first()
+        at_site = study.participants.filter(site=site).order_by("id")
+        first = at_site.filter(status=Participant.Status.RANDOMIZED).first()
+        # Not randomized yet (at 10 participants a site may have no one screening, or no one enrolled).
+        earlier = at_site.exclude(status=Participant.Status.RANDOMIZED).first()
+        visits = Visit.objects.filter(participant=first).order_by("id")
+        planned = visits.filter(status=Visit.Status.PLANNED)
         objects[code] = SiteObjects(
             site=site,
             coordinator=users[Role.COORDINATOR],
-            participants={"first": first},
+            participants={
+                "first": first,
+                "screening": earlier,
+                "eligible": earlier,
+                "consented": earlier,
+                "enrolled": earlier,
+                "leaving": earlier,
+            },
             alert=SafetyAlert.objects.filter(participant__site=site).first(),
             notification=Notification.objects.filter(participant__site=site).first(),
+            visits={
+                "schedule": planned.first(),
+                "complete": planned.first(),
+                "miss": planned.last(),
+                "cancel": planned.last(),
+            },
+            administration=Administration.objects.filter(participant=first).order_by("-id").first(),
+            response=Response.objects.filter(participant__site=site).order_by("id").first(),
         )
+    pdx = objects["PDX"]  # the site whose pages are counted
+    _dosing_session_this_week(pdx, users)
+    assert all(pdx.participants.values()) and all(pdx.visits.values()) and pdx.administration and pdx.response
     return World(study=study, sites=objects, users=users)
+
+
+def _dosing_session_this_week(objects: SiteObjects, users) -> None:
+    """A dosing session booked (through the service) in the week the calendar shows, with its room and therapists,
+    so that the calendar's lists have rows at both sizes (an empty list skips its related reads)."""
+    site = objects.site
+    zone = zoneinfo.ZoneInfo(site.time_zone)
+    therapists = [staff(f"q-therapist-{n}", Role.THERAPIST, site).username for n in (1, 2)]
+    visit = (
+        Visit.objects.filter(
+            participant__site=site, kind="dosing", status=Visit.Status.PLANNED, participant__status="randomized"
+        )
+        .order_by("id")
+        .first()
+    )
+    assert visit is not None
+    with time_machine.travel(NOW, tick=False), transaction.atomic():
+        room = scheduling_services.room_create(site=site, name="Q room", by=None)
+        scheduling_services.visit_schedule(
+            visit=visit, start=dt.datetime(2026, 3, 6, 9, 0, tzinfo=zone), room=room, staff=therapists,
+            by=users[Role.ADMIN],
+        )  # fmt: skip
 
 
 def counts(world: World) -> dict[tuple[str, str], int]:

@@ -1,6 +1,9 @@
 """The test world the dashboard walks run over: a double-blind study at two sites (PDX and NYC) whose arm codes, arm
 labels and arm-only visit are strings found nowhere else, with participants at each site in several states, visits
-done, missed and booked, questionnaires with scores, an open safety alert and a failed message per site.
+done, missed and booked, questionnaires with scores, an open safety alert and a failed message per site; and, for the
+action pages, per site: two rooms and two therapists, a dosing session booked, a participant in the state each action
+needs, visits to schedule, complete, miss and cancel, a questionnaire opened early (so a link may be sent) and one
+still to open, and a stored response to correct.
 
 Everything is made through the real services (as the sites' own staff), so the world is audited like real data. The
 protocol is the shipped samati-v1 with its arms and its arm-only visit renamed to those unique strings, stored as a
@@ -23,12 +26,12 @@ from django.utils.html import escape
 from assessments import services as assessment_services
 from assessments.definitions import visible_items
 from assessments.library import instrument_get
-from assessments.models import SafetyAlert
+from assessments.models import Administration, Response, SafetyAlert
 from notifications.models import Notification
 from participants import services as participant_services
 from participants.models import Participant, Site, Study
 from scheduling import services as scheduling_services
-from scheduling.models import Visit
+from scheduling.models import Room, Visit
 from scheduling.protocol import shipped_protocol_paths
 from tests.conftest import advance
 from tests.factories import UserFactory, staff
@@ -74,13 +77,21 @@ def hits(body: str) -> list[str]:
 
 @dataclass
 class SiteObjects:
-    """One site's objects in the world: its participants by state, its open alert and failed message."""
+    """One site's objects in the world: its participants by state, its open alert and failed message, and what the
+    action pages act on: visits by the action they await, rooms, therapists, a questionnaire and a response."""
 
     site: Site
     coordinator: object
     participants: dict[str, Participant] = field(default_factory=dict)
     alert: SafetyAlert | None = None
     notification: Notification | None = None
+    # "schedule", "complete", "miss", "cancel": a visit awaiting that action; "link": a visit with a questionnaire
+    # open now; "dosing": a dosing visit to book on the calendar; "booked": the dosing session already booked.
+    visits: dict[str, Visit] = field(default_factory=dict)
+    rooms: dict[str, Room] = field(default_factory=dict)  # "in_use" (holds the booked session), "spare"
+    therapists: list[str] = field(default_factory=list)
+    administration: Administration | None = None  # a questionnaire still to open (to open early)
+    response: Response | None = None  # a stored staff-entered response (to correct)
 
     @property
     def all_participants(self) -> list[Participant]:
@@ -190,6 +201,14 @@ def _site_participants(study: Study, objects: SiteObjects, rater) -> None:
             participant=withdrawn, level="stop_follow_up", reason="moved away", date=dt.date(2026, 3, 2), by=by
         )
     made["randomized4"] = Participant.objects.get(pk=withdrawn.pk)
+    with transaction.atomic():
+        p = participant_services.participant_create(
+            study=study,
+            site=site,
+            by=by,
+            contact={"full_name": f"Leaving {site.code}", "email": f"leave.{site.code.lower()}@ex.org"},
+        )
+    made["leaving"] = p  # to withdraw
     objects.alert = SafetyAlert.objects.filter(participant=done).latest("id")
     # A message as delivery leaves it after its last attempt (delivery itself is the notifications tests' concern).
     objects.notification = Notification.objects.create(
@@ -206,6 +225,44 @@ def _site_participants(study: Study, objects: SiteObjects, rater) -> None:
     )
 
 
+def _site_actions(objects: SiteObjects, therapists: list[str]) -> None:
+    """What the action pages act on at one site (see SiteObjects), made through the services by the site's own staff
+    (the rooms by the system, as configuration is)."""
+    site, by = objects.site, objects.coordinator
+    zone = zoneinfo.ZoneInfo(site.time_zone)
+    done, missed, fresh = (objects.participants[f"randomized{n}"] for n in (1, 2, 3))
+    objects.therapists = therapists
+    with transaction.atomic():
+        for key, name in (("in_use", "Zephyr room"), ("spare", "Spare room")):
+            objects.rooms[key] = scheduling_services.room_create(site=site, name=name, by=None)
+        # A dosing session in the week of 30 March, so the calendar has one to show (on another day at each site: the
+        # walks' therapist works at both).
+        day = 30 if site.code == "PDX" else 31
+        scheduling_services.visit_schedule(
+            visit=_visit(done, "DOSE1"),
+            start=dt.datetime(2026, 3, day, 9, 0, tzinfo=zone),
+            room=objects.rooms["in_use"],
+            staff=therapists,
+            by=by,
+        )
+        # The baseline's self-report opened early: the visit has a questionnaire to answer now, so a link may go out.
+        baseline = _visit(done, "BASELINE")
+        assessment_services.administration_open_early(
+            administration=Administration.objects.get(visit=baseline, instrument_code="LSAS_SR"), by=by, reason="asked"
+        )
+    objects.visits = {
+        "booked": _visit(done, "DOSE1"),
+        "link": baseline,
+        "dosing": _visit(fresh, "DOSE1"),
+        "schedule": _visit(fresh, "BASELINE"),
+        "complete": _visit(fresh, "SCREEN"),
+        "miss": _visit(missed, "BASELINE"),
+        "cancel": _visit(fresh, "PREP1"),
+    }
+    objects.administration = Administration.objects.get(visit=baseline, instrument_code="SCS")
+    objects.response = Response.objects.get(participant=done, instrument_code="CSSRS_SCREEN")
+
+
 def build_world() -> World:
     with time_machine.travel(T0, tick=False):
         study, sites = walk_study()
@@ -214,4 +271,7 @@ def build_world() -> World:
         objects = {code: SiteObjects(site=site, coordinator=coordinators[code]) for code, site in sites.items()}
         for code in objects:
             _site_participants(study, objects[code], users[Role.RATER])
+            # Dosing sessions take two therapists: the walks' one (at both sites) and one of the site's own.
+            own = staff(f"tara-{code.lower()}", Role.THERAPIST, sites[code])
+            _site_actions(objects[code], [users[Role.THERAPIST].username, own.username])
     return World(study=study, sites=objects, users=users)

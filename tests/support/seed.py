@@ -5,8 +5,8 @@ shapes the services write, with the dates the protocol's engine plans.
 
 ``seed_participants(study, sites, n, now=..., by=user)`` adds ``n`` participants spread over ``sites``: seven in ten
 randomized (arms in turn) with a plan from the study's protocol whose past visits are mostly completed (a few
-missed, a few overdue) and, at a few, a visit booked for the site's today; the rest screening, enrolled or
-withdrawn. One randomized participant in fifty has an open safety alert and one in fifty a failed message."""
+missed, a few overdue) and, at a few, a visit booked for the site's today (one such booking in four flagged for
+rescheduling); the rest screening, enrolled or withdrawn. One randomized participant in fifty has an open safety alert and one in fifty a failed message."""
 
 from __future__ import annotations
 
@@ -155,7 +155,7 @@ def seed_participants(study: Study, sites: list[Site], n: int, *, now: dt.dateti
 
     # Schedules and visits from the protocol's engine.
     schedules, visits = [], []
-    past = itertools.count()
+    past, booked = itertools.count(), itertools.count()
     for p, status in plans:
         if p.pk not in arm_of:
             continue
@@ -204,6 +204,8 @@ def seed_participants(study: Study, sites: list[Site], n: int, *, now: dt.dateti
                 visit.status = Visit.Status.SCHEDULED
                 visit.scheduled_start = _midnight(today, zone) + dt.timedelta(hours=9 + k % 8)
                 visit.scheduled_end = visit.scheduled_start + dt.timedelta(minutes=v.duration_minutes)
+                # One booking in four no longer fits (as when an earlier visit moved): to be rescheduled.
+                visit.needs_reschedule = next(booked) % 4 == 0
             visits.append(visit)
     _copy(ParticipantSchedule, schedules)
     _copy(Visit, visits)
