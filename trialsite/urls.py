@@ -1,8 +1,18 @@
 from django.contrib import admin
+from django.http import HttpRequest
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from trialsite import health
+
+
+def _superusers_only(request: HttpRequest) -> bool:
+    """The Django admin is for a superuser's configuration only; staff work in the dashboard, whatever their staff
+    flag or model permissions say."""
+    return bool(request.user.is_active and request.user.is_superuser)
+
+
+admin.site.has_permission = _superusers_only  # type: ignore[method-assign]
 
 api_v1 = [
     path("", include("participants.urls")),

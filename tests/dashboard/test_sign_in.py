@@ -127,3 +127,22 @@ def test_the_absolute_session_lifetime_ends_a_dashboard_session(client, alice):
             assert client.get("/home/").status_code == 200
         clock.shift(dt.timedelta(minutes=5))
         assert client.get("/home/")["Location"] == "/login/?next=/home/"
+
+
+def test_the_admin_is_for_superusers_only(client, alice, study_sites):
+    """A staff-flagged coordinator, even one holding every model permission, is sent to the admin's sign-in; a
+    superuser gets the admin."""
+    from django.contrib.auth.models import Permission
+
+    alice.is_staff = True
+    alice.save(update_fields=["is_staff"])
+    alice.user_permissions.set(Permission.objects.all())
+    client.force_login(alice)
+    response = client.get("/admin/")
+    assert response.status_code == 302 and response["Location"].startswith("/admin/login/")
+    response = client.get("/admin/participants/participant/")
+    assert response.status_code == 302 and response["Location"].startswith("/admin/login/")
+    root = UserFactory(username="root", is_superuser=True, is_staff=True)
+    client.force_login(root)
+    body = page_text(client.get("/admin/"))
+    assert "Site administration" in body and "Participants" in body
