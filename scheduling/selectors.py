@@ -55,8 +55,8 @@ def _with_display(qs: QuerySet[Visit]) -> QuerySet[Visit]:
 
 
 def _listed(qs: QuerySet[Visit]) -> QuerySet[Visit]:
-    """For the home page's worklists: as ``_with_display``, without the protocol's definition (a large JSON document
-    no list shows, decoded once per row otherwise)."""
+    """For lists (the home page's worklists, the calendar): as ``_with_display``, without the protocol's definition
+    (a large JSON document no list shows, decoded once per row otherwise)."""
     return _with_display(qs).defer("protocol_version__definition")
 
 
@@ -413,7 +413,7 @@ def calendar_dosing_sessions(user: Actor, site_id: int, start: dt.datetime, end:
     their room and therapists. Three queries whatever the number; none outside the user's sites."""
     if site_id not in site_ids_for(user):
         return Visit.objects.none()
-    return _with_display(
+    return _listed(
         Visit.objects.filter(
             participant__site_id=site_id,
             kind=VisitKind.DOSING,
@@ -426,12 +426,29 @@ def calendar_dosing_sessions(user: Actor, site_id: int, start: dt.datetime, end:
 
 def calendar_bookable_visits(user: Actor, site_id: int) -> QuerySet[Visit]:
     """The site's dosing visits a booking form may offer: planned ones (to book) and scheduled ones (to move), by
-    participant and dosing number, with their current room and therapists."""
+    participant and dosing number. One query. A large study has thousands: each row carries what an option's label
+    and the form's checks read (participant id, code, status, window, booked start) and no more; the booking service
+    reads the chosen visit again under its lock."""
     if site_id not in site_ids_for(user):
         return Visit.objects.none()
-    return _with_display(
+    return (
         Visit.objects.filter(participant__site_id=site_id, kind=VisitKind.DOSING, status__in=_NOT_DONE)
-    ).order_by("participant__participant_id", "dosing_number", "code", "id")
+        .select_related("participant")
+        .only(
+            "id",
+            "participant_id",
+            "participant__participant_id",
+            "code",
+            "kind",
+            "dosing_number",
+            "status",
+            "window_start",
+            "window_end",
+            "scheduled_start",
+            "scheduled_end",
+        )
+        .order_by("participant__participant_id", "dosing_number", "code", "id")
+    )
 
 
 # --- reads for the dashboard (links) ---
@@ -464,7 +481,7 @@ def visits_needing_reschedule(user: Actor, days: Mapping[int, SiteDay]) -> Query
     condition = _per_site(user, days, lambda d: Q())
     return without_arm_only_visits(
         user,
-        _with_display(Visit.objects.filter(condition, needs_reschedule=True, status__in=_NOT_DONE)).order_by(
+        _listed(Visit.objects.filter(condition, needs_reschedule=True, status__in=_NOT_DONE)).order_by(
             "target_date", "participant__participant_id", "id"
         ),
     )
@@ -492,7 +509,7 @@ def visits_with_questionnaires(
         .annotate(has_email=ExpressionWrapper(Q(participant_id__in=email_pks), output_field=BooleanField()))
     )
     return without_arm_only_visits(
-        user, _with_display(qs).order_by("target_date", "window_end", "participant__participant_id", "id")
+        user, _listed(qs).order_by("target_date", "window_end", "participant__participant_id", "id")
     )
 
 
