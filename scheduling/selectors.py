@@ -225,9 +225,22 @@ def _per_site(user: Actor, days: Mapping[int, SiteDay], condition: Callable[[Sit
     return q
 
 
+def _starting_between(days: Mapping[int, SiteDay], first: int, after: int) -> Q:
+    """Every site's range at once (the earliest start to the latest end): said alongside the per-site condition, it
+    changes no result but lets the database read the index's range instead of all of it (an OR of ranges, one per
+    site, is a filter it applies row by row)."""
+    if not days:
+        return Q()
+    return Q(
+        scheduled_start__gte=min(d.start(first) for d in days.values()),
+        scheduled_start__lt=max(d.start(after) for d in days.values()),
+    )
+
+
 def visits_today(user: Actor, days: Mapping[int, SiteDay]) -> QuerySet[Visit]:
     """Visits booked to start during the site's today (cancelled ones left out), by start."""
     condition = _per_site(user, days, lambda d: Q(scheduled_start__gte=d.start(), scheduled_start__lt=d.start(1)))
+    condition &= _starting_between(days, 0, 1)
     return _listed(Visit.objects.filter(condition).exclude(status=Visit.Status.CANCELLED)).order_by(
         "scheduled_start", "participant__participant_id", "id"
     )
@@ -240,6 +253,11 @@ def visits_window_closing(user: Actor, days: Mapping[int, SiteDay], within_days:
         days,
         lambda d: Q(window_end__gte=d.day, window_end__lte=d.day + dt.timedelta(days=within_days)),
     )
+    if days:  # every site's range at once: see _starting_between
+        condition &= Q(
+            window_end__gte=min(d.day for d in days.values()),
+            window_end__lte=max(d.day for d in days.values()) + dt.timedelta(days=within_days),
+        )
     return _listed(Visit.objects.filter(condition, status__in=_NOT_DONE)).order_by(
         "window_end", "participant__participant_id", "id"
     )
@@ -248,6 +266,8 @@ def visits_window_closing(user: Actor, days: Mapping[int, SiteDay], within_days:
 def visits_overdue(user: Actor, days: Mapping[int, SiteDay]) -> QuerySet[Visit]:
     """Visits whose window closed before the site's today, not done, with no protocol deviation recorded."""
     condition = _per_site(user, days, lambda d: Q(window_end__lt=d.day))
+    if days:  # every site's range at once: see _starting_between
+        condition &= Q(window_end__lt=max(d.day for d in days.values()))
     deviation = ProtocolDeviation.objects.filter(visit_id=OuterRef("pk"))
     return _listed(Visit.objects.filter(condition, status__in=_NOT_DONE).filter(~Exists(deviation))).order_by(
         "window_end", "participant__participant_id", "id"
@@ -260,6 +280,7 @@ def dosing_sessions_ahead(user: Actor, days: Mapping[int, SiteDay], within_days:
     condition = _per_site(
         user, days, lambda d: Q(scheduled_start__gte=d.start(), scheduled_start__lt=d.start(within_days + 1))
     )
+    condition &= _starting_between(days, 0, within_days + 1)
     return _listed(Visit.objects.filter(condition, kind=VisitKind.DOSING, status=Visit.Status.SCHEDULED)).order_by(
         "scheduled_start", "id"
     )
@@ -462,9 +483,11 @@ def arm_only_codes(protocol: Protocol | None) -> frozenset[str]:
     return frozenset.union(*codes) - frozenset.intersection(*codes)
 
 
-def without_arm_only_visits(user: Actor, qs: QuerySet[Visit]) -> QuerySet[Visit]:
-    """``qs`` less the arm-only visits at every site where the user may not see the study's arm (as the record status
-    matrix hides their columns). One query per study the user sees, whatever the number of visits."""
+def arm_only_visits_hidden(user: Actor) -> Q:
+    """The condition naming the arm-only visits at every site where the user may not see the study's arm (as the
+    record status matrix hides their columns): what ``without_arm_only_visits`` leaves out. A few queries per study
+    the user sees (the study, its protocol), whatever the number of visits; a page with several visit lists reads it
+    once and hands it to each."""
     site_ids = sorted(site_ids_for(user))
     hidden = Q(pk__in=[])
     for study in participant_selectors.studies_for(user):
@@ -472,18 +495,26 @@ def without_arm_only_visits(user: Actor, qs: QuerySet[Visit]) -> QuerySet[Visit]
         blinded = [sid for sid in site_ids if not can_see_allocation(user, site_id=sid, study=study)]
         if codes and blinded:
             hidden |= Q(participant__study_id=study.pk, participant__site_id__in=blinded, code__in=sorted(codes))
-    return qs.exclude(hidden)
+    return hidden
 
 
-def visits_needing_reschedule(user: Actor, days: Mapping[int, SiteDay]) -> QuerySet[Visit]:
+def without_arm_only_visits(user: Actor, qs: QuerySet[Visit], hidden: Q | None = None) -> QuerySet[Visit]:
+    """``qs`` less the arm-only visits at every site where the user may not see the study's arm; ``hidden`` is
+    ``arm_only_visits_hidden(user)`` when the caller has read it already."""
+    return qs.exclude(arm_only_visits_hidden(user) if hidden is None else hidden)
+
+
+def visits_needing_reschedule(user: Actor, days: Mapping[int, SiteDay], *, hidden: Q | None = None) -> QuerySet[Visit]:
     """Visits flagged for rescheduling (an earlier visit moved and this one's booking no longer fits), not done yet,
-    at the user's sites, by target date."""
+    at the user's sites, by target date (arm-only ones left out as ``without_arm_only_visits`` does, ``hidden``
+    passed on to it)."""
     condition = _per_site(user, days, lambda d: Q())
     return without_arm_only_visits(
         user,
         _listed(Visit.objects.filter(condition, needs_reschedule=True, status__in=_NOT_DONE)).order_by(
             "target_date", "participant__participant_id", "id"
         ),
+        hidden,
     )
 
 
@@ -491,12 +522,14 @@ def visits_with_questionnaires(
     user: Actor,
     days: Mapping[int, SiteDay],
     *,
-    visit_ids: QuerySet[Any],
+    visit_ids: QuerySet[Any] | Collection[int],
     late: bool,
     email_pks: QuerySet[Any],
+    hidden: Q | None = None,
 ) -> QuerySet[Visit]:
-    """The visits among ``visit_ids`` (a subquery: those with questionnaires the participant can answer now) at the
-    user's sites: ``late``, those whose target date is before the site's today; otherwise the rest. Each row carries
+    """The visits among ``visit_ids`` (a subquery, or the ids: those with questionnaires the participant can answer
+    now) at the user's sites: ``late``, those whose target date is before the site's today; otherwise the rest. Each
+    row carries
     ``has_email``: whether the participant is among ``email_pks`` (a subquery of participant ids). Cancelled and
     missed visits are left out. Ordered by target date."""
     if late:
@@ -509,7 +542,7 @@ def visits_with_questionnaires(
         .annotate(has_email=ExpressionWrapper(Q(participant_id__in=email_pks), output_field=BooleanField()))
     )
     return without_arm_only_visits(
-        user, _listed(qs).order_by("target_date", "window_end", "participant__participant_id", "id")
+        user, _listed(qs).order_by("target_date", "window_end", "participant__participant_id", "id"), hidden
     )
 
 
