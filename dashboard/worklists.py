@@ -89,9 +89,14 @@ def home_worklists(user: Actor, now: dt.datetime, query: QueryDict) -> list[Work
     def hide(user: Actor, qs: QuerySet[Any]) -> QuerySet[Any]:
         return scheduling_selectors.without_arm_only_visits(user, qs, hidden)
 
+    def lean(qs: QuerySet[Any]) -> QuerySet[Any]:
+        # A row shows the visit, its participant, site and room: the study and the protocol version the selectors
+        # join for other pages are left out (fewer joins over every row the list's count reads).
+        return qs.select_related(None).defer(None).select_related("participant__site", "room")
+
     def unstaffed(qs: QuerySet[Any]) -> QuerySet[Any]:
         # Only the dosing list shows who is booked: the others skip reading the staff (a query each).
-        return qs.prefetch_related(None)
+        return lean(qs).prefetch_related(None)
 
     # Read once for both questionnaire lists, as ids: a few hundred visits, which the database then finds by key
     # rather than by reading every visit to match them.
@@ -121,7 +126,7 @@ def home_worklists(user: Actor, now: dt.datetime, query: QueryDict) -> list[Work
          unstaffed(scheduling_selectors.visits_with_questionnaires(
              user, days, visit_ids=open_questionnaires, late=True, email_pks=with_email, hidden=hidden))),
         ("dosing", _("Dosing sessions in the next 14 days"), _("No dosing sessions booked in the next 14 days."),
-         "dosing", hide(user, scheduling_selectors.dosing_sessions_ahead(user, days, DOSING_AHEAD_DAYS))),
+         "dosing", lean(hide(user, scheduling_selectors.dosing_sessions_ahead(user, days, DOSING_AHEAD_DAYS)))),
         ("failed", _("Failed notifications"), _("No failed notifications."), "notification",
          notification_selectors.notifications_failed(user)),
     ]  # fmt: skip

@@ -16,6 +16,7 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.db.models import (
     BooleanField,
+    Case,
     Count,
     DateField,
     DateTimeField,
@@ -28,6 +29,7 @@ from django.db.models import (
     Q,
     QuerySet,
     Value,
+    When,
 )
 from django.db.models.functions import Cast, Coalesce, NullIf, TruncDate
 from django.shortcuts import get_object_or_404
@@ -390,7 +392,11 @@ def overview_visit_adherence(
         Visit.objects.filter(_per_site(user, shown, lambda d: Q()), participant__study_id=study_id)
         .filter(code__in=list(codes), unscheduled=False)
         .exclude(status=Visit.Status.CANCELLED)
-        .annotate(local_day=_occurred_local_day())
+        # The local day is worked out for completed visits only (the time zone conversion is the costly part of the
+        # query: the others would compute it for nothing).
+        .annotate(
+            local_day=Case(When(done & Q(occurred_at__isnull=False), then=_occurred_local_day()), default=None)
+        )
         .order_by()
         .values("code")
         .annotate(
