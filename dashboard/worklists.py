@@ -75,7 +75,7 @@ def _paged(key: str, qs: QuerySet[Any], query: QueryDict) -> Page[Any]:
         rows = list(qs.annotate(**{TOTAL: Window(Count("pk"))})[start : start + PAGE_SIZE])
         if rows or number == 1:
             paginator: Paginator[Any] = Paginator(qs, PAGE_SIZE)
-            paginator.count = getattr(rows[0], TOTAL) if rows else 0  # type: ignore[misc]  # the cached count
+            paginator.count = getattr(rows[0], TOTAL) if rows else 0  # the cached count
             return Page(rows, number, paginator)
     return Paginator(qs, PAGE_SIZE).get_page(asked)
 

@@ -394,9 +394,7 @@ def overview_visit_adherence(
         .exclude(status=Visit.Status.CANCELLED)
         # The local day is worked out for completed visits only (the time zone conversion is the costly part of the
         # query: the others would compute it for nothing).
-        .annotate(
-            local_day=Case(When(done & Q(occurred_at__isnull=False), then=_occurred_local_day()), default=None)
-        )
+        .annotate(local_day=Case(When(done & Q(occurred_at__isnull=False), then=_occurred_local_day()), default=None))
         .order_by()
         .values("code")
         .annotate(
