@@ -51,7 +51,7 @@ class LongSelect(forms.Select):
             return super().render(name, value, attrs, renderer)
         options = "".join(
             f'\n  <option value="{conditional_escape(str(option["value"]))}"{_attrs(option["attrs"])}>'
-            f"{conditional_escape(option['label'])}</option>"
+            f"{conditional_escape(option['label'])}</option>\n"  # the option template's file ends with a newline
             for _group, choices, _index in groups
             for option in choices
         )
