@@ -68,7 +68,15 @@ class Administration(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["visit", "instrument_code"], name="administration_unique_per_visit"),
         ]
-        indexes = [models.Index(fields=["participant", "status"], name="administration_part_status_idx")]
+        indexes = [
+            models.Index(fields=["participant", "status"], name="administration_part_status_idx"),
+            # The home page's questionnaire lists: self-report questionnaires not done whose window holds "now".
+            models.Index(
+                fields=["closes_at", "opens_at"],
+                condition=models.Q(respondent="self") & ~models.Q(status__in=["completed", "not_applicable"]),
+                name="administration_open_self_idx",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.instrument_code} at visit {self.visit_id}"

@@ -11,6 +11,7 @@ from django import forms
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
+from dashboard.forms import LongSelect
 from scheduling.models import Room, Visit
 
 # What a datetime-local input sends (browsers leave the seconds out unless a step asks for them).
@@ -30,7 +31,8 @@ class BookingForm(forms.Form):
     """A dosing session: which visit, room, therapists and the local start. The end follows from the visit's
     duration in the protocol (the service sets it)."""
 
-    visit = forms.ChoiceField(label=gettext_lazy("Dosing visit"))
+    # A site's dosing visits waiting to be booked run to thousands in a large study.
+    visit = forms.ChoiceField(label=gettext_lazy("Dosing visit"), widget=LongSelect)
     room = forms.ChoiceField(label=gettext_lazy("Room"))
     therapists = forms.MultipleChoiceField(
         label=gettext_lazy("Therapists"), widget=forms.CheckboxSelectMultiple, required=False

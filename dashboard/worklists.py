@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.core.paginator import Page, Paginator
-from django.db.models import QuerySet
+from django.db.models import Count, QuerySet, Window
 from django.http import QueryDict
 from django.utils.functional import Promise
 from django.utils.translation import gettext_lazy as _
@@ -58,35 +58,75 @@ class Worklist:
         return self._url(self.page.next_page_number()) if self.page.has_next() else None
 
 
+TOTAL = "worklist_total"
+
+
 def _paged(key: str, qs: QuerySet[Any], query: QueryDict) -> Page[Any]:
-    return Paginator(qs, PAGE_SIZE).get_page(query.get(f"{key}-page"))
+    """The list's page asked for, as ``Paginator.get_page`` gives it, in one query: the rows of the page carry the
+    list's length (a window count), so no separate count is read. A page past the end or below 1 (no rows to carry
+    the count) is left to the paginator, which counts and shows the last page."""
+    asked = query.get(f"{key}-page")
+    try:
+        number = int(asked) if asked is not None else 1
+    except ValueError:
+        number = 1  # not a number: the first page, as get_page does
+    if number >= 1:
+        start = (number - 1) * PAGE_SIZE
+        rows = list(qs.annotate(**{TOTAL: Window(Count("pk"))})[start : start + PAGE_SIZE])
+        if rows or number == 1:
+            paginator: Paginator[Any] = Paginator(qs, PAGE_SIZE)
+            paginator.count = getattr(rows[0], TOTAL) if rows else 0  # the cached count
+            return Page(rows, number, paginator)
+    return Paginator(qs, PAGE_SIZE).get_page(asked)
 
 
 def home_worklists(user: Actor, now: dt.datetime, query: QueryDict) -> list[Worklist]:
     days = scheduling_selectors.site_days(user, now)
-    # Visits a blinded viewer may not see (an arm's own visit tells the arm) are left out of every visit list.
-    hide = scheduling_selectors.without_arm_only_visits
-    open_questionnaires = assessment_selectors.visit_ids_with_answerable_self_reports(now)
+    # Visits a blinded viewer may not see (an arm's own visit tells the arm) are left out of every visit list: which
+    # they are is read once for all the lists.
+    hidden = scheduling_selectors.arm_only_visits_hidden(user)
+
+    def hide(user: Actor, qs: QuerySet[Any]) -> QuerySet[Any]:
+        return scheduling_selectors.without_arm_only_visits(user, qs, hidden)
+
+    def lean(qs: QuerySet[Any]) -> QuerySet[Any]:
+        # A row shows the visit, its participant, site and room: the study and the protocol version the selectors
+        # join for other pages are left out (fewer joins over every row the list's count reads).
+        return qs.select_related(None).defer(None).select_related("participant__site", "room")
+
+    def unstaffed(qs: QuerySet[Any]) -> QuerySet[Any]:
+        # Only the dosing list shows who is booked: the others skip reading the staff (a query each).
+        return lean(qs).prefetch_related(None)
+
+    # Read once for both questionnaire lists, as ids: a few hundred visits, which the database then finds by key
+    # rather than by reading every visit to match them.
+    open_questionnaires = sorted(
+        set(
+            assessment_selectors.visit_ids_with_answerable_self_reports(now)
+            .order_by()
+            .values_list("visit_id", flat=True)
+        )
+    )
     with_email = participant_selectors.participant_pks_with_email()
     sources: list[tuple[str, str | Promise, str | Promise, str, QuerySet[Any]]] = [
         ("alerts", _("Open safety alerts"), _("No open safety alerts."), "alert",
          assessment_selectors.safety_alerts_listed(user, open_only=True)),
         ("today", _("Visits today"), _("No visits booked today."), "visit",
-         hide(user, scheduling_selectors.visits_today(user, days))),
+         unstaffed(hide(user, scheduling_selectors.visits_today(user, days)))),
         ("closing", _("Windows closing within 3 days"), _("No visit window closes in the next 3 days."), "visit",
-         hide(user, scheduling_selectors.visits_window_closing(user, days, CLOSING_WITHIN_DAYS))),
+         unstaffed(hide(user, scheduling_selectors.visits_window_closing(user, days, CLOSING_WITHIN_DAYS)))),
         ("overdue", _("Overdue visits"), _("No overdue visits."), "visit",
-         hide(user, scheduling_selectors.visits_overdue(user, days))),
+         unstaffed(hide(user, scheduling_selectors.visits_overdue(user, days)))),
         ("reschedule", _("Visits that need rescheduling"), _("No visit needs rescheduling."), "visit",
-         scheduling_selectors.visits_needing_reschedule(user, days)),
+         unstaffed(scheduling_selectors.visits_needing_reschedule(user, days, hidden=hidden))),
         ("questionnaires-due", _("Questionnaires due"), _("No questionnaires due."), "questionnaire",
-         scheduling_selectors.visits_with_questionnaires(
-             user, days, visit_ids=open_questionnaires, late=False, email_pks=with_email)),
+         unstaffed(scheduling_selectors.visits_with_questionnaires(
+             user, days, visit_ids=open_questionnaires, late=False, email_pks=with_email, hidden=hidden))),
         ("questionnaires-overdue", _("Questionnaires overdue"), _("No questionnaires overdue."), "questionnaire",
-         scheduling_selectors.visits_with_questionnaires(
-             user, days, visit_ids=open_questionnaires, late=True, email_pks=with_email)),
+         unstaffed(scheduling_selectors.visits_with_questionnaires(
+             user, days, visit_ids=open_questionnaires, late=True, email_pks=with_email, hidden=hidden))),
         ("dosing", _("Dosing sessions in the next 14 days"), _("No dosing sessions booked in the next 14 days."),
-         "dosing", hide(user, scheduling_selectors.dosing_sessions_ahead(user, days, DOSING_AHEAD_DAYS))),
+         "dosing", lean(hide(user, scheduling_selectors.dosing_sessions_ahead(user, days, DOSING_AHEAD_DAYS)))),
         ("failed", _("Failed notifications"), _("No failed notifications."), "notification",
          notification_selectors.notifications_failed(user)),
     ]  # fmt: skip

@@ -164,6 +164,12 @@ class Visit(models.Model):
                 condition=models.Q(status__in=["planned", "scheduled"]),
                 name="visit_open_window_end_idx",
             ),
+            # The home page's "visits that need rescheduling": a handful of flagged visits among all.
+            models.Index(
+                fields=["target_date"],
+                condition=models.Q(needs_reschedule=True, status__in=["planned", "scheduled"]),
+                name="visit_needs_reschedule_idx",
+            ),
         ]
 
     def __str__(self) -> str:

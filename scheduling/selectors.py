@@ -16,6 +16,7 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.db.models import (
     BooleanField,
+    Case,
     Count,
     DateField,
     DateTimeField,
@@ -28,6 +29,7 @@ from django.db.models import (
     Q,
     QuerySet,
     Value,
+    When,
 )
 from django.db.models.functions import Cast, Coalesce, NullIf, TruncDate
 from django.shortcuts import get_object_or_404
@@ -56,8 +58,8 @@ def _with_display(qs: QuerySet[Visit]) -> QuerySet[Visit]:
 
 
 def _listed(qs: QuerySet[Visit]) -> QuerySet[Visit]:
-    """For the home page's worklists: as ``_with_display``, without the protocol's definition (a large JSON document
-    no list shows, decoded once per row otherwise)."""
+    """For lists (the home page's worklists, the calendar): as ``_with_display``, without the protocol's definition
+    (a large JSON document no list shows, decoded once per row otherwise)."""
     return _with_display(qs).defer("protocol_version__definition")
 
 
@@ -232,9 +234,22 @@ def _per_site(user: Actor, days: Mapping[int, SiteDay], condition: Callable[[Sit
     return q
 
 
+def _starting_between(days: Mapping[int, SiteDay], first: int, after: int) -> Q:
+    """Every site's range at once (the earliest start to the latest end): said alongside the per-site condition, it
+    changes no result but lets the database read the index's range instead of all of it (an OR of ranges, one per
+    site, is a filter it applies row by row)."""
+    if not days:
+        return Q()
+    return Q(
+        scheduled_start__gte=min(d.start(first) for d in days.values()),
+        scheduled_start__lt=max(d.start(after) for d in days.values()),
+    )
+
+
 def visits_today(user: Actor, days: Mapping[int, SiteDay]) -> QuerySet[Visit]:
     """Visits booked to start during the site's today (cancelled ones left out), by start."""
     condition = _per_site(user, days, lambda d: Q(scheduled_start__gte=d.start(), scheduled_start__lt=d.start(1)))
+    condition &= _starting_between(days, 0, 1)
     return _listed(Visit.objects.filter(condition).exclude(status=Visit.Status.CANCELLED)).order_by(
         "scheduled_start", "participant__participant_id", "id"
     )
@@ -247,6 +262,11 @@ def visits_window_closing(user: Actor, days: Mapping[int, SiteDay], within_days:
         days,
         lambda d: Q(window_end__gte=d.day, window_end__lte=d.day + dt.timedelta(days=within_days)),
     )
+    if days:  # every site's range at once: see _starting_between
+        condition &= Q(
+            window_end__gte=min(d.day for d in days.values()),
+            window_end__lte=max(d.day for d in days.values()) + dt.timedelta(days=within_days),
+        )
     return _listed(Visit.objects.filter(condition, status__in=_NOT_DONE)).order_by(
         "window_end", "participant__participant_id", "id"
     )
@@ -255,6 +275,8 @@ def visits_window_closing(user: Actor, days: Mapping[int, SiteDay], within_days:
 def visits_overdue(user: Actor, days: Mapping[int, SiteDay]) -> QuerySet[Visit]:
     """Visits whose window closed before the site's today, not done, with no protocol deviation recorded."""
     condition = _per_site(user, days, lambda d: Q(window_end__lt=d.day))
+    if days:  # every site's range at once: see _starting_between
+        condition &= Q(window_end__lt=max(d.day for d in days.values()))
     deviation = ProtocolDeviation.objects.filter(visit_id=OuterRef("pk"))
     return _listed(Visit.objects.filter(condition, status__in=_NOT_DONE).filter(~Exists(deviation))).order_by(
         "window_end", "participant__participant_id", "id"
@@ -267,6 +289,7 @@ def dosing_sessions_ahead(user: Actor, days: Mapping[int, SiteDay], within_days:
     condition = _per_site(
         user, days, lambda d: Q(scheduled_start__gte=d.start(), scheduled_start__lt=d.start(within_days + 1))
     )
+    condition &= _starting_between(days, 0, within_days + 1)
     return _listed(Visit.objects.filter(condition, kind=VisitKind.DOSING, status=Visit.Status.SCHEDULED)).order_by(
         "scheduled_start", "id"
     )
@@ -376,7 +399,9 @@ def overview_visit_adherence(
         Visit.objects.filter(_per_site(user, shown, lambda d: Q()), participant__study_id=study_id)
         .filter(code__in=list(codes), unscheduled=False)
         .exclude(status=Visit.Status.CANCELLED)
-        .annotate(local_day=_occurred_local_day())
+        # The local day is worked out for completed visits only (the time zone conversion is the costly part of the
+        # query: the others would compute it for nothing).
+        .annotate(local_day=Case(When(done & Q(occurred_at__isnull=False), then=_occurred_local_day()), default=None))
         .order_by()
         .values("code")
         .annotate(
@@ -420,7 +445,7 @@ def calendar_dosing_sessions(user: Actor, site_id: int, start: dt.datetime, end:
     their room and therapists. Three queries whatever the number; none outside the user's sites."""
     if site_id not in site_ids_for(user):
         return Visit.objects.none()
-    return _with_display(
+    return _listed(
         Visit.objects.filter(
             participant__site_id=site_id,
             kind=VisitKind.DOSING,
@@ -433,12 +458,29 @@ def calendar_dosing_sessions(user: Actor, site_id: int, start: dt.datetime, end:
 
 def calendar_bookable_visits(user: Actor, site_id: int) -> QuerySet[Visit]:
     """The site's dosing visits a booking form may offer: planned ones (to book) and scheduled ones (to move), by
-    participant and dosing number, with their current room and therapists."""
+    participant and dosing number. One query. A large study has thousands: each row carries what an option's label
+    and the form's checks read (participant id, code, status, window, booked start) and no more; the booking service
+    reads the chosen visit again under its lock."""
     if site_id not in site_ids_for(user):
         return Visit.objects.none()
-    return _with_display(
+    return (
         Visit.objects.filter(participant__site_id=site_id, kind=VisitKind.DOSING, status__in=_NOT_DONE)
-    ).order_by("participant__participant_id", "dosing_number", "code", "id")
+        .select_related("participant")
+        .only(
+            "id",
+            "participant_id",
+            "participant__participant_id",
+            "code",
+            "kind",
+            "dosing_number",
+            "status",
+            "window_start",
+            "window_end",
+            "scheduled_start",
+            "scheduled_end",
+        )
+        .order_by("participant__participant_id", "dosing_number", "code", "id")
+    )
 
 
 # --- reads for the dashboard (links) ---
@@ -452,9 +494,11 @@ def arm_only_codes(protocol: Protocol | None) -> frozenset[str]:
     return frozenset.union(*codes) - frozenset.intersection(*codes)
 
 
-def without_arm_only_visits(user: Actor, qs: QuerySet[Visit]) -> QuerySet[Visit]:
-    """``qs`` less the arm-only visits at every site where the user may not see the study's arm (as the record status
-    matrix hides their columns). One query per study the user sees, whatever the number of visits."""
+def arm_only_visits_hidden(user: Actor) -> Q:
+    """The condition naming the arm-only visits at every site where the user may not see the study's arm (as the
+    record status matrix hides their columns): what ``without_arm_only_visits`` leaves out. A few queries per study
+    the user sees (the study, its protocol), whatever the number of visits; a page with several visit lists reads it
+    once and hands it to each."""
     site_ids = sorted(site_ids_for(user))
     hidden = Q(pk__in=[])
     for study in participant_selectors.studies_for(user):
@@ -462,18 +506,26 @@ def without_arm_only_visits(user: Actor, qs: QuerySet[Visit]) -> QuerySet[Visit]
         blinded = [sid for sid in site_ids if not can_see_allocation(user, site_id=sid, study=study)]
         if codes and blinded:
             hidden |= Q(participant__study_id=study.pk, participant__site_id__in=blinded, code__in=sorted(codes))
-    return qs.exclude(hidden)
+    return hidden
 
 
-def visits_needing_reschedule(user: Actor, days: Mapping[int, SiteDay]) -> QuerySet[Visit]:
+def without_arm_only_visits(user: Actor, qs: QuerySet[Visit], hidden: Q | None = None) -> QuerySet[Visit]:
+    """``qs`` less the arm-only visits at every site where the user may not see the study's arm; ``hidden`` is
+    ``arm_only_visits_hidden(user)`` when the caller has read it already."""
+    return qs.exclude(arm_only_visits_hidden(user) if hidden is None else hidden)
+
+
+def visits_needing_reschedule(user: Actor, days: Mapping[int, SiteDay], *, hidden: Q | None = None) -> QuerySet[Visit]:
     """Visits flagged for rescheduling (an earlier visit moved and this one's booking no longer fits), not done yet,
-    at the user's sites, by target date."""
+    at the user's sites, by target date (arm-only ones left out as ``without_arm_only_visits`` does, ``hidden``
+    passed on to it)."""
     condition = _per_site(user, days, lambda d: Q())
     return without_arm_only_visits(
         user,
-        _with_display(Visit.objects.filter(condition, needs_reschedule=True, status__in=_NOT_DONE)).order_by(
+        _listed(Visit.objects.filter(condition, needs_reschedule=True, status__in=_NOT_DONE)).order_by(
             "target_date", "participant__participant_id", "id"
         ),
+        hidden,
     )
 
 
@@ -481,12 +533,14 @@ def visits_with_questionnaires(
     user: Actor,
     days: Mapping[int, SiteDay],
     *,
-    visit_ids: QuerySet[Any],
+    visit_ids: QuerySet[Any] | Collection[int],
     late: bool,
     email_pks: QuerySet[Any],
+    hidden: Q | None = None,
 ) -> QuerySet[Visit]:
-    """The visits among ``visit_ids`` (a subquery: those with questionnaires the participant can answer now) at the
-    user's sites: ``late``, those whose target date is before the site's today; otherwise the rest. Each row carries
+    """The visits among ``visit_ids`` (a subquery, or the ids: those with questionnaires the participant can answer
+    now) at the user's sites: ``late``, those whose target date is before the site's today; otherwise the rest. Each
+    row carries
     ``has_email``: whether the participant is among ``email_pks`` (a subquery of participant ids). Cancelled and
     missed visits are left out. Ordered by target date."""
     if late:
@@ -499,7 +553,7 @@ def visits_with_questionnaires(
         .annotate(has_email=ExpressionWrapper(Q(participant_id__in=email_pks), output_field=BooleanField()))
     )
     return without_arm_only_visits(
-        user, _with_display(qs).order_by("target_date", "window_end", "participant__participant_id", "id")
+        user, _listed(qs).order_by("target_date", "window_end", "participant__participant_id", "id"), hidden
     )
 
 

@@ -5,8 +5,13 @@ shapes the services write, with the dates the protocol's engine plans.
 
 ``seed_participants(study, sites, n, now=..., by=user)`` adds ``n`` participants spread over ``sites``: seven in ten
 randomized (arms in turn) with a plan from the study's protocol whose past visits are mostly completed (a few
-missed, a few overdue) and, at a few, a visit booked for the site's today (one such booking in four flagged for
-rescheduling); the rest screening, enrolled or withdrawn. One randomized participant in fifty has an open safety alert and one in fifty a failed message."""
+missed, a few overdue) and, at a few, a visit booked for the site's today; the rest screening, enrolled or
+withdrawn. One randomized participant in fifty has an open safety alert and one in fifty a failed message; one in
+twenty-five has a booked visit flagged for rescheduling. Each site gets rooms and therapists (made the first time,
+when it has too few), and its dosing sessions are booked on the calendar from a week before the site's today to two
+weeks after it, a session per room and day (with its room and therapist bookings): the calendar's week and the home
+page's dosing list are full. Questionnaires follow their visits: due while the window is open, so the home page's
+"questionnaires due" and "overdue" lists fill too."""
 
 from __future__ import annotations
 
@@ -29,11 +34,15 @@ from participants.models import (
     Participant,
     ParticipantCounter,
     Site,
+    StaffMembership,
     Study,
 )
 from scheduling import engine
-from scheduling.models import ParticipantSchedule, Visit
+from scheduling.models import Booking, ParticipantSchedule, Room, Visit
+from scheduling.protocol import VisitKind
+from scheduling.selectors import arm_only_codes
 from scheduling.services import protocol_version_ensure
+from trialsite.roles import Role
 
 BATCH = 2000
 
@@ -72,6 +81,94 @@ STATUSES = ["randomized"] * 7 + ["screening", "enrolled", "withdrawn"]
 
 def _midnight(day: dt.date, zone: zoneinfo.ZoneInfo) -> dt.datetime:
     return dt.datetime.combine(day, dt.time(0, 0), tzinfo=zone)
+
+
+ROOMS = 3  # per site; a dosing session takes a room and two therapists for the day
+BOOKED_DAYS = range(-7, 15)  # days around the site's today with dosing sessions on the calendar
+RESCHEDULE_EVERY = 25  # one randomized participant in this many has a booked visit flagged for rescheduling
+
+
+def _rooms_and_therapists(site: Site) -> tuple[list[Room], list[Any]]:
+    """The site's rooms in use and its therapists, made (without audit: test data) when it has fewer than needed."""
+    from django.contrib.auth import get_user_model
+    from django.contrib.auth.models import Group
+
+    rooms = list(Room.objects.filter(site=site, active=True, retired_at__isnull=True).order_by("name", "id"))
+    for k in range(len(rooms), ROOMS):
+        rooms.append(Room.objects.create(site=site, name=f"Seeded room {k + 1}"))
+    users = get_user_model().objects
+    therapists = list(
+        users.filter(is_active=True, memberships__site=site, memberships__role=Role.THERAPIST)
+        .distinct()
+        .order_by("username")
+    )
+    group, _ = Group.objects.get_or_create(name=Role.THERAPIST)
+    for k in range(len(therapists), 2 * ROOMS):
+        user, _ = users.get_or_create(username=f"seeded-therapist-{site.code.lower()}-{k + 1}")
+        StaffMembership.objects.get_or_create(user=user, site=site, role=Role.THERAPIST)
+        user.groups.add(group)
+        therapists.append(user)
+    return rooms[:ROOMS], therapists[: 2 * ROOMS]
+
+
+def _book_dosing_sessions(
+    sites: list[Site], visits: list[Visit], now: dt.datetime
+) -> list[tuple[Visit, Room, list[Any]]]:
+    """Book the sites' planned dosing visits on the calendar: for each day of ``BOOKED_DAYS`` around the site's today
+    and each room, one session (09:00 at the site) of a visit whose window holds that day, with the room's two
+    therapists; sessions before today are completed. Rooms and days booked already (an earlier seeding) are left
+    alone. Returns (visit, room, therapists) for the bookings to write once the visits have ids."""
+    booked = []
+    for site in sites:
+        zone = zoneinfo.ZoneInfo(site.time_zone)
+        today = now.astimezone(zone).date()
+        rooms, therapists = _rooms_and_therapists(site)
+        taken = {
+            (room_id, start.astimezone(zone).date())
+            for room_id, start in Visit.objects.filter(room__in=rooms, scheduled_start__isnull=False).values_list(
+                "room_id", "scheduled_start"
+            )
+        }
+        candidates = [
+            v
+            for v in visits
+            if v.participant.site_id == site.pk
+            and v.participant.status == "randomized"
+            and v.kind == VisitKind.DOSING
+            and v.status == Visit.Status.PLANNED
+        ]
+        for offset in BOOKED_DAYS:
+            day = today + dt.timedelta(days=offset)
+            for r, room in enumerate(rooms):
+                if (room.pk, day) in taken:
+                    continue
+                visit = next((v for v in candidates if v.window_start <= day <= v.window_end), None)
+                if visit is None:
+                    break
+                candidates.remove(visit)
+                visit.scheduled_start = _midnight(day, zone) + dt.timedelta(hours=9)
+                visit.scheduled_end = visit.scheduled_start + dt.timedelta(minutes=visit.duration_minutes)
+                visit.room = room
+                if day < today:
+                    visit.status, visit.occurred_at = Visit.Status.COMPLETED, visit.scheduled_start
+                else:
+                    visit.status = Visit.Status.SCHEDULED
+                booked.append((visit, room, therapists[2 * r : 2 * r + 2]))
+    return booked
+
+
+def _write_bookings(booked: list[tuple[Visit, Room, list[Any]]]) -> None:
+    through = Visit.staff.through
+    through.objects.bulk_create(
+        [through(visit_id=visit.pk, user_id=user.pk) for visit, _room, users in booked for user in users],
+        batch_size=BATCH,
+    )
+    holds = []
+    for visit, room, users in booked:
+        start, end = visit.scheduled_start, visit.scheduled_end
+        holds.append(Booking(visit=visit, resource=f"room:{room.pk}", room=room, starts_at=start, ends_at=end))
+        holds.extend(Booking(visit=visit, resource=f"user:{u.pk}", user=u, starts_at=start, ends_at=end) for u in users)
+    Booking.objects.bulk_create(holds, batch_size=BATCH)
 
 
 @transaction.atomic
@@ -135,11 +232,11 @@ def seed_participants(study: Study, sites: list[Site], n: int, *, now: dt.dateti
     )
     sequences = {site.code: itertools.count((last.get(site.code) or 0) + 1) for site in sites}
     slots, arm_of = [], {}
-    turn = itertools.cycle(arm_codes)
+    turns = {site.code: itertools.cycle(arm_codes) for site in sites}  # arms in turn at each site
     for p, _status in plans:
         if p.randomized_at is None:
             continue
-        code = next(turn)
+        code = next(turns[p.site.code])
         arm_of[p.pk] = code
         slots.append(
             AllocationSlot(
@@ -155,7 +252,9 @@ def seed_participants(study: Study, sites: list[Site], n: int, *, now: dt.dateti
 
     # Schedules and visits from the protocol's engine.
     schedules, visits = [], []
-    past, booked = itertools.count(), itertools.count()
+    arm_only = arm_only_codes(protocol)  # a blinded list leaves these out: the flag goes on a visit every arm has
+    past = itertools.count()
+    randomized_seen = itertools.count()
     for p, status in plans:
         if p.pk not in arm_of:
             continue
@@ -171,6 +270,7 @@ def seed_participants(study: Study, sites: list[Site], n: int, *, now: dt.dateti
         arm = protocol.arm(arm_of[p.pk])
         plan = engine.plan_visits(arm, schedule.day0_dates())
         numbers = arm.dosing_numbers()
+        reschedule = status == "randomized" and next(randomized_seen) % RESCHEDULE_EVERY == 0
         for k, v in enumerate(arm.visits):
             if v.code not in plan:
                 continue
@@ -200,15 +300,32 @@ def seed_participants(study: Study, sites: list[Site], n: int, *, now: dt.dateti
                 elif roll != 1:  # roll 1: left planned, so overdue
                     visit.status = Visit.Status.COMPLETED
                     visit.occurred_at = _midnight(dates.target, zone) + dt.timedelta(hours=10)
-            elif dates.window_start is not None and dates.window_start <= today <= dates.window_end and k % 3 == 0:
+            elif (
+                dates.window_start is not None
+                and dates.window_start <= today <= dates.window_end
+                and k % 3 == 0
+                and v.kind != VisitKind.DOSING  # dosing sessions take a room: booked below
+            ):
                 visit.status = Visit.Status.SCHEDULED
                 visit.scheduled_start = _midnight(today, zone) + dt.timedelta(hours=9 + k % 8)
                 visit.scheduled_end = visit.scheduled_start + dt.timedelta(minutes=v.duration_minutes)
-                # One booking in four no longer fits (as when an earlier visit moved): to be rescheduled.
-                visit.needs_reschedule = next(booked) % 4 == 0
+            elif (
+                reschedule
+                and v.kind != VisitKind.DOSING
+                and v.code not in arm_only
+                and dates.window_start is not None
+                and dates.window_start > today
+            ):
+                # Booked on its target date, then an earlier visit moved: flagged for rescheduling.
+                reschedule = False
+                visit.status, visit.needs_reschedule = Visit.Status.SCHEDULED, True
+                visit.scheduled_start = _midnight(dates.target, zone) + dt.timedelta(hours=10)
+                visit.scheduled_end = visit.scheduled_start + dt.timedelta(minutes=v.duration_minutes)
             visits.append(visit)
+    booked = _book_dosing_sessions(sites, visits, now)
     _copy(ParticipantSchedule, schedules)
     _copy(Visit, visits)
+    _write_bookings(booked)
 
     # Questionnaires of every visit: answered at completed visits, due (or expired) elsewhere.
     adms = []
@@ -294,6 +411,15 @@ def seed_participants(study: Study, sites: list[Site], n: int, *, now: dt.dateti
     )
     # Fresh statistics, as autovacuum would gather them on a live database: the planner then sees the volume.
     with connection.cursor() as cursor:
-        for model in (Participant, ContactDetails, AllocationSlot, ParticipantSchedule, Visit, Administration):
+        for model in (
+            Participant,
+            ContactDetails,
+            AllocationSlot,
+            ParticipantSchedule,
+            Visit,
+            Visit.staff.through,
+            Booking,
+            Administration,
+        ):
             cursor.execute(f"ANALYZE {connection.ops.quote_name(model._meta.db_table)}")
     return participants
