@@ -12,6 +12,7 @@ from django.contrib import messages
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.views import redirect_to_login
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
+from django.middleware.csrf import get_token
 from django.shortcuts import redirect, render
 from django.urls import reverse, reverse_lazy
 from django.utils import timezone, translation
@@ -22,7 +23,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from assessments import selectors as assessment_selectors
 from assessments import services as assessment_services
-from dashboard import worklists
+from dashboard import worklist_rows, worklists
 from dashboard.forms import LanguageForm, StaffLoginForm, holds_a_site_role
 from notifications import selectors as notification_selectors
 from notifications import services as notification_services
@@ -91,14 +92,19 @@ class PasswordChangeDoneView(auth_views.PasswordChangeDoneView):
 @require_GET
 def home(request: HttpRequest) -> HttpResponse:
     user = request.user
+    lists = worklists.home_worklists(user, timezone.now(), request.GET)
+    send_site_ids = access.managed_site_ids(user)
     context = {
-        "worklists": worklists.home_worklists(user, timezone.now(), request.GET),
+        "worklists": lists,
+        # Visit and questionnaire rows are written in Python (dashboard/worklist_rows.py): a template per row would
+        # cost more than the rest of the page.
+        "lists": [
+            (wl, worklist_rows.rows(wl, send_site_ids=send_site_ids, csrf_token=get_token(request))) for wl in lists
+        ],
         # Sites where the user may acknowledge an alert: the button shows there only (the service checks again).
         "acknowledge_site_ids": access.site_ids_with(user, access.INVESTIGATORS),
-        # Sites where the user may send a participant a link (the service checks again).
-        "send_site_ids": access.managed_site_ids(user),
         # The "new participant" page is linked for those who manage participants at one of their sites.
-        "may_create_participants": bool(access.managed_site_ids(user)),
+        "may_create_participants": bool(send_site_ids),
     }
     return render(request, "dashboard/home.html", context)
 
