@@ -36,7 +36,7 @@ def test_shipped_files_are_valid(shipped):
     assert check_shipped_instruments() == []
     assert [p.stem for p in shipped_instrument_paths()] == sorted(shipped)
     assert {code: len(inst.items) for code, inst in shipped.items()} == {
-        "CAPS5": 24,
+        "CAPS5": 25,
         "CSSRS_SCREEN": 7,
         "LSAS": 48,
         "LSAS_SR": 48,
@@ -45,7 +45,8 @@ def test_shipped_files_are_valid(shipped):
         "SCS_SF": 12,
     }
     for inst in shipped.values():
-        assert inst.version == "1.0"
+        # CAPS-5 1.1 added criterion A to the diagnosis: a scoring change is a new version.
+        assert inst.version == ("1.1" if inst.code == "CAPS5" else "1.0")
         assert inst.sources and inst.licence
         assert inst.missing_data.rule == "none"
 
@@ -190,12 +191,14 @@ def test_neutral_labels_where_text_is_not_shipped(shipped):
         assert inst.item_text_status == "neutral_labels"
         assert "load_instrument" in inst.raw["item_text"]["note"]
     assert shipped["SCS"].item("SCS_07").text == "Item 7"
-    assert [o.label for o in shipped["SCS"].item("SCS_07").options] == [
-        "Almost never",
-        "Rarely",
-        "Sometimes",
-        "Often",
-        "Almost always",
-    ]
+    # Neff's form labels only the end points; 2, 3 and 4 carry their number only (both forms).
+    for item in (shipped["SCS"].item("SCS_07"), shipped["SCS_SF"].item("SCS_SF_07")):
+        assert [(o.value, o.label) for o in item.options] == [
+            (1, "Almost never"),
+            (2, "2"),
+            (3, "3"),
+            (4, "4"),
+            (5, "Almost always"),
+        ]
     assert shipped["PCL5"].item_text_status == "verbatim"
     assert any("camcops" in s.get("url", "") for s in shipped["PCL5"].sources)
