@@ -594,7 +594,9 @@ def check_shipped_instruments() -> list[str]:
         try:
             inst = load_instrument_file(path)
         except InstrumentError as exc:
-            problems.extend(f"superseded/{path.name}: {e}" for e in exc.errors)
+            problems.extend(
+                f"superseded/{e}" if e.startswith(path.name) else f"superseded/{path.name}: {e}" for e in exc.errors
+            )
             continue
         if path.stem != f"{inst.code}-{inst.version}":
             problems.append(f"superseded/{path.name}: file name must be {inst.code}-{inst.version}.json")

@@ -202,3 +202,21 @@ def test_neutral_labels_where_text_is_not_shipped(shipped):
         ]
     assert shipped["PCL5"].item_text_status == "verbatim"
     assert any("camcops" in s.get("url", "") for s in shipped["PCL5"].sources)
+
+
+def test_superseded_versions_are_checked_and_kept_apart_from_the_current_ones(tmp_path, monkeypatch, shipped):
+    from assessments import definitions
+
+    assert [p.name for p in definitions.superseded_instrument_paths()] == ["CAPS5-1.0.json"]
+    assert set(definitions.load_superseded_instruments()) == {("CAPS5", "1.0")}
+    old = json.loads((definitions.SUPERSEDED_DIR / "CAPS5-1.0.json").read_text(encoding="utf-8"))
+    monkeypatch.setattr(definitions, "SUPERSEDED_DIR", tmp_path)
+    # Named after another version than its content: refused.
+    (tmp_path / "CAPS5-0.9.json").write_text(json.dumps(old), encoding="utf-8")
+    assert check_shipped_instruments() == ["superseded/CAPS5-0.9.json: file name must be CAPS5-1.0.json"]
+    (tmp_path / "CAPS5-0.9.json").unlink()
+    # A superseded version equal to the current file's version: the current file must bump its version.
+    (tmp_path / "CAPS5-1.1.json").write_text(json.dumps(old | {"version": "1.1"}), encoding="utf-8")
+    assert check_shipped_instruments() == ["CAPS5.json: version 1.1 is also a superseded version; bump 'version'"]
+    (tmp_path / "CAPS5-1.1.json").write_text("{", encoding="utf-8")
+    assert check_shipped_instruments()[0].startswith("superseded/CAPS5-1.1.json: cannot parse")

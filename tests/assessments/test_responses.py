@@ -170,13 +170,17 @@ def test_rescore_recomputes_and_audits(participant, baseline, alice, api):
 def caps5(crit_a: int) -> dict[str, int]:
     # Minimum symptom counts (items 1, 6, 8, 9, 15, 16 at severity 2), duration and distress met.
     severities = dict.fromkeys(["CAPS5_01", "CAPS5_06", "CAPS5_08", "CAPS5_09", "CAPS5_15", "CAPS5_16"], 2)
-    return {f"CAPS5_{i:02d}": 0 for i in range(1, 21)} | severities | {
-        "CAPS5_CRIT_A": crit_a,
-        "CAPS5_DUR": 1,
-        "CAPS5_DISTRESS": 1,
-        "CAPS5_DEPERS": 0,
-        "CAPS5_DEREAL": 0,
-    }
+    return (
+        {f"CAPS5_{i:02d}": 0 for i in range(1, 21)}
+        | severities
+        | {
+            "CAPS5_CRIT_A": crit_a,
+            "CAPS5_DUR": 1,
+            "CAPS5_DISTRESS": 1,
+            "CAPS5_DEPERS": 0,
+            "CAPS5_DEREAL": 0,
+        }
+    )
 
 
 def test_caps5_responses_keep_the_version_they_were_scored_with(participant, baseline, personas, api):

@@ -94,7 +94,8 @@ def requested_tasks(monkeypatch):
     """The tasks the safety service asks for on commit, by name (the service's own seam to Celery)."""
     requested: list[tuple[str, list[object]]] = []
     monkeypatch.setattr(
-        "assessments.services.safety.send_task_on_commit", lambda name, args, priority=None: requested.append((name, args))
+        "assessments.services.safety.send_task_on_commit",
+        lambda name, args, priority=None: requested.append((name, args)),
     )
     return requested
 

@@ -29,7 +29,9 @@ def test_scs_options_are_named_by_their_label_or_number(
         services.administration_open_early(administration=adm, by=alice, reason="participant travels")
     _, token = services.link_issue(visit=baseline, by=alice)
 
-    context = chromium.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True, locale="en-US")
+    context = chromium.new_context(
+        viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True, locale="en-US"
+    )
     page = context.new_page()
     page.set_default_timeout(10_000)
     try:
