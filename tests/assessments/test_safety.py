@@ -9,6 +9,7 @@ import datetime as dt
 import pytest
 import time_machine
 from django.core import mail
+from django.test import Client
 
 from assessments import services, tasks
 from assessments.models import Response, SafetyAlert
@@ -119,6 +120,13 @@ def test_moderate_cssrs_raises_a_medium_alert_listed_not_mailed(
     assert len(mail.outbox) == 0 and alert.notified_at is None
     listed = api(investigator).get("/api/v1/safety-alerts/").json()["results"]
     assert [(a["id"], a["severity"]) for a in listed] == [(alert.pk, "medium")]
+    # The dashboard's open-alert list shows it with its severity in words (not by colour alone).
+    client = Client()
+    client.force_login(investigator)
+    home = client.get("/home/").content.decode()
+    assert f'<li class="alert-item severity-medium" id="alert-{alert.pk}">' in home
+    assert '<span class="severity">Medium</span>' in home
+    assert SafetyAlert.objects.get(pk=alert.pk).acknowledged_at is None
 
 
 @pytest.mark.parametrize(
