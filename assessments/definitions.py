@@ -24,6 +24,9 @@ from jsonschema import Draft202012Validator
 
 SCHEMA_PATH = Path(__file__).with_name("instrument_schema.json")
 INSTRUMENTS_DIR = Path(__file__).with_name("instruments")
+# Earlier shipped versions, kept unchanged as ``CODE-VERSION.json`` so that a response stored under one of them is still
+# corrected and rescored with the definition it was answered under (never silently with the newer one).
+SUPERSEDED_DIR = INSTRUMENTS_DIR / "superseded"
 
 AGGREGATE_METHODS = frozenset({"sum_of_scales", "mean_of_scale_means"})
 
@@ -569,9 +572,34 @@ def load_shipped_instruments() -> dict[str, Instrument]:
     return {inst.code: inst for inst in (load_instrument_file(p) for p in shipped_instrument_paths())}
 
 
+def superseded_instrument_paths() -> list[Path]:
+    """The earlier shipped versions (``superseded/CODE-VERSION.json``), sorted by name."""
+    return sorted(SUPERSEDED_DIR.glob("*.json"))
+
+
+def load_superseded_instruments() -> dict[tuple[str, str], Instrument]:
+    """Every earlier shipped version by (code, version). Raises :class:`InstrumentError` if any file is invalid."""
+    errors = check_shipped_instruments()
+    if errors:
+        raise InstrumentError(errors)
+    return {(inst.code, inst.version): inst for inst in map(load_instrument_file, superseded_instrument_paths())}
+
+
 def check_shipped_instruments() -> list[str]:
-    """Problems with the shipped files (empty when all are valid); each message names its file. For system checks."""
+    """Problems with the shipped files (empty when all are valid); each message names its file. For system checks.
+    A superseded file must be named ``CODE-VERSION.json`` after its content, and differ in version from the current
+    file of its code."""
     problems: list[str] = []
+    for path in superseded_instrument_paths():
+        try:
+            inst = load_instrument_file(path)
+        except InstrumentError as exc:
+            problems.extend(
+                f"superseded/{e}" if e.startswith(path.name) else f"superseded/{path.name}: {e}" for e in exc.errors
+            )
+            continue
+        if path.stem != f"{inst.code}-{inst.version}":
+            problems.append(f"superseded/{path.name}: file name must be {inst.code}-{inst.version}.json")
     seen: dict[str, str] = {}
     for path in shipped_instrument_paths():
         try:
@@ -584,6 +612,8 @@ def check_shipped_instruments() -> list[str]:
         if inst.code in seen:
             problems.append(f"{path.name}: code '{inst.code}' also defined in {seen[inst.code]}")
         seen[inst.code] = path.name
+        if any(p.stem == f"{inst.code}-{inst.version}" for p in superseded_instrument_paths()):
+            problems.append(f"{path.name}: version {inst.version} is also a superseded version; bump 'version'")
     return problems
 
 

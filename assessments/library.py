@@ -5,13 +5,26 @@ from __future__ import annotations
 
 from functools import cache
 
-from assessments.definitions import Instrument, Item, Option, load_shipped_instruments, parse_instrument
+from assessments.definitions import (
+    Instrument,
+    Item,
+    Option,
+    load_shipped_instruments,
+    load_superseded_instruments,
+    parse_instrument,
+)
 from assessments.models import InstrumentVersion
 
 
 @cache
 def shipped_instruments() -> dict[str, Instrument]:
     return load_shipped_instruments()
+
+
+@cache
+def superseded_instruments() -> dict[tuple[str, str], Instrument]:
+    """Earlier shipped versions by (code, version): read only for responses stored under them."""
+    return load_superseded_instruments()
 
 
 _parsed_versions: dict[tuple[int, str, str], Instrument] = {}
@@ -27,8 +40,10 @@ def _parse_row(row: InstrumentVersion) -> Instrument:
 
 
 def instrument_get(code: str, version: str | None = None) -> Instrument:
-    """The definition to use for ``code``: the latest loaded version (or exactly ``version``), else the shipped file.
-    Raises KeyError when no such instrument exists."""
+    """The definition to use for ``code``: the latest loaded version (or exactly ``version``), else the shipped file
+    (for an exact ``version``, also an earlier shipped version kept under ``instruments/superseded/``, so a stored
+    response is corrected and rescored with the definition it was answered under). Raises KeyError when no such
+    instrument exists."""
     rows = InstrumentVersion.objects.filter(code=code)
     if version is not None:
         rows = rows.filter(version=version)
@@ -38,6 +53,8 @@ def instrument_get(code: str, version: str | None = None) -> Instrument:
     shipped = shipped_instruments().get(code)
     if shipped is not None and (version is None or shipped.version == version):
         return shipped
+    if version is not None and (code, version) in superseded_instruments():
+        return superseded_instruments()[(code, version)]
     raise KeyError(code if version is None else f"{code} v{version}")
 
 

@@ -25,6 +25,7 @@ from scheduling.services import visit_cancel, visit_complete, visit_schedule
 pytestmark = pytest.mark.django_db
 
 CAPS5 = {f"CAPS5_{i:02d}": 0 for i in range(1, 21)} | {
+    "CAPS5_CRIT_A": 1,
     "CAPS5_DUR": 1,
     "CAPS5_DISTRESS": 1,
     "CAPS5_DEPERS": 0,

@@ -36,7 +36,7 @@ def test_shipped_files_are_valid(shipped):
     assert check_shipped_instruments() == []
     assert [p.stem for p in shipped_instrument_paths()] == sorted(shipped)
     assert {code: len(inst.items) for code, inst in shipped.items()} == {
-        "CAPS5": 24,
+        "CAPS5": 25,
         "CSSRS_SCREEN": 7,
         "LSAS": 48,
         "LSAS_SR": 48,
@@ -45,7 +45,8 @@ def test_shipped_files_are_valid(shipped):
         "SCS_SF": 12,
     }
     for inst in shipped.values():
-        assert inst.version == "1.0"
+        # CAPS-5 1.1 added criterion A to the diagnosis: a scoring change is a new version.
+        assert inst.version == ("1.1" if inst.code == "CAPS5" else "1.0")
         assert inst.sources and inst.licence
         assert inst.missing_data.rule == "none"
 
@@ -190,12 +191,32 @@ def test_neutral_labels_where_text_is_not_shipped(shipped):
         assert inst.item_text_status == "neutral_labels"
         assert "load_instrument" in inst.raw["item_text"]["note"]
     assert shipped["SCS"].item("SCS_07").text == "Item 7"
-    assert [o.label for o in shipped["SCS"].item("SCS_07").options] == [
-        "Almost never",
-        "Rarely",
-        "Sometimes",
-        "Often",
-        "Almost always",
-    ]
+    # Neff's form labels only the end points; 2, 3 and 4 carry their number only (both forms).
+    for item in (shipped["SCS"].item("SCS_07"), shipped["SCS_SF"].item("SCS_SF_07")):
+        assert [(o.value, o.label) for o in item.options] == [
+            (1, "Almost never"),
+            (2, "2"),
+            (3, "3"),
+            (4, "4"),
+            (5, "Almost always"),
+        ]
     assert shipped["PCL5"].item_text_status == "verbatim"
     assert any("camcops" in s.get("url", "") for s in shipped["PCL5"].sources)
+
+
+def test_superseded_versions_are_checked_and_kept_apart_from_the_current_ones(tmp_path, monkeypatch, shipped):
+    from assessments import definitions
+
+    assert [p.name for p in definitions.superseded_instrument_paths()] == ["CAPS5-1.0.json"]
+    assert set(definitions.load_superseded_instruments()) == {("CAPS5", "1.0")}
+    old = json.loads((definitions.SUPERSEDED_DIR / "CAPS5-1.0.json").read_text(encoding="utf-8"))
+    monkeypatch.setattr(definitions, "SUPERSEDED_DIR", tmp_path)
+    # Named after another version than its content: refused.
+    (tmp_path / "CAPS5-0.9.json").write_text(json.dumps(old), encoding="utf-8")
+    assert check_shipped_instruments() == ["superseded/CAPS5-0.9.json: file name must be CAPS5-1.0.json"]
+    (tmp_path / "CAPS5-0.9.json").unlink()
+    # A superseded version equal to the current file's version: the current file must bump its version.
+    (tmp_path / "CAPS5-1.1.json").write_text(json.dumps(old | {"version": "1.1"}), encoding="utf-8")
+    assert check_shipped_instruments() == ["CAPS5.json: version 1.1 is also a superseded version; bump 'version'"]
+    (tmp_path / "CAPS5-1.1.json").write_text("{", encoding="utf-8")
+    assert check_shipped_instruments()[0].startswith("superseded/CAPS5-1.1.json: cannot parse")

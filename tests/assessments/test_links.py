@@ -382,3 +382,57 @@ def test_two_concurrent_submits_store_one_response(make_participant, alice):
     assert Response.objects.count() == 2  # one per instrument, not two per instrument
     assert [status for status, _ in results] == [200, 200]
     assert results[0][1] == results[1][1] == sorted(Response.objects.values_list("id", flat=True))
+
+
+def _radio_names(page: str) -> dict[str, list[tuple[str, str]]]:
+    """Per item code, each radio's (value, accessible name): the text of the <label> that wraps the input."""
+    from html.parser import HTMLParser
+
+    class Radios(HTMLParser):
+        def __init__(self) -> None:
+            super().__init__()
+            self.found: dict[str, list[tuple[str, str]]] = {}
+            self.current: list | None = None
+
+        def handle_starttag(self, tag, attrs):
+            a = dict(attrs)
+            if tag == "label":
+                self.current = [None, None, ""]
+            elif tag == "input" and a.get("type") == "radio":
+                assert self.current is not None, f"radio {a} outside a label"
+                self.current[:2] = [a["name"], a["value"]]
+
+        def handle_data(self, data):
+            if self.current is not None:
+                self.current[2] += data
+
+        def handle_endtag(self, tag):
+            if tag == "label" and self.current is not None:
+                name, value, text = self.current
+                if name is not None:
+                    self.found.setdefault(name, []).append((value, " ".join(text.split())))
+                self.current = None
+
+    parser = Radios()
+    parser.feed(page)
+    return parser.found
+
+
+def test_self_compassion_pages_label_only_the_end_points_and_name_every_radio(participant, baseline, alice, in_window):
+    # Neff's form labels 1 "Almost never" and 5 "Almost always"; 2, 3 and 4 carry their number, which is also the
+    # radio's accessible name (each input sits inside its own <label>).
+    services.administration_add(visit=baseline, instrument_code="SCS_SF", by=alice, reason="sub-study")
+    _, token = services.link_issue(visit=baseline, by=alice)
+    client = Client()
+    client.get(f"/l/{token}/")
+    expected = [("1", "Almost never"), ("2", "2"), ("3", "3"), ("4", "4"), ("5", "Almost always")]
+    pages = {}
+    for number in (2, 3):
+        page = client.get(f"/l/q/{number}/").content.decode()
+        pages.update(_radio_names(page))
+        for word in ("Rarely", "Sometimes", "Often"):
+            assert word not in page
+    scs = {code: names for code, names in pages.items() if code.startswith("SCS_")}
+    assert sorted(scs) == sorted([f"SCS_{i:02d}" for i in range(1, 27)] + [f"SCS_SF_{i:02d}" for i in range(1, 13)])
+    assert all(names == expected for names in scs.values())
+    assert not Response.objects.exists()  # reading the pages stored nothing

@@ -80,6 +80,7 @@ def test_stored_scores_equal_the_engine_at_full_precision(participant, baseline,
 
 def test_clinician_instrument_only_by_the_roles_the_definition_allows(participant, baseline, personas, api):
     answers = {f"CAPS5_{i:02d}": 2 for i in range(1, 21)} | {
+        "CAPS5_CRIT_A": 1,
         "CAPS5_DUR": 1,
         "CAPS5_DISTRESS": 1,
         "CAPS5_DEPERS": 0,
@@ -164,6 +165,53 @@ def test_rescore_recomputes_and_audits(participant, baseline, alice, api):
     before = AuditEvent.objects.filter(entity_type="response_scores").count()
     call_command("rescore", "--reason", "again")
     assert AuditEvent.objects.filter(entity_type="response_scores").count() == before
+
+
+def caps5(crit_a: int) -> dict[str, int]:
+    # Minimum symptom counts (items 1, 6, 8, 9, 15, 16 at severity 2), duration and distress met.
+    severities = dict.fromkeys(["CAPS5_01", "CAPS5_06", "CAPS5_08", "CAPS5_09", "CAPS5_15", "CAPS5_16"], 2)
+    return (
+        {f"CAPS5_{i:02d}": 0 for i in range(1, 21)}
+        | severities
+        | {
+            "CAPS5_CRIT_A": crit_a,
+            "CAPS5_DUR": 1,
+            "CAPS5_DISTRESS": 1,
+            "CAPS5_DEPERS": 0,
+            "CAPS5_DEREAL": 0,
+        }
+    )
+
+
+def test_caps5_responses_keep_the_version_they_were_scored_with(participant, baseline, personas, api):
+    rater = api(personas["rater"])
+    # A response stored under CAPS-5 1.0 (before criterion A): no CAPS5_CRIT_A answer, diagnosed by the 1.0 rule.
+    created = post(rater, participant, baseline, "CAPS5", caps5(crit_a=0)).json()
+    assert (created["instrument_version"], created["flags"]["ptsd_diagnosis"]) == ("1.1", 0.0)
+    old = Response.objects.get(pk=created["id"])
+    Response.objects.filter(pk=old.pk).update(instrument_version="1.0")
+    Answer.objects.filter(response=old, item_code="CAPS5_CRIT_A").delete()
+    Score.objects.filter(response=old).update(instrument_version="1.0")
+    Score.objects.filter(response=old, code="ptsd_diagnosis").update(value=1.0)
+    # A rescore recomputes with 1.0, the version the response was answered under: nothing changes, nothing audited.
+    call_command("rescore", "--reason", "criterion A release")
+    assert not AuditEvent.objects.filter(entity_type="response_scores").exists()
+    assert Score.objects.get(response=old, code="ptsd_diagnosis").value == 1.0
+    # A correction is made under 1.0 as well: criterion A is not demanded and the 1.0 rule still applies.
+    r = rater.patch(f"/api/v1/responses/{old.pk}/", {"answers": {"CAPS5_02": 3}, "reason": "typo"}, format="json")
+    assert r.status_code == 200, r.content
+    assert (r.json()["instrument_version"], r.json()["flags"]["ptsd_diagnosis"]) == ("1.0", 1.0)
+    assert set(Score.objects.filter(response=old).values_list("instrument_version", flat=True)) == {"1.0"}
+    assert "CAPS5_CRIT_A" not in r.json()["answers"]
+    # New entries use 1.1, which refuses answers without criterion A and diagnoses only with it.
+    endpoint = Visit.objects.get(participant=participant, code="ENDPOINT")
+    without = caps5(crit_a=1)
+    del without["CAPS5_CRIT_A"]
+    refused = post(rater, participant, endpoint, "CAPS5", without)
+    assert refused.status_code == 400 and refused.json()["CAPS5_CRIT_A"] == ["required item not answered"]
+    new = post(rater, participant, endpoint, "CAPS5", caps5(crit_a=1)).json()
+    assert (new["instrument_version"], new["flags"]["ptsd_diagnosis"]) == ("1.1", 1.0)
+    assert Answer.objects.get(response_id=new["id"], item_code="CAPS5_CRIT_A").value == 1
 
 
 def test_partial_answers_are_never_scored(participant, baseline, alice, api):

@@ -1,5 +1,6 @@
 """Safety rules: C-SSRS high risk alerts at once and e-mails investigators (through a real SMTP server on loopback);
-a PCL-5 rise from baseline raises a medium alert; acknowledgement with a note; escalation of unacknowledged alerts."""
+a C-SSRS moderate result and a PCL-5 rise from baseline raise a medium alert (listed, not mailed at once, escalated when
+left unacknowledged like every alert); acknowledgement with a note; escalation of unacknowledged alerts."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import datetime as dt
 import pytest
 import time_machine
 from django.core import mail
+from django.test import Client
 
 from assessments import services, tasks
 from assessments.models import Response, SafetyAlert
@@ -21,6 +23,10 @@ pytestmark = pytest.mark.django_db
 
 HIGH = {"CSSRS_1": 1, "CSSRS_2": 1, "CSSRS_3": 1, "CSSRS_4": 1, "CSSRS_5": 0, "CSSRS_6": 0}
 NONE = {"CSSRS_1": 0, "CSSRS_2": 0, "CSSRS_6": 0}
+# Moderate: thoughts with a method (3), no intent (4, 5) and no behaviour; or past behaviour (6) that is not recent.
+MODERATE_THOUGHTS = {"CSSRS_1": 1, "CSSRS_2": 1, "CSSRS_3": 1, "CSSRS_4": 0, "CSSRS_5": 0, "CSSRS_6": 0}
+MODERATE_PAST_BEHAVIOUR = {"CSSRS_1": 0, "CSSRS_2": 0, "CSSRS_6": 1, "CSSRS_6_RECENT": 0}
+LOW = {"CSSRS_1": 1, "CSSRS_2": 0, "CSSRS_6": 0}
 
 
 @pytest.fixture
@@ -82,6 +88,81 @@ def test_no_alert_without_risk(participant, alice, api):
     screen = Visit.objects.get(participant=participant, code="SCREEN")
     assert enter(api(alice), participant, screen, "CSSRS_SCREEN", NONE).status_code == 201
     assert not SafetyAlert.objects.exists()
+
+
+@pytest.fixture
+def requested_tasks(monkeypatch):
+    """The tasks the safety service asks for on commit, by name (the service's own seam to Celery)."""
+    requested: list[tuple[str, list[object]]] = []
+    monkeypatch.setattr(
+        "assessments.services.safety.send_task_on_commit",
+        lambda name, args, priority=None: requested.append((name, args)),
+    )
+    return requested
+
+
+@pytest.mark.parametrize("answers", [MODERATE_THOUGHTS, MODERATE_PAST_BEHAVIOUR], ids=["thoughts", "past_behaviour"])
+def test_moderate_cssrs_raises_a_medium_alert_listed_not_mailed(
+    participant, alice, investigator, api, answers, requested_tasks
+):
+    screen = Visit.objects.get(participant=participant, code="SCREEN")
+    r = enter(api(alice), participant, screen, "CSSRS_SCREEN", answers)
+    assert r.status_code == 201, r.content
+    assert r.json()["flags"]["risk"] == "moderate"
+    alert = SafetyAlert.objects.get()
+    assert (alert.severity, alert.rule_code, alert.response_id) == ("medium", "cssrs_moderate_risk", r.json()["id"])
+    assert alert.details == {"flag": "risk", "value": "moderate"}
+    assert alert.message == "CSSRS_SCREEN risk = moderate"
+    event = AuditEvent.objects.get(entity_type="safety_alert", field="severity")
+    assert (event.entity_id, event.new_value) == (str(alert.pk), "medium")
+    # Medium alerts follow the existing rule: listed for the site's staff at once, no mail on entry (only high ones).
+    assert services.safety.NOTIFY_TASK not in [name for name, _ in requested_tasks]
+    assert len(mail.outbox) == 0 and alert.notified_at is None
+    listed = api(investigator).get("/api/v1/safety-alerts/").json()["results"]
+    assert [(a["id"], a["severity"]) for a in listed] == [(alert.pk, "medium")]
+    # The dashboard's open-alert list shows it with its severity in words (not by colour alone).
+    client = Client()
+    client.force_login(investigator)
+    home = client.get("/home/").content.decode()
+    assert f'<li class="alert-item severity-medium" id="alert-{alert.pk}">' in home
+    assert '<span class="severity">Medium</span>' in home
+    assert SafetyAlert.objects.get(pk=alert.pk).acknowledged_at is None
+
+
+@pytest.mark.parametrize(
+    "answers, risk, expected",
+    [(HIGH, "high", [("high", "cssrs_high_risk")]), (LOW, "low", []), (NONE, "none", [])],
+)
+def test_only_moderate_and_high_cssrs_raise_alerts_high_stays_high(
+    participant, alice, api, answers, risk, expected, requested_tasks
+):
+    screen = Visit.objects.get(participant=participant, code="SCREEN")
+    r = enter(api(alice), participant, screen, "CSSRS_SCREEN", answers)
+    assert r.json()["flags"]["risk"] == risk
+    assert [(a.severity, a.rule_code) for a in SafetyAlert.objects.all()] == expected
+    mailed = [args for name, args in requested_tasks if name == services.safety.NOTIFY_TASK]
+    assert mailed == [[a.pk] for a in SafetyAlert.objects.filter(severity="high")]  # high: mailed at once
+
+
+def test_an_unacknowledged_medium_alert_escalates_like_any_alert(
+    participant, alice, investigator, api, settings, requested_tasks
+):
+    settings.SAFETY_ALERT_ESCALATE_AFTER_MINUTES = 30
+    screen = Visit.objects.get(participant=participant, code="SCREEN")
+    start = dt.datetime(2026, 3, 2, 17, 0, tzinfo=dt.UTC)
+    with time_machine.travel(start, tick=False):
+        enter(api(alice), participant, screen, "CSSRS_SCREEN", MODERATE_THOUGHTS)
+    alert = SafetyAlert.objects.get()
+    with time_machine.travel(start + dt.timedelta(minutes=29), tick=False):
+        assert services.safety_alerts_escalate_due() == []
+    with time_machine.travel(start + dt.timedelta(minutes=30), tick=False):
+        assert services.safety_alerts_escalate_due() == [alert.pk]
+    alert.refresh_from_db()
+    assert alert.escalated_at == start + dt.timedelta(minutes=30)
+    assert (services.safety.ESCALATION_TASK, [alert.pk]) in requested_tasks
+    assert AuditEvent.objects.filter(entity_type="safety_alert", field="escalated_at").count() == 1
+    assert services.safety_alert_escalation_notify(alert_id=alert.pk) is True
+    assert "ESCALATED safety alert (medium)" in mail.outbox[0].subject
 
 
 def test_pcl5_rise_of_ten_from_baseline_raises_a_medium_alert(participant, baseline, alice, api):

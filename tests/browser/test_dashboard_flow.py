@@ -20,6 +20,7 @@ HIGH_RISK = {"CSSRS_1": 1, "CSSRS_2": 1, "CSSRS_3": 1, "CSSRS_4": 1, "CSSRS_5": 
 # Item codes and values only (never wording).
 PCL5 = {f"PCL5_{i:02d}": 2 for i in range(1, 21)}
 CAPS5 = {f"CAPS5_{i:02d}": 2 for i in range(1, 21)} | {
+    "CAPS5_CRIT_A": 1,
     "CAPS5_DUR": 1,
     "CAPS5_DISTRESS": 1,
     "CAPS5_DEPERS": 0,

@@ -36,6 +36,7 @@ SCS_ALL_3 = {f"SCS_{i:02d}": 3 for i in range(1, 27)}  # CS and UCS 3
 
 def caps5(item_value: int) -> dict[str, int]:
     return {f"CAPS5_{i:02d}": item_value for i in range(1, 21)} | {
+        "CAPS5_CRIT_A": 1,
         "CAPS5_DUR": 1,
         "CAPS5_DISTRESS": 1,
         "CAPS5_DEPERS": 0,

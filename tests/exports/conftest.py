@@ -18,6 +18,7 @@ from scheduling.models import Visit
 PCL5 = {f"PCL5_{i:02d}": (i % 5) for i in range(1, 21)}
 SCS = {f"SCS_{i:02d}": 1 + (i % 5) for i in range(1, 27)}
 CAPS5 = {f"CAPS5_{i:02d}": 2 for i in range(1, 21)} | {
+    "CAPS5_CRIT_A": 1,
     "CAPS5_DUR": 1,
     "CAPS5_DISTRESS": 1,
     "CAPS5_DEPERS": 0,

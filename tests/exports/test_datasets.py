@@ -42,7 +42,9 @@ def test_answers_from_links_and_staff_entry_round_trip_unchanged(answered, stati
     assert list(sources["PCL5"]) == ["participant_link"] and list(sources["CAPS5"]) == ["staff"]
     assert set(df["respondent"]) == {"self", "clinician"}
     assert set(df["participant_id"]) == {answered.participant_id}
-    assert set(df["instrument_version"].astype(str)) == {"1.0"}
+    versions = df.groupby("instrument")["instrument_version"].unique().to_dict()
+    assert {k: [str(x) for x in v] for k, v in versions.items()} == {"PCL5": ["1.0"], "SCS": ["1.0"], "CAPS5": ["1.1"]}
+    assert got[("CAPS5", "CAPS5_CRIT_A")] == 1
 
 
 @pytest.mark.parametrize("fmt", ["csv", "json"])
@@ -251,3 +253,14 @@ def test_csv_is_rfc4180_crlf_utf8(answered, statistician, api):
     assert lines[0].startswith(b"participant_id,site,visit_code,visit_kind")
     body.decode("utf-8")
     assert read_csv(api(statistician).get("/api/v1/export/visits.csv"))[0]["participant_id"] == answered.participant_id
+
+
+def test_codebook_lists_caps5_criterion_a_and_the_scs_end_point_labels(statistician, api):
+    rows = json.loads(body_of(api(statistician).get("/api/v1/export/codebook.json")))
+    items = {r["code"]: r for r in rows if r["dataset"] == "responses" and r.get("code")}
+    crit_a = items["CAPS5_CRIT_A"]
+    assert (crit_a["instrument"], crit_a["instrument_version"], crit_a["allowed_values"]) == ("CAPS5", "1.1", "0|1")
+    assert crit_a["value_labels"] == {"0": "No", "1": "Yes"}
+    assert "criterion A" in crit_a["label"]
+    for code in ("SCS_01", "SCS_SF_12"):
+        assert items[code]["value_labels"] == {"1": "Almost never", "2": "2", "3": "3", "4": "4", "5": "Almost always"}
