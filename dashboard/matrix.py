@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from django import forms
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Page, Paginator
-from django.http import Http404, HttpRequest, HttpResponse, QueryDict
+from django.http import HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import render
 from django.urls import reverse
 from django.utils import timezone
@@ -34,7 +34,7 @@ from dashboard.matrix_cells import (
     cell_state,
     visit_columns,
 )
-from dashboard.views import staff_page
+from dashboard.views import chosen_study, staff_page
 from participants import access
 from participants import selectors as participant_selectors
 from participants import services as participant_services
@@ -196,14 +196,9 @@ def _page_url(query: QueryDict, number: int) -> str:
 @require_http_methods(["GET", "HEAD", "POST"])
 def matrix(request: HttpRequest) -> HttpResponse:
     user = request.user
-    studies = list(participant_selectors.studies_for(user))
-    if not studies:
-        return render(request, "dashboard/matrix/matrix.html", {"studies": [], "legend": LEGEND})
-    code = request.GET.get("study") or studies[0].code
-    study = next((s for s in studies if s.code == code), None)
+    studies, study, sites = chosen_study(request)
     if study is None:
-        raise Http404("no such study at your sites")
-    sites = list(participant_selectors.matrix_sites(user, study))
+        return render(request, "dashboard/matrix/matrix.html", {"studies": [], "legend": LEGEND})
     site_ids = [s.pk for s in sites]
     contact_site_ids = access.site_ids_with(user, CONTACT) & set(site_ids)
     if request.method == "POST" and not contact_site_ids:

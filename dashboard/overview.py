@@ -15,7 +15,7 @@ import datetime as dt
 import math
 from dataclasses import dataclass, field
 
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils import timezone
 from django.utils.functional import Promise
@@ -23,8 +23,9 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import pgettext_lazy
 from django.views.decorators.http import require_GET
 
+from dashboard.charts import COUNT_STEPS, PlotFrame, coord, tick_step
 from dashboard.matrix_cells import Column, visit_columns
-from dashboard.views import staff_page
+from dashboard.views import chosen_study, staff_page
 from participants import access
 from participants import selectors as participant_selectors
 from participants.models import Site, Study
@@ -56,10 +57,6 @@ STAGES: tuple[Stage, ...] = (
     Stage("lost_to_follow_up", pgettext_lazy("study flow", "Lost to follow-up"), 0),
 )
 WITHDRAWN_LEVELS = ("withdrawn_stop_contact", "withdrawn_stop_follow_up", "withdrawn_stop_data_use")
-
-
-def _coord(value: float) -> str:
-    return f"{value:.1f}"
 
 
 def _percent(part: int, whole: int) -> str:
@@ -144,7 +141,7 @@ class WeekRow:
 
 
 @dataclass
-class EnrollmentChart:
+class EnrollmentChart(PlotFrame):
     weeks: list[WeekRow]
     target: int
     total: int
@@ -155,26 +152,12 @@ class EnrollmentChart:
     target_y: str = ""
     x_ticks: list[tuple[str, str]] = field(default_factory=list)
     y_ticks: list[tuple[str, str]] = field(default_factory=list)
-    plot_left: str = _coord(EN_LEFT)
-    plot_right: str = _coord(EN_WIDTH - EN_RIGHT)
-    plot_top: str = _coord(EN_TOP)
-    plot_bottom: str = _coord(EN_HEIGHT - EN_BOTTOM)
-    tick_y: str = _coord(EN_HEIGHT - EN_BOTTOM + 4)
-    x_label_y: str = _coord(EN_HEIGHT - EN_BOTTOM + 16)
-    axis_title_y: str = _coord(EN_HEIGHT - 4)
-    axis_title_x: str = _coord((EN_LEFT + EN_WIDTH - EN_RIGHT) / 2)
-    target_label_x: str = _coord(EN_WIDTH - EN_RIGHT)
+    target_label_x: str = coord(EN_WIDTH - EN_RIGHT)
+    LEFT, RIGHT, TOP, BOTTOM = EN_LEFT, EN_RIGHT, EN_TOP, EN_BOTTOM
 
 
 def _monday(day: dt.date) -> dt.date:
     return day - dt.timedelta(days=day.weekday())
-
-
-def _nice_step(high: float, most: int) -> int:
-    for step in (1, 2, 5, 10, 20, 25, 50, 100, 200, 250, 500, 1000):
-        if high / step <= most:
-            return step
-    return math.ceil(high / most)
 
 
 def enrollment_chart(by_week: dict[dt.date, int], target: int, today: dt.date) -> EnrollmentChart:
@@ -192,7 +175,7 @@ def enrollment_chart(by_week: dict[dt.date, int], target: int, today: dt.date) -
         week += dt.timedelta(days=7)
     chart = EnrollmentChart(weeks=weeks, target=target, total=running, drawn=True)
     high = max(target, running, 1)
-    step = _nice_step(high, 5)
+    step = tick_step(high, 5, COUNT_STEPS)
     high = math.ceil(high / step) * step
     plot_w = EN_WIDTH - EN_LEFT - EN_RIGHT
     plot_h = EN_HEIGHT - EN_TOP - EN_BOTTOM
@@ -205,11 +188,11 @@ def enrollment_chart(by_week: dict[dt.date, int], target: int, today: dt.date) -
         return EN_TOP + (high - value) / high * plot_h
 
     for index, row in enumerate(weeks):
-        row.x, row.y = _coord(x(index)), _coord(y(row.cumulative))
+        row.x, row.y = coord(x(index)), coord(y(row.cumulative))
     chart.path = " ".join(f"{row.x},{row.y}" for row in weeks)
     if target:
-        chart.target_y = _coord(y(target))
-    chart.y_ticks = [(_coord(y(v)), str(v)) for v in range(0, high + 1, step)]
+        chart.target_y = coord(y(target))
+    chart.y_ticks = [(coord(y(v)), str(v)) for v in range(0, high + 1, step)]
     every = max(1, math.ceil(len(weeks) / 8))
     chart.x_ticks = [(row.x, f"{row.week:%Y-%m-%d}") for row in weeks[::every]]
     return chart
@@ -241,9 +224,9 @@ class AdherenceChart:
     rows: list[AdherenceRow]
     width: int = AD_WIDTH
     height: int = 0
-    plot_left: str = _coord(AD_LEFT)
-    share_x: str = _coord(AD_WIDTH - AD_RIGHT + 6)
-    full_width: str = _coord(AD_WIDTH - AD_LEFT - AD_RIGHT)
+    plot_left: str = coord(AD_LEFT)
+    share_x: str = coord(AD_WIDTH - AD_RIGHT + 6)
+    full_width: str = coord(AD_WIDTH - AD_LEFT - AD_RIGHT)
 
 
 def adherence_chart(columns: list[Column], found: dict[str, scheduling_selectors.VisitAdherence]) -> AdherenceChart:
@@ -260,9 +243,9 @@ def adherence_chart(columns: list[Column], found: dict[str, scheduling_selectors
                 completed=completed,
                 in_window=in_window,
                 share=_percent(in_window, due),
-                bar_width=_coord(plot * in_window / due if due else 0),
-                y=_coord(top + 3),
-                label_y=_coord(top + 15),
+                bar_width=coord(plot * in_window / due if due else 0),
+                y=coord(top + 3),
+                label_y=coord(top + 15),
             )
         )
     return AdherenceChart(rows=rows, height=AD_TOP + AD_ROW * len(rows) + 8)
@@ -294,14 +277,9 @@ def arm_rows(sites: list[Site], study: Study, by_arm: dict[int, dict[str, int]])
 @require_GET
 def overview(request: HttpRequest) -> HttpResponse:
     user = request.user
-    studies = list(participant_selectors.studies_for(user))
-    if not studies:
-        return render(request, "dashboard/overview/overview.html", {"studies": []})
-    code = request.GET.get("study") or studies[0].code
-    study = next((s for s in studies if s.code == code), None)
+    studies, study, sites = chosen_study(request)
     if study is None:
-        raise Http404("no such study at your sites")
-    sites = list(participant_selectors.matrix_sites(user, study))
+        return render(request, "dashboard/overview/overview.html", {"studies": []})
     site_ids = [s.pk for s in sites]
     # One blinded site among the user's is enough to hide the arms and the arm-only visits: the totals add up sites.
     arm_visible = bool(site_ids) and all(access.can_see_allocation(user, site_id=sid, study=study) for sid in site_ids)

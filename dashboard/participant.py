@@ -34,6 +34,7 @@ from assessments.models import Administration, Score
 from assessments.windows import administration_status, is_open
 from audit.models import AuditEvent
 from audit.selectors import participant_history_page
+from dashboard.charts import DAY_STEPS, PlotFrame, coord, tick_step
 from dashboard.matrix_cells import shared_visit_codes
 from dashboard.page_actions import page_actions
 from dashboard.views import staff_page
@@ -116,10 +117,6 @@ TRAJECTORIES: tuple[ChartSpec, ...] = (
 )
 
 
-def _coord(value: float) -> str:
-    return f"{value:.1f}"
-
-
 def number(value: float | None) -> str:
     """A score as text: whole numbers without decimals, others with two."""
     if value is None:
@@ -168,13 +165,6 @@ class Timeline:
     bottom: str = ""
 
 
-def _tick_step(span_days: int, most: int) -> int:
-    for step in (1, 2, 7, 14, 28, 56, 91, 182, 365, 730):
-        if span_days / step <= most:
-            return step
-    return math.ceil(span_days / most)
-
-
 def timeline(visits: Iterable[Visit], zone: zoneinfo.ZoneInfo, today: dt.date) -> Timeline:
     rows = []
     for v in visits:
@@ -204,31 +194,31 @@ def timeline(visits: Iterable[Visit], zone: zoneinfo.ZoneInfo, today: dt.date) -
 
     out.drawn = True
     out.height = TL_TOP + TL_ROW * len(rows) + 8
-    out.axis_y = _coord(TL_TOP - 4)
-    out.bottom = _coord(out.height - 4)
-    step = _tick_step(span, 7)
+    out.axis_y = coord(TL_TOP - 4)
+    out.bottom = coord(out.height - 4)
+    step = tick_step(span, 7, DAY_STEPS)
     for n in range(0, span + 1, step):
         day = first + dt.timedelta(days=n)
-        out.ticks.append((_coord(x(day)), dateformat.format(day, "j M")))
+        out.ticks.append((coord(x(day)), dateformat.format(day, "j M")))
     if first <= today < last:
-        out.today_x = _coord(x(today, 0.5))
+        out.today_x = coord(x(today, 0.5))
     for i, row in enumerate(rows):
         v = row.visit
         top = TL_TOP + i * TL_ROW
-        row.y = _coord(top + 5)
-        row.label_y = _coord(top + 16)
+        row.y = coord(top + 5)
+        row.label_y = coord(top + 16)
         parts = [f"{v.code}: {row.status_label}"]
         if v.window_start and v.window_end:
-            row.window = (_coord(x(v.window_start)), _coord(x(v.window_end, 1.0) - x(v.window_start)))
+            row.window = (coord(x(v.window_start)), coord(x(v.window_end, 1.0) - x(v.window_start)))
             parts.append(f"{_('window')} {v.window_start:%Y-%m-%d} – {v.window_end:%Y-%m-%d}")
         if v.target_date:
-            row.target_x = _coord(x(v.target_date, 0.5))
+            row.target_x = coord(x(v.target_date, 0.5))
             parts.append(f"{_('target')} {v.target_date:%Y-%m-%d}")
         if row.scheduled:
-            row.scheduled_x = _coord(x(row.scheduled.date(), 0.5))
+            row.scheduled_x = coord(x(row.scheduled.date(), 0.5))
             parts.append(f"{_('scheduled')} {row.scheduled:%Y-%m-%d %H:%M}")
         if row.actual:
-            row.actual_x = _coord(x(row.actual.date(), 0.5))
+            row.actual_x = coord(x(row.actual.date(), 0.5))
             parts.append(f"{_('actual')} {row.actual:%Y-%m-%d %H:%M}")
         row.title = "; ".join(str(p) for p in parts)
     return out
@@ -331,7 +321,7 @@ class TrajectoryRow:
 
 
 @dataclass
-class Trajectory:
+class Trajectory(PlotFrame):
     key: str
     title: Label
     series: list[Series]
@@ -340,14 +330,7 @@ class Trajectory:
     height: int = CH_HEIGHT
     x_ticks: list[tuple[str, str]] = field(default_factory=list)
     y_ticks: list[tuple[str, str]] = field(default_factory=list)
-    plot_left: str = _coord(CH_LEFT)
-    plot_right: str = _coord(CH_WIDTH - CH_RIGHT)
-    plot_top: str = _coord(CH_TOP)
-    plot_bottom: str = _coord(CH_HEIGHT - CH_BOTTOM)
-    tick_y: str = _coord(CH_HEIGHT - CH_BOTTOM + 4)
-    x_label_y: str = _coord(CH_HEIGHT - CH_BOTTOM + 16)
-    axis_title_y: str = _coord(CH_HEIGHT - 4)
-    axis_title_x: str = _coord((CH_LEFT + CH_WIDTH - CH_RIGHT) / 2)
+    LEFT, RIGHT, TOP, BOTTOM = CH_LEFT, CH_RIGHT, CH_TOP, CH_BOTTOM
 
 
 def _marker(shape: str, cx: float, cy: float) -> str:
@@ -357,7 +340,7 @@ def _marker(shape: str, cx: float, cy: float) -> str:
         "triangle": [(0, -r - 1), (r + 1, r), (-r - 1, r)],
         "diamond": [(0, -r - 1), (r + 1, 0), (0, r + 1), (-r - 1, 0)],
     }.get(shape, [])
-    return " ".join(f"{_coord(cx + dx)},{_coord(cy + dy)}" for dx, dy in corners)
+    return " ".join(f"{coord(cx + dx)},{coord(cy + dy)}" for dx, dy in corners)
 
 
 def _scale_range(spec: SeriesSpec) -> tuple[float, float] | None:
@@ -424,7 +407,7 @@ def trajectories(
             for day, code, _date, value in data[s]:
                 px, py = cx(day), cy(value)
                 title = f"{s.label}: {number(value)} ({code}, {_('study day')} {day})"
-                points.append(Point(_coord(px), _coord(py), title, shape, _marker(shape, px, py)))
+                points.append(Point(coord(px), coord(py), title, shape, _marker(shape, px, py)))
             line = " ".join(f"{p.x},{p.y}" for p in points)
             series.append(
                 Series(
@@ -447,10 +430,10 @@ def trajectories(
             rows=[TrajectoryRow(day, code, date, vals) for (day, code, date), vals in sorted(rows.items())],
         )
         span = last - first
-        step = _tick_step(span, 6)
+        step = tick_step(span, 6, DAY_STEPS)
         start = math.ceil(first / step) * step
-        chart.x_ticks = [(_coord(cx(d)), str(d)) for d in range(start, last + 1, step)]
-        chart.y_ticks = [(_coord(cy(low + (high - low) * k / 4)), number(low + (high - low) * k / 4)) for k in range(5)]
+        chart.x_ticks = [(coord(cx(d)), str(d)) for d in range(start, last + 1, step)]
+        chart.y_ticks = [(coord(cy(low + (high - low) * k / 4)), number(low + (high - low) * k / 4)) for k in range(5)]
         charts.append(chart)
     return charts
 

@@ -11,7 +11,7 @@ from typing import Any
 from django.contrib import messages
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.views import redirect_to_login
-from django.http import HttpRequest, HttpResponse, HttpResponseBase
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBase
 from django.middleware.csrf import get_token
 from django.shortcuts import redirect, render
 from django.urls import reverse, reverse_lazy
@@ -30,6 +30,7 @@ from notifications import services as notification_services
 from participants import access
 from participants import selectors as participant_selectors
 from participants import services as participant_services
+from participants.models import Site, Study
 from trialsite.errors import ServiceError
 
 View = Callable[..., HttpResponseBase]
@@ -191,3 +192,17 @@ def notification_retry(request: HttpRequest, notification_id: int) -> HttpRespon
         error=error,
         anchor="failed",
     )
+
+
+def chosen_study(request: HttpRequest) -> tuple[list[Study], Study | None, list[Site]]:
+    """For the pages that show one study at a time (the matrix, the overview): the studies of the user's sites, the
+    one ``?study=`` names (the first by default; a study elsewhere is a 404), and its sites among the user's. No
+    study at all: ``([], None, [])``."""
+    studies = list(participant_selectors.studies_for(request.user))
+    if not studies:
+        return [], None, []
+    code = request.GET.get("study") or studies[0].code
+    study = next((s for s in studies if s.code == code), None)
+    if study is None:
+        raise Http404("no such study at your sites")
+    return studies, study, list(participant_selectors.matrix_sites(request.user, study))
