@@ -73,6 +73,7 @@ class Administration(models.Model):
             # The home page's questionnaire lists: self-report questionnaires not done whose window holds "now".
             models.Index(
                 fields=["closes_at", "opens_at"],
+                include=["visit"],  # the lists read the visit from the index alone
                 condition=models.Q(respondent="self") & ~models.Q(status__in=["completed", "not_applicable"]),
                 name="administration_open_self_idx",
             ),

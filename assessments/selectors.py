@@ -11,7 +11,7 @@ from collections.abc import Collection
 from typing import Any
 
 from django.conf import settings
-from django.db.models import Prefetch, QuerySet
+from django.db.models import Prefetch, Q, QuerySet
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 
@@ -264,12 +264,15 @@ def visit_has_answerable_self_report(visit_pk: int, *, now: dt.datetime) -> bool
     return _answerable_self_reports(now).filter(visit_id=visit_pk).exists()
 
 
-def visit_ids_with_answerable_self_reports(now: dt.datetime) -> QuerySet[Administration, Any]:
-    """The ids of visits with a self-report questionnaire open and answerable at ``now``, of participants still taking
-    part, as a lazy ``values("visit_id")`` subquery (it runs inside the query that uses it)."""
-    return (
-        _answerable_self_reports(now)
-        .exclude(participant__status__in=_NO_LONGER_ASKED)
-        .exclude(participant__withdrawal_level__gt="")
-        .values("visit_id")
-    )
+def visit_ids_with_answerable_self_reports(now: dt.datetime) -> set[int]:
+    """The ids of visits with a self-report questionnaire open and answerable at ``now``, whoever the participant: a
+    caller keeps the participants ``still_asked`` in the query that reads the visits (which joins them anyway), so
+    this one reads the partial index alone (administration_open_self_idx carries the visit)."""
+    return set(_answerable_self_reports(now).order_by().values_list("visit_id", flat=True))
+
+
+def still_asked(prefix: str = "") -> Q:
+    """The participants still asked to answer questionnaires by link (not withdrawn at any level, not screen-failed,
+    completed or lost to follow-up), as a condition on the participant reached through ``prefix`` (for a visit
+    query, ``"participant__"``)."""
+    return ~Q(**{f"{prefix}status__in": sorted(_NO_LONGER_ASKED)}) & ~Q(**{f"{prefix}withdrawal_level__gt": ""})

@@ -144,7 +144,7 @@ def _due_rows(n: int) -> None:
     ContactDetails.objects.create(participant=participant, email="p@example.org")
     start = dt.datetime.now(dt.UTC) + dt.timedelta(days=3)
     visit = Visit.objects.create(
-        participant=participant, code="UNS1", name="Visit", kind="baseline", unscheduled=True,
+        participant=participant, site=site, study=study, code="UNS1", name="Visit", kind="baseline", unscheduled=True,
         status="scheduled", scheduled_start=start, scheduled_end=start + dt.timedelta(hours=1),
     )  # fmt: skip
     now = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=1)

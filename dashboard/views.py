@@ -18,6 +18,7 @@ from django.urls import reverse, reverse_lazy
 from django.utils import timezone, translation
 from django.utils.decorators import method_decorator
 from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.safestring import SafeString
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
@@ -95,15 +96,26 @@ def home(request: HttpRequest) -> HttpResponse:
     user = request.user
     lists = worklists.home_worklists(user, timezone.now(), request.GET)
     send_site_ids = access.managed_site_ids(user)
+    # Sites where the user may acknowledge an alert: the button shows there only (the service checks again).
+    acknowledge_site_ids = access.site_ids_with(user, access.INVESTIGATORS)
+    token, home_url = get_token(request), reverse("dashboard-home")
     context = {
         "worklists": lists,
-        # Visit and questionnaire rows are written in Python (dashboard/worklist_rows.py): a template per row would
-        # cost more than the rest of the page.
+        # Rows are written in Python (dashboard/worklist_rows.py): a template per row would cost more than the rest
+        # of the page.
         "lists": [
-            (wl, worklist_rows.rows(wl, send_site_ids=send_site_ids, csrf_token=get_token(request))) for wl in lists
+            (
+                wl,
+                worklist_rows.rows(
+                    wl,
+                    send_site_ids=send_site_ids,
+                    acknowledge_site_ids=acknowledge_site_ids,
+                    csrf_token=token,
+                    home=home_url,
+                ),
+            )
+            for wl in lists
         ],
-        # Sites where the user may acknowledge an alert: the button shows there only (the service checks again).
-        "acknowledge_site_ids": access.site_ids_with(user, access.INVESTIGATORS),
         # The "new participant" page is linked for those who manage participants at one of their sites.
         "may_create_participants": bool(send_site_ids),
     }
@@ -139,12 +151,10 @@ def language(request: HttpRequest) -> HttpResponse:
     return render(request, "dashboard/language.html", {"form": form}, status=400 if form.errors else 200)
 
 
-def _after_action(
-    request: HttpRequest, *, fragment: str, context: dict[str, Any], done: str, error: str | None, anchor: str
-) -> HttpResponse:
+def _after_action(request: HttpRequest, *, row: SafeString, done: str, error: str | None, anchor: str) -> HttpResponse:
     """htmx swaps the returned row in place; a plain form post is redirected back to the home page with a message."""
     if _is_htmx(request):
-        return render(request, fragment, {**context, "error": error})
+        return HttpResponse(row)
     if error:
         messages.error(request, error)
     else:
@@ -163,10 +173,10 @@ def alert_acknowledge(request: HttpRequest, alert_id: int) -> HttpResponse:
         )
     except ServiceError as exc:
         error = exc.message
+    may_acknowledge = alert.participant.site_id in access.site_ids_with(request.user, access.INVESTIGATORS)
     return _after_action(
         request,
-        fragment="dashboard/_alert.html",
-        context={"alert": alert, "acknowledge_site_ids": access.site_ids_with(request.user, access.INVESTIGATORS)},
+        row=worklist_rows.alert_row(alert, may_acknowledge=may_acknowledge, csrf_token=get_token(request), error=error),
         done=_("Alert acknowledged."),
         error=error,
         anchor="alerts",
@@ -186,8 +196,7 @@ def notification_retry(request: HttpRequest, notification_id: int) -> HttpRespon
         error = exc.message
     return _after_action(
         request,
-        fragment="dashboard/_notification.html",
-        context={"notification": row},
+        row=worklist_rows.notification_row(row, csrf_token=get_token(request), error=error),
         done=_("The message will be sent again."),
         error=error,
         anchor="failed",

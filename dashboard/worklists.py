@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.core.paginator import Page, Paginator
-from django.db.models import Count, QuerySet, Window
+from django.db.models import QuerySet
 from django.http import QueryDict
 from django.utils.functional import Promise
 from django.utils.translation import gettext_lazy as _
@@ -58,33 +58,19 @@ class Worklist:
         return self._url(self.page.next_page_number()) if self.page.has_next() else None
 
 
-TOTAL = "worklist_total"
 # What a visit row shows (dashboard/worklist_rows.py), and what the row's ordering and scoping read.
 ROW_FIELDS = (
     "id", "code", "name", "kind", "status", "target_date", "window_start", "window_end", "scheduled_start",
-    "scheduled_end", "needs_reschedule", "participant__id", "participant__participant_id", "participant__site_id",
-    "participant__study_id", "participant__site__id", "participant__site__code", "participant__site__time_zone",
-    "room__id", "room__name",
+    "scheduled_end", "needs_reschedule", "participant__id", "participant__participant_id", "site__id", "site__code",
+    "site__time_zone", "study_id", "room__id", "room__name",
 )  # fmt: skip
 
 
-def _paged(key: str, qs: QuerySet[Any], query: QueryDict) -> Page[Any]:
-    """The list's page asked for, as ``Paginator.get_page`` gives it, in one query: the rows of the page carry the
-    list's length (a window count), so no separate count is read. A page past the end or below 1 (no rows to carry
-    the count) is left to the paginator, which counts and shows the last page."""
-    asked = query.get(f"{key}-page")
-    try:
-        number = int(asked) if asked is not None else 1
-    except ValueError:
-        number = 1  # not a number: the first page, as get_page does
-    if number >= 1:
-        start = (number - 1) * PAGE_SIZE
-        rows = list(qs.annotate(**{TOTAL: Window(Count("pk"))})[start : start + PAGE_SIZE])
-        if rows or number == 1:
-            paginator: Paginator[Any] = Paginator(qs, PAGE_SIZE)
-            paginator.count = getattr(rows[0], TOTAL) if rows else 0  # the cached count
-            return Page(rows, number, paginator)
-    return Paginator(qs, PAGE_SIZE).get_page(asked)
+def _paged(key: str, qs: QuerySet[Any] | list[int], query: QueryDict) -> Page[Any]:
+    """The list's page asked for, as ``Paginator.get_page`` gives it: a count, then the page's rows. Each list's
+    conditions are on the visit's own columns (its site and study are copied onto it), so the count is read from an
+    index and the rows, in the index's order, stop at the page's end: neither joins the rows outside the page."""
+    return Paginator(qs, PAGE_SIZE).get_page(query.get(f"{key}-page"))
 
 
 def home_worklists(user: Actor, now: dt.datetime, query: QueryDict) -> list[Worklist]:
@@ -100,23 +86,21 @@ def home_worklists(user: Actor, now: dt.datetime, query: QueryDict) -> list[Work
         # A row shows the visit, its participant, site and room: the study and the protocol version the selectors
         # join for other pages are left out (fewer joins over every row the list's count reads).
         # Only the columns a row shows are read: the rows are sorted and counted whole, so narrow rows are cheaper.
-        return qs.select_related(None).defer(None).select_related("participant__site", "room").only(*ROW_FIELDS)
+        return qs.select_related(None).defer(None).select_related("participant", "site", "room").only(*ROW_FIELDS)
 
     def unstaffed(qs: QuerySet[Any]) -> QuerySet[Any]:
         # Only the dosing list shows who is booked: the others skip reading the staff (a query each).
         return lean(qs).prefetch_related(None)
 
-    # Read once for both questionnaire lists, as ids: a few hundred visits, which the database then finds by key
-    # rather than by reading every visit to match them.
-    open_questionnaires = sorted(
-        set(
-            assessment_selectors.visit_ids_with_answerable_self_reports(now)
-            .order_by()
-            .values_list("visit_id", flat=True)
-        )
+    # The two questionnaire lists, as ids in list order, from one query; the rows of their pages are read below.
+    due, late = scheduling_selectors.visits_with_questionnaires(
+        user,
+        days,
+        visit_ids=assessment_selectors.visit_ids_with_answerable_self_reports(now),
+        asked=assessment_selectors.still_asked("participant__"),
+        hidden=hidden,
     )
-    with_email = participant_selectors.participant_pks_with_email()
-    sources: list[tuple[str, str | Promise, str | Promise, str, QuerySet[Any]]] = [
+    sources: list[tuple[str, str | Promise, str | Promise, str, QuerySet[Any] | list[int]]] = [
         ("alerts", _("Open safety alerts"), _("No open safety alerts."), "alert",
          assessment_selectors.safety_alerts_listed(user, open_only=True)),
         ("today", _("Visits today"), _("No visits booked today."), "visit",
@@ -127,18 +111,31 @@ def home_worklists(user: Actor, now: dt.datetime, query: QueryDict) -> list[Work
          unstaffed(hide(user, scheduling_selectors.visits_overdue(user, days)))),
         ("reschedule", _("Visits that need rescheduling"), _("No visit needs rescheduling."), "visit",
          unstaffed(scheduling_selectors.visits_needing_reschedule(user, days, hidden=hidden))),
-        ("questionnaires-due", _("Questionnaires due"), _("No questionnaires due."), "questionnaire",
-         unstaffed(scheduling_selectors.visits_with_questionnaires(
-             user, days, visit_ids=open_questionnaires, late=False, email_pks=with_email, hidden=hidden))),
-        ("questionnaires-overdue", _("Questionnaires overdue"), _("No questionnaires overdue."), "questionnaire",
-         unstaffed(scheduling_selectors.visits_with_questionnaires(
-             user, days, visit_ids=open_questionnaires, late=True, email_pks=with_email, hidden=hidden))),
+        ("questionnaires-due", _("Questionnaires due"), _("No questionnaires due."), "questionnaire", due),
+        ("questionnaires-overdue", _("Questionnaires overdue"), _("No questionnaires overdue."), "questionnaire", late),
         ("dosing", _("Dosing sessions in the next 14 days"), _("No dosing sessions booked in the next 14 days."),
          "dosing", lean(hide(user, scheduling_selectors.dosing_sessions_ahead(user, days, DOSING_AHEAD_DAYS)))),
         ("failed", _("Failed notifications"), _("No failed notifications."), "notification",
          notification_selectors.notifications_failed(user)),
     ]  # fmt: skip
-    return [
+    lists = [
         Worklist(key=key, title=title, empty=empty, kind=kind, page=_paged(key, qs, query), query=query)
         for key, title, empty, kind, qs in sources
     ]
+    _fill_questionnaire_pages([wl for wl in lists if wl.kind == "questionnaire"], unstaffed)
+    return lists
+
+
+def _fill_questionnaire_pages(lists: list[Worklist], unstaffed: Any) -> None:
+    """The questionnaire lists were paged as ids: their pages' visits are read in one query for both, in each page's
+    order, with whether the participant has an e-mail address (the link goes by e-mail, else by SMS), read for the
+    rows shown only."""
+    ids = [pk for wl in lists for pk in wl.page.object_list]
+    if not ids:
+        return
+    visits = {v.pk: v for v in unstaffed(scheduling_selectors.visits_listed_by_ids(ids))}
+    with_email = participant_selectors.participant_pks_with_email({v.participant_id for v in visits.values()})
+    for visit in visits.values():
+        visit.has_email = visit.participant_id in with_email
+    for wl in lists:
+        wl.page.object_list = [visits[pk] for pk in wl.page.object_list if pk in visits]

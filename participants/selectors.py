@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Collection, Iterable
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, cast
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -519,10 +519,14 @@ def therapists_at_site(user: Actor, site: Site) -> QuerySet[User]:
 # --- reads for the dashboard (links) ---
 
 
-def participant_pks_with_email() -> QuerySet[ContactDetails, Any]:
-    """The participants with an e-mail address on file, as a lazy ``values("participant_id")`` subquery: whether
-    there is one, never the address."""
-    return ContactDetails.objects.exclude(email="").values("participant_id")
+def participant_pks_with_email(participant_pks: Collection[int]) -> set[int]:
+    """Which of these participants have an e-mail address on file: whether there is one, never the address. One
+    query."""
+    return set(
+        ContactDetails.objects.filter(participant_id__in=list(participant_pks))
+        .exclude(email="")
+        .values_list("participant_id", flat=True)
+    )
 
 
 def staff_languages(user_ids: Collection[int]) -> dict[int, str]:

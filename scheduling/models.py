@@ -108,6 +108,11 @@ class Visit(models.Model):
     KIND_CHOICES = [(k, k.replace("_", " ")) for k in VISIT_KINDS]
 
     participant = models.ForeignKey("participants.Participant", on_delete=models.PROTECT, related_name="visits")
+    # The participant's site and study, copied when the visit is created (a participant never changes either): the
+    # home page's worklists scope, count and hide visits from the visit table and its indexes alone, without joining
+    # every candidate row to its participant. tests/scheduling/test_visit_scope_copy.py holds them to the participant's.
+    site = models.ForeignKey("participants.Site", on_delete=models.PROTECT, related_name="+", db_index=False)
+    study = models.ForeignKey("participants.Study", on_delete=models.PROTECT, related_name="+", db_index=False)
     protocol_version = models.ForeignKey(
         ProtocolVersion, null=True, blank=True, on_delete=models.PROTECT, related_name="visits"
     )
@@ -158,11 +163,27 @@ class Visit(models.Model):
             # The site visit list filters by status and orders by date.
             models.Index(fields=["status", "target_date"], name="visit_status_target_idx"),
             models.Index(fields=["scheduled_start"], name="visit_scheduled_start_idx"),
-            # The home page's closing and overdue worklists: visits not yet done, by the end of their window.
+            # The home page's closing and overdue worklists: visits not yet done, by the end of their window (the page's
+            # rows, read in this order until the page is full).
             models.Index(
                 fields=["window_end"],
                 condition=models.Q(status__in=["planned", "scheduled"]),
                 name="visit_open_window_end_idx",
+            ),
+            # The same lists' counts, per site, from the index alone (the code and study decide the blinded views'
+            # arm-only visits; see scheduling.selectors.arm_only_visits_hidden).
+            models.Index(
+                fields=["site", "window_end"],
+                include=["code", "study"],
+                condition=models.Q(status__in=["planned", "scheduled"]),
+                name="visit_open_site_window_end_idx",
+            ),
+            # The visits-today and dosing lists' counts, per site, by start.
+            models.Index(
+                fields=["site", "scheduled_start"],
+                include=["status", "kind", "code", "study"],
+                condition=models.Q(scheduled_start__isnull=False),
+                name="visit_site_start_idx",
             ),
             # The home page's "visits that need rescheduling": a handful of flagged visits among all.
             models.Index(

@@ -11,17 +11,14 @@ import functools
 import zoneinfo
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
-from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.db.models import (
-    BooleanField,
     Case,
     Count,
     DateField,
     DateTimeField,
     Exists,
-    ExpressionWrapper,
     F,
     Func,
     OuterRef,
@@ -230,7 +227,7 @@ def _per_site(user: Actor, days: Mapping[int, SiteDay], condition: Callable[[Sit
     q = Q(pk__in=[])
     for site_id, site_day in days.items():
         if site_id in allowed:
-            q |= Q(participant__site_id=site_id) & condition(site_day)
+            q |= Q(site_id=site_id) & condition(site_day)
     return q
 
 
@@ -396,7 +393,7 @@ def overview_visit_adherence(
     window_closed = _per_site(user, shown, lambda d: Q(window_end__lt=d.day))
     done = Q(status=Visit.Status.COMPLETED)
     rows = (
-        Visit.objects.filter(_per_site(user, shown, lambda d: Q()), participant__study_id=study_id)
+        Visit.objects.filter(_per_site(user, shown, lambda d: Q()), study_id=study_id)
         .filter(code__in=list(codes), unscheduled=False)
         .exclude(status=Visit.Status.CANCELLED)
         # The local day is worked out for completed visits only (the time zone conversion is the costly part of the
@@ -505,7 +502,7 @@ def arm_only_visits_hidden(user: Actor) -> Q:
         codes = arm_only_codes(study_protocol(study.protocol_code))
         blinded = [sid for sid in site_ids if not can_see_allocation(user, site_id=sid, study=study)]
         if codes and blinded:
-            hidden |= Q(participant__study_id=study.pk, participant__site_id__in=blinded, code__in=sorted(codes))
+            hidden |= Q(study_id=study.pk, site_id__in=blinded, code__in=sorted(codes))
     return hidden
 
 
@@ -533,28 +530,41 @@ def visits_with_questionnaires(
     user: Actor,
     days: Mapping[int, SiteDay],
     *,
-    visit_ids: QuerySet[Any] | Collection[int],
-    late: bool,
-    email_pks: QuerySet[Any],
+    visit_ids: Collection[int],
+    asked: Q,
     hidden: Q | None = None,
-) -> QuerySet[Visit]:
-    """The visits among ``visit_ids`` (a subquery, or the ids: those with questionnaires the participant can answer
-    now) at the user's sites: ``late``, those whose target date is before the site's today; otherwise the rest. Each
-    row carries
-    ``has_email``: whether the participant is among ``email_pks`` (a subquery of participant ids). Cancelled and
-    missed visits are left out. Ordered by target date."""
-    if late:
-        condition = _per_site(user, days, lambda d: Q(target_date__lt=d.day))
-    else:
-        condition = _per_site(user, days, lambda d: Q(target_date__gte=d.day) | Q(target_date__isnull=True))
-    qs = (
-        Visit.objects.filter(condition, pk__in=visit_ids)
+) -> tuple[list[int], list[int]]:
+    """The visits among ``visit_ids`` (those with questionnaires the participant can answer now) at the user's
+    sites whose participant meets ``asked`` (a condition on ``participant__``: those still asked to answer), as two
+    lists of ids: those whose target date is the site's today or later (or none), and those whose target date has
+    passed (late). Cancelled and missed visits are left out, and so are the arm-only visits a
+    blinded viewer may not see (``hidden``, as ``without_arm_only_visits``). Each list is ordered by target date,
+    window end, participant id and visit id.
+
+    One query for both lists, of a few columns per visit: the home page counts each list and reads one page of each
+    (``visits_listed_by_ids``), so the whole rows are read for the page only."""
+    # The ids go as one array parameter (trialsite/lookups.py): there can be thousands.
+    candidates = (
+        Visit.objects.filter(_per_site(user, days, lambda d: Q()), pk__any=sorted(visit_ids))
+        .filter(asked)
         .exclude(status__in=(Visit.Status.CANCELLED, Visit.Status.MISSED))
-        .annotate(has_email=ExpressionWrapper(Q(participant_id__in=email_pks), output_field=BooleanField()))
     )
-    return without_arm_only_visits(
-        user, _listed(qs).order_by("target_date", "window_end", "participant__participant_id", "id"), hidden
+    ordered = (
+        without_arm_only_visits(user, candidates, hidden)
+        .order_by("target_date", "window_end", "participant__participant_id", "id")
+        .values_list("id", "site_id", "target_date")
     )
+    due: list[int] = []
+    late: list[int] = []
+    for pk, site_id, target in ordered:
+        (late if target is not None and target < days[site_id].day else due).append(pk)
+    return due, late
+
+
+def visits_listed_by_ids(ids: Collection[int]) -> QuerySet[Visit]:
+    """The visits with these ids, with what a list row shows (a caller scoped the ids already, as
+    ``visits_with_questionnaires`` does), in no particular order."""
+    return _listed(Visit.objects.filter(pk__in=sorted(ids)))
 
 
 # --- reads for the dashboard (actions) ---

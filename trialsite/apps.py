@@ -14,6 +14,7 @@ class TrialsiteConfig(AppConfig):
     verbose_name = "trialsite"
 
     def ready(self) -> None:
+        import trialsite.lookups  # noqa: F401  (registers the ``__any`` lookup)
         from trialsite.logging import RedactTokensFilter
 
         for name in TOKEN_PATH_LOGGERS:

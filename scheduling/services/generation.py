@@ -69,6 +69,8 @@ def schedule_generate(*, participant: Participant, by: Actor) -> list[Visit]:
     visits = [
         Visit(
             participant=participant,
+            site_id=participant.site_id,
+            study_id=participant.study_id,
             protocol_version=version,
             code=v.code,
             name=v.name,

@@ -173,6 +173,8 @@ def visit_add_unscheduled(
     schedule = ParticipantSchedule.objects.filter(participant=participant).first()
     visit = Visit.objects.create(
         participant=participant,
+        site_id=participant.site_id,
+        study_id=participant.study_id,
         protocol_version=schedule.protocol_version if schedule else None,
         code=f"UNS{number}",
         name=name or f"Unscheduled {kind.replace('_', ' ')} visit",

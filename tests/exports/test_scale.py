@@ -41,6 +41,8 @@ def bulk_population(study: Study, site: Site, start: int, count: int) -> None:
     visits = Visit.objects.bulk_create(
         Visit(
             participant=p,
+            site_id=p.site_id,
+            study_id=p.study_id,
             code="BASELINE",
             name="Baseline",
             kind="baseline",

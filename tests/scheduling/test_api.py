@@ -108,6 +108,8 @@ def _bulk_participants(study, site, count: int, start: int) -> None:
     Visit.objects.bulk_create(
         Visit(
             participant=p,
+            site=site,
+            study=study,
             protocol_version=version,
             code=code,
             name=code,

@@ -277,6 +277,8 @@ def seed_participants(study: Study, sites: list[Site], n: int, *, now: dt.dateti
             dates = plan[v.code]
             visit = Visit(
                 participant=p,
+                site_id=p.site_id,
+                study_id=p.study_id,
                 protocol_version=version,
                 code=v.code,
                 name=v.name,
