@@ -150,6 +150,11 @@ class Page:
         return self.week.zone
 
 
+# The booking form offers the dosing visits whose window meets the shown week or the weeks after it, up to this many
+# weeks in all (and those booked in the shown week, to move them): a site's whole list runs to thousands.
+BOOKING_WEEKS = 4
+
+
 def _load(request: HttpRequest) -> Page:
     """The site asked for (404 when it is not one of the user's) and the week (this week at the site when none is
     asked for, or when the date given is not a date)."""
@@ -177,7 +182,16 @@ def _load(request: HttpRequest) -> Page:
         sites=sites,
         rooms=list(scheduling_selectors.calendar_rooms(user, site.pk)),
         therapists=[u.username for u in participant_selectors.therapists_at_site(user, site)],
-        bookable=list(scheduling_selectors.calendar_bookable_visits(user, site.pk)),
+        bookable=list(
+            scheduling_selectors.calendar_bookable_visits(
+                user,
+                site.pk,
+                week.monday,
+                week.monday + dt.timedelta(weeks=BOOKING_WEEKS, days=-1),
+                week.start(),
+                week.end(),
+            )
+        ),
         sessions=[_session(v, zone) for v in visits],
     )
 

@@ -453,15 +453,21 @@ def calendar_dosing_sessions(user: Actor, site_id: int, start: dt.datetime, end:
     ).order_by("scheduled_start", "participant__participant_id", "id")
 
 
-def calendar_bookable_visits(user: Actor, site_id: int) -> QuerySet[Visit]:
-    """The site's dosing visits a booking form may offer: planned ones (to book) and scheduled ones (to move), by
-    participant and dosing number. One query. A large study has thousands: each row carries what an option's label
-    and the form's checks read (participant id, code, status, window, booked start) and no more; the booking service
-    reads the chosen visit again under its lock."""
+def calendar_bookable_visits(
+    user: Actor, site_id: int, first_day: dt.date, last_day: dt.date, start: dt.datetime, end: dt.datetime
+) -> QuerySet[Visit]:
+    """The site's dosing visits a booking form for the days ``first_day`` to ``last_day`` (from ``start`` to ``end``)
+    may offer: those not done yet whose window meets those days (or that have no window), to book, and those booked to
+    start in them, to move; by participant and dosing number. One query. Each row carries what an option's label and
+    the form's checks read (participant id, code, status, window, booked start) and no more; the booking service reads
+    the chosen visit again under its lock. (Any visit, in its window or not, is booked from its participant's page.)"""
     if site_id not in site_ids_for(user):
         return Visit.objects.none()
+    meets = Q(window_start__lte=last_day, window_end__gte=first_day) | Q(window_start__isnull=True)
+    booked_then = Q(scheduled_start__gte=start, scheduled_start__lt=end)
     return (
-        Visit.objects.filter(participant__site_id=site_id, kind=VisitKind.DOSING, status__in=_NOT_DONE)
+        Visit.objects.filter(site_id=site_id, kind=VisitKind.DOSING, status__in=_NOT_DONE)
+        .filter(meets | booked_then)
         .select_related("participant")
         .only(
             "id",

@@ -4,6 +4,7 @@ import datetime as dt
 
 import pytest
 from django.db import transaction
+from hypothesis import HealthCheck, settings
 from django.utils import timezone
 from rest_framework.test import APIClient
 
@@ -11,6 +12,11 @@ from participants import services
 from participants.models import Participant
 from tests.factories import build_study, staff
 from trialsite.roles import Role
+
+# Property tests judge the code, not the machine: on a busy machine drawing examples can be slow, and the
+# "too slow" health check would fail a test whose property holds. No deadline for the same reason.
+settings.register_profile("trialsite", suppress_health_check=[HealthCheck.too_slow], deadline=None)
+settings.load_profile("trialsite")
 
 
 @pytest.fixture(scope="session", autouse=True)

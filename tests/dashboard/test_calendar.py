@@ -471,3 +471,28 @@ def test_the_page_is_in_spanish_for_a_spanish_speaker(client, two, team, rooms, 
     body = page_text(get(client, alice, site="PDX"))
     assert "Calendario de sesiones" in body and "Reservar una sesión de dosificación" in body
     assert "Semana anterior" in body and ">Calendario</a>" in body
+
+
+def test_the_form_offers_the_visits_whose_window_meets_the_next_four_weeks(client, two, team, rooms, alice):
+    p1, _ = two
+    doses = {code: dose(p1, code) for code in ("DOSE1", "DOSE2", "DOSE3")}
+
+    def offered(week: str) -> set[str]:
+        form = get(client, alice, site="PDX", week=week).context["booking_form"]
+        ids = {value for value, _ in form.fields["visit"].choices if value}
+        return {code for code, visit in doses.items() if str(visit.pk) in ids}
+
+    # Each dose is offered from the week four weeks before its window opens to the week its window closes.
+    for code, visit in doses.items():
+        assert visit.window_start is not None and visit.window_end is not None
+        opens_monday = visit.window_start - dt.timedelta(days=visit.window_start.weekday())
+        earliest = opens_monday - dt.timedelta(weeks=3)
+        assert code in offered(earliest.isoformat())
+        assert code not in offered((earliest - dt.timedelta(weeks=1)).isoformat())
+        assert code in offered(visit.window_end.isoformat())
+        assert code not in offered((visit.window_end + dt.timedelta(weeks=1)).isoformat())
+    # A booked dose is offered in the week it is booked in (to move it), wherever its window lies.
+    schedule(p1, dt.datetime(2026, 3, 30, 9, 0, tzinfo=PDX_TZ), rooms["Dosing 1"], ["carol", "dave"], alice)
+    late_week = (doses["DOSE1"].window_end + dt.timedelta(weeks=1)).isoformat()
+    assert "DOSE1" not in offered(late_week)
+    assert "DOSE1" in offered("2026-03-30")
