@@ -43,7 +43,9 @@ def test_lsas_sr_is_six_screens_of_four_whole_situations():
     assert [len(s) for s in screens] == [8] * 6
     for number, screen in enumerate(screens):
         situations = range(4 * number + 1, 4 * number + 5)
-        assert [it.code for it in screen] == [f"LSAS_SR_{n:02d}_{kind}" for n in situations for kind in ("FEAR", "AVOID")]
+        assert [it.code for it in screen] == [
+            f"LSAS_SR_{n:02d}_{kind}" for n in situations for kind in ("FEAR", "AVOID")
+        ]
         assert {it.group for it in screen} == {f"situation_{n:02d}" for n in situations}
 
 
