@@ -63,6 +63,8 @@ class Item:
     texts: Mapping[str, str] = field(default_factory=dict)
     show_if: ShowIf | None = None
     note: str | None = None
+    # Items that belong together on one screen (LSAS-SR: fear and avoidance of one situation); see assessments.paging.
+    group: str | None = None
 
     @property
     def values(self) -> tuple[int, ...]:
@@ -251,6 +253,7 @@ def parse_instrument(data: Any) -> Instrument:
 
     items: list[Item] = []
     seen_items: dict[str, int] = {}
+    groups_seen: dict[str, int] = {}
     for i, raw in enumerate(data["items"]):
         where = f"items[{i}]"
         code = raw["code"]
@@ -274,6 +277,11 @@ def parse_instrument(data: Any) -> Instrument:
                 earlier = items[seen_items[cond["item"]]]
                 if cond["equals"] not in earlier.values:
                     errors.append(f"{where}.show_if.equals: {cond['equals']} is not an option of '{cond['item']}'")
+        group = raw.get("group")
+        if group is not None and group in groups_seen and items[-1].group != group:
+            errors.append(f"{where}.group: group '{group}' must be contiguous (first at items[{groups_seen[group]}])")
+        if group is not None:
+            groups_seen.setdefault(group, i)
         seen_items.setdefault(code, i)
         items.append(
             Item(
@@ -284,6 +292,7 @@ def parse_instrument(data: Any) -> Instrument:
                 texts=dict(raw.get("texts", {})),
                 show_if=show_if,
                 note=raw.get("note"),
+                group=group,
             )
         )
     item_by_code = {it.code: it for it in items}

@@ -1,4 +1,8 @@
-"""Participant pages: the private link flow, one instrument per page, answers saved as the participant goes.
+"""Participant pages: the private link flow, one instrument after another, each in screens of a few items
+(``assessments.paging``), answers saved as the participant goes.
+
+Questionnaire ``n`` of the link starts at ``/l/q/<n>/``; its further screens are ``/l/q/<n>/<screen>/``. Drafts are
+per questionnaire, so every screen of one questionnaire saves through the same ``/l/q/<n>/autosave/``.
 
 ``/l/<token>/`` never shows a page of its own: it moves the link into the session and redirects to the token-free
 ``/l/``, so the token leaves the address bar, the history and any Referer (its policy is no-referrer as well). Opening
@@ -20,9 +24,10 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods
 
 from assessments import links, selectors, services
-from assessments.definitions import Instrument, validate_answers, visible_items
+from assessments.definitions import Instrument, Item, validate_answers, visible_items
 from assessments.library import instrument_get, option_label, text_for
 from assessments.models import Administration, ParticipantLink
+from assessments.paging import Screen, answered_of, instrument_screens, screen_of
 from participants import selectors as participant_selectors
 from trialsite.errors import ServiceError
 
@@ -100,6 +105,27 @@ def _context(request: HttpRequest, link: ParticipantLink, **extra: Any) -> dict[
     return {"site": site, "visit": link.visit, **extra}
 
 
+def _screen_url(number: int, screen: int) -> str:
+    if screen == 1:
+        return reverse("participant-page", args=[number])
+    return reverse("participant-screen", args=[number, screen])
+
+
+def _first_missing_url(number: int, instrument: Instrument, missing: dict[str, list[str]]) -> str:
+    """The screen that holds the questionnaire's first unanswered (or refused) item."""
+    first = next((it.code for it in instrument.items if it.code in missing), "")
+    return _screen_url(number, screen_of(instrument_screens(instrument), first))
+
+
+def _back_url(pages: list[Page], number: int, screen: int) -> str:
+    """The screen before this one: the previous screen of this questionnaire, else the last of the previous one."""
+    if screen > 1:
+        return _screen_url(number, screen - 1)
+    if number > 1:
+        return _screen_url(number - 1, len(instrument_screens(pages[number - 2][1])))
+    return ""
+
+
 @never_cache
 def start(request: HttpRequest) -> HttpResponse:
     link = _session_link(request)
@@ -111,14 +137,15 @@ def start(request: HttpRequest) -> HttpResponse:
     if not pages:
         return render(request, "assessments/not_open.html", _context(request, link), status=200)
     for number, (adm, instrument) in enumerate(pages, start=1):
-        if _missing(instrument, adm.draft_answers):
-            return HttpResponseRedirect(reverse("participant-page", args=[number]))
+        missing = _missing(instrument, adm.draft_answers)
+        if missing:
+            return HttpResponseRedirect(_first_missing_url(number, instrument, missing))
     return HttpResponseRedirect(reverse("participant-review"))
 
 
-def _form_answers(request: HttpRequest, instrument: Instrument) -> dict[str, Any]:
+def _form_answers(request: HttpRequest, items: tuple[Item, ...]) -> dict[str, Any]:
     answers: dict[str, Any] = {}
-    for item in instrument.items:
+    for item in items:
         raw = request.POST.get(item.code)
         if raw in (None, ""):
             continue
@@ -134,17 +161,22 @@ def _render_page(
     link: ParticipantLink,
     pages: list[Page],
     number: int,
+    screen: int,
     *,
     answers: dict[str, Any],
     errors: dict[str, list[str]],
     status: int = 200,
 ) -> HttpResponse:
     adm, instrument = pages[number - 1]
+    screens = instrument_screens(instrument)
+    on_screen = {it.code for it in screens[screen - 1]}
     language = translation.get_language() or "en"
     shown = {it.code for it in visible_items(instrument, answers)}
+    position = {it.code: i for i, it in enumerate(instrument.items, start=1)}
     items = [
         {
             "code": it.code,
+            "position": position[it.code],
             "text": text_for(it, language),
             "required": it.required,
             "hidden": it.code not in shown,
@@ -159,17 +191,32 @@ def _render_page(
             ],
             "errors": errors.get(it.code, []),
         }
-        for it in instrument.items
+        for it in screens[screen - 1]
     ]
+    # Progress over the whole link: the other questionnaires' saved drafts, this one's other screens, and this screen
+    # (sent apart, so that the page script can keep the count current as questions here are answered).
+    elsewhere = [answered_of(i, a.draft_answers) for a, i in pages if a.pk != adm.pk]
+    elsewhere.append(answered_of(instrument, answers, set(instrument.item_codes) - on_screen))
+    answered_elsewhere, items_elsewhere = (sum(n for n, _ in elsewhere), sum(t for _, t in elsewhere))
+    answered_here, items_here = answered_of(instrument, answers, on_screen)
     context = _context(
         request,
         link,
         number=number,
         total=len(pages),
+        screen=screen,
+        screens=len(screens),
+        last=screen == len(screens) and number == len(pages),
+        back_url=_back_url(pages, number, screen),
+        back_is_questionnaire=screen == 1,
+        answered=answered_elsewhere + answered_here,
+        total_items=items_elsewhere + items_here,
+        answered_elsewhere=answered_elsewhere,
+        items_elsewhere=items_elsewhere,
         instrument=instrument,
         items=items,
         errors=errors,
-        error_count=len(errors),
+        error_count=sum(1 for it in items if it["errors"]),
         autosave_url=reverse("participant-autosave", args=[number]),
     )
     return render(request, "assessments/page.html", context, status=status)
@@ -177,7 +224,7 @@ def _render_page(
 
 @never_cache
 @require_http_methods(["GET", "POST"])
-def page(request: HttpRequest, number: int) -> HttpResponse:
+def page(request: HttpRequest, number: int, screen: int = 1) -> HttpResponse:
     link = _session_link(request)
     if link is None:
         return _unavailable(request)
@@ -185,23 +232,41 @@ def page(request: HttpRequest, number: int) -> HttpResponse:
     if not 1 <= number <= len(pages):
         return HttpResponseRedirect(reverse("participant-start"))
     adm, instrument = pages[number - 1]
+    screens = instrument_screens(instrument)
+    if not 1 <= screen <= len(screens):
+        return HttpResponseRedirect(reverse("participant-page", args=[number]))
     if request.method == "GET":
-        return _render_page(request, link, pages, number, answers=adm.draft_answers, errors={})
-    posted = _form_answers(request, instrument)
+        return _render_page(request, link, pages, number, screen, answers=adm.draft_answers, errors={})
+    on_screen: Screen = screens[screen - 1]
+    posted = _form_answers(request, on_screen)
     try:
         saved = services.link_save_answers(
             link=link, answers_by_instrument={adm.instrument_code: posted}, prune_hidden=True
         )
     except ServiceError as exc:
         return _render_page(
-            request, link, pages, number, answers={**adm.draft_answers, **posted}, errors=exc.field_errors, status=400
+            request,
+            link,
+            pages,
+            number,
+            screen,
+            answers={**adm.draft_answers, **posted},
+            errors=exc.field_errors,
+            status=400,
         )
     answers = saved[0].draft_answers
-    if request.POST.get("action") == "later":
+    action = request.POST.get("action")
+    if action == "later":
         return render(request, "assessments/saved.html", _context(request, link))
-    missing = _missing(instrument, answers)
+    if action == "back" and (back := _back_url(pages, number, screen)):
+        return HttpResponseRedirect(back)
+    # Only this screen's questions are asked for here; the others are asked for on their own screens and at review.
+    codes = {it.code for it in on_screen}
+    missing = {code: problems for code, problems in _missing(instrument, answers).items() if code in codes}
     if missing:
-        return _render_page(request, link, pages, number, answers=answers, errors=missing, status=400)
+        return _render_page(request, link, pages, number, screen, answers=answers, errors=missing, status=400)
+    if screen < len(screens):
+        return HttpResponseRedirect(_screen_url(number, screen + 1))
     if number < len(pages):
         return HttpResponseRedirect(reverse("participant-page", args=[number + 1]))
     return HttpResponseRedirect(reverse("participant-review"))
@@ -222,7 +287,7 @@ def autosave(request: HttpRequest, number: int) -> HttpResponse:
     try:
         services.link_save_answers(
             link=link,
-            answers_by_instrument={adm.instrument_code: _form_answers(request, instrument)},
+            answers_by_instrument={adm.instrument_code: _form_answers(request, instrument.items)},
             prune_hidden=True,
         )
     except ServiceError as exc:
@@ -268,7 +333,9 @@ def review(request: HttpRequest) -> HttpResponse:
                     "missing": it.code in missing,
                 }
             )
-        sections.append({"number": number, "instrument": instrument, "rows": rows, "missing": len(missing)})
+        # "Change answers" opens the screen of the first unanswered question, else the questionnaire's first screen.
+        url = _first_missing_url(number, instrument, missing) if missing else _screen_url(number, 1)
+        sections.append({"number": number, "instrument": instrument, "rows": rows, "missing": len(missing), "url": url})
     context = _context(
         request, link, sections=sections, incomplete=incomplete, submit_errors=bool(errors), total=len(pages)
     )

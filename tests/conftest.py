@@ -4,8 +4,8 @@ import datetime as dt
 
 import pytest
 from django.db import transaction
-from hypothesis import HealthCheck, settings
 from django.utils import timezone
+from hypothesis import HealthCheck, settings
 from rest_framework.test import APIClient
 
 from participants import services

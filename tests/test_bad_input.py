@@ -465,7 +465,8 @@ def test_participant_pages_answer_garbage_form_posts_with_a_page(world):
 
     client = Client(raise_request_exception=False, REMOTE_ADDR=FUZZ_ADDR)
     assert client.get(f"/l/{world['token']}/").status_code == 302
-    for url in ["/l/q/1/", "/l/q/2/", "/l/q/1/autosave/", "/l/q/0/", "/l/q/" + "9" * 40 + "/"]:
+    screens = ["/l/q/1/2/", "/l/q/1/0/", "/l/q/1/" + "9" * 40 + "/"]
+    for url in ["/l/q/1/", "/l/q/2/", "/l/q/1/autosave/", "/l/q/0/", "/l/q/" + "9" * 40 + "/", *screens]:
         for data in posts:
             r = send(client, "post", url, data=data)
             label = f"POST {url} {data!r:.50}"

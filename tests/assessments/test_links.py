@@ -274,14 +274,22 @@ def test_html_flow_inline_errors_review_and_thanks(issued):
     r = client.post("/l/q/1/", {"PCL5_01": "2", "action": "next"})
     assert r.status_code == 400
     page = r.content.decode()
-    assert 'role="alert"' in page and "Please answer 19 more questions." in page
-    assert 'aria-describedby="err-PCL5_02"' in page
+    # Only the first screen's questions (PCL5_01..07 of 20) are asked for there.
+    assert 'role="alert"' in page and "Please answer 6 more questions." in page
+    assert 'aria-describedby="err-PCL5_02"' in page and "err-PCL5_08" not in page and 'name="PCL5_08"' not in page
     assert Administration.objects.get(visit=link.visit, instrument_code="PCL5").draft_answers == {"PCL5_01": 2}
-    r = client.post("/l/q/1/", {**{k: str(v) for k, v in PCL5.items()}, "action": "next"})
-    assert r.status_code == 302 and r["Location"] == "/l/q/2/"
+    assert "1 of 46 answered" in page
+    screens = [("/l/q/1/", range(1, 8)), ("/l/q/1/2/", range(8, 15)), ("/l/q/1/3/", range(15, 21))]
+    for (url, numbers), (following, _) in zip(screens, [*screens[1:], ("/l/q/2/", None)], strict=True):
+        r = client.post(url, {**{f"PCL5_{i:02d}": "1" for i in numbers}, "action": "next"})
+        assert r.status_code == 302 and r["Location"] == following
     r = client.get("/l/q/2/")
-    assert "2 of 2" in r.content.decode()
-    r = client.post("/l/q/2/", {**{k: str(v) for k, v in SCS.items()}, "action": "next"})
+    assert "Questionnaire 2 of 2, page 1 of 4" in r.content.decode() and "20 of 46 answered" in r.content.decode()
+    for url, numbers in (("/l/q/2/", range(1, 8)), ("/l/q/2/2/", range(8, 15)), ("/l/q/2/3/", range(15, 22))):
+        r = client.post(url, {**{f"SCS_{i:02d}": "3" for i in numbers}, "action": "next"})
+        assert r.status_code == 302
+    assert r["Location"] == "/l/q/2/4/"
+    r = client.post("/l/q/2/4/", {**{f"SCS_{i:02d}": "3" for i in range(22, 27)}, "action": "next"})
     assert r["Location"] == "/l/review/"
     r = client.get("/l/review/")
     assert r.status_code == 200 and "Check your answers" in r.content.decode()
@@ -301,7 +309,7 @@ def test_participant_pages_name_their_own_icon_so_browsers_ask_for_no_favicon_ic
     client = Client()
     for page in (client.get(f"/l/{token}/", follow=True), Client().get("/l/not-a-token/")):
         assert '<link rel="icon" href="/static/assessments/favicon.svg" type="image/svg+xml">' in page.content.decode()
-    assert "1 of 2" in client.get("/l/q/1/").content.decode()
+    assert "Questionnaire 1 of 2, page 1 of 3" in client.get("/l/q/1/").content.decode()
     assert finders.find("assessments/favicon.svg") is not None
     assert not Response.objects.exists() and ParticipantLink.objects.get(pk=link.pk).revoked_at is None
 
@@ -427,11 +435,12 @@ def test_self_compassion_pages_label_only_the_end_points_and_name_every_radio(pa
     client.get(f"/l/{token}/")
     expected = [("1", "Almost never"), ("2", "2"), ("3", "3"), ("4", "4"), ("5", "Almost always")]
     pages = {}
-    for number in (2, 3):
-        page = client.get(f"/l/q/{number}/").content.decode()
-        pages.update(_radio_names(page))
-        for word in ("Rarely", "Sometimes", "Often"):
-            assert word not in page
+    for number, screens in ((2, 4), (3, 2)):  # SCS in 4 screens of 26 items, SCS-SF in 2 of 12
+        for screen in range(1, screens + 1):
+            page = client.get(f"/l/q/{number}/{screen}/").content.decode()
+            pages.update(_radio_names(page))
+            for word in ("Rarely", "Sometimes", "Often"):
+                assert word not in page
     scs = {code: names for code, names in pages.items() if code.startswith("SCS_")}
     assert sorted(scs) == sorted([f"SCS_{i:02d}" for i in range(1, 27)] + [f"SCS_SF_{i:02d}" for i in range(1, 13)])
     assert all(names == expected for names in scs.values())

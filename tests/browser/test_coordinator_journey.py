@@ -120,6 +120,23 @@ def answer_all(page, answers: dict[str, int]) -> None:
     page.locator(f'#instrument-form[data-saved-count="{len(answers)}"]').wait_for(state="attached", timeout=SLOW * 1000)
 
 
+def answer_screens(page, answers: dict[str, int], shot, name: str) -> None:
+    """Answer a questionnaire screen by screen (at most eight questions each), continuing after each one."""
+    remaining = dict(answers)
+    screen = 0
+    while remaining:
+        screen += 1
+        here = {code: value for code, value in remaining.items() if page.locator(f'input[name="{code}"]').count()}
+        assert 0 < len(here) <= 8, here
+        answer_all(page, here)
+        shot(page, f"{name}-{screen}")
+        for code in here:
+            del remaining[code]
+        before = page.url
+        page.locator('button[value="next"]').click()
+        page.wait_for_url(lambda url, before=before: url != before)
+
+
 @pytest.mark.django_db(transaction=True)
 def test_a_coordinator_takes_a_participant_from_creation_to_scored_baseline(
     server_sessions_released, live_server, chromium, desk_page, smtp_recorder, monkeypatch, alice, study, pdx
@@ -272,16 +289,12 @@ def _journey(live_server, chromium, desk_page, smtp_recorder, worker, shot, zone
         watch(phone, phone_problems)
         phone.goto(links[0])
         phone.wait_for_url(f"{base}/l/q/1/")  # the token left the address bar
-        assert phone.locator(".progress").inner_text() == "1 of 2"
-        answer_all(phone, PCL5)
-        shot(phone, "phone-pcl5")
-        phone.get_by_role("button", name="Save and continue").click()
-        phone.wait_for_url(f"{base}/l/q/2/")
-        assert phone.locator(".progress").inner_text() == "2 of 2"
-        answer_all(phone, SCS)
-        shot(phone, "phone-scs")
-        phone.get_by_role("button", name="Save and review").click()
-        phone.wait_for_url(f"{base}/l/review/")
+        assert phone.locator(".progress").inner_text() == "Questionnaire 1 of 2, page 1 of 3"
+        answer_screens(phone, PCL5, shot, "phone-pcl5")
+        assert phone.url == f"{base}/l/q/2/"
+        assert phone.locator(".progress").inner_text() == "Questionnaire 2 of 2, page 1 of 4"
+        answer_screens(phone, SCS, shot, "phone-scs")
+        assert phone.url == f"{base}/l/review/"
         shot(phone, "phone-review")
         phone.get_by_role("button", name="Send my answers").click()
         phone.wait_for_url(f"{base}/l/done/")
