@@ -134,20 +134,25 @@ def held_administration_ids(participant: Participant, adms: Iterable[Administrat
     }
 
 
-def held_by_visit(visit_pks: Collection[int], *, now: dt.datetime) -> dict[int, list[str]]:
-    """For each of these visits, the instrument codes of its open self-report questionnaires held for want of
-    validated wording in the participant's language (visits with none are absent). Three queries."""
+def held_by_visit(visit_pks: Collection[int], *, now: dt.datetime) -> dict[int, tuple[list[str], bool]]:
+    """For each of these visits with an open self-report questionnaire held for want of validated wording in the
+    participant's language: the held instrument codes, and whether every open one is held (then no link can be
+    sent). Visits with none held are absent. Three queries whatever the number of visits."""
+    available = texts.text_available()
     rows = (
         _answerable_self_reports(now)
         .filter(visit_id__in=list(visit_pks))
-        .filter(texts.held_q(texts.text_available()))
         .order_by("visit_id", "order", "id")
-        .values_list("visit_id", "instrument_code")
+        .values_list("visit_id", "instrument_code", "text_pack_id", "participant__contact__language")
     )
-    out: dict[int, list[str]] = {}
-    for visit_id, code in rows:
-        out.setdefault(visit_id, []).append(code)
-    return out
+    held: dict[int, list[str]] = {}
+    offered: set[int] = set()
+    for visit_id, code, pack_id, language in rows:
+        if pack_id is None and (code, language or settings.LANGUAGE_CODE) not in available:
+            held.setdefault(visit_id, []).append(code)
+        else:
+            offered.add(visit_id)
+    return {visit_id: (codes, visit_id not in offered) for visit_id, codes in held.items()}
 
 
 def link_responses(link: ParticipantLink) -> list[Response]:

@@ -15,6 +15,7 @@ not started yet.
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable
+from dataclasses import dataclass
 
 from django.conf import settings
 from django.db.models import Q
@@ -86,10 +87,10 @@ def packs_in_force() -> dict[tuple[str, str], TextPack]:
             out[(inst.code, "en")] = pack_from_definition(inst)
     placeholders = _placeholders_allowed()
     for row in InstrumentText.objects.order_by("loaded_at", "id"):
-        inst = instruments.get(row.instrument_code)
-        if inst is None or row.instrument_version != inst.version or (row.placeholder and not placeholders):
+        current = instruments.get(row.instrument_code)
+        if current is None or row.instrument_version != current.version or (row.placeholder and not placeholders):
             continue
-        out[(row.instrument_code, row.language)] = pack_of_row(row, inst)
+        out[(row.instrument_code, row.language)] = pack_of_row(row, current)
     return out
 
 
@@ -139,3 +140,34 @@ def participant_wording(administration: Administration, language: str) -> TextPa
     if pack is None:
         raise LookupError(f"{administration.instrument_code} has no wording in '{language}': it is held")
     return pack
+
+
+def text_packs_loaded() -> list[InstrumentText]:
+    """Every loaded pack, newest first, with who loaded it (one query): superseded ones stay listed."""
+    return list(InstrumentText.objects.select_related("loaded_by").order_by("-loaded_at", "-id"))
+
+
+@dataclass(frozen=True)
+class Coverage:
+    """Whether a self-report instrument can be shown in a language, and with which wording."""
+
+    instrument: str
+    version: str
+    language: str
+    pack: TextPack | None
+
+    @property
+    def missing(self) -> bool:
+        return self.pack is None
+
+
+def text_coverage() -> list[Coverage]:
+    """For each self-report instrument (current version) and each site language, the pack in force or none (then its
+    questionnaires are held for participants in that language). Two queries."""
+    packs = packs_in_force()
+    return [
+        Coverage(inst.code, inst.version, language, packs.get((inst.code, language)))
+        for inst in instruments_all()
+        if inst.respondent == SELF
+        for language in site_languages()
+    ]
