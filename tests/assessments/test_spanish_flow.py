@@ -4,12 +4,14 @@ the "saved" page, the thank-you page after submit, and the closed and unavailabl
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from pathlib import Path
 
 import pytest
 import time_machine
 from django.test import Client
+from django.utils import timezone
 
 from assessments import services
 from assessments.models import Administration
@@ -39,14 +41,6 @@ def english_chrome() -> set[str]:
     spanish = catalogue()
     assert len(strings) > 25
     return {s for s in strings if len(s) > 3 and spanish.get(s, s) != s}
-
-
-def baseline_opens_later(visit):
-    import datetime as dt
-
-    from django.utils import timezone
-
-    return timezone.now() + dt.timedelta(days=1)
 
 
 def visible_text(body: str) -> str:
@@ -104,7 +98,7 @@ def test_not_open_and_unknown_link_pages_are_in_spanish(participant, baseline, a
         client = Client()
         client.get(f"/l/{token}/")
         # Nothing of the visit is open yet (as if its window had not begun): the "nothing to answer" page.
-        Administration.objects.filter(visit=baseline).update(opens_at=baseline_opens_later(baseline))
+        Administration.objects.filter(visit=baseline).update(opens_at=timezone.now() + dt.timedelta(days=1))
         not_open = client.get("/l/").content.decode()
         assert_spanish(not_open, "not open")
         assert "Nada que responder por ahora" in not_open
