@@ -2,7 +2,14 @@
 
 from django.contrib import admin
 
-from assessments.models import Administration, InstrumentVersion, ParticipantLink, Response, SafetyAlert
+from assessments.models import (
+    Administration,
+    InstrumentText,
+    InstrumentVersion,
+    ParticipantLink,
+    Response,
+    SafetyAlert,
+)
 from trialsite.admin import ReadOnlyAdmin, link_to
 
 
@@ -10,6 +17,12 @@ from trialsite.admin import ReadOnlyAdmin, link_to
 class InstrumentVersionAdmin(ReadOnlyAdmin):
     list_display = ["code", "version", "source", "loaded_at"]
     search_fields = ["code"]
+
+
+@admin.register(InstrumentText)
+class InstrumentTextAdmin(ReadOnlyAdmin):
+    list_display = ["instrument_code", "instrument_version", "language", "version", "placeholder", "loaded_at"]
+    search_fields = ["instrument_code"]
 
 
 @admin.register(Administration)

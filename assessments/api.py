@@ -21,7 +21,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response as HttpResponse
 from rest_framework.views import APIView
 
-from assessments import library, links, selectors, services
+from assessments import library, links, selectors, services, texts
 from assessments.models import ParticipantLink, Response, SafetyAlert
 from assessments.serializers import (
     AcknowledgeInput,
@@ -33,6 +33,7 @@ from assessments.serializers import (
     ResponseCreateInput,
     SafetyAlertOutput,
     render_instrument,
+    render_items,
     render_response,
 )
 from assessments.windows import administration_status
@@ -73,8 +74,9 @@ class VisitAdministrations(APIView):
     def get(self, request: Request, visit_id: int) -> HttpResponse:
         # A pure read: the administrations were created with the visit; "expired" is computed from the clock.
         visit = scheduling_selectors.visit_get(request.user, visit_id)
-        rows = selectors.administrations_of_visit(visit)
-        return HttpResponse(AdministrationOutput(rows, many=True).data)
+        rows = list(selectors.administrations_of_visit(visit))
+        held = selectors.held_administration_ids(visit.participant, rows)
+        return HttpResponse(AdministrationOutput(rows, many=True, context={"held": held}).data)
 
 
 class AdministrationOpen(APIView):
@@ -88,7 +90,8 @@ class AdministrationOpen(APIView):
         adm = services.administration_open_early(
             administration=adm, by=request.user, reason=payload.validated_data.get("reason") or None
         )
-        return HttpResponse(AdministrationOutput(adm).data)
+        held = selectors.held_administration_ids(adm.participant, [adm])
+        return HttpResponse(AdministrationOutput(adm, context={"held": held}).data)
 
 
 class VisitLink(APIView):
@@ -109,23 +112,26 @@ class VisitLink(APIView):
 
 def link_state(link: ParticipantLink) -> dict[str, Any]:
     participant = link.participant
-    contact = getattr(participant, "contact", None)
-    language = contact.language if contact else "en"
+    language = texts.language_of(participant)
     now = timezone.now()
     pending = selectors.link_pending(link, now)
     items = []
     for position, adm in enumerate(pending, start=1):
         instrument = library.instrument_get(adm.instrument_code)
-        data = render_instrument(instrument, language=language)
+        # The pack's wording in the participant's language (a held questionnaire is not pending: it has none).
+        wording = texts.participant_wording(adm, language)
         items.append(
             {
                 "position": position,
                 "of": len(pending),
                 "instrument": adm.instrument_code,
-                "title": instrument.title,
+                "title": wording.title,
+                "time_frame": wording.time_frame,
+                "instructions": wording.instructions,
+                "placeholder_wording": wording.placeholder,
                 "status": administration_status(adm, now),
                 "closes_at": adm.closes_at,
-                "items": data["items"],
+                "items": render_items(instrument, wording),
                 "answers": adm.draft_answers,
             }
         )

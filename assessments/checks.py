@@ -83,3 +83,60 @@ def _codes_named_by_protocols() -> set[str]:
         except (OSError, ValueError):
             continue  # scheduling's own checks report unreadable protocol files
     return codes
+
+
+@checks.register("assessments", deploy=True)
+def check_instrument_texts(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """``check --deploy``: a Warning (assessments.W001) for each active study, self-report instrument and language in
+    use without a text pack: its questionnaires are held (never shown with neutral labels), so participants in that
+    language are not asked them. The demo's placeholder packs do not count.
+
+    CI runs this against an empty database that may not be migrated: without the tables there is nothing to check."""
+    from django.db import DatabaseError, connection
+
+    from assessments.models import InstrumentText, InstrumentVersion
+    from participants.models import ContactDetails, Participant, Study
+
+    needed = {m._meta.db_table for m in (InstrumentText, InstrumentVersion, Study, Participant, ContactDetails)}
+    try:
+        if not needed <= set(connection.introspection.table_names()):
+            return []
+        return _missing_text_warnings()
+    except DatabaseError:
+        return []  # no database to read (the check must not fail a build that has none)
+
+
+def _missing_text_warnings() -> list[checks.CheckMessage]:
+    from assessments import texts
+    from assessments.library import instrument_get
+    from participants import selectors as participant_selectors
+    from scheduling import selectors as scheduling_selectors
+
+    available = texts.validated_text_available()
+    warnings: list[checks.CheckMessage] = []
+    for study, languages in participant_selectors.studies_active_with_languages():
+        protocol = scheduling_selectors.study_protocol(study.protocol_code)
+        if protocol is None:
+            continue
+        codes = sorted(
+            {due.code for arm in protocol.arms.values() for visit in arm.visits for due in visit.instruments}
+        )
+        for code in codes:
+            try:
+                instrument = instrument_get(code)
+            except KeyError:
+                continue  # assessments.E003 names it
+            if instrument.respondent != "self":
+                continue
+            for language in sorted(languages):
+                if (code, language) not in available:
+                    warnings.append(
+                        checks.Warning(
+                            f"study {study.code}: self-report instrument {code} v{instrument.version} has no text pack "
+                            f"in '{language}': its questionnaires are held for participants in that language",
+                            hint="Load the site's validated wording with `manage.py load_instrument_text FILE` "
+                            "(docs/instruments.md, 'Text packs').",
+                            id="assessments.W001",
+                        )
+                    )
+    return warnings

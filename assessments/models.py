@@ -30,6 +30,35 @@ class InstrumentVersion(models.Model):
         return f"{self.code} v{self.version}"
 
 
+class InstrumentText(models.Model):
+    """A loaded text pack: a site's licensed or validated wording of one instrument version in one language
+    (``assessments.text_packs``). Never edited or deleted: new wording is a new ``version`` of the pack, which
+    supersedes the earlier one for questionnaires not yet started, while the earlier one stays readable for the
+    administrations and responses answered under it."""
+
+    instrument_code = models.CharField(max_length=40)
+    instrument_version = models.CharField(max_length=20)
+    language = models.CharField(max_length=10)
+    version = models.CharField(max_length=20)
+    content = models.JSONField(help_text="The pack as loaded (see assessments/instrument_text_schema.json).")
+    placeholder = models.BooleanField(default=False, help_text="A demo stand-in built from the neutral labels.")
+    source = models.CharField(max_length=300, blank=True, help_text="File the pack was loaded from.")
+    loaded_at = models.DateTimeField(auto_now_add=True)
+    loaded_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT)
+
+    class Meta:
+        ordering = ["instrument_code", "language", "loaded_at", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["instrument_code", "instrument_version", "language", "version"],
+                name="instrument_text_unique_version",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.instrument_code} v{self.instrument_version} {self.language} text v{self.version}"
+
+
 class Administration(models.Model):
     """One instrument due at one visit. Self-report ones are answered through a participant link between opens_at and
     closes_at (the visit window in the participant's time zone); clinician ones are entered by staff."""
@@ -60,6 +89,12 @@ class Administration(models.Model):
     # Partial answers saved as the participant goes (never scored): {item_code: value}.
     draft_answers = models.JSONField(default=dict, blank=True)
     draft_saved_at = models.DateTimeField(null=True, blank=True)
+    # The text pack the participant answers under: pinned when the first answer is saved, so the wording never
+    # changes under a participant half-way through, and a response can be traced to the words it answered. Null for
+    # the wording of the definition itself (the shipped PCL-5) and for staff entry.
+    text_pack = models.ForeignKey(
+        InstrumentText, null=True, blank=True, on_delete=models.PROTECT, related_name="administrations"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -122,6 +157,8 @@ class Response(models.Model):
     entered_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
+    # The text pack the participant was shown (copied from the administration at submit).
+    text_pack = models.ForeignKey(InstrumentText, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
     submitted_at = models.DateTimeField()
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -7,7 +7,7 @@ answer alike for unknown, revoked, expired and submitted links.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Collection
+from collections.abc import Collection, Iterable
 from typing import Any
 
 from django.conf import settings
@@ -15,7 +15,7 @@ from django.db.models import Prefetch, Q, QuerySet
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 
-from assessments import links
+from assessments import links, texts
 from assessments.models import Administration, Answer, ParticipantLink, Response, SafetyAlert, Score
 from assessments.windows import ANSWERABLE, SELF, administration_status, is_open
 from participants import access
@@ -97,15 +97,62 @@ def link_usable(link: ParticipantLink, *, now: dt.datetime | None = None) -> boo
     now = now or timezone.now()
     if link.revoked_at is not None or link.participant.status in INACTIVE_PARTICIPANT:
         return False
-    adms = Administration.objects.filter(visit_id=link.visit_id, respondent=SELF)
+    adms = _offered(link.participant, Administration.objects.filter(visit_id=link.visit_id, respondent=SELF))
     closes = [a.closes_at for a in adms if administration_status(a, now) in ANSWERABLE and a.closes_at is not None]
     return bool(closes) and now <= max(closes)
 
 
+def _offered(participant: Participant, adms: Iterable[Administration]) -> list[Administration]:
+    """The administrations a participant is offered: those held for want of wording in their language are not."""
+    language = texts.language_of(participant)
+    available = texts.text_available()
+    return [a for a in adms if not texts.is_held(a, language, available)]
+
+
 def link_pending(link: ParticipantLink, now: dt.datetime) -> list[Administration]:
-    """The link's self-report administrations that can still be answered now, in visit order."""
+    """The link's self-report administrations that can be answered now and have wording in the participant's
+    language, in visit order."""
     adms = Administration.objects.filter(visit_id=link.visit_id, respondent=SELF).order_by("order", "id")
-    return [a for a in adms if is_open(a, now)]
+    return [a for a in _offered(link.participant, adms) if is_open(a, now)]
+
+
+def administrations_offered(participant: Participant, adms: Iterable[Administration]) -> list[Administration]:
+    """``adms`` without those held for want of wording in the participant's language (``assessments.texts``)."""
+    return _offered(participant, adms)
+
+
+def held_administration_ids(participant: Participant, adms: Iterable[Administration]) -> set[int]:
+    """The ids of ``adms`` held for want of validated wording in the participant's language: staff see "validated
+    text missing" for them. Answered and closed ones are not held (nothing more is asked of them)."""
+    language = texts.language_of(participant)
+    available = texts.text_available()
+    return {
+        a.pk
+        for a in adms
+        if a.status not in (Administration.Status.COMPLETED, Administration.Status.NOT_APPLICABLE)
+        and texts.is_held(a, language, available)
+    }
+
+
+def held_by_visit(visit_pks: Collection[int], *, now: dt.datetime) -> dict[int, tuple[list[str], bool]]:
+    """For each of these visits with an open self-report questionnaire held for want of validated wording in the
+    participant's language: the held instrument codes, and whether every open one is held (then no link can be
+    sent). Visits with none held are absent. Three queries whatever the number of visits."""
+    available = texts.text_available()
+    rows = (
+        _answerable_self_reports(now)
+        .filter(visit_id__in=list(visit_pks))
+        .order_by("visit_id", "order", "id")
+        .values_list("visit_id", "instrument_code", "text_pack_id", "participant__contact__language")
+    )
+    held: dict[int, list[str]] = {}
+    offered: set[int] = set()
+    for visit_id, code, pack_id, language in rows:
+        if pack_id is None and (code, language or settings.LANGUAGE_CODE) not in available:
+            held.setdefault(visit_id, []).append(code)
+        else:
+            offered.add(visit_id)
+    return {visit_id: (codes, visit_id not in offered) for visit_id, codes in held.items()}
 
 
 def link_responses(link: ParticipantLink) -> list[Response]:
@@ -185,8 +232,12 @@ def self_reports_open(participant_pk: int, *, now: dt.datetime) -> QuerySet[Admi
     """A participant's self-report administrations that can still be answered: not done, with a window that has not
     closed at ``now`` (it may not have opened yet). Whether one has expired comes from the clock, never from the
     stored status, which nothing refreshes on a read."""
-    return administrations_outstanding(participant_pk).filter(
-        respondent=Administration.Respondent.SELF, opens_at__isnull=False, closes_at__gte=now
+    return (
+        administrations_outstanding(participant_pk)
+        .filter(respondent=Administration.Respondent.SELF, opens_at__isnull=False, closes_at__gte=now)
+        # Held for want of wording in the participant's language: no reminder is planned for it (the periodic
+        # reconcile plans it once a pack is loaded).
+        .exclude(texts.held_q(texts.text_available()))
     )
 
 
@@ -260,8 +311,11 @@ def _answerable_self_reports(now: dt.datetime) -> QuerySet[Administration]:
 
 
 def visit_has_answerable_self_report(visit_pk: int, *, now: dt.datetime) -> bool:
-    """Can any self-report questionnaire of the visit be answered at ``now``? One query."""
-    return _answerable_self_reports(now).filter(visit_id=visit_pk).exists()
+    """Can any self-report questionnaire of the visit be answered at ``now``, with wording in the participant's
+    language (a held one is not offered)? Three queries."""
+    return (
+        _answerable_self_reports(now).filter(visit_id=visit_pk).exclude(texts.held_q(texts.text_available())).exists()
+    )
 
 
 def visit_ids_with_answerable_self_reports(now: dt.datetime) -> set[int]:

@@ -12,6 +12,8 @@ from assessments.definitions import Instrument
 from assessments.library import option_label, text_for
 from assessments.models import Administration, Response, SafetyAlert
 from assessments.selectors import flags_dict, scores_dict
+from assessments.text_packs import TextPack
+from assessments.texts import HOLD_REASON
 from assessments.windows import administration_status
 
 
@@ -56,15 +58,43 @@ class AdministrationOutput(serializers.ModelSerializer[Administration]):
     visit_id = serializers.IntegerField()
     status = serializers.SerializerMethodField()
     response_id = serializers.SerializerMethodField()
+    held = serializers.SerializerMethodField(
+        help_text="True when the questionnaire is not offered to the participant: no text pack holds its wording in "
+        "the participant's language (hold_reason says so)."
+    )
+    hold_reason = serializers.SerializerMethodField()
+    text_pack_id = serializers.IntegerField(
+        allow_null=True, help_text="The text pack the participant answers under (null: the definition's own wording)."
+    )
 
     class Meta:
         model = Administration
-        fields = ["id", "visit_id", "instrument", "respondent", "status", "opens_at", "closes_at", "response_id"]
+        fields = [
+            "id",
+            "visit_id",
+            "instrument",
+            "respondent",
+            "status",
+            "opens_at",
+            "closes_at",
+            "response_id",
+            "held",
+            "hold_reason",
+            "text_pack_id",
+        ]
 
     @extend_schema_field(serializers.ChoiceField(choices=Administration.Status.choices))
     def get_status(self, obj: Administration) -> str:
         # "expired" is a fact of the clock, computed when the row is shown (the row itself never changes on a read).
         return administration_status(obj, timezone.now())
+
+    def get_held(self, obj: Administration) -> bool:
+        # The ids held are read once for the whole list by the view (selectors.held_administration_ids).
+        return obj.pk in self.context.get("held", ())
+
+    @extend_schema_field(serializers.ChoiceField(choices=[HOLD_REASON], allow_null=True))
+    def get_hold_reason(self, obj: Administration) -> str | None:
+        return HOLD_REASON if self.get_held(obj) else None
 
     def get_response_id(self, obj: Administration) -> int | None:
         response = getattr(obj, "response", None)
@@ -165,3 +195,17 @@ def render_instrument(instrument: Instrument, *, language: str = "en", full: boo
             for it in instrument.items
         ]
     return data
+
+
+def render_items(instrument: Instrument, wording: TextPack) -> list[dict[str, Any]]:
+    """An instrument's items in a text pack's wording, for the participant link's JSON flow."""
+    return [
+        {
+            "code": it.code,
+            "text": wording.item_text(it.code),
+            "required": it.required,
+            "show_if": {"item": it.show_if.item, "equals": it.show_if.equals} if it.show_if else None,
+            "options": [{"value": o.value, "label": wording.option_label(it.code, o.value)} for o in it.options],
+        }
+        for it in instrument.items
+    ]

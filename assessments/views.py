@@ -25,13 +25,17 @@ from django.views.decorators.http import require_http_methods
 
 from assessments import links, selectors, services
 from assessments.definitions import Instrument, Item, validate_answers, visible_items
-from assessments.library import instrument_get, option_label, text_for
+from assessments.library import instrument_get
 from assessments.models import Administration, ParticipantLink
 from assessments.paging import Screen, answered_of, instrument_screens, screen_of
+from assessments.texts import participant_wording
 from participants import selectors as participant_selectors
 from trialsite.errors import ServiceError
 
 DONE_KEY = "assessments_done"
+# The participant's language, kept in the session so the pages after the link is done with (thank-you, closed link)
+# stay in it.
+LANGUAGE_KEY = "assessments_language"
 
 
 View = Callable[..., HttpResponseBase]
@@ -53,8 +57,10 @@ def no_referrer(view: View) -> View:
 
 def _unavailable(request: HttpRequest, status: int = 404) -> HttpResponse:
     """One page, one status, for unknown, expired, revoked and submitted links: nothing tells them apart. It lists
-    every site's public contact, since an unknown token names no site."""
+    every site's public contact, since an unknown token names no site. Shown in the language of the link this browser
+    last opened, if any."""
     request.session.pop(links.SESSION_KEY, None)
+    _activate_session_language(request)
     sites = participant_selectors.sites_with_public_contact()
     return render(request, "assessments/unavailable.html", {"sites": sites}, status=status)
 
@@ -86,9 +92,17 @@ def _session_link(request: HttpRequest) -> ParticipantLink | None:
         return None
     contact = getattr(link.participant, "contact", None)
     language = contact.language if contact and contact.language else "en"
+    request.session[LANGUAGE_KEY] = language
     translation.activate(language)
     request.LANGUAGE_CODE = language
     return link
+
+
+def _activate_session_language(request: HttpRequest) -> None:
+    language = request.session.get(LANGUAGE_KEY)
+    if language and translation.check_for_language(language):
+        translation.activate(language)
+        request.LANGUAGE_CODE = language
 
 
 def _pages(link: ParticipantLink) -> list[Page]:
@@ -170,21 +184,21 @@ def _render_page(
     adm, instrument = pages[number - 1]
     screens = instrument_screens(instrument)
     on_screen = {it.code for it in screens[screen - 1]}
-    language = translation.get_language() or "en"
+    wording = participant_wording(adm, translation.get_language() or "en")
     shown = {it.code for it in visible_items(instrument, answers)}
     position = {it.code: i for i, it in enumerate(instrument.items, start=1)}
     items = [
         {
             "code": it.code,
             "position": position[it.code],
-            "text": text_for(it, language),
+            "text": wording.item_text(it.code),
             "required": it.required,
             "hidden": it.code not in shown,
             "show_if": it.show_if,
             "options": [
                 {
                     "value": o.value,
-                    "label": option_label(o, language),
+                    "label": wording.option_label(it.code, o.value),
                     "checked": answers.get(it.code) == o.value,
                 }
                 for o in it.options
@@ -214,6 +228,7 @@ def _render_page(
         answered_elsewhere=answered_elsewhere,
         items_elsewhere=items_elsewhere,
         instrument=instrument,
+        wording=wording,
         items=items,
         errors=errors,
         error_count=sum(1 for it in items if it["errors"]),
@@ -321,23 +336,39 @@ def review(request: HttpRequest) -> HttpResponse:
         answers = adm.draft_answers
         missing = _missing(instrument, answers)
         incomplete += len(missing)
+        wording = participant_wording(adm, language)
         rows = []
         for it in visible_items(instrument, answers):
             value = answers.get(it.code)
-            label = next((option_label(o, language) for o in it.options if o.value == value), None)
+            label = wording.option_label(it.code, value) if isinstance(value, int) else None
             rows.append(
                 {
                     "code": it.code,
-                    "text": text_for(it, language),
+                    "text": wording.item_text(it.code),
                     "answer": label,
                     "missing": it.code in missing,
                 }
             )
         # "Change answers" opens the screen of the first unanswered question, else the questionnaire's first screen.
         url = _first_missing_url(number, instrument, missing) if missing else _screen_url(number, 1)
-        sections.append({"number": number, "instrument": instrument, "rows": rows, "missing": len(missing), "url": url})
+        sections.append(
+            {
+                "number": number,
+                "instrument": instrument,
+                "wording": wording,
+                "rows": rows,
+                "missing": len(missing),
+                "url": url,
+            }
+        )
     context = _context(
-        request, link, sections=sections, incomplete=incomplete, submit_errors=bool(errors), total=len(pages)
+        request,
+        link,
+        sections=sections,
+        incomplete=incomplete,
+        submit_errors=bool(errors),
+        total=len(pages),
+        placeholder=any(section["wording"].placeholder for section in sections),
     )
     return render(request, "assessments/review.html", context, status=400 if errors else 200)
 
@@ -346,4 +377,6 @@ def review(request: HttpRequest) -> HttpResponse:
 def done(request: HttpRequest) -> HttpResponse:
     if not request.session.get(DONE_KEY):
         return _unavailable(request)
+    # The link left the session at submit: the thank-you page keeps the participant's language from the session.
+    _activate_session_language(request)
     return render(request, "assessments/done.html", {"message": _("Thank you")})

@@ -16,7 +16,7 @@ import datetime as dt
 import json
 import math
 import zoneinfo
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -234,6 +234,8 @@ class QuestionnaireRow:
     respondent_label: Label
     submitted: dt.datetime | None
     scores: list[tuple[str, Label]]  # (scale or flag code, value)
+    # Not offered to the participant: no text pack holds its wording in their language.
+    held: bool = False
 
 
 FLAG_STATE: dict[float, Label] = {1: pgettext_lazy("flag", "yes"), 0: pgettext_lazy("flag", "no")}
@@ -249,7 +251,9 @@ def flag_text(text: str | None, value: float | None) -> Label:
     return FLAG_STATE.get(value, number(value))
 
 
-def questionnaires(adms: Sequence[Administration], zone: zoneinfo.ZoneInfo, now: dt.datetime) -> list[QuestionnaireRow]:
+def questionnaires(
+    adms: Sequence[Administration], zone: zoneinfo.ZoneInfo, now: dt.datetime, held: Collection[int] = ()
+) -> list[QuestionnaireRow]:
     out = []
     for adm in adms:
         response = getattr(adm, "response", None)
@@ -268,16 +272,18 @@ def questionnaires(adms: Sequence[Administration], zone: zoneinfo.ZoneInfo, now:
                 respondent_label=RESPONDENT.get(adm.respondent, adm.respondent),
                 submitted=_local(response.submitted_at, zone) if response is not None else None,
                 scores=scores,
+                held=adm.pk in held,
             )
         )
     return out
 
 
-def linkable_visits(adms: Sequence[Administration], now: dt.datetime) -> list[Visit]:
-    """The visits with a self-report questionnaire open now (``windows.is_open``), each once, in the order given."""
+def linkable_visits(adms: Sequence[Administration], now: dt.datetime, held: Collection[int] = ()) -> list[Visit]:
+    """The visits with a self-report questionnaire open now (``windows.is_open``) and offered to the participant (not
+    ``held``), each once, in the order given."""
     out: dict[int, Visit] = {}
     for adm in adms:
-        if adm.respondent == Administration.Respondent.SELF and is_open(adm, now):
+        if adm.respondent == Administration.Respondent.SELF and is_open(adm, now) and adm.pk not in held:
             out.setdefault(adm.visit_id, adm.visit)
     return list(out.values())
 
@@ -539,6 +545,7 @@ def _page_context(user: Any, participant: Participant, now: dt.datetime, history
             kept = {v.pk for v in visits}
             adms = [a for a in adms if a.visit_id in kept]
     consents = list(participant_selectors.consents_of(participant))
+    held = assessment_selectors.held_administration_ids(participant, adms)
     return {
         "participant": participant,
         "site_zone": participant.site.time_zone,
@@ -555,10 +562,10 @@ def _page_context(user: Any, participant: Participant, now: dt.datetime, history
             for a in participant_selectors.eligibility_answers_of(participant)
         ],
         "timeline": timeline(visits, site_zone, now.astimezone(site_zone).date()),
-        "questionnaires": questionnaires(adms, site_zone, now),
+        "questionnaires": questionnaires(adms, site_zone, now, held),
         # Visits whose self-report questionnaires can be answered now: a link may be sent for them (the service
         # decides; the form shows only where the user's role may send one).
-        "linkable_visits": linkable_visits(adms, now) if access.can_manage(user, participant.site_id) else [],
+        "linkable_visits": linkable_visits(adms, now, held) if access.can_manage(user, participant.site_id) else [],
         "trajectories": trajectories(
             adms, scheduling_selectors.study_day_zero(participant), participant_zone, site_zone
         ),

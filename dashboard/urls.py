@@ -1,10 +1,10 @@
 """Staff pages at the root of the site: /, /login/, /logout/, /password/, /home/, /settings/language/, /calendar/,
-/overview/, and the worklist actions."""
+/overview/, /instrument-texts/, and the worklist actions."""
 
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
-from dashboard import actions, calendar, links, matrix, overview, views
+from dashboard import actions, calendar, instrument_texts, links, matrix, overview, views
 from dashboard.participant import participant_page
 
 urlpatterns = [
@@ -53,4 +53,5 @@ urlpatterns = [
     # Django's set_language: the language switch before signing in (a cookie; signed-in staff keep theirs per user).
     path("i18n/", include("django.conf.urls.i18n")),
     path("overview/", overview.overview, name="dashboard-overview"),
+    path("instrument-texts/", instrument_texts.instrument_texts, name="dashboard-instrument-texts"),
 ]

@@ -94,11 +94,16 @@ class PasswordChangeDoneView(auth_views.PasswordChangeDoneView):
 @require_GET
 def home(request: HttpRequest) -> HttpResponse:
     user = request.user
-    lists = worklists.home_worklists(user, timezone.now(), request.GET)
+    now = timezone.now()
+    lists = worklists.home_worklists(user, now, request.GET)
     send_site_ids = access.managed_site_ids(user)
     # Sites where the user may acknowledge an alert: the button shows there only (the service checks again).
     acknowledge_site_ids = access.site_ids_with(user, access.INVESTIGATORS)
     token, home_url = get_token(request), reverse("dashboard-home")
+    # Questionnaires held for want of validated wording in the participant's language, for the rows shown.
+    held = assessment_selectors.held_by_visit(
+        {v.pk for wl in lists if wl.kind == "questionnaire" for v in wl.page}, now=now
+    )
     context = {
         "worklists": lists,
         # Rows are written in Python (dashboard/worklist_rows.py): a template per row would cost more than the rest
@@ -112,6 +117,7 @@ def home(request: HttpRequest) -> HttpResponse:
                     acknowledge_site_ids=acknowledge_site_ids,
                     csrf_token=token,
                     home=home_url,
+                    held=held,
                 ),
             )
             for wl in lists

@@ -84,8 +84,29 @@ def visit_row(visit: Any, *, dosing: bool) -> SafeString:
     return format_html("<tr>\n  {}\n  {}\n</tr>", _leading_cells(visit), cells)
 
 
-def questionnaire_row(visit: Any, *, may_send: bool, csrf_token: str, list_key: str, home: str) -> SafeString:
-    if may_send:
+def _held_note(codes: list[str]) -> SafeString:
+    return format_html(
+        '<p class="held"><strong>{}</strong> {}</p>',
+        _("Validated text missing:"),
+        _("%(instruments)s not offered to the participant (no text pack in their language).")
+        % {"instruments": ", ".join(codes)},
+    )
+
+
+def questionnaire_row(
+    visit: Any,
+    *,
+    may_send: bool,
+    csrf_token: str,
+    list_key: str,
+    home: str,
+    held: tuple[list[str], bool] | None = None,
+) -> SafeString:
+    held_codes, all_held = held if held is not None else ([], False)
+    if all_held:
+        # Nothing of the visit can be offered: no link is sent until a pack is loaded.
+        action = _held_note(held_codes)
+    elif may_send:
         url = url_for("dashboard-link-send", visit.pk)
         email = bool(getattr(visit, "has_email", False))
         action = format_html(
@@ -109,6 +130,8 @@ def questionnaire_row(visit: Any, *, may_send: bool, csrf_token: str, list_key: 
         )
     else:
         action = format_html('<span class="hint">{}</span>', _("A coordinator at this site sends links."))
+    if held_codes and not all_held:
+        action = format_html("{}\n    {}", action, _held_note(held_codes))
     return format_html(
         "<tr>\n  {}\n  <td>{}</td>\n  <td>{}</td>\n  <td>\n    {}\n  </td>\n</tr>",
         _leading_cells(visit),
@@ -213,7 +236,13 @@ def notification_row(notification: Any, *, csrf_token: str, error: str | None = 
 
 
 def rows(
-    worklist: Any, *, send_site_ids: set[int], acknowledge_site_ids: set[int], csrf_token: str, home: str
+    worklist: Any,
+    *,
+    send_site_ids: set[int],
+    acknowledge_site_ids: set[int],
+    csrf_token: str,
+    home: str,
+    held: dict[int, tuple[list[str], bool]] | None = None,
 ) -> SafeString:
     """A worklist's rows as one piece of markup."""
     page = worklist.page
@@ -227,7 +256,12 @@ def rows(
             (
                 (
                     questionnaire_row(
-                        v, may_send=v.site_id in send_site_ids, csrf_token=csrf_token, list_key=worklist.key, home=home
+                        v,
+                        may_send=v.site_id in send_site_ids,
+                        csrf_token=csrf_token,
+                        list_key=worklist.key,
+                        home=home,
+                        held=(held or {}).get(v.pk),
                     ),
                 )
                 for v in page

@@ -564,3 +564,39 @@ def sites_managed(user: Actor) -> QuerySet[Site]:
 def current_criteria_of(study: Study) -> QuerySet[EligibilityCriterion]:
     """The criteria asked now (retired ones left out), in the order they are asked."""
     return criteria_of(study).filter(retired_at__isnull=True)
+
+
+# --- reads for the deployment checks (assessments: instrument texts) ---
+
+# Participants no longer asked anything: a study whose participants are all in these states is not active.
+_FINISHED = (
+    Participant.Status.WITHDRAWN,
+    Participant.Status.SCREEN_FAILED,
+    Participant.Status.COMPLETED,
+    Participant.Status.LOST_TO_FOLLOW_UP,
+)
+
+
+def studies_active_with_languages() -> list[tuple[Study, set[str]]]:
+    """The studies with a protocol that are active (no participant yet, or one still taking part), each with the
+    languages its participants still taking part are contacted in, the site default always among them. Two
+    queries."""
+    studies = list(Study.objects.exclude(protocol_code="").order_by("code"))
+    rows = (
+        Participant.objects.filter(study__in=studies)
+        .order_by()
+        .values_list("study_id", "status", "contact__language")
+        .distinct()
+    )
+    any_participant: set[int] = set()
+    languages: dict[int, set[str]] = {}
+    for study_id, status, language in rows:
+        any_participant.add(study_id)
+        if status not in _FINISHED:
+            languages.setdefault(study_id, set()).add(language or settings.LANGUAGE_CODE)
+    out = []
+    for study in studies:
+        if study.pk in any_participant and study.pk not in languages:
+            continue  # every participant has finished
+        out.append((study, languages.get(study.pk, set()) | {settings.LANGUAGE_CODE}))
+    return out

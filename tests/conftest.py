@@ -57,6 +57,26 @@ def smtp_recorder():
 
 
 @pytest.fixture(autouse=True)
+def _text_packs(request):
+    """Every database test starts with test text packs loaded (tests/support/text_packs.py: artificial wording) for
+    the shipped self-report instruments, in English and Spanish, as a deployment that loaded its validated texts:
+    otherwise every questionnaire would be held. ``@pytest.mark.no_text_packs`` starts without them."""
+    marker = request.node.get_closest_marker("django_db")
+    uses_db = marker is not None or "db" in request.fixturenames or "transactional_db" in request.fixturenames
+    if not uses_db or request.node.get_closest_marker("no_text_packs"):
+        yield
+        return
+    transactional = "transactional_db" in request.fixturenames or (
+        marker is not None and (marker.kwargs.get("transaction") or (marker.args and marker.args[0]))
+    )
+    request.getfixturevalue("transactional_db" if transactional else "db")
+    from tests.support.text_packs import install_default_packs
+
+    install_default_packs()
+    yield
+
+
+@pytest.fixture(autouse=True)
 def _fast_password_hashing(settings):
     # Real hashing costs ~0.3 s a user by design; tests create dozens of staff users. Production keeps PBKDF2.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

@@ -96,7 +96,9 @@ def seed(freeze_dir) -> dict:
 
     from assessments.models import SafetyAlert
     from notifications.models import Notification
+    from tests.support.text_packs import install_default_packs
 
+    install_default_packs()  # module-scoped: seeded before the per-test packs of tests/conftest.py
     study, sites = build_study()
     pdx, nyc = sites["PDX"], sites["NYC"]
     superuser = get_user_model().objects.get(username="system-admin")

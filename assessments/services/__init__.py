@@ -1,5 +1,6 @@
 """Every write to assessments: validated, atomic, audited in the same transaction; Celery work only on commit, by
-task name. One module per noun: library (instrument versions), administrations, links, responses, safety.
+task name. One module per noun: library (instrument versions), texts (text packs), administrations, links, responses,
+safety.
 
 Reads live in ``assessments.selectors`` (scoped reads, participant links), ``assessments.library`` (instrument
 definitions) and ``assessments.windows`` (windows and the status the clock gives an administration).
@@ -27,12 +28,14 @@ from assessments.services.safety import (
     safety_alerts_escalate_due,
     safety_alerts_raise,
 )
+from assessments.services.texts import instrument_text_load
 
 __all__ = [
     "administration_add",
     "administration_open_early",
     "administrations_close_for_withdrawal",
     "administrations_follow_visits",
+    "instrument_text_load",
     "instrument_version_load",
     "link_issue",
     "link_issue_in_clinic",

@@ -9,11 +9,11 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from assessments import links
+from assessments import links, texts
 from assessments.definitions import validate_answers, visible_items
 from assessments.library import instrument_get
 from assessments.models import Administration, ParticipantLink, Response
-from assessments.selectors import INACTIVE_PARTICIPANT, link_pending
+from assessments.selectors import INACTIVE_PARTICIPANT, administrations_offered, link_pending
 from assessments.services._actors import account_of
 from assessments.services.responses import response_store
 from assessments.windows import ANSWERABLE, SELF, administration_status, is_open
@@ -39,9 +39,19 @@ def link_issue(*, visit: Visit, by: Actor) -> tuple[ParticipantLink, str]:
     if not adms:
         raise ServiceError("this visit has no self-report questionnaires", code="no_self_report")
     now = timezone.now()
-    closes = [a.closes_at for a in adms if administration_status(a, now) in ANSWERABLE and a.closes_at is not None]
-    if not closes:
+    answerable = [a for a in adms if administration_status(a, now) in ANSWERABLE and a.closes_at is not None]
+    if not answerable:
         raise InvalidTransition("every self-report questionnaire of this visit is completed, expired or without window")
+    # A questionnaire without wording in the participant's language is held: never offered, so never linked to.
+    offered = administrations_offered(participant, answerable)
+    if not offered:
+        held = ", ".join(sorted({a.instrument_code for a in answerable}))
+        raise ServiceError(
+            f"validated text missing: no text pack for {held} in the participant's language "
+            f"({texts.language_of(participant)}); no link is issued until one is loaded",
+            code=texts.HOLD_REASON,
+        )
+    closes = [a.closes_at for a in offered if a.closes_at is not None]
     expires_at = max(closes)
     token = links.new_token()
     link = ParticipantLink.objects.create(
@@ -72,7 +82,19 @@ def link_issue_in_clinic(*, visit: Visit, by: Actor) -> tuple[ParticipantLink, s
         raise PermissionDeniedError("your role at this site cannot issue participant links")
     now = timezone.now()
     adms = Administration.objects.filter(visit=visit, respondent=SELF)
-    if participant.status not in INACTIVE_PARTICIPANT and not any(is_open(a, now) for a in adms):
+    open_now = [a for a in adms if is_open(a, now)]
+    if (
+        participant.status not in INACTIVE_PARTICIPANT
+        and open_now
+        and not administrations_offered(participant, open_now)
+    ):
+        held = ", ".join(sorted({a.instrument_code for a in open_now}))
+        raise ServiceError(
+            f"validated text missing: no text pack for {held} in the participant's language "
+            f"({texts.language_of(participant)}); no link is issued until one is loaded",
+            code=texts.HOLD_REASON,
+        )
+    if participant.status not in INACTIVE_PARTICIPANT and not open_now:
         raise ServiceError(
             f"visit {visit.code} has no self-report questionnaire that can be answered now", code="no_self_report"
         )
@@ -109,6 +131,10 @@ def link_save_answers(
         adm = Administration.objects.select_for_update().get(pk=pending_adm.pk)
         if hasattr(adm, "response"):
             raise Conflict("this questionnaire was already submitted")
+        if adm.text_pack_id is None:
+            # Pin the wording the participant began under (see assessments.texts): later packs serve new ones.
+            pack = texts.pack_for(adm, texts.language_of(link.participant))
+            adm.text_pack_id = pack.pk if pack is not None else None
         merged = {**adm.draft_answers, **answers}
         merged = {k: v for k, v in merged.items() if v is not None}
         # Drop answers that a changed branching answer now hides, so a draft never carries a hidden item.
@@ -130,7 +156,7 @@ def link_save_answers(
         adm.draft_answers = merged
         adm.draft_saved_at = now
         adm.status = A.IN_PROGRESS if merged else A.DUE
-        adm.save(update_fields=["draft_answers", "draft_saved_at", "status", "updated_at"])
+        adm.save(update_fields=["draft_answers", "draft_saved_at", "status", "text_pack", "updated_at"])
         saved.append(adm)
     ParticipantLink.objects.filter(pk=link.pk).update(last_used_at=now)
     return saved
@@ -151,7 +177,7 @@ def link_submit(*, link: ParticipantLink) -> list[Response]:
         )
         done = list(Response.objects.filter(administration__in=adms).order_by("id"))
         done_ids = {r.administration_id for r in done}
-        todo = [a for a in adms if a.pk not in done_ids and is_open(a, now)]
+        todo = [a for a in administrations_offered(link.participant, adms) if a.pk not in done_ids and is_open(a, now)]
         if not todo:
             if done:
                 return done

@@ -101,6 +101,8 @@ def response_store(
                 source=source,
                 link=link,
                 entered_by=account_of(by),
+                # The wording the participant answered under (pinned on the administration when they began).
+                text_pack_id=administration.text_pack_id if link is not None else None,
                 submitted_at=now,
             )
     except IntegrityError:
@@ -121,6 +123,7 @@ def response_store(
         entity_type="response",
         entity_id=response.pk,
         changes=[("instrument", None, f"{instrument.code} v{instrument.version}"), ("source", None, source)]
+        + ([("text_pack", None, response.text_pack_id)] if response.text_pack_id is not None else [])
         + [(f"answers.{code}", None, answers.get(code)) for code in instrument.item_codes if code in shown],
     )
     safety_alerts_raise(response=response, instrument=instrument, result=result, participant=participant, now=now)

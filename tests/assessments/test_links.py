@@ -326,35 +326,24 @@ def test_autosave_saves_each_answer(issued):
     assert Client().post("/l/q/1/autosave/", {"PCL5_04": "1"}).status_code == 404
 
 
+@pytest.mark.no_text_packs
 def test_pages_follow_the_participant_language(tmp_path, participant, baseline, alice, in_window):
-    import copy
-    import json
-
+    """A participant whose language is Spanish sees the Spanish packs' wording and Spanish chrome."""
     from django.core.management import call_command
 
-    from assessments.definitions import load_shipped_instruments
     from participants.models import ContactDetails
+    from tests.support.text_packs import pack_data, write_pack
 
-    data = copy.deepcopy(load_shipped_instruments()["PCL5"].raw)
-    data["version"] = "1.1"
-    data["languages"] = ["en", "es"]
-    data["items"][0]["texts"] = {"es": "Recuerdos repetidos, perturbadores e indeseados"}
-    for option_set in data["option_sets"].values():
-        for option in option_set:
-            option["labels"] = {
-                "es": {0: "Nada", 1: "Un poco", 2: "Moderadamente", 3: "Bastante", 4: "Extremadamente"}[option["value"]]
-            }
-    path = tmp_path / "pcl5-es.json"
-    path.write_text(json.dumps(data), encoding="utf-8")
-    call_command("load_instrument", str(path))
+    for code in ("PCL5", "SCS"):
+        call_command("load_instrument_text", str(write_pack(tmp_path, pack_data(code, "es"))))
     ContactDetails.objects.filter(participant=participant).update(language="es")
     _, token = services.link_issue(visit=baseline, by=alice)
     client = Client()
     client.get(f"/l/{token}/")
     page = client.get("/l/q/1/").content.decode()
     assert '<html lang="es">' in page
-    assert "Recuerdos repetidos, perturbadores e indeseados" in page
-    assert "Un poco" in page
+    assert "ES test wording item PCL5_01" in page
+    assert "ES test label 4" in page and "ES test title PCL5" in page and "ES test time frame PCL5" in page
     assert "Guardar y continuar" in page and "1 de 2" in page
 
 
@@ -427,13 +416,13 @@ def _radio_names(page: str) -> dict[str, list[tuple[str, str]]]:
 
 
 def test_self_compassion_pages_label_only_the_end_points_and_name_every_radio(participant, baseline, alice, in_window):
-    # Neff's form labels 1 "Almost never" and 5 "Almost always"; 2, 3 and 4 carry their number, which is also the
-    # radio's accessible name (each input sits inside its own <label>).
+    # Neff's form labels only 1 and 5 (the test packs label them "EN test label 1" and "EN test label 5"); 2, 3
+    # and 4 carry their number, which is also the radio's accessible name (each input sits inside its own <label>).
     services.administration_add(visit=baseline, instrument_code="SCS_SF", by=alice, reason="sub-study")
     _, token = services.link_issue(visit=baseline, by=alice)
     client = Client()
     client.get(f"/l/{token}/")
-    expected = [("1", "Almost never"), ("2", "2"), ("3", "3"), ("4", "4"), ("5", "Almost always")]
+    expected = [("1", "EN test label 1"), ("2", "2"), ("3", "3"), ("4", "4"), ("5", "EN test label 5")]
     pages = {}
     for number, screens in ((2, 4), (3, 2)):  # SCS in 4 screens of 26 items, SCS-SF in 2 of 12
         for screen in range(1, screens + 1):

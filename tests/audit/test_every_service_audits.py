@@ -795,6 +795,23 @@ def instrument_version_load(t: Trial) -> Case:
     )
 
 
+@case("assessments.services.texts.instrument_text_load")
+def instrument_text_load(t: Trial) -> Case:
+    from tests.support.text_packs import pack_data
+
+    data = pack_data("SCS", "es", version="2.0")
+    return Case(
+        dict(data=data, source="scs-es-2.0.json"),
+        by=t.root,
+        events=[
+            Event("instrument_text", "create", "instrument"),
+            Event("instrument_text", "create", "language"),
+            Event("instrument_text", "create", "version"),
+            Event("instrument_text", "create", "supersedes"),
+        ],
+    )
+
+
 @case("assessments.services.links.link_issue")
 def link_issue(t: Trial) -> Case:
     return Case(

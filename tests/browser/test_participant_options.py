@@ -37,10 +37,10 @@ def test_scs_options_are_named_by_their_label_or_number(
     try:
         page.goto(f"{live_server.url}/l/{token}/")
         page.goto(f"{live_server.url}/l/q/2/")
-        first = page.get_by_role("group", name="1. Item 1 (required)", exact=True)
+        first = page.get_by_role("group", name="1. EN test wording item SCS_01 (required)", exact=True)
         radios = first.get_by_role("radio")
         assert radios.count() == 5
-        for value, name in [(1, "Almost never"), (2, "2"), (3, "3"), (4, "4"), (5, "Almost always")]:
+        for value, name in [(1, "EN test label 1"), (2, "2"), (3, "3"), (4, "4"), (5, "EN test label 5")]:
             radio = first.get_by_role("radio", name=name, exact=True)
             assert radio.count() == 1 and radio.get_attribute("value") == str(value)
         assert page.get_by_role("radio", name="Often").count() == 0

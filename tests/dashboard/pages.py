@@ -20,6 +20,7 @@ The calendar names its site in the query (``?site=<code>``), so its pages are sc
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,6 +29,7 @@ from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
 from participants.models import Participant
 from tests.dashboard.world import PASSWORD, SiteObjects, World
+from tests.support.text_packs import pack_data
 
 GET = ("GET",)
 POST = ("POST",)
@@ -187,6 +189,12 @@ PAGES: dict[str, Page] = {
             f"retire-{s.rooms['spare'].pk}-reason": "turned into an office",
             f"retire-{s.rooms['spare'].pk}-confirm": "on",
         },
+        user="admin",
+    ),  # fmt: skip
+    "dashboard-instrument-texts": Page(
+        lambda w, s: [reverse("dashboard-instrument-texts")],
+        GET_POST,
+        data=lambda w, s: {"text": json.dumps(pack_data("SCS", "es", version="9.0"))},
         user="admin",
     ),  # fmt: skip
     "dashboard-link-send": Page(

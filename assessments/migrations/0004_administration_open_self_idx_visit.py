@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('assessments', '0002_administration_open_self_idx'),
+        ('assessments', '0003_instrument_text_packs'),
         ('participants', '0004_staff_profile'),
         ('scheduling', '0006_visit_site_study'),
     ]
