@@ -37,6 +37,11 @@ class VisitState:
     occurred_at: dt.datetime | None = None
 
 
+# A link sent at a staff member's request stands for the questionnaire reminders nominally due up to a day after it:
+# a participant who opened the link was just reminded; later reminders still go while the questionnaire is open.
+LINK_REQUEST_COVERS = dt.timedelta(days=1)
+
+
 @dataclass(frozen=True)
 class QuestionnaireGroup:
     """A visit's self-report questionnaires that can still be answered (they share one participant link)."""
@@ -44,6 +49,9 @@ class QuestionnaireGroup:
     visit_id: int
     opens_at: dt.datetime
     closes_at: dt.datetime
+    # When a staff member last asked for the link to be sent (a message of its own): the reminders it makes redundant
+    # (those nominally due before it, or within LINK_REQUEST_COVERS after it) are not sent on top of it.
+    link_requested_at: dt.datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -195,6 +203,8 @@ def plan(state: ParticipantState, rules: Rules, now: dt.datetime) -> list[Wanted
             series = []
             for offset in rules.questionnaire_after_open:
                 nominal = shift(q.opens_at, offset.delta, tz)
+                if q.link_requested_at is not None and nominal <= q.link_requested_at + LINK_REQUEST_COVERS:
+                    continue  # the participant was just sent the link at a staff member's request
                 due = avoid_days(next_allowed(nominal, tz, quiet), tz, quiet, blocked)
                 if due > q.closes_at:
                     continue

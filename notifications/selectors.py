@@ -3,6 +3,8 @@ investigators, admins), and the periodic sweep's list of participants to re-plan
 
 from __future__ import annotations
 
+import datetime as dt
+
 from django.db.models import QuerySet
 from django.shortcuts import get_object_or_404
 
@@ -24,6 +26,8 @@ ACTIVE_PARTICIPANT: frozenset[str] = frozenset(
 )
 # Rows not yet on their way: re-planning may cancel or replace them, and a withdrawal cancels them.
 REPLACEABLE = (Notification.Status.PENDING, Notification.Status.CLAIMED)
+# The key of a message a staff member asked for (notifications.services.links): the planner never plans these.
+LINK_KEY_PREFIX = "link:"
 
 
 def notifications_for(user: Actor) -> QuerySet[Notification]:
@@ -54,3 +58,20 @@ def notifications_failed(user: Actor) -> QuerySet[Notification]:
     """Messages that gave up after their last attempt, at the sites where the user manages participants, newest
     first: the ones a coordinator may send again (``services.notification_retry``)."""
     return notifications_for(user).filter(status=Notification.Status.FAILED)
+
+
+def links_requested_at(participant_pk: int) -> dict[int, dt.datetime]:
+    """When a staff member last asked for each visit's questionnaire link to be sent to the participant (a request
+    cancelled with the participant's messages does not count), by visit id. One query."""
+    out: dict[int, dt.datetime] = {}
+    rows = (
+        Notification.objects.filter(participant_id=participant_pk, key__startswith=LINK_KEY_PREFIX)
+        .exclude(status=Notification.Status.CANCELLED)
+        .order_by()
+        .values_list("context", "nominal_at")
+    )
+    for context, nominal in rows:
+        visit_id = context.get("visit_id") if isinstance(context, dict) else None
+        if isinstance(visit_id, int) and (visit_id not in out or nominal > out[visit_id]):
+            out[visit_id] = nominal
+    return out

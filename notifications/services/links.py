@@ -21,7 +21,8 @@ from assessments import selectors as assessment_selectors
 from audit.models import AuditEvent
 from audit.services import audit_participant_record
 from notifications.models import Notification
-from notifications.selectors import ACTIVE_PARTICIPANT
+from notifications.selectors import ACTIVE_PARTICIPANT, LINK_KEY_PREFIX
+from notifications.services.planning import notifications_reconcile
 from participants import selectors as participant_selectors
 from participants.access import Actor, can_manage
 from scheduling.models import Visit
@@ -29,7 +30,6 @@ from trialsite.errors import PermissionDeniedError, ServiceError
 from trialsite.followups import send_task_on_commit
 
 QUESTIONNAIRE_LINK = "questionnaire_link"
-LINK_KEY_PREFIX = "link:"
 CHANNELS = (Notification.Channel.EMAIL, Notification.Channel.SMS)
 
 
@@ -78,6 +78,9 @@ def questionnaire_link_send(*, visit: Visit, channel: str, by: Actor) -> Notific
         changes=[("template", None, QUESTIONNAIRE_LINK), ("channel", None, channel), ("visit", None, visit.code)],
         reason="link sent on request",
     )
+    # The reminders this link stands for (the questionnaire's "it is open" message, if not sent yet) are re-planned
+    # away in the same transaction, before the dispatch below can send them alongside it.
+    notifications_reconcile(participant_id=participant.pk, now=now)
     # Dispatch now rather than at the next beat tick; if the broker is down the row simply waits for the beat.
     send_task_on_commit("notifications.dispatch_due", [])
     return row

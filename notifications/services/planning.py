@@ -20,11 +20,11 @@ from assessments.models import Administration
 from audit.models import AuditEvent
 from audit.services import audit_participant_record
 from notifications import planner
+from notifications import selectors as notification_selectors
 from notifications.channels import choose_channel
 from notifications.models import Notification
 from notifications.rules import Rules, rules_for
-from notifications.selectors import ACTIVE_PARTICIPANT, REPLACEABLE
-from notifications.services.links import LINK_KEY_PREFIX
+from notifications.selectors import ACTIVE_PARTICIPANT, LINK_KEY_PREFIX, REPLACEABLE
 from participants import selectors as participant_selectors
 from participants.access import Actor
 from participants.models import Participant
@@ -43,14 +43,15 @@ class ReconcileResult:
 
 
 def _participant_state(participant: Participant, rules: Rules, now: dt.datetime) -> planner.ParticipantState:
-    """What the planner needs to know about one participant, read in at most five queries (visits, open
-    questionnaires, outstanding administrations, and the coordinators and their languages when escalation
-    applies)."""
+    """What the planner needs to know about one participant, read in at most six queries (visits, open
+    questionnaires and the links staff asked to send for them, outstanding administrations, and the coordinators and
+    their languages when escalation applies)."""
     contact = getattr(participant, "contact", None)
     visits = {v.pk: v for v in scheduling_selectors.participant_visits(participant.pk)}
     questionnaires: dict[int, list[Administration]] = {}
     for adm in assessment_selectors.self_reports_open(participant.pk, now=now):
         questionnaires.setdefault(adm.visit_id, []).append(adm)
+    requested = notification_selectors.links_requested_at(participant.pk) if questionnaires else {}
     overdue: dict[int, int] = {}
     for adm in assessment_selectors.administrations_outstanding(participant.pk):
         overdue[adm.visit_id] = overdue.get(adm.visit_id, 0) + 1
@@ -83,6 +84,7 @@ def _participant_state(participant: Participant, rules: Rules, now: dt.datetime)
                 visit_id=visit_id,
                 opens_at=min(a.opens_at for a in group if a.opens_at is not None),
                 closes_at=max(a.closes_at for a in group if a.closes_at is not None),
+                link_requested_at=requested.get(visit_id),
             )
             for visit_id, group in sorted(questionnaires.items())
             if visit_id not in visits or visits[visit_id].status not in _NO_QUESTIONNAIRE_REMINDERS

@@ -115,6 +115,32 @@ def test_the_planner_leaves_a_requested_link_alone(make_participant, alice):
     assert row.status == Notification.Status.PENDING
 
 
+def test_a_requested_link_replaces_the_pending_it_is_open_reminder_and_later_nudges_stay(make_participant, alice):
+    participant = person(make_participant, email="person@example.org")
+    visit = baseline(participant)
+    with time_machine.travel(IN_WINDOW, tick=False):
+        services.notifications_reconcile(participant_id=participant.pk)
+    reminders = Notification.objects.filter(participant=participant, template="questionnaire_reminder")
+    pending_before = set(reminders.filter(status="pending").values_list("key", flat=True))
+    assert any(":2d:" in key or ":open:" in key for key in pending_before), pending_before
+
+    row = send(visit, "email", alice)
+
+    # The reminder due now (the link stands for it) is cancelled as re-planned in the same transaction; the ones due
+    # more than a day after the request stay; nothing else is sent alongside the link.
+    pending = set(reminders.filter(status="pending").values_list("key", flat=True))
+    cancelled = set(reminders.filter(status="cancelled", cancel_reason="re-planned").values_list("key", flat=True))
+    assert pending_before - pending == cancelled and cancelled
+    due_now = Notification.objects.filter(participant=participant, status="pending", due_at__lte=IN_WINDOW)
+    assert list(due_now.values_list("pk", flat=True)) == [row.pk]
+    assert all(n.nominal_at > IN_WINDOW + dt.timedelta(days=1) for n in reminders.filter(status="pending")), (
+        "a reminder within a day of the link is still pending"
+    )
+    # Re-planning again changes nothing: the request is remembered.
+    with time_machine.travel(IN_WINDOW, tick=False):
+        assert services.notifications_reconcile(participant_id=participant.pk).created == 0
+
+
 def assert_refused(visit, channel, by, when, words):
     before = (Notification.objects.count(), AuditEvent.objects.filter(entity_type="notification").count())
     with pytest.raises(ServiceError) as refused:

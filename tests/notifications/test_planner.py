@@ -134,3 +134,32 @@ def test_shipped_rule_files_are_valid():
 
     assert check_rule_files() == []
     assert RULES.escalation_overdue_days == 3 and [o.code for o in RULES.visit_before] == ["48h", "2h"]
+
+
+def test_a_link_sent_on_request_stands_for_the_reminders_due_up_to_a_day_after_it():
+    opens = at(2026, 5, 1, 9)
+    plain = QuestionnaireGroup(visit_id=5, opens_at=opens, closes_at=at(2026, 5, 20, 23, 59))
+    keys = [w.key.split(":")[2] for w in planner.plan(state(questionnaires=(plain,)), RULES, at(2026, 4, 1, 12))]
+    assert keys == ["open", "2d", "5d"]
+    # Sent an hour after opening: no "it is open" message on top of it; the later nudges stay.
+    asked = QuestionnaireGroup(
+        visit_id=5, opens_at=opens, closes_at=at(2026, 5, 20, 23, 59), link_requested_at=at(2026, 5, 1, 10)
+    )
+    wanted = planner.plan(state(questionnaires=(asked,)), RULES, at(2026, 5, 1, 10))
+    assert [w.key.split(":")[2] for w in wanted] == ["2d", "5d"]
+    # Sent on day 1.5: it also stands for the 2-day reminder (due within a day of it), not the 5-day one.
+    late = QuestionnaireGroup(
+        visit_id=5, opens_at=opens, closes_at=at(2026, 5, 20, 23, 59), link_requested_at=at(2026, 5, 2, 21)
+    )
+    wanted = planner.plan(state(questionnaires=(late,)), RULES, at(2026, 5, 2, 21))
+    assert [w.key.split(":")[2] for w in wanted] == ["5d"]
+    # The edge: a reminder due exactly a day after the request is covered; a minute later it is not.
+    for minutes, expected in ((0, ["5d"]), (1, ["2d", "5d"])):
+        edge = QuestionnaireGroup(
+            visit_id=5,
+            opens_at=opens,
+            closes_at=at(2026, 5, 20, 23, 59),
+            link_requested_at=at(2026, 5, 2, 9) - dt.timedelta(minutes=minutes),
+        )
+        wanted = planner.plan(state(questionnaires=(edge,)), RULES, at(2026, 5, 1, 8))
+        assert [w.key.split(":")[2] for w in wanted] == expected
