@@ -397,6 +397,15 @@ def _randomization_after_errors(data: dict[str, Any], common_codes: Mapping[str,
     # Randomization happens before the arm is known, so only a visit every participant has can come before it.
     if code not in common_codes:
         return [f"randomization_after: {code!r} is not a common visit (only those exist before randomization)"]
+    anchors = {v.get("code"): v.get("anchor") for v in data.get("common_visits", []) if isinstance(v, dict)}
+    current: Any = code
+    seen: set[str] = set()
+    while isinstance(current, str) and current in anchors and current not in seen:
+        seen.add(current)
+        anchor = anchors[current]
+        if anchor == "randomization":
+            return [f"randomization_after: {code!r} hangs on randomization, so it cannot come before it"]
+        current = anchor[len(VISIT_ANCHOR_PREFIX) :] if isinstance(anchor, str) else None
     return []
 
 

@@ -65,9 +65,15 @@ def test_mapp_visits_stored_match_the_golden_table(study, pdx, alice):
     assert dose.instruments == [{"code": "CSSRS_SCREEN", "respondent": "clinician"}]
     schedule = ParticipantSchedule.objects.get(participant=participant)
     assert (schedule.enrollment_date, schedule.randomization_date) == (dt.date(2026, 2, 2), dt.date(2026, 3, 2))
-    event = AuditEvent.objects.get(entity_type="participant_schedule", field="visits")
-    assert event.participant_id == participant.participant_id
-    assert "DOSE1 2026-03-30" in event.new_value
+    # Enrollment planned the arm-neutral visits (readable by blinded roles); randomization the arm's own (not).
+    at_enrollment, at_randomization = AuditEvent.objects.filter(
+        entity_type="participant_schedule", field="visits"
+    ).order_by("id")
+    assert at_enrollment.participant_id == at_randomization.participant_id == participant.participant_id
+    assert at_enrollment.new_value == ["SCREEN 2026-02-02", "BASELINE 2026-02-16"]
+    assert (at_enrollment.action, at_enrollment.sensitivity) == ("create", "")
+    assert "DOSE1 2026-03-30" in at_randomization.new_value
+    assert (at_randomization.action, at_randomization.sensitivity) == ("update", "allocation")
 
 
 def test_samati_visits_stored_match_the_golden_table_for_both_arms(samati, pdx, alice):
