@@ -119,6 +119,11 @@ def order_errors(bounds: Mapping[str, Bound], rules: Iterable[OrderRule]) -> lis
                 f"{rule.path}: the window of {later} can open before {earlier}: {earlier} hangs on randomization, "
                 f"which has no latest date relative to {common} (anchor {later} on {earlier} or on a visit after it)"
             )
+        elif earliest_open < latest and common == earlier:
+            errors.append(
+                f"{rule.path}: the window of {later} can open {latest - earliest_open} day(s) before {earlier}, which "
+                f"it hangs on: counted from {earlier}, {later}'s window may open on day {earliest_open}"
+            )
         elif earliest_open < latest:
             errors.append(
                 f"{rule.path}: the window of {later} can open {latest - earliest_open} day(s) before {earlier}: "
