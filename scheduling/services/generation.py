@@ -188,8 +188,11 @@ def _replan_after(visit: Visit, *, by: Actor) -> list[Visit]:
     if visit.unscheduled or visit.protocol_version is None:
         return []
     schedule = ParticipantSchedule.objects.filter(participant=participant).first()
-    arm = _arm_of(visit.protocol_version.protocol(), participant)
-    if schedule is None or arm is None or not engine.dependents(arm, visit.code):
+    protocol = visit.protocol_version.protocol()
+    # Before randomization only the common visits exist, and they re-plan among themselves (a late screening moves
+    # the taper's end and baseline).
+    arm = _arm_of(protocol, participant) or _before_randomization(protocol)
+    if schedule is None or visit.code not in arm.codes or not engine.dependents(arm, visit.code):
         return []
     tz = zone_of(participant)
     rows = {
