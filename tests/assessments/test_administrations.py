@@ -79,7 +79,8 @@ def test_the_library_is_the_instrument_catalogue_of_protocols():
     assert {"PCL5", "CAPS5", "SCS", "CSSRS_SCREEN", "LSAS", "LSAS_SR", "SCS_SF"} <= hooks.known_instrument_codes()
 
 
-def test_a_site_instrument_can_be_named_by_a_site_protocol(db, tmp_path):
+@pytest.mark.parametrize("shipped", ["mapp-v1", "mapp-v2"])
+def test_a_site_instrument_can_be_named_by_a_site_protocol(db, tmp_path, shipped):
     from django.core.management import CommandError, call_command
 
     from scheduling.models import ProtocolVersion
@@ -88,7 +89,7 @@ def test_a_site_instrument_can_be_named_by_a_site_protocol(db, tmp_path):
     instrument = json.loads((INSTRUMENTS_DIR / "PCL5.json").read_text(encoding="utf-8"))
     instrument["code"] = "SITE_PCL"
     (tmp_path / "SITE_PCL.json").write_text(json.dumps(instrument), encoding="utf-8")
-    protocol = json.loads((SHIPPED_DIR / "mapp-v1.json").read_text(encoding="utf-8"))
+    protocol = json.loads((SHIPPED_DIR / f"{shipped}.json").read_text(encoding="utf-8"))
     protocol["code"] = "site-mapp"
     protocol["common_visits"][0]["instruments"].append({"code": "SITE_PCL", "respondent": "self"})
     (tmp_path / "site-mapp.json").write_text(json.dumps(protocol), encoding="utf-8")
