@@ -540,8 +540,9 @@ def participant_randomize(t: Trial) -> Case:
             Event("participant", "update", "randomized_at"),
             Event("allocation_slot", "update", "arm", sensitivity=AuditEvent.Sensitivity.ALLOCATION),
             Event("participant", "transition", "status"),
-            # What the randomize hooks write in the same transaction.
-            Event("participant_schedule", "create", "visits"),
+            # What the randomize hooks write in the same transaction: the arm's visits join the schedule that
+            # enrollment created.
+            Event("participant_schedule", "update", "visits", sensitivity=AuditEvent.Sensitivity.ALLOCATION),
             Event("administrations", "create", "administrations"),
         ],
         then=check,
