@@ -499,7 +499,13 @@ def participant_enroll(t: Trial) -> Case:
         dict(participant=participant),
         by=t.alice,
         participant=participant,
-        events=[Event("participant", "update", "enrolled_at"), Event("participant", "transition", "status")],
+        events=[
+            Event("participant", "update", "enrolled_at"),
+            Event("participant", "transition", "status"),
+            # What the enroll hooks write in the same transaction: the arm-neutral visits, readable by blinded roles.
+            Event("participant_schedule", "create", "visits", sensitivity=AuditEvent.Sensitivity.NONE),
+            Event("administrations", "create", "administrations"),
+        ],
     )
 
 
