@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import zoneinfo
 from typing import Any
 
 from django.db import transaction
@@ -139,8 +140,8 @@ def schedule_generate(*, participant: Participant, by: Actor) -> list[Visit]:
         for v in plan_arm.visits
         if v.code in plan and v.code not in rows
     ]
-    if not visits and action == AuditEvent.Action.UPDATE:
-        return []
+    if not visits and not changes:
+        return []  # nothing new to plan and nothing written: nothing to audit
     created = Visit.objects.bulk_create(visits)
     # One event for the whole plan keeps generation at a constant number of queries; each row's dates are in the
     # visit table and every later change to them is audited per visit. Once the arm is known the plan is the arm's
@@ -161,7 +162,7 @@ def schedule_generate(*, participant: Participant, by: Actor) -> list[Visit]:
 
 
 def _plan_from(
-    arm: Arm, schedule: ParticipantSchedule, rows: dict[str, Visit], tz: Any
+    arm: Arm, schedule: ParticipantSchedule, rows: dict[str, Visit], tz: zoneinfo.ZoneInfo
 ) -> dict[str, engine.PlannedDates]:
     """The plan of ``arm`` given the visits that already exist: those that happened anchor what follows on their
     actual date, and no existing visit's dates are rewritten here (re-planning is ``_replan_after``'s job)."""
