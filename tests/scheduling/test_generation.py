@@ -272,3 +272,21 @@ def test_samati_v2_stored_plan_matches_the_golden_table(samati2, pdx, alice, arm
         if arm_of(participant) == arm:
             break
     assert stored_table(participant) == GOLDEN_V2[("samati-v2", arm)]
+
+
+def test_the_primary_comparison_accessor_gives_each_arms_visit_codes(db):
+    from scheduling.protocol import ComparisonVisits
+    from scheduling.selectors import primary_comparison_visits
+
+    assert primary_comparison_visits("samati-v2") == {
+        "immediate": ComparisonVisits(baseline="BASELINE", endpoint="POST"),
+        "delayed": ComparisonVisits(baseline="BASELINE", endpoint="WAIT_END"),
+    }
+    assert primary_comparison_visits("mapp-v2") == {
+        "mdma": ComparisonVisits(baseline="BASELINE", endpoint="ENDPOINT"),
+        "placebo": ComparisonVisits(baseline="BASELINE", endpoint="ENDPOINT"),
+    }
+    # A version-1 protocol declares none: derived from its first baseline and first assessment visit per arm.
+    assert primary_comparison_visits("mapp-v1") == primary_comparison_visits("mapp-v2")
+    assert primary_comparison_visits("samati-v1") == primary_comparison_visits("samati-v2")
+    assert primary_comparison_visits("") == {} and primary_comparison_visits("no-such-protocol") == {}
