@@ -1,9 +1,14 @@
 """The demo study: a SAMATI-style delayed-treatment study with two sites, a user per role and about a dozen
-participants in different states. Built through the same services as real data, so it is audited too."""
+participants in different states. Built through the same services as real data, so it is audited too.
+
+The study follows samati-v2, which randomizes only after the baseline visit: ``before_randomize`` records what must
+happen between enrollment and randomization. It comes from the caller because those visits are scheduling's, and
+participants does not import scheduling (``dashboard.demo.seed_demo`` passes it; ``manage.py seed_demo`` runs that)."""
 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractUser
@@ -61,8 +66,11 @@ def email_for(username: str) -> str:
     return f"{username}@demo.trialsite.invalid"
 
 
+BeforeRandomize = Callable[[Participant, AbstractUser], None]
+
+
 @transaction.atomic
-def seed_demo() -> list[tuple[str, str, str]]:
+def seed_demo(*, before_randomize: BeforeRandomize) -> list[tuple[str, str, str]]:
     """Create the demo study once; on later runs only reset the demo passwords. Returns (user, password, roles)."""
     user_model = get_user_model()
     admin, _ = user_model.objects.get_or_create(username="admin", defaults={"is_staff": True, "is_superuser": True})
@@ -73,7 +81,7 @@ def seed_demo() -> list[tuple[str, str, str]]:
             code="SAM",
             title="MDMA-assisted therapy for social anxiety disorder (demo, SAMATI-style)",
             protocol_reference="NCT05138068 (illustrative demo)",
-            protocol_code="samati-v1",
+            protocol_code="samati-v2",
             target_enrollment=20,
             blinded=False,
             by=admin,
@@ -109,11 +117,11 @@ def seed_demo() -> list[tuple[str, str, str]]:
             services.membership_grant(user=user, site=sites[code], role=role, by=admin)
         logins.append((username, password_for(username), f"{role} at {', '.join(site_codes)}"))
     if created:
-        _build_study(study, sites, admin)
+        _build_study(study, sites, admin, before_randomize)
     return logins
 
 
-def _build_study(study: Study, sites: dict[str, Site], admin: AbstractUser) -> None:
+def _build_study(study: Study, sites: dict[str, Site], admin: AbstractUser, before_randomize: BeforeRandomize) -> None:
     for code, label in ARMS:
         services.arm_create(study=study, code=code, label=label, by=admin)
     for order, (code, kind, text) in enumerate(CRITERIA):
@@ -156,6 +164,7 @@ def _build_study(study: Study, sites: dict[str, Site], admin: AbstractUser) -> N
         if steps.index(target) >= steps.index("enrolled"):
             services.participant_enroll(participant=participant, by=coordinator)
         if steps.index(target) >= steps.index("randomized"):
+            before_randomize(participant, coordinator)
             services.participant_randomize(participant=participant, by=coordinator)
         if final == "withdrawn":
             participant = Participant.objects.get(pk=participant.pk)

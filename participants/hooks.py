@@ -2,6 +2,7 @@
 generates visits on randomization). Participants never imports them: arrows between apps go one way, so they
 register themselves in their AppConfig.ready().
 
+- ``on_enrolled(fn)``: ``fn(*, participant, by)`` runs after a participant is enrolled.
 - ``on_randomized(fn)``: ``fn(*, participant, by)`` runs after a participant is randomized.
 - ``on_withdrawn(fn)``: ``fn(*, participant, level, by)`` runs after a participant withdraws.
 
@@ -17,8 +18,15 @@ from participants.models import Participant
 
 Hook = Callable[..., None]
 
+_after_enroll: list[Hook] = []
 _after_randomize: list[Hook] = []
 _after_withdraw: list[Hook] = []
+
+
+def on_enrolled(hook: Hook) -> Hook:
+    if hook not in _after_enroll:
+        _after_enroll.append(hook)
+    return hook
 
 
 def on_randomized(hook: Hook) -> Hook:
@@ -31,6 +39,11 @@ def on_withdrawn(hook: Hook) -> Hook:
     if hook not in _after_withdraw:
         _after_withdraw.append(hook)
     return hook
+
+
+def run_enrolled(*, participant: Participant, by: Actor) -> None:
+    for hook in list(_after_enroll):
+        hook(participant=participant, by=by)
 
 
 def run_randomized(*, participant: Participant, by: Actor) -> None:

@@ -13,6 +13,8 @@ class SchedulingConfig(AppConfig):
         checks.register()
         # Participants never imports scheduling (arrows go one way); scheduling registers itself. The guard keeps a
         # second ready() (e.g. in tests) from registering a hook twice.
+        if generation._on_enrolled not in participant_services._after_enroll:
+            participant_services.on_enrolled(generation._on_enrolled)
         if generation._on_randomized not in participant_services._after_randomize:
             participant_services.on_randomized(generation._on_randomized)
         if visits._on_withdrawn not in participant_services._after_withdraw:

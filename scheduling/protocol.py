@@ -19,21 +19,27 @@ from typing import Any
 import jsonschema
 
 from scheduling.hooks import known_instrument_codes
+from scheduling.ordering import OrderRule, anchor_bounds, order_errors
 
 __all__ = [
     "DAY0_ANCHORS",
     "VISIT_KINDS",
     "VisitKind",
     "Arm",
+    "ComparisonVisits",
     "InstrumentDue",
+    "Phase",
+    "PrimaryComparison",
     "Protocol",
     "ProtocolError",
+    "Source",
     "VisitDef",
     "check_shipped_protocols",
     "dosing_number",
     "load_protocol_file",
     "load_shipped_protocols",
     "parse_protocol",
+    "primary_comparison",
     "protocol_schema",
     "shipped_protocol_paths",
 ]
@@ -90,6 +96,9 @@ class VisitDef:
     overnight: bool
     instruments: tuple[InstrumentDue, ...]
     optional: bool
+    # Visits this one must never open before (checked statically, scheduling/ordering.py).
+    follows: tuple[str, ...] = ()
+    source: str | None = None  # id of an entry of the protocol's ``sources``
 
     @property
     def anchor_visit(self) -> str | None:
@@ -125,6 +134,51 @@ class Arm:
 
 
 @dataclass(frozen=True)
+class Source:
+    """A published source a part of the protocol rests on (``supports`` says which part)."""
+
+    id: str
+    citation: str
+    supports: str
+    url: str | None = None
+
+
+@dataclass(frozen=True)
+class Phase:
+    """A period declared as data, such as a medication taper (washout): it starts when ``from_visit`` happens, ends
+    with ``to_visit`` (whose window is the phase's allowed length) and lies wholly before ``before_visit``."""
+
+    code: str
+    name: str
+    kind: str  # "washout"
+    from_visit: str
+    to_visit: str
+    before_visit: str
+    applies_to: str | None = None
+    source: str | None = None
+
+
+@dataclass(frozen=True)
+class ComparisonVisits:
+    """The visit codes of one arm's primary comparison: change is measured from ``baseline`` to ``endpoint``."""
+
+    baseline: str
+    endpoint: str
+
+
+@dataclass(frozen=True)
+class PrimaryComparison:
+    """The protocol's primary comparison. ``matched_study_day``: every arm's endpoint is due on the same study day
+    counted from randomization (same offset and window), so the arms are compared at the same time."""
+
+    label: str
+    matched_study_day: bool
+    arms: Mapping[str, ComparisonVisits] = field(hash=False)
+    source: str | None = None
+    declared: bool = True  # False when derived for a protocol that predates the declaration
+
+
+@dataclass(frozen=True)
 class Protocol:
     code: str
     version: int
@@ -135,6 +189,10 @@ class Protocol:
     day0: str  # "randomization" or "enrollment"
     common_visits: tuple[VisitDef, ...]
     arms: Mapping[str, Arm] = field(hash=False)
+    randomization_after: str | None = None
+    sources: tuple[Source, ...] = ()
+    phases: tuple[Phase, ...] = ()
+    primary_comparison: PrimaryComparison | None = None
     # The validated source document, kept so a loader can store exactly what was checked.
     raw: Mapping[str, Any] = field(default_factory=dict, compare=False, hash=False, repr=False)
 
@@ -155,6 +213,27 @@ class Protocol:
 def dosing_number(arm: Arm, code: str) -> int | None:
     """1-based number of a dosing visit within its arm (by listed order); None for any other visit."""
     return arm.dosing_numbers().get(code)
+
+
+def primary_comparison(protocol: Protocol) -> PrimaryComparison | None:
+    """The protocol's primary comparison: the declared one, else (for a protocol written before the declaration
+    existed) one derived per arm from the first visit of kind "baseline" and the first of kind "assessment", marked
+    ``declared=False``. None when some arm has no such pair."""
+    if protocol.primary_comparison is not None:
+        return protocol.primary_comparison
+    arms: dict[str, ComparisonVisits] = {}
+    for arm in protocol.arms.values():
+        baseline = next((v.code for v in arm.visits if v.kind == VisitKind.BASELINE), None)
+        endpoint = next((v.code for v in arm.visits if v.kind == VisitKind.ASSESSMENT), None)
+        if baseline is None or endpoint is None:
+            return None
+        arms[arm.code] = ComparisonVisits(baseline=baseline, endpoint=endpoint)
+    return PrimaryComparison(
+        label="first baseline and first assessment visit (not declared by the protocol)",
+        matched_study_day=False,
+        arms=arms,
+        declared=False,
+    )
 
 
 @cache
@@ -196,8 +275,10 @@ def _check_visit_list(
     inherited: dict[str, str],
     day0: Any,
     known_instruments: frozenset[str],
+    source_ids: frozenset[str],
 ) -> list[str]:
-    """Semantic checks for one list of visits that may also anchor on ``inherited`` (code -> path) visits."""
+    """Semantic checks for one list of visits that may also anchor on (and follow) ``inherited`` (code -> path)
+    visits."""
     errors: list[str] = []
     seen: dict[str, str] = dict(inherited)
     local: dict[str, tuple[str, str | None]] = {}  # code -> (path, anchored visit code)
@@ -226,12 +307,24 @@ def _check_visit_list(
             if icode in seen_instruments:
                 errors.append(f"{path}.instruments[{j}].code: instrument {icode!r} listed twice")
             seen_instruments.add(icode)
+        source = v.get("source")
+        if isinstance(source, str) and source not in source_ids:
+            errors.append(f"{path}.source: unknown source {source!r} (declare it in 'sources')")
 
     # Duplicates were reported above; the checks below look at the first visit listed under each code.
     all_codes = set(seen)
     for path, target in local.values():
         if target is not None and target not in all_codes:
             errors.append(f"{path}.anchor: unknown visit {target!r}")
+    for path, v in visits:
+        follows = v.get("follows")
+        for j, code in enumerate(follows if isinstance(follows, list) else []):
+            if not isinstance(code, str):
+                continue
+            if code == v["code"]:
+                errors.append(f"{path}.follows[{j}]: a visit cannot follow itself")
+            elif code not in all_codes:
+                errors.append(f"{path}.follows[{j}]: unknown visit {code!r}")
 
     # Each visit has at most one anchor, so following anchors from any visit either leaves this list or loops. A loop is
     # reported once, at its first listed member, and named in the order the anchors are followed.
@@ -250,18 +343,34 @@ def _check_visit_list(
     return errors
 
 
+def _source_ids(data: dict[str, Any]) -> tuple[frozenset[str], list[str]]:
+    """The declared source ids, and an error per id declared twice."""
+    ids: dict[str, int] = {}
+    errors: list[str] = []
+    sources = data.get("sources")
+    for i, src in enumerate(sources if isinstance(sources, list) else []):
+        sid = src.get("id") if isinstance(src, dict) else None
+        if not isinstance(sid, str):
+            continue
+        if sid in ids:
+            errors.append(f"sources[{i}].id: duplicate source id {sid!r} (also at sources[{ids[sid]}])")
+        ids.setdefault(sid, i)
+    return frozenset(ids), errors
+
+
 def _semantic_errors(data: Any, known_instruments: frozenset[str]) -> list[str]:
     if not isinstance(data, dict):
         return []
-    errors: list[str] = []
+    source_ids, errors = _source_ids(data)
     day0 = data.get("day0")
     common = _visit_dicts(data.get("common_visits"), "common_visits")
     # Common visits are shared by every arm, so they may only anchor on each other (an arm's visit is not always there).
-    errors += _check_visit_list(common, {}, day0, known_instruments)
+    errors += _check_visit_list(common, {}, day0, known_instruments, source_ids)
     common_codes: dict[str, str] = {}
     for path, v in common:
         common_codes.setdefault(v["code"], path)
     arms = data.get("arms")
+    arm_codes: dict[str, set[str]] = {}
     if isinstance(arms, dict):
         if day0 == "enrollment" and len(arms) > 1:
             errors.append("day0: a protocol with several arms randomizes, so day0 must be 'randomization'")
@@ -269,9 +378,156 @@ def _semantic_errors(data: Any, known_instruments: frozenset[str]) -> list[str]:
             if not isinstance(arm, dict):
                 continue
             own = _visit_dicts(arm.get("visits"), f"arms.{arm_code}.visits")
-            errors += _check_visit_list(own, common_codes, day0, known_instruments)
+            errors += _check_visit_list(own, common_codes, day0, known_instruments, source_ids)
             if not own and not common and isinstance(arm.get("visits"), list):
                 errors.append(f"arms.{arm_code}.visits: the arm has no visits")
+            arm_codes[arm_code] = set(common_codes) | {v["code"] for _, v in own}
+    errors += _randomization_after_errors(data, common_codes)
+    errors += _phase_errors(data, common, source_ids)
+    errors += _comparison_errors(data, arm_codes, source_ids)
+    return errors
+
+
+def _randomization_after_errors(data: dict[str, Any], common_codes: Mapping[str, str]) -> list[str]:
+    code = data.get("randomization_after")
+    if not isinstance(code, str):
+        return []
+    if data.get("day0") != "randomization":
+        return ["randomization_after: day0 is not 'randomization'"]
+    # Randomization happens before the arm is known, so only a visit every participant has can come before it.
+    if code not in common_codes:
+        return [f"randomization_after: {code!r} is not a common visit (only those exist before randomization)"]
+    anchors = {v.get("code"): v.get("anchor") for v in data.get("common_visits", []) if isinstance(v, dict)}
+    current: Any = code
+    seen: set[str] = set()
+    while isinstance(current, str) and current in anchors and current not in seen:
+        seen.add(current)
+        anchor = anchors[current]
+        if anchor == "randomization":
+            return [f"randomization_after: {code!r} hangs on randomization, so it cannot come before it"]
+        current = anchor[len(VISIT_ANCHOR_PREFIX) :] if isinstance(anchor, str) else None
+    return []
+
+
+def _phase_errors(
+    data: dict[str, Any], common: list[tuple[str, dict[str, Any]]], source_ids: frozenset[str]
+) -> list[str]:
+    phases = data.get("phases")
+    if not isinstance(phases, list):
+        return []
+    anchors = {v["code"]: v.get("anchor") for _, v in common}
+    errors: list[str] = []
+    seen: set[str] = set()
+    for i, phase in enumerate(phases):
+        if not isinstance(phase, dict):
+            continue
+        path = f"phases[{i}]"
+        if phase.get("code") in seen:
+            errors.append(f"{path}.code: duplicate phase code {phase.get('code')!r}")
+        seen.add(str(phase.get("code")))
+        # A phase comes before randomization (a taper precedes baseline), so it is made of visits every arm has.
+        for key in ("from_visit", "to_visit", "before_visit"):
+            code = phase.get(key)
+            if isinstance(code, str) and code not in anchors:
+                errors.append(f"{path}.{key}: {code!r} is not a common visit")
+        start, end = phase.get("from_visit"), phase.get("to_visit")
+        if start in anchors and end in anchors:
+            # The phase's length is to_visit's window counted from from_visit, so to_visit must hang on from_visit.
+            chain, current = [], end
+            while isinstance(current, str) and current in anchors and current not in chain and current != start:
+                chain.append(current)
+                anchor = anchors[current]
+                current = anchor[len(VISIT_ANCHOR_PREFIX) :] if isinstance(anchor, str) else None
+            if current != start:
+                errors.append(f"{path}.to_visit: {end!r} is not anchored on {start!r}, so the phase has no window")
+        source = phase.get("source")
+        if isinstance(source, str) and source not in source_ids:
+            errors.append(f"{path}.source: unknown source {source!r} (declare it in 'sources')")
+    return errors
+
+
+def _comparison_errors(
+    data: dict[str, Any], arm_codes: Mapping[str, set[str]], source_ids: frozenset[str]
+) -> list[str]:
+    comparison = data.get("primary_comparison")
+    if not isinstance(comparison, dict):
+        return []
+    errors: list[str] = []
+    declared = comparison.get("arms")
+    declared = declared if isinstance(declared, dict) else {}
+    for arm_code in arm_codes:
+        if arm_code not in declared:
+            errors.append(f"primary_comparison.arms: arm {arm_code!r} has no comparison visits")
+    for arm_code, visits in declared.items():
+        path = f"primary_comparison.arms.{arm_code}"
+        if arm_code not in arm_codes:
+            errors.append(f"{path}: unknown arm {arm_code!r}")
+            continue
+        for key in ("baseline", "endpoint"):
+            code = visits.get(key) if isinstance(visits, dict) else None
+            if isinstance(code, str) and code not in arm_codes[arm_code]:
+                errors.append(f"{path}.{key}: arm {arm_code!r} has no visit {code!r}")
+    source = comparison.get("source")
+    if isinstance(source, str) and source not in source_ids:
+        errors.append(f"primary_comparison.source: unknown source {source!r} (declare it in 'sources')")
+    return errors
+
+
+def _visit_paths(data: Mapping[str, Any], arm_code: str) -> dict[str, str]:
+    """Visit code -> JSON path, for the visits of one arm (its common visits first)."""
+    paths = {v["code"]: f"common_visits[{i}]" for i, v in enumerate(data.get("common_visits", []))}
+    for i, v in enumerate(data["arms"][arm_code]["visits"]):
+        paths.setdefault(v["code"], f"arms.{arm_code}.visits[{i}]")
+    return paths
+
+
+def _order_and_matching_errors(protocol: Protocol) -> list[str]:
+    """The checks that need a whole, well-formed protocol: visit order (scheduling/ordering.py) and matched
+    comparison days. Run only once every other check passed, so they never trip over a dangling reference."""
+    errors: list[str] = []
+    comparison = protocol.primary_comparison
+    for arm in protocol.arms.values():
+        paths = _visit_paths(protocol.raw, arm.code)
+        rules = [
+            OrderRule(later=v.code, earlier=code, path=f"{paths[v.code]}.follows[{j}]")
+            for v in arm.visits
+            for j, code in enumerate(v.follows)
+        ]
+        if comparison is not None and arm.code in comparison.arms:
+            pair = comparison.arms[arm.code]
+            rules.append(
+                OrderRule(later=pair.endpoint, earlier=pair.baseline, path=f"primary_comparison.arms.{arm.code}")
+            )
+        for i, phase in enumerate(protocol.phases):
+            rules.append(OrderRule(later=phase.before_visit, earlier=phase.to_visit, path=f"phases[{i}].before_visit"))
+        bounds = anchor_bounds(arm.visits, randomization_after=protocol.randomization_after)
+        # A common visit's rule holds or fails alike in every arm that cannot move it; report each message once.
+        errors += [e for e in order_errors(bounds, rules) if e not in errors]
+    if comparison is not None and comparison.matched_study_day:
+        errors += _matching_errors(protocol, comparison)
+    return errors
+
+
+def _matching_errors(protocol: Protocol, comparison: PrimaryComparison) -> list[str]:
+    errors: list[str] = []
+    shapes: dict[tuple[str, int, int, int], str] = {}
+    for arm_code, pair in comparison.arms.items():
+        v = protocol.arm(arm_code).visit(pair.endpoint)
+        path = f"primary_comparison.arms.{arm_code}.endpoint"
+        if v.anchor != "randomization":
+            errors.append(
+                f"{path}: {v.code} hangs on {v.anchor!r}; a matched study day needs the endpoint anchored on "
+                "'randomization'"
+            )
+            continue
+        shapes.setdefault((v.anchor, v.offset_days, v.window_before_days, v.window_after_days), arm_code)
+    if len(shapes) > 1:
+        described = "; ".join(
+            f"arm {arm}: day {offset} (-{before}/+{after})" for (_, offset, before, after), arm in shapes.items()
+        )
+        errors.append(
+            f"primary_comparison.matched_study_day: the arms' endpoints are due on different study days ({described})"
+        )
     return errors
 
 
@@ -289,6 +545,20 @@ def _visit_from(v: dict[str, Any]) -> VisitDef:
         overnight=v["overnight"],
         instruments=tuple(InstrumentDue(i["code"], i["respondent"]) for i in v["instruments"]),
         optional=v["optional"],
+        follows=tuple(v.get("follows", [])),
+        source=v.get("source"),
+    )
+
+
+def _comparison_from(data: Mapping[str, Any]) -> PrimaryComparison | None:
+    c = data.get("primary_comparison")
+    if c is None:
+        return None
+    return PrimaryComparison(
+        label=c["label"],
+        matched_study_day=c["matched_study_day"],
+        arms={a: ComparisonVisits(baseline=p["baseline"], endpoint=p["endpoint"]) for a, p in c["arms"].items()},
+        source=c.get("source"),
     )
 
 
@@ -311,7 +581,7 @@ def parse_protocol(
         code: Arm(code=code, label=arm["label"], visits=common + tuple(_visit_from(v) for v in arm["visits"]))
         for code, arm in data["arms"].items()
     }
-    return Protocol(
+    protocol = Protocol(
         code=data["code"],
         version=data["version"],
         title=data["title"],
@@ -321,8 +591,31 @@ def parse_protocol(
         day0=data["day0"],
         common_visits=common,
         arms=arms,
+        randomization_after=data.get("randomization_after"),
+        sources=tuple(
+            Source(id=s["id"], citation=s["citation"], supports=s["supports"], url=s.get("url"))
+            for s in data.get("sources", [])
+        ),
+        phases=tuple(
+            Phase(
+                code=p["code"],
+                name=p["name"],
+                kind=p["kind"],
+                from_visit=p["from_visit"],
+                to_visit=p["to_visit"],
+                before_visit=p["before_visit"],
+                applies_to=p.get("applies_to"),
+                source=p.get("source"),
+            )
+            for p in data.get("phases", [])
+        ),
+        primary_comparison=_comparison_from(data),
         raw=data,
     )
+    errors = _order_and_matching_errors(protocol)
+    if errors:
+        raise ProtocolError(errors, source)
+    return protocol
 
 
 def load_protocol_file(path: str | Path, *, known_instruments: Iterable[str] | None = None) -> Protocol:

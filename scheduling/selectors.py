@@ -37,11 +37,13 @@ from participants.models import Participant
 from scheduling import hooks
 from scheduling.models import ParticipantSchedule, ProtocolDeviation, ProtocolVersion, Room, Visit
 from scheduling.protocol import (
+    ComparisonVisits,
     Protocol,
     ProtocolError,
     VisitKind,
     load_protocol_file,
     parse_protocol,
+    primary_comparison,
     shipped_protocol_paths,
 )
 from trialsite.errors import ServiceError
@@ -304,6 +306,16 @@ def study_protocol(protocol_code: str) -> Protocol | None:
     if row is not None:
         return row.protocol()
     return _shipped_protocol(protocol_code)
+
+
+def primary_comparison_visits(protocol_code: str) -> dict[str, ComparisonVisits]:
+    """Arm code -> the baseline and endpoint visit codes of the primary comparison of a study's protocol (see
+    ``study_protocol``); empty when the protocol is unknown or names no comparison. Exports and analyses read the
+    primary change score through this. The visit codes alone reveal no one's arm: only joining them to a
+    participant's allocation does, which stays the caller's (blinding-checked) business."""
+    protocol = study_protocol(protocol_code)
+    comparison = primary_comparison(protocol) if protocol is not None else None
+    return dict(comparison.arms) if comparison is not None else {}
 
 
 @functools.cache

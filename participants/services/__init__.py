@@ -17,10 +17,12 @@ One module per noun; this package re-exports every service so that ``services.pa
 The status machine is ``participants.transitions``; the hooks other apps register are ``participants.hooks``.
 """
 
+from participants.hooks import _after_enroll as _after_enroll
 from participants.hooks import _after_randomize as _after_randomize
 from participants.hooks import _after_withdraw as _after_withdraw
 
 # Registration hooks, importable from here as before; new code imports participants.hooks (they are not services).
+from participants.hooks import on_enrolled as on_enrolled
 from participants.hooks import on_randomized as on_randomized
 from participants.hooks import on_withdrawn as on_withdrawn
 from participants.services.allocation import allocation_list_generate, allocation_list_import, participant_randomize

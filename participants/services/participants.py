@@ -9,6 +9,7 @@ from django.utils import timezone
 
 from audit.models import AuditEvent
 from audit.services import diff
+from participants import hooks
 from participants.access import Actor
 from participants.models import ContactDetails, Participant, ParticipantCounter, Site, Study
 from participants.selectors import current_consent_document, latest_consent
@@ -158,4 +159,7 @@ def participant_enroll(*, participant: Participant, by: Actor) -> Participant:
         participant, by=by, action=AuditEvent.Action.UPDATE, changes=[("enrolled_at", None, participant.enrolled_at)]
     )
     _set_status(participant, S.ENROLLED, by=by)
+    # Other apps react in this transaction (scheduling creates the screening and baseline visits), so a failure there
+    # leaves the participant unenrolled rather than enrolled without a plan.
+    hooks.run_enrolled(participant=participant, by=by)
     return participant

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import zoneinfo
 from typing import Any
 
 from django.db import transaction
@@ -37,35 +38,88 @@ def _arm_of(protocol: Protocol, participant: Participant) -> Arm | None:
         raise ServiceError(str(exc), field_errors={"arm": [str(exc)]}) from exc
 
 
+def _before_randomization(protocol: Protocol) -> Arm:
+    """What exists before the arm is known: the common visits only. They are the same in every arm, so creating them
+    at enrollment tells nobody anything about the allocation."""
+    return Arm(code="", label="", visits=protocol.common_visits)
+
+
+def _require_randomization_after(
+    protocol: Protocol, rows: dict[str, Visit], schedule: ParticipantSchedule, participant: Participant
+) -> None:
+    """Refuse to randomize before the visit the protocol says randomization follows (e.g. BASELINE) has happened:
+    the arm's first visits are planned on the assumption that it has (scheduling/ordering.py). Raising here rolls the
+    randomization back (this runs inside participant_randomize's transaction)."""
+    code = protocol.randomization_after
+    if code is None or schedule.randomization_date is None:
+        return
+    visit = rows.get(code)
+    occurred = (
+        local_date(visit.occurred_at, zone_of(participant))
+        if visit is not None and visit.status == V.COMPLETED and visit.occurred_at
+        else None
+    )
+    if occurred is None or occurred > schedule.randomization_date:
+        message = f"protocol {protocol.code} randomizes only after the {code} visit is completed"
+        raise ServiceError(message, field_errors={"randomization": [message]})
+
+
 @transaction.atomic
 def schedule_generate(*, participant: Participant, by: Actor) -> list[Visit]:
-    """Create the participant's protocol visits for their arm, in a constant number of queries (one bulk insert).
+    """Create the participant's protocol visits that can be planned now, in a constant number of queries (one bulk
+    insert); returns the visits created.
 
-    Called from the randomize hook, inside participant_randomize's transaction: a failure here rolls the
-    randomization back, so a randomized participant never lacks a schedule."""
+    Runs at enrollment (the enroll hook) and again at randomization (the randomize hook), inside those services'
+    transactions, so a failure rolls the enrollment or randomization back. At enrollment the arm is not known yet:
+    only the common visits (screening, a medication taper, baseline) are created, and they are the same in every arm.
+    At randomization the arm's own visits follow, planned from what already happened. The protocol version is pinned
+    when the schedule is first created: a participant stays on the version they started under."""
     study = participant.study
     if not study.protocol_code:
         return []
-    if ParticipantSchedule.objects.filter(participant=participant).exists():
-        return []
-    version = protocol_version_ensure(code=study.protocol_code, by=by)
+    schedule = (
+        ParticipantSchedule.objects.select_for_update()
+        .select_related("protocol_version")
+        .filter(participant=participant)
+        .first()
+    )
+    version = (
+        schedule.protocol_version if schedule is not None else protocol_version_ensure(code=study.protocol_code, by=by)
+    )
     if version is None:
         raise ServiceError(
             f"study {study.code} names protocol {study.protocol_code!r}, which is not loaded",
             field_errors={"protocol": ["load it with manage.py load_protocol"]},
         )
-    arm = _arm_of(version.protocol(), participant)
-    if arm is None:
-        return []
+    protocol = version.protocol()
+    arm = _arm_of(protocol, participant)
     tz = zone_of(participant)
-    schedule = ParticipantSchedule.objects.create(
-        participant=participant,
-        protocol_version=version,
-        enrollment_date=local_date(participant.enrolled_at, tz) if participant.enrolled_at else None,
-        randomization_date=local_date(participant.randomized_at, tz) if participant.randomized_at else None,
-    )
-    plan = engine.plan_visits(arm, schedule.day0_dates())
-    numbers = arm.dosing_numbers()
+    enrollment_date = local_date(participant.enrolled_at, tz) if participant.enrolled_at else None
+    randomization_date = local_date(participant.randomized_at, tz) if participant.randomized_at else None
+    changes: list[tuple[str, Any, Any]] = []
+    if schedule is None:
+        schedule = ParticipantSchedule.objects.create(
+            participant=participant,
+            protocol_version=version,
+            enrollment_date=enrollment_date,
+            randomization_date=randomization_date,
+        )
+        changes.append(("protocol_version", None, str(version)))
+        action = AuditEvent.Action.CREATE
+    else:
+        action = AuditEvent.Action.UPDATE
+        for name, value in (("enrollment_date", enrollment_date), ("randomization_date", randomization_date)):
+            if getattr(schedule, name) is None and value is not None:
+                changes.append((name, None, value.isoformat()))
+                setattr(schedule, name, value)
+        if changes:
+            schedule.save(update_fields=["enrollment_date", "randomization_date"])
+    rows = {v.code: v for v in Visit.objects.filter(participant=participant, unscheduled=False).order_by("id")}
+    if arm is not None and len(protocol.arms) > 1:
+        _require_randomization_after(protocol, rows, schedule, participant)
+    plan_arm = arm if arm is not None else _before_randomization(protocol)
+    plan = _plan_from(plan_arm, schedule, rows, tz)
+    numbers = plan_arm.dosing_numbers()
     visits = [
         Visit(
             participant=participant,
@@ -85,27 +139,44 @@ def schedule_generate(*, participant: Participant, by: Actor) -> list[Visit]:
             window_start=plan[v.code].window_start,
             window_end=plan[v.code].window_end,
         )
-        for v in arm.visits
-        if v.code in plan
+        for v in plan_arm.visits
+        if v.code in plan and v.code not in rows
     ]
+    if not visits and not changes:
+        return []  # nothing new to plan and nothing written: nothing to audit
     created = Visit.objects.bulk_create(visits)
     # One event for the whole plan keeps generation at a constant number of queries; each row's dates are in the
-    # visit table and every later change to them is audited per visit. The plan is the arm's (its visits and their
-    # dates tell the arm), so blinded readers of the history never get this event.
+    # visit table and every later change to them is audited per visit. Once the arm is known the plan is the arm's
+    # (its visits and their dates tell the arm), so blinded readers of the history never get that event; the common
+    # visits created before randomization tell nothing and stay readable.
+    arm_specific = arm is not None and len(protocol.arms) > 1
     audit_participant_record(
         participant,
         by=by,
-        action=AuditEvent.Action.CREATE,
+        action=action,
         entity_type="participant_schedule",
         entity_id=schedule.pk,
-        sensitivity=AuditEvent.Sensitivity.ALLOCATION,
-        changes=[
-            ("protocol_version", None, str(version)),
-            ("visits", None, [f"{v.code} {plan[v.code].target.isoformat()}" for v in created]),
-        ],
+        sensitivity=AuditEvent.Sensitivity.ALLOCATION if arm_specific else AuditEvent.Sensitivity.NONE,
+        changes=[*changes, ("visits", None, [f"{v.code} {plan[v.code].target.isoformat()}" for v in created])],
     )
     hooks.visits_changed(participant=participant, visits=created, by=by)
     return created
+
+
+def _plan_from(
+    arm: Arm, schedule: ParticipantSchedule, rows: dict[str, Visit], tz: zoneinfo.ZoneInfo
+) -> dict[str, engine.PlannedDates]:
+    """The plan of ``arm`` given the visits that already exist: those that happened anchor what follows on their
+    actual date, and no existing visit's dates are rewritten here (re-planning is ``_replan_after``'s job)."""
+    known = {c: v for c, v in rows.items() if c in set(arm.codes)}
+    current = {c: p for c, v in known.items() if (p := _planned(v)) is not None}
+    actual = {c: local_date(v.occurred_at, tz) for c, v in known.items() if v.status == V.COMPLETED and v.occurred_at}
+    return engine.replan(arm, schedule.day0_dates(), actual, current, list(current))
+
+
+def _on_enrolled(*, participant: Participant, by: Actor, **kwargs: Any) -> None:
+    schedule_generate(participant=participant, by=by)
+    reconcile_reminders_on_commit(participant.pk)
 
 
 def _on_randomized(*, participant: Participant, by: Actor, **kwargs: Any) -> None:
@@ -120,8 +191,11 @@ def _replan_after(visit: Visit, *, by: Actor) -> list[Visit]:
     if visit.unscheduled or visit.protocol_version is None:
         return []
     schedule = ParticipantSchedule.objects.filter(participant=participant).first()
-    arm = _arm_of(visit.protocol_version.protocol(), participant)
-    if schedule is None or arm is None or not engine.dependents(arm, visit.code):
+    protocol = visit.protocol_version.protocol()
+    # Before randomization only the common visits exist, and they re-plan among themselves (a late screening moves
+    # the taper's end and baseline).
+    arm = _arm_of(protocol, participant) or _before_randomization(protocol)
+    if schedule is None or visit.code not in arm.codes or not engine.dependents(arm, visit.code):
         return []
     tz = zone_of(participant)
     rows = {

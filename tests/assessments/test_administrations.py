@@ -60,16 +60,20 @@ def _statuses(visit: Visit) -> dict[str, str]:
     return dict(Administration.objects.filter(visit=visit).values_list("instrument_code", "status"))
 
 
-def test_randomization_creates_every_administration_with_one_audit_event(participant, baseline):
+def test_enrollment_and_randomization_each_create_their_administrations_with_one_audit_event(participant, baseline):
     with_instruments = Visit.objects.filter(participant=participant).exclude(instruments=[])
     expected = sorted(f"{v.code}:{i['code']}" for v in with_instruments for i in v.instruments)
     stored = Administration.objects.filter(participant=participant).select_related("visit")
     assert sorted(f"{a.visit.code}:{a.instrument_code}" for a in stored) == expected
     assert {a.status for a in stored} == {"due"}
     assert _statuses(baseline) == {"CAPS5": "due", "PCL5": "due", "SCS": "due"}
-    [(action, field, old, new, _reason)] = _events("administrations", participant_id=participant.participant_id)
-    assert (action, field, old) == ("create", "administrations", None)
-    assert sorted(new) == expected
+    # Enrollment created the common visits (screening, baseline) and their administrations; randomization the rest.
+    at_enrollment, at_randomization = _events("administrations", participant_id=participant.participant_id)
+    for action, field, old, _new, _reason in (at_enrollment, at_randomization):
+        assert (action, field, old) == ("create", "administrations", None)
+    common = [a for a in expected if a.startswith(("SCREEN:", "BASELINE:"))]
+    assert sorted(at_enrollment[3]) == common
+    assert sorted(at_enrollment[3] + at_randomization[3]) == expected
 
 
 def test_the_library_is_the_instrument_catalogue_of_protocols():
@@ -79,7 +83,8 @@ def test_the_library_is_the_instrument_catalogue_of_protocols():
     assert {"PCL5", "CAPS5", "SCS", "CSSRS_SCREEN", "LSAS", "LSAS_SR", "SCS_SF"} <= hooks.known_instrument_codes()
 
 
-def test_a_site_instrument_can_be_named_by_a_site_protocol(db, tmp_path):
+@pytest.mark.parametrize("shipped", ["mapp-v1", "mapp-v2"])
+def test_a_site_instrument_can_be_named_by_a_site_protocol(db, tmp_path, shipped):
     from django.core.management import CommandError, call_command
 
     from scheduling.models import ProtocolVersion
@@ -88,7 +93,7 @@ def test_a_site_instrument_can_be_named_by_a_site_protocol(db, tmp_path):
     instrument = json.loads((INSTRUMENTS_DIR / "PCL5.json").read_text(encoding="utf-8"))
     instrument["code"] = "SITE_PCL"
     (tmp_path / "SITE_PCL.json").write_text(json.dumps(instrument), encoding="utf-8")
-    protocol = json.loads((SHIPPED_DIR / "mapp-v1.json").read_text(encoding="utf-8"))
+    protocol = json.loads((SHIPPED_DIR / f"{shipped}.json").read_text(encoding="utf-8"))
     protocol["code"] = "site-mapp"
     protocol["common_visits"][0]["instruments"].append({"code": "SITE_PCL", "respondent": "self"})
     (tmp_path / "site-mapp.json").write_text(json.dumps(protocol), encoding="utf-8")

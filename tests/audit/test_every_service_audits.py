@@ -499,7 +499,13 @@ def participant_enroll(t: Trial) -> Case:
         dict(participant=participant),
         by=t.alice,
         participant=participant,
-        events=[Event("participant", "update", "enrolled_at"), Event("participant", "transition", "status")],
+        events=[
+            Event("participant", "update", "enrolled_at"),
+            Event("participant", "transition", "status"),
+            # What the enroll hooks write in the same transaction: the arm-neutral visits, readable by blinded roles.
+            Event("participant_schedule", "create", "visits", sensitivity=AuditEvent.Sensitivity.NONE),
+            Event("administrations", "create", "administrations"),
+        ],
     )
 
 
@@ -540,8 +546,9 @@ def participant_randomize(t: Trial) -> Case:
             Event("participant", "update", "randomized_at"),
             Event("allocation_slot", "update", "arm", sensitivity=AuditEvent.Sensitivity.ALLOCATION),
             Event("participant", "transition", "status"),
-            # What the randomize hooks write in the same transaction.
-            Event("participant_schedule", "create", "visits"),
+            # What the randomize hooks write in the same transaction: the arm's visits join the schedule that
+            # enrollment created.
+            Event("participant_schedule", "update", "visits", sensitivity=AuditEvent.Sensitivity.ALLOCATION),
             Event("administrations", "create", "administrations"),
         ],
         then=check,
@@ -607,17 +614,22 @@ def deviation_record(t: Trial) -> Case:
 
 @case("scheduling.services.generation.schedule_generate")
 def schedule_generate(t: Trial) -> Case:
-    # A single-arm protocol plans the visits anchored on enrollment before randomization: an enrolled participant of
-    # a study that follows it has no schedule yet, and generating one really writes.
+    # A single-arm protocol plans the visits anchored on enrollment before randomization. Enrolling generates them
+    # itself (the enroll hook), so the participant is enrolled while the study names no protocol yet (it may change
+    # until the first randomization): then generating really writes.
     solo = json.loads((SHIPPED_DIR / "mapp-v1.json").read_text())
     solo.update(code="solo-v1", illustrative=False)
     solo["arms"] = {"mdma": solo["arms"]["mdma"]}
     with transaction.atomic():
         scheduling_services.protocol_version_load(path=t.write_json("solo-v1.json", solo), by=None)
-    study, sites = build_study(code="SOLO", protocol_code="solo-v1", site_codes=("PDX",))
+    study, sites = build_study(code="SOLO", protocol_code="", site_codes=("PDX",))
     with transaction.atomic():
         participant = participant_services.participant_create(study=study, site=sites["PDX"], by=t.alice)
     participant = advance(participant, "enrolled", by=t.alice)
+    assert not participant.visits.exists()
+    with transaction.atomic():
+        participant_services.study_update(study=study, protocol_code="solo-v1", reason="protocol adopted", by=t.root)
+    participant.refresh_from_db()
 
     def check(visits: list[Visit], _events: list[AuditEvent]) -> None:
         assert [v.code for v in visits] == ["SCREEN", "BASELINE"]

@@ -6,7 +6,8 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.test import Client
 
-from participants.demo import DEMO_USERS, seed_demo
+from dashboard.demo import seed_demo
+from participants.demo import DEMO_USERS
 
 pytestmark = pytest.mark.django_db
 

@@ -459,12 +459,12 @@ def test_configuration_endpoints_answer_bad_input_without_a_500(api, root, study
 
 
 def test_the_demo_builds_its_study_through_the_services_once():
-    from participants.demo import seed_demo
+    from dashboard.demo import seed_demo
 
     logins = seed_demo()
     assert {username for username, _, _ in logins} >= {"admin", "coordinator", "investigator"}
     study = Study.objects.get(code="SAM")
-    assert (study.protocol_code, study.target_enrollment, study.blinded) == ("samati-v1", 20, False)
+    assert (study.protocol_code, study.target_enrollment, study.blinded) == ("samati-v2", 20, False)
     assert list(study.arms.values_list("code", flat=True)) == ["immediate", "delayed"]
     assert list(study.criteria.values_list("code", "order")) == [
         ("INC_AGE", 0),
@@ -477,6 +477,17 @@ def test_the_demo_builds_its_study_through_the_services_once():
         "NYC": "nyc-study@trialsite.invalid",
     }
     assert Participant.objects.filter(study=study).count() == 12
+    # samati-v2 randomizes only after baseline: every randomized demo participant had screening and baseline first,
+    # inside their windows (no deviation), and the arm's visits follow.
+    from scheduling.models import ProtocolDeviation, Visit
+
+    randomized = Participant.objects.filter(study=study, randomized_at__isnull=False)
+    assert randomized.count() >= 4
+    for p in randomized:
+        done = dict(Visit.objects.filter(participant=p, code__in=["SCREEN", "BASELINE"]).values_list("code", "status"))
+        assert done == {"SCREEN": "completed", "BASELINE": "completed"}, p.participant_id
+        assert Visit.objects.filter(participant=p, code="PREP1").exists() or p.status == "withdrawn"
+    assert not ProtocolDeviation.objects.filter(participant__study=study).exists()
     created = set(AuditEvent.objects.filter(action="create").values_list("entity_type", flat=True))
     assert {"study", "site", "arm", "eligibility_criterion", "consent_document"} <= created
     before = table_state()

@@ -42,12 +42,21 @@ def broken(kind: str) -> tuple[dict, str]:
     if kind == "negative window":
         visits[2]["window_before_days"] = -1
         return data, "arms.mdma.visits[2].window_before_days: -1 is less than the minimum of 0"
+    if kind == "visit order":
+        # v1's endpoint hangs on randomization + 126 days: declared to follow DOSE3, the check finds the late-dosing
+        # case where its window opens first.
+        visits[15]["follows"] = ["DOSE3"]
+        return data, (
+            "arms.mdma.visits[15].follows[0]: the window of ENDPOINT can open 7 day(s) before DOSE3: counted from "
+            "randomization, DOSE3 may happen as late as day 126 within its windows, while ENDPOINT's window may "
+            "open on day 119"
+        )
     del visits[3]["kind"]
     return data, "arms.mdma.visits[3]: 'kind' is a required property"
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize("kind", ["unknown anchor", "cycle", "negative window", "missing field"])
+@pytest.mark.parametrize("kind", ["unknown anchor", "cycle", "negative window", "missing field", "visit order"])
 def test_load_protocol_rejects_invalid_file_and_loads_nothing(tmp_path, kind):
     data, message = broken(kind)
     before = ProtocolVersion.objects.count()
@@ -91,6 +100,23 @@ def test_shipped_protocol_problems_are_system_check_errors(monkeypatch):
     errors = checks.check_shipped()
     assert [e.id for e in errors] == ["scheduling.E001"]
     assert "arms.mdma.visits[1].anchor" in errors[0].msg
+
+
+def test_a_shipped_file_whose_visit_can_open_too_early_fails_the_system_check(monkeypatch, tmp_path):
+    data = shipped("mapp-v2")
+    # Pull the endpoint to 3 weeks after DOSE3 with a 7-day early window: INT3C (up to 24 days after) may follow it.
+    data["arms"]["placebo"]["visits"][15]["offset_days"] = 21
+    (tmp_path / "mapp-v2.json").write_text(json.dumps(data))
+    monkeypatch.setattr("scheduling.protocol.SHIPPED_DIR", tmp_path)
+
+    errors = checks.check_shipped()
+
+    assert [e.id for e in errors] == ["scheduling.E001"]
+    assert errors[0].msg == (
+        "mapp-v2.json: arms.placebo.visits[15].follows[1]: the window of ENDPOINT can open 10 day(s) before INT3C: "
+        "counted from DOSE3, INT3C may happen as late as day 24 within its windows, while ENDPOINT's window may open "
+        "on day 14"
+    )
 
 
 @pytest.mark.django_db

@@ -12,7 +12,7 @@ from django.test.utils import CaptureQueriesContext
 from audit.models import AuditEvent
 from participants import services as participant_services
 from participants.models import AllocationSlot, Participant
-from scheduling.models import ParticipantSchedule, ProtocolVersion, Visit
+from scheduling.models import ParticipantSchedule, ProtocolDeviation, ProtocolVersion, Visit
 from tests.conftest import advance
 from tests.factories import build_study
 from tests.scheduling.test_shipped_protocols import GOLDEN
@@ -65,9 +65,15 @@ def test_mapp_visits_stored_match_the_golden_table(study, pdx, alice):
     assert dose.instruments == [{"code": "CSSRS_SCREEN", "respondent": "clinician"}]
     schedule = ParticipantSchedule.objects.get(participant=participant)
     assert (schedule.enrollment_date, schedule.randomization_date) == (dt.date(2026, 2, 2), dt.date(2026, 3, 2))
-    event = AuditEvent.objects.get(entity_type="participant_schedule", field="visits")
-    assert event.participant_id == participant.participant_id
-    assert "DOSE1 2026-03-30" in event.new_value
+    # Enrollment planned the arm-neutral visits (readable by blinded roles); randomization the arm's own (not).
+    at_enrollment, at_randomization = AuditEvent.objects.filter(
+        entity_type="participant_schedule", field="visits"
+    ).order_by("id")
+    assert at_enrollment.participant_id == at_randomization.participant_id == participant.participant_id
+    assert at_enrollment.new_value == ["SCREEN 2026-02-02", "BASELINE 2026-02-16"]
+    assert (at_enrollment.action, at_enrollment.sensitivity) == ("create", "")
+    assert "DOSE1 2026-03-30" in at_randomization.new_value
+    assert (at_randomization.action, at_randomization.sensitivity) == ("update", "allocation")
 
 
 def test_samati_visits_stored_match_the_golden_table_for_both_arms(samati, pdx, alice):
@@ -162,3 +168,125 @@ def test_generation_query_count_is_fixed(study, pdx, alice, django_assert_num_qu
         with transaction.atomic():
             participant_services.participant_randomize(participant=other, by=alice)
     assert Visit.objects.filter(participant=other).count() == len(GOLDEN[("mapp-v1", "mdma")])
+
+
+# --- version 2: visits from enrollment, randomization after baseline ------------------------------------------------
+
+
+@pytest.fixture
+def mapp2(alice, pdx):
+    study, _ = build_study(code="MP2", protocol_code="mapp-v2", site_codes=("PDX",))
+    return study
+
+
+@pytest.fixture
+def samati2(alice, pdx):
+    study, _ = build_study(code="SM2", arms=("immediate", "delayed"), protocol_code="samati-v2", site_codes=("PDX",))
+    return study
+
+
+def complete(participant, code, day, by):
+    """Complete ``code`` at local noon of ``day`` (Portland), through the service."""
+    from scheduling.services import visit_complete
+
+    at = dt.datetime.combine(day, dt.time(12), tzinfo=dt.timezone(dt.timedelta(hours=-8)))
+    with time_machine.travel(at, tick=False), transaction.atomic():
+        visit_complete(visit=Visit.objects.get(participant=participant, code=code), occurred_at=at, by=by)
+
+
+def test_enrollment_creates_the_arm_neutral_visits_before_randomization(mapp2, pdx, alice):
+    participant = enrolled(mapp2, pdx, alice)
+
+    assert participant.status == "enrolled"
+    assert stored_table(participant) == [
+        ("SCREEN", "2026-02-02", "2026-02-02", "2026-03-02"),
+        ("TAPER_END", "2026-03-02", "2026-02-02", "2026-03-30"),
+        ("BASELINE", "2026-03-09", "2026-03-02", "2026-03-16"),
+    ]
+    schedule = ParticipantSchedule.objects.get(participant=participant)
+    assert (schedule.protocol_version.code, schedule.enrollment_date, schedule.randomization_date) == (
+        "mapp-v2",
+        dt.date(2026, 2, 2),
+        None,
+    )
+    # Nothing about an arm exists yet, so the history of this plan is readable by blinded roles.
+    event = AuditEvent.objects.get(entity_type="participant_schedule", field="visits")
+    assert (event.action, event.sensitivity) == ("create", "")
+    assert event.new_value == ["SCREEN 2026-02-02", "TAPER_END 2026-03-02", "BASELINE 2026-03-09"]
+
+
+def test_randomization_before_baseline_is_refused_and_changes_nothing(mapp2, pdx, alice, api):
+    participant = enrolled(mapp2, pdx, alice)
+    complete(participant, "SCREEN", dt.date(2026, 2, 2), alice)
+
+    with time_machine.travel(RANDOMIZED, tick=False):
+        response = api(alice).post(f"/api/v1/participants/{participant.participant_id}/randomize/", {}, format="json")
+
+    assert response.status_code == 400
+    message = "protocol mapp-v2 randomizes only after the BASELINE visit is completed"
+    assert (response.json()["detail"], response.json()["randomization"]) == (message, [message])
+    participant.refresh_from_db()
+    assert (participant.status, participant.randomized_at) == ("enrolled", None)
+    assert not AllocationSlot.objects.filter(participant=participant).exists()
+    assert set(Visit.objects.filter(participant=participant).values_list("code", flat=True)) == {
+        "SCREEN",
+        "TAPER_END",
+        "BASELINE",
+    }
+    assert ParticipantSchedule.objects.get(participant=participant).randomization_date is None
+
+
+def test_after_taper_and_baseline_the_arm_visits_follow_the_actual_dates(mapp2, pdx, alice):
+    participant = enrolled(mapp2, pdx, alice)
+    complete(participant, "SCREEN", dt.date(2026, 2, 3), alice)
+    complete(participant, "TAPER_END", dt.date(2026, 3, 24), alice)  # a 7-week taper
+    complete(participant, "BASELINE", dt.date(2026, 3, 31), alice)
+    participant = randomize(participant, alice, at=dt.datetime(2026, 4, 1, 18, 0, tzinfo=dt.UTC))
+
+    rows = {v.code: v for v in Visit.objects.filter(participant=participant)}
+    assert (rows["PREP1"].target_date, rows["PREP1"].window_start) == (dt.date(2026, 4, 8), dt.date(2026, 4, 5))
+    assert rows["PREP1"].window_start > rows["BASELINE"].occurred_at.date()
+    assert rows["ENDPOINT"].target_date == rows["DOSE3"].target_date + dt.timedelta(days=56)
+    assert list(ProtocolDeviation.objects.filter(participant=participant).values_list("description", flat=True)) == []
+    # The arm's visits came with randomization, in an allocation-sensitive event.
+    event = AuditEvent.objects.filter(entity_type="participant_schedule", field="visits").latest("id")
+    assert (event.action, event.sensitivity) == ("update", "allocation")
+    assert "PREP1 2026-04-08" in event.new_value and not any(v.startswith("BASELINE") for v in event.new_value)
+    # A late last dose moves the endpoint with it (the endpoint hangs on DOSE3's actual date).
+    complete(participant, "DOSE3", rows["DOSE3"].window_end, alice)
+    endpoint = Visit.objects.get(participant=participant, code="ENDPOINT")
+    assert endpoint.target_date == rows["DOSE3"].window_end + dt.timedelta(days=56)
+    assert endpoint.window_start == rows["DOSE3"].window_end + dt.timedelta(days=49)
+
+
+@pytest.mark.parametrize("arm", ["immediate", "delayed"])
+def test_samati_v2_stored_plan_matches_the_golden_table(samati2, pdx, alice, arm):
+    from tests.scheduling.test_shipped_protocols import GOLDEN_V2
+
+    # Draw participants until one lands in ``arm`` (the allocation list is fixed by its seed).
+    while True:
+        participant = enrolled(samati2, pdx, alice)
+        complete(participant, "SCREEN", dt.date(2026, 2, 2), alice)
+        complete(participant, "BASELINE", dt.date(2026, 2, 16), alice)
+        participant = randomize(participant, alice, at=dt.datetime(2026, 3, 16, 18, 0, tzinfo=dt.UTC))
+        if arm_of(participant) == arm:
+            break
+    assert stored_table(participant) == GOLDEN_V2[("samati-v2", arm)]
+
+
+def test_the_primary_comparison_accessor_gives_each_arms_visit_codes(db):
+    from scheduling.protocol import ComparisonVisits
+    from scheduling.selectors import primary_comparison_visits
+
+    assert primary_comparison_visits("samati-v2") == {
+        "immediate": ComparisonVisits(baseline="BASELINE", endpoint="POST"),
+        "delayed": ComparisonVisits(baseline="BASELINE", endpoint="WAIT_END"),
+    }
+    assert primary_comparison_visits("mapp-v2") == {
+        "mdma": ComparisonVisits(baseline="BASELINE", endpoint="ENDPOINT"),
+        "placebo": ComparisonVisits(baseline="BASELINE", endpoint="ENDPOINT"),
+    }
+    # A version-1 protocol declares none: derived from its first baseline and first assessment visit per arm.
+    assert primary_comparison_visits("mapp-v1") == primary_comparison_visits("mapp-v2")
+    assert primary_comparison_visits("samati-v1") == primary_comparison_visits("samati-v2")
+    assert primary_comparison_visits("") == {} and primary_comparison_visits("no-such-protocol") == {}

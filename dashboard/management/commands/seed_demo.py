@@ -3,7 +3,7 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
-from participants.demo import seed_demo
+from dashboard.demo import seed_demo
 
 
 class Command(BaseCommand):
