@@ -8,7 +8,7 @@ class Migration(migrations.Migration):
     dependencies = [
         ('assessments', '0003_instrument_text_packs'),
         ('participants', '0004_staff_profile'),
-        ('scheduling', '0006_visit_site_study'),
+        ('scheduling', '0007_visit_site_study'),
     ]
 
     operations = [

@@ -17,7 +17,7 @@ def copy_from_participant(apps, schema_editor):
 class Migration(migrations.Migration):
     dependencies = [
         ("participants", "0004_staff_profile"),
-        ("scheduling", "0005_visit_needs_reschedule_idx"),
+        ("scheduling", "0006_store_protocols_mapp_v2_samati_v2"),
     ]
 
     operations = [
