@@ -346,13 +346,15 @@ class DemographicsInput(serializers.Serializer[Any]):
 
 class DemographicOptionOutput(serializers.Serializer[Any]):
     value = serializers.IntegerField()
-    label = serializers.CharField()
+    label = serializers.CharField()  # type: ignore[assignment]
 
 
+# ``label`` and ``fields`` are the API's names; the stubs know them as a Field's title and a Serializer's field map
+# (DRF's metaclass takes declared fields out of the class body, so neither is shadowed at run time).
 class DemographicFieldOutput(serializers.Serializer[Any]):
     code = serializers.CharField()
     type = serializers.ChoiceField(choices=["integer", "choice"])
-    label = serializers.CharField()
+    label = serializers.CharField()  # type: ignore[assignment]
     unit = serializers.CharField()
     min = serializers.IntegerField(allow_null=True)
     max = serializers.IntegerField(allow_null=True)
@@ -363,7 +365,7 @@ class DemographicFormOutput(serializers.Serializer[Any]):
     code = serializers.CharField()
     version = serializers.CharField()
     title = serializers.CharField()
-    fields = DemographicFieldOutput(many=True)
+    fields = DemographicFieldOutput(many=True)  # type: ignore[assignment]
 
 
 class DemographicsOutput(serializers.Serializer[Any]):

@@ -24,6 +24,7 @@ from exports.columns import TEXT, Scope
 from exports.datasets import DATASETS
 from exports.datasets.base import python_rows
 from exports.formats import Progress, Var
+from exports.pseudonyms import staff_ids
 from exports.request import CODEBOOK, ExportRequest, parse_request
 from exports.selectors import export_scope
 from exports.sql import select_sql, wide_select_sql
@@ -105,9 +106,12 @@ def export_open(
         else:
             ds = DATASETS[dataset]
             variables = [Var(c.name, c.type, c.label, dict(c.values) if c.values else None) for c in ds.visible(scope)]
+            staff = (
+                staff_ids(scope.site_ids, scope.study_ids) if ds.needs_staff and _on_postgres(force_python) else None
+            )
 
             def query(escape: bool) -> sql.Composed:
-                return select_sql(ds, scope, request.filters, escape=escape)
+                return select_sql(ds, scope, request.filters, escape=escape, staff=staff)
 
             def py_rows() -> Rows:
                 return python_rows(ds, scope, request.filters)
