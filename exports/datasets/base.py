@@ -57,6 +57,10 @@ class RowSource:
             yield row, row[self.participant]
 
 
+#: The rows of a dataset computed in Python on every database (a summary per participant rather than a SELECT).
+SummaryRows = Callable[["Dataset", Scope, Filters], Iterator[tuple[Any, ...]]]
+
+
 @dataclass(frozen=True)
 class Dataset:
     name: str
@@ -65,13 +69,20 @@ class Dataset:
     from_sql: str  # joins after "FROM px"
     order_sql: str
     filter_sql: Mapping[str, str]  # request parameter -> SQL expression it compares with
-    changed_sql: str  # expression of the instant its source last changed
-    source: RowSource
+    changed_sql: str  # expression of the instant its source last changed ("": no ?changed_since)
+    source: RowSource | None
     needs_dosing: bool = False  # the Python derivations read each participant's dosing dates
     needs_staff: bool = False  # it has pseudonymous staff columns (exports.pseudonyms)
+    # Columns that come from data (a demographic form, instrument definitions), read when the export starts.
+    dynamic_columns: Callable[[], tuple[Column, ...]] | None = None
+    # Rows computed in Python on every database; such a dataset has no SQL path (COPY is for long tables).
+    summary_rows: SummaryRows | None = None
+
+    def all_columns(self) -> tuple[Column, ...]:
+        return self.dynamic_columns() if self.dynamic_columns is not None else self.columns
 
     def visible(self, scope: Scope) -> list[Column]:
-        return [c for c in self.columns if c.visible(scope)]
+        return [c for c in self.all_columns() if c.visible(scope)]
 
 
 def participant_contexts(scope: Scope, *, with_dosing: bool = False, staff: StaffIds | None = None) -> dict[int, PCtx]:
@@ -122,6 +133,10 @@ def participant_contexts(scope: Scope, *, with_dosing: bool = False, staff: Staf
 
 def python_rows(dataset: Dataset, scope: Scope, filters: Filters) -> Iterator[tuple[Any, ...]]:
     """The dataset's rows in column order, computed in Python from ORM streams (any database)."""
+    if dataset.summary_rows is not None:
+        yield from dataset.summary_rows(dataset, scope, filters)
+        return
+    assert dataset.source is not None  # every dataset has a row source or summary rows
     staff = staff_ids(scope.site_ids, scope.study_ids) if dataset.needs_staff else None
     contexts = participant_contexts(scope, with_dosing=dataset.needs_dosing, staff=staff)
     cols = dataset.visible(scope)

@@ -87,6 +87,9 @@ def export_open(
     else:
         query: Callable[[bool], sql.Composed]
         py_rows: Callable[[], Rows]
+        # A summary dataset (one row per participant) is computed in Python on every database.
+        summary = not request.wide and DATASETS[dataset].summary_rows is not None
+        pg = _on_postgres(force_python) and not summary
         if request.wide:
             wide = wide_columns(cb.instruments(), only=request.filters.instruments)
             variables = [
@@ -106,9 +109,7 @@ def export_open(
         else:
             ds = DATASETS[dataset]
             variables = [Var(c.name, c.type, c.label, dict(c.values) if c.values else None) for c in ds.visible(scope)]
-            staff = (
-                staff_ids(scope.site_ids, scope.study_ids) if ds.needs_staff and _on_postgres(force_python) else None
-            )
+            staff = staff_ids(scope.site_ids, scope.study_ids) if ds.needs_staff and pg else None
 
             def query(escape: bool) -> sql.Composed:
                 return select_sql(ds, scope, request.filters, escape=escape, staff=staff)
@@ -117,8 +118,6 @@ def export_open(
                 return python_rows(ds, scope, request.filters)
 
             name = dataset
-
-        pg = _on_postgres(force_python)
 
         def rows() -> Rows:
             return formats.pg_rows(query(False)) if pg else py_rows()
