@@ -35,30 +35,48 @@ class PairedSummary:
     p_value: float | None
 
 
+class _Unsolvable(ArithmeticError):
+    """The noncentral t could not be evaluated where the limit lies (a tiny n with an extreme t)."""
+
+
 def _ncp_at(t: float, df: int, tail: float) -> float:
     """The noncentrality parameter under which P(T <= t) = ``tail`` (nct.cdf falls as the parameter grows)."""
 
     def f(ncp: float) -> float:
-        return float(stats.nct.cdf(t, df, ncp)) - tail
+        value = float(stats.nct.cdf(t, df, ncp)) - tail
+        if not math.isfinite(value):
+            raise _Unsolvable(f"nct.cdf({t}, {df}, {ncp}) is not finite")
+        return value
 
-    low, high = t - 1.0, t + 1.0
-    step = 1.0
+    # Widen a bracket around t until the function changes sign; give up far beyond any sensible interval.
+    low, high, step = t - 1.0, t + 1.0, 1.0
     while f(low) < 0:
         step *= 2
+        if step > 2.0**20:
+            raise _Unsolvable("no lower bracket")
         low = t - step
     step = 1.0
     while f(high) > 0:
         step *= 2
+        if step > 2.0**20:
+            raise _Unsolvable("no upper bracket")
         high = t + step
-    return float(optimize.brentq(f, low, high, xtol=_XTOL, maxiter=500))
+    try:
+        return float(optimize.brentq(f, low, high, xtol=_XTOL, maxiter=500))
+    except (ValueError, RuntimeError) as exc:
+        raise _Unsolvable(str(exc)) from exc
 
 
-def dz_confidence_interval(d_z: float, n: int, confidence: float = CONFIDENCE) -> tuple[float, float]:
-    """The exact (noncentral t) confidence interval of d_z for ``n`` pairs."""
+def dz_confidence_interval(d_z: float, n: int, confidence: float = CONFIDENCE) -> tuple[float | None, float | None]:
+    """The exact (noncentral t) confidence interval of d_z for ``n`` pairs; (None, None) in the rare case that the
+    distribution cannot be evaluated at a limit (then the API leaves the interval empty rather than guess)."""
     t = d_z * math.sqrt(n)
     alpha = 1.0 - confidence
-    low = _ncp_at(t, n - 1, 1.0 - alpha / 2)
-    high = _ncp_at(t, n - 1, alpha / 2)
+    try:
+        low = _ncp_at(t, n - 1, 1.0 - alpha / 2)
+        high = _ncp_at(t, n - 1, alpha / 2)
+    except _Unsolvable:
+        return None, None
     return low / math.sqrt(n), high / math.sqrt(n)
 
 
