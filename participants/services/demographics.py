@@ -75,8 +75,9 @@ def demographics_record(
         raise ServiceError("invalid demographics", field_errors={f"answers.{k}": v for k, v in problems.items()})
     record = DemographicRecord.objects.select_for_update().filter(participant=participant).first()
     old: dict[str, Any] = dict(record.answers) if record is not None else {}
-    new = {**old, **answers}
-    changes = [(code, old.get(code), new.get(code)) for code in sorted(new) if old.get(code) != new.get(code)]
+    # None clears a field: a cleared field is simply absent, as one never recorded.
+    new = {k: v for k, v in {**old, **answers}.items() if v is not None}
+    changes = [(code, old.get(code), new.get(code)) for code in sorted({*old, *new}) if old.get(code) != new.get(code)]
     corrected = [code for code, before, _after in changes if before is not None]
     if corrected and not _has_reason(reason):
         raise ServiceError(
