@@ -184,7 +184,7 @@ def per_participant_columns() -> tuple[Column, ...]:
 
 
 def per_participant_rows(dataset: Dataset, scope: Scope, filters: Filters) -> Iterator[tuple[Any, ...]]:
-    """One row per participant in scope, ordered by participant id: eight queries, whatever the number of rows."""
+    """One row per participant in scope, ordered by participant id: a fixed number of queries, whatever the number of rows."""
     cols = dataset.visible(scope)
     staff = staff_ids(scope.site_ids, scope.study_ids)
     contexts = participant_contexts(scope, with_dosing=True, staff=staff)
