@@ -114,7 +114,9 @@ def test_effect_sizes_equal_an_independent_computation(seeded, personas, api):
 
 def test_blinded_roles_never_get_per_arm_figures(seeded, personas, api, capsys):
     def scan(body: bytes, where: str) -> None:
-        assert b"mdma" not in body and b"placebo" not in body and b'"arm"' not in body, where
+        # Arm codes and labels ("mdma"/"Mdma", "placebo"/"Placebo"), and the key itself.
+        lowered = body.lower()
+        assert b"mdma" not in lowered and b"placebo" not in lowered and b'"arm"' not in body, where
 
     blinded = ["statistician", "unblinded_statistician", "investigator", "admin"]
     for role in blinded:
@@ -125,7 +127,7 @@ def test_blinded_roles_never_get_per_arm_figures(seeded, personas, api, capsys):
     call_command("effect_sizes", "--format", "json")
     scan(capsys.readouterr().out.encode(), "command")
     call_command("effect_sizes", "--user", "unblinded_statistician-pdx")
-    out = capsys.readouterr().out
+    out = capsys.readouterr().out.lower()
     assert "mdma" not in out and "placebo" not in out and " arm " not in out
 
     for role in ["coordinator", "therapist", "rater"]:
@@ -318,3 +320,14 @@ def test_the_documented_pandas_snippet_reproduces_the_api(seeded, personas, api,
         result = namespace["effect_size"](namespace["df"], scale)
         for key in ("n", "mean_change", "sd_change", "d_z", "ci_low", "ci_high", "p_value"):
             assert result[key] == pytest.approx(rows[scale][key], abs=TOL, rel=0), (scale, key)
+
+
+def test_the_endpoint_is_in_the_openapi_schema(personas, api):
+    r = api(personas["statistician"]).get("/api/schema/", {"format": "json"})
+    assert r.status_code == 200
+    schema = json.loads(r.content)
+    operation = schema["paths"]["/api/v1/analysis/effect-sizes/"]["get"]
+    assert {p["name"] for p in operation["parameters"]} == {"study", "site", "scale", "from_visit", "to_visit"}
+    ref = operation["responses"]["200"]["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[1]
+    assert set(schema["components"]["schemas"][ref]["properties"]) == {"confidence", "ci_method", "method", "results"}
+    assert "/api/v1/participants/{participant_id}/demographics/" in schema["paths"]
