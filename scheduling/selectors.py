@@ -150,6 +150,17 @@ def visit_staff_at_sites(
     )
 
 
+def visit_codes_at_sites(
+    site_ids: Collection[int], study_ids: Collection[int] | None, codes: Collection[str]
+) -> QuerySet[Visit, tuple[int, str]]:
+    """(participant pk, visit code) of the planned (not unscheduled) visits with these codes, one query."""
+    return (
+        visits_at_sites(site_ids, study_ids)
+        .filter(code__in=codes, unscheduled=False)
+        .values_list("participant_id", "code")
+    )
+
+
 def protocol_versions_of_participants(
     site_ids: Collection[int], study_ids: Collection[int] | None = None
 ) -> dict[int, ProtocolVersion]:

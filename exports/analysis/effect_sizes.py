@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from exports.analysis.pairs import VisitPair, fixed_pair, paired_scores
+from exports.analysis.pairs import Paired, VisitPair, fixed_pair, paired_scores
 from exports.analysis.scales import ANALYSIS_SCALES, VARIABLES, variable
 from exports.analysis.stats import CI_METHOD, CONFIDENCE, paired_summary
 from exports.analysis.visits import comparison_visits
@@ -102,33 +102,38 @@ def effect_sizes(user: Actor, params: Mapping[str, Any]) -> dict[str, Any]:
     contexts = participant_contexts(scope)
     paired = paired_scores(scope.site_ids, scope.study_ids, query.scales, pair)
     codes = dict(studies_at_sites(scope.site_ids).values_list("id", "code"))
-    groups: dict[tuple[int, str, str], dict[str | None, list[Any]]] = defaultdict(lambda: defaultdict(list))
+    # One group per study, whatever visit pair each participant has: a protocol may compare its arms at different
+    # visits, and grouping by visits would then hand a blinded caller per-arm figures under another name.
+    groups: dict[int, dict[str | None, list[Paired]]] = defaultdict(lambda: defaultdict(list))
     for pk, values in paired.items():
         ctx = contexts.get(pk)
         if ctx is None:
             continue
-        group = groups[(ctx.study_id, values.first_visit, values.second_visit)]
-        group[None].append(values)
+        groups[ctx.study_id][None].append(values)
         if scope.with_arm and ctx.arm:
-            group[ctx.arm].append(values)
+            groups[ctx.study_id][ctx.arm].append(values)
     results: list[dict[str, Any]] = []
-    for (study_id, first, second), by_arm in sorted(groups.items(), key=lambda g: (codes.get(g[0][0], ""), g[0][1:])):
+    for study_id, by_arm in sorted(groups.items(), key=lambda g: codes.get(g[0], "")):
         arms: list[str | None] = [None, *sorted(a for a in by_arm if a is not None)]
         for instrument, code in query.scales:
             for arm in arms:
-                complete = [
-                    (p.value(instrument, code, 0), p.value(instrument, code, 1))
-                    for p in by_arm[arm]
-                    if p.value(instrument, code, 0) is not None and p.value(instrument, code, 1) is not None
-                ]
-                summary = paired_summary([b for b, _e in complete], [e for _b, e in complete])
+                members = by_arm[arm]
+                before: list[float] = []
+                after: list[float] = []
+                for p in members:
+                    first_value, second_value = p.value(instrument, code, 0), p.value(instrument, code, 1)
+                    if first_value is not None and second_value is not None:
+                        before.append(first_value)
+                        after.append(second_value)
+                summary = paired_summary(before, after)
                 row: dict[str, Any] = {
                     "study": codes.get(study_id, ""),
                     "scale": variable(instrument, code),
                     "instrument": instrument,
                     "scale_code": code,
-                    "from_visit": first,
-                    "to_visit": second,
+                    # The codes of the protocol's pair(s) in this group, e.g. "POST|WAIT_END" for a delayed arm.
+                    "from_visit": "|".join(sorted({p.first_visit for p in members})),
+                    "to_visit": "|".join(sorted({p.second_visit for p in members})),
                 }
                 if scope.with_arm:
                     # The key exists only for a caller who may see arms: a blinded body never names it.

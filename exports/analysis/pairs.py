@@ -13,10 +13,10 @@ from assessments.models import Score
 from assessments.selectors import scores_at_sites
 from exports.analysis.visits import comparison_visits
 from scheduling.protocol import Protocol
-from scheduling.selectors import protocol_versions_of_participants
+from scheduling.selectors import protocol_versions_of_participants, visit_codes_at_sites
 
-#: The visit pair of a participant's protocol (None: the protocol has none).
-VisitPair = Callable[[Protocol], tuple[str, str] | None]
+#: The candidate visit pairs of a protocol, in order of preference (empty: none).
+VisitPair = Callable[[Protocol], tuple[tuple[str, str], ...]]
 
 
 @dataclass
@@ -39,8 +39,8 @@ class Paired:
 def fixed_pair(first: str, second: str) -> VisitPair:
     """The same two visit codes whatever the protocol (when the caller names them)."""
 
-    def pair(protocol: Protocol) -> tuple[str, str] | None:
-        return first, second
+    def pair(protocol: Protocol) -> tuple[tuple[str, str], ...]:
+        return ((first, second),)
 
     return pair
 
@@ -55,14 +55,25 @@ def paired_scores(
     a pair are absent)."""
     wanted = set(scales)
     versions = protocol_versions_of_participants(site_ids, study_ids)
-    pairs: dict[int, tuple[str, str]] = {}
-    by_version: dict[int, tuple[str, str] | None] = {}
+    by_version: dict[int, tuple[tuple[str, str], ...]] = {}
+    candidates: dict[int, tuple[tuple[str, str], ...]] = {}
     for participant_pk, version in versions.items():
         if version.pk not in by_version:
             by_version[version.pk] = pair(version.protocol())
-        found = by_version[version.pk]
-        if found is not None:
-            pairs[participant_pk] = found
+        if by_version[version.pk]:
+            candidates[participant_pk] = by_version[version.pk]
+    pairs = {pk: options[0] for pk, options in candidates.items()}
+    # Where a protocol compares arms at different visits, each participant takes the first pair whose endpoint is
+    # one of their own planned visits: one query, and the arm itself is never read.
+    ambiguous = {pk for pk, options in candidates.items() if len(options) > 1}
+    if ambiguous:
+        endpoints = {second for pk in ambiguous for _first, second in candidates[pk]}
+        planned: dict[int, set[str]] = {}
+        for participant_pk, code in visit_codes_at_sites(site_ids, study_ids, endpoints):
+            planned.setdefault(participant_pk, set()).add(code)
+        for pk in ambiguous:
+            own = planned.get(pk, set())
+            pairs[pk] = next((c for c in candidates[pk] if c[1] in own), candidates[pk][0])
     out = {pk: Paired(first, second) for pk, (first, second) in pairs.items()}
     codes = {code for p in pairs.values() for code in p}
     if not out or not wanted:

@@ -166,8 +166,10 @@ def per_participant_columns() -> tuple[Column, ...]:
             values={v: v.replace("_", " ") for v in Participant.Status.values},
         ),
         *_demographic_columns(),
-        _col("baseline_visit", TEXT, "Visit code of the baseline", derivation=PAIR),
-        _col("endpoint_visit", TEXT, "Visit code of the endpoint", derivation=PAIR),
+        # The pair can differ by arm (a delayed arm compared at the end of its delay), so its codes travel with the
+        # arm; the scores below are at each participant's own pair either way.
+        _col("baseline_visit", TEXT, "Visit code of the baseline", role="arm", derivation=PAIR),
+        _col("endpoint_visit", TEXT, "Visit code of the endpoint", role="arm", derivation=PAIR),
         *_scale_columns(),
         *_rater_columns(),
         TREATING_DYAD,

@@ -18,9 +18,9 @@ from scheduling.protocol import load_shipped_protocols
 
 def test_the_shipped_protocols_compare_baseline_with_their_endpoint_in_every_arm():
     protocols = load_shipped_protocols()
-    assert comparison_visits(protocols["mapp-v1"]) == ("BASELINE", "ENDPOINT")
+    assert comparison_visits(protocols["mapp-v1"]) == (("BASELINE", "ENDPOINT"),)
     # SAMATI-style: the first assessment every arm has (the delayed arm's WAIT_END is its own, so never chosen).
-    assert comparison_visits(protocols["samati-v1"]) == ("BASELINE", "POST")
+    assert comparison_visits(protocols["samati-v1"]) == (("BASELINE", "POST"),)
 
 
 def test_pseudonyms_are_stable_keyed_and_unrelated_across_studies(settings):
