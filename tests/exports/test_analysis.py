@@ -334,3 +334,29 @@ def test_the_endpoint_is_in_the_openapi_schema(personas, api):
     ref = operation["responses"]["200"]["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[1]
     assert set(schema["components"]["schemas"][ref]["properties"]) == {"confidence", "ci_method", "method", "results"}
     assert "/api/v1/participants/{participant_id}/demographics/" in schema["paths"]
+
+
+def test_each_participant_takes_the_pair_of_their_own_visits(alice, pdx):
+    """With arms compared at different visits (a delayed arm at the end of its delay), the pair follows each
+    participant's own planned visits: the delayed arm's WAIT_END is preferred where it exists."""
+    from django.db import transaction
+
+    from exports.analysis.pairs import paired_scores
+    from participants.services import participant_create
+    from tests.conftest import advance
+    from tests.factories import build_study
+
+    sam, _sites = build_study(code="SAM", blinded=False, arms=("immediate", "delayed"), protocol_code="samati-v1")
+    people = []
+    for _ in range(4):
+        with transaction.atomic():
+            p = participant_create(study=sam, site=pdx, by=alice, contact={"full_name": "S P", "email": "s@ex.org"})
+        people.append(advance(p, "randomized", by=alice))
+    arms = dict(AllocationSlot.objects.filter(participant__in=people).values_list("participant_id", "arm__code"))
+    assert set(arms.values()) == {"immediate", "delayed"}
+    pairs = paired_scores(
+        [pdx.pk], [sam.pk], [("SCS", "cs")], lambda protocol: (("BASELINE", "WAIT_END"), ("BASELINE", "POST"))
+    )
+    for p in people:
+        expected = "WAIT_END" if arms[p.pk] == "delayed" else "POST"
+        assert (pairs[p.pk].first_visit, pairs[p.pk].second_visit) == ("BASELINE", expected)
