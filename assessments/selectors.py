@@ -206,6 +206,21 @@ def scores_at_sites(site_ids: Collection[int], study_ids: Collection[int] | None
     return qs
 
 
+def raters_at_sites(
+    site_ids: Collection[int], study_ids: Collection[int] | None = None
+) -> QuerySet[Response, tuple[int, int]]:
+    """(study id, user id) of every member of staff who entered a clinician-rated questionnaire of participants at
+    these sites: the exports' rater ids, in one query."""
+    qs = Response.objects.filter(
+        participant__site_id__in=site_ids,
+        entered_by__isnull=False,
+        administration__respondent=Administration.Respondent.CLINICIAN,
+    )
+    if study_ids is not None:
+        qs = qs.filter(participant__study_id__in=study_ids)
+    return qs.values_list("participant__study_id", "entered_by_id").distinct()
+
+
 def safety_alerts_at_sites(
     site_ids: Collection[int], study_ids: Collection[int] | None = None
 ) -> QuerySet[SafetyAlert]:

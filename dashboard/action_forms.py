@@ -288,3 +288,26 @@ class CorrectForm(forms.Form):
 
     def answers(self) -> dict[str, Any]:
         return {self.cleaned_data["item"]: answer_value(self.cleaned_data["value"])}
+
+
+class DemographicsForm(forms.Form):
+    """The demographic form's fields (data, not code), labelled in the viewer's language; each may stay unrecorded."""
+
+    def __init__(self, *args: Any, fields: Sequence[dict[str, Any]], answers: dict[str, Any], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        for f in fields:
+            name = f"field_{f['code']}"
+            initial = answers.get(f["code"])
+            if f["type"] == "integer":
+                self.fields[name] = forms.IntegerField(
+                    label=f["label"], required=False, min_value=f["min"], max_value=f["max"], initial=initial
+                )
+            else:
+                choices = [("", _("Not recorded"))] + [(str(o["value"]), o["label"]) for o in f["options"]]
+                self.fields[name] = forms.TypedChoiceField(
+                    label=f["label"], required=False, choices=choices, coerce=int, empty_value=None, initial=initial
+                )
+        self.fields["reason"] = _reason(required=False, help_text=_("Needed to change a value already recorded."))
+
+    def answers(self) -> dict[str, int | None]:
+        return {name.removeprefix("field_"): v for name, v in self.cleaned_data.items() if name.startswith("field_")}

@@ -25,6 +25,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.translation import get_language
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods
 
@@ -35,6 +36,7 @@ from dashboard.views import staff_page
 from participants import access
 from participants import selectors as participant_selectors
 from participants import services as participant_services
+from participants.demographics import form_as_dict
 from participants.models import Participant
 from scheduling import selectors as scheduling_selectors
 from scheduling import services as scheduling_services
@@ -306,6 +308,39 @@ def withdraw(request: HttpRequest, participant_id: str) -> HttpResponse:
         return _("Participant withdrawn.")
 
     return _run(request, action, form, perform, refused=refused)
+
+
+@staff_page
+@require_http_methods(["GET", "HEAD", "POST"])
+def demographics(request: HttpRequest, participant_id: str) -> HttpResponse:
+    participant, refused = _participant(request, participant_id)
+    form_def = form_as_dict(participant_selectors.demographic_form_active(), get_language() or "en")
+    record = participant_selectors.demographics_of(participant)
+    form = action_forms.DemographicsForm(
+        _data(request), fields=form_def["fields"], answers=dict(record.answers) if record is not None else {}
+    )
+    action = _participant_action(
+        participant,
+        _("Demographics"),
+        _("Save demographics"),
+        "summary",
+        about=_("Baseline covariates for the analysis: age in whole years (never a date of birth) and categories."),
+    )
+
+    def perform(values: dict[str, Any]) -> str:
+        participant_services.demographics_record(
+            participant=participant, answers=form.answers(), reason=values.get("reason") or None, by=request.user
+        )
+        return _("Demographics saved.")
+
+    return _run(
+        request,
+        action,
+        form,
+        perform,
+        field_for=lambda key: "reason" if key == "reason" else f"field_{key.removeprefix('answers.')}",
+        refused=refused,
+    )
 
 
 # --- visit actions ------------------------------------------------------------------------------------------------

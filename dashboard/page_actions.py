@@ -59,12 +59,13 @@ class PageActions:
     enroll: bool = False
     randomize: bool = False
     withdraw: bool = False
+    demographics: bool = False
     visits: list[VisitActions] = field(default_factory=list)
     questionnaires: list[QuestionnaireActions] = field(default_factory=list)
 
     @property
     def participant_any(self) -> bool:
-        return self.eligibility or self.consent or self.enroll or self.randomize or self.withdraw
+        return self.eligibility or self.consent or self.enroll or self.randomize or self.withdraw or self.demographics
 
 
 def page_actions(
@@ -80,6 +81,8 @@ def page_actions(
         enroll=manage and S.ENROLLED in following,
         randomize=manage and S.RANDOMIZED in following,
         withdraw=manage and S.WITHDRAWN in following,
+        # Baseline covariates: recorded (or corrected) once the participant has consented.
+        demographics=manage and participant.status not in SCREENING_STATUSES,
     )
     for visit in visits:
         allowed = VISIT_TRANSITIONS.get(visit.status, frozenset())

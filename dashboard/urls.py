@@ -36,6 +36,7 @@ urlpatterns = [
     path("participants/<str:participant_id>/enroll/", actions.enroll, name="dashboard-enroll"),
     path("participants/<str:participant_id>/randomize/", actions.randomize, name="dashboard-randomize"),
     path("participants/<str:participant_id>/withdraw/", actions.withdraw, name="dashboard-withdraw"),
+    path("participants/<str:participant_id>/demographics/", actions.demographics, name="dashboard-demographics"),
     path(
         "participants/<str:participant_id>/questionnaires/<int:administration_id>/open/",
         actions.questionnaire_open,

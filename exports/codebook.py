@@ -59,6 +59,8 @@ def codebook_rows(scope: Scope, instrument_defs: Sequence[Any] | None = None) ->
                     allowed_values="|".join(str(k) for k in col.values) if col.values else "",
                     value_labels=_labels(col.values),
                     unit=col.unit,
+                    instrument=col.instrument,
+                    instrument_version=col.instrument_version,
                     derivation=col.derivation,
                 )
             )

@@ -86,6 +86,10 @@ class PCtx:
     day0: dt.date | None
     arm: str | None = None
     dosing_dates: list[tuple[int, dt.date]] = field(default_factory=list)
+    study_id: int = 0
+    # Pseudonymous staff ids (exports.pseudonyms.StaffIds), for the datasets that carry them; shared by every row.
+    staff: Any = None
+    dyad_id: str | None = None  # the participant's treating dyad
 
     def local(self, instant: dt.datetime | None) -> dt.date | None:
         return instant.astimezone(self.tz).date() if instant is not None else None
@@ -219,3 +223,39 @@ def date_column(name: str, label: str, sql_date: str, key: str) -> Column:
         role="date",
         derivation="ISO local calendar date; only with ?dates=iso",
     )
+
+
+STAFF_IDS = (
+    "keyed hash (HMAC-SHA-256, 10 hex digits) of the study and the staff user ids: stable within a study, unrelated "
+    "across studies, never a name or username"
+)
+# The SQL of a visit's dyad: the staff booked on it, as the lookup key of the px.staff mapping (exports.pseudonyms).
+_VISIT_DYAD_SQL = (
+    "CASE WHEN v.kind IN ('preparation', 'dosing', 'integration') THEN px.staff ->> ('D:' || px.study_id || ':' || "
+    "(SELECT string_agg(vs.user_id::text, ',' ORDER BY vs.user_id) FROM scheduling_visit_staff vs "
+    "WHERE vs.visit_id = v.id)) END"
+)
+
+
+def visit_dyad_column(key: str) -> Column:
+    """The pseudonymous therapist dyad booked on a therapy session (preparation, dosing, integration)."""
+    return Column(
+        "therapist_dyad_id",
+        TEXT,
+        "Pseudonymous id of the therapist dyad booked on this session",
+        _VISIT_DYAD_SQL,
+        lambda r, p: p.staff.visit_dyad.get(r[key]),
+        derivation="D-<10 hex>: the staff booked on a preparation, dosing or integration session (empty for other "
+        "visits or none booked); " + STAFF_IDS,
+    )
+
+
+TREATING_DYAD = Column(
+    "therapist_dyad_id",
+    TEXT,
+    "Pseudonymous id of the participant's therapist dyad",
+    "px.dyad_id",
+    lambda r, p: p.dyad_id,
+    derivation="D-<10 hex>: the staff booked on the participant's first dosing session that has staff (a dyad rarely "
+    "changes within a treatment; the visits dataset has each session's own); " + STAFF_IDS,
+)

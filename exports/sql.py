@@ -6,17 +6,37 @@ comes from a request is composed in with ``psycopg.sql.Literal``, never formatte
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 
 from psycopg import sql
 
 from exports.columns import TEXT, Filters, Scope, escape_sql
 from exports.datasets import SCORES, Dataset
+from exports.pseudonyms import StaffIds
 from exports.wide import WideColumn, index_columns
+from scheduling.protocol import VisitKind
+
+# A participant's treating dyad: the staff of their first dosing session with staff booked (exports.pseudonyms).
+# The one value composed in is the VisitKind member, a constant of the code, never request input.
+_TREATING_DYAD_MEMBERS = (
+    "(SELECT string_agg(vs.user_id::text, ',' ORDER BY vs.user_id) FROM scheduling_visit_staff vs "  # noqa: S608
+    "WHERE vs.visit_id = (SELECT d.id FROM scheduling_visit d WHERE d.participant_id = p.id "
+    f"AND d.kind = '{VisitKind.DOSING.value}' "
+    "AND EXISTS (SELECT 1 FROM scheduling_visit_staff x WHERE x.visit_id = d.id) "
+    "ORDER BY d.dosing_number NULLS LAST, d.id LIMIT 1))"
+)
 
 
-def _px(scope: Scope) -> sql.Composable:
-    """Participants in scope with their time zone, day 0 and (only when visible) arm."""
+def _px(scope: Scope, staff: StaffIds | None = None) -> sql.Composable:
+    """Participants in scope with their study, time zone, day 0 and (only when visible) arm; with ``staff``, the
+    pseudonym mapping (a JSON literal computed in Python: the key never reaches the database) as ``px.staff`` and
+    the treating dyad's id as ``px.dyad_id``."""
+    staff_cols: sql.Composable = sql.SQL("")
+    if staff is not None:
+        staff_cols = sql.SQL(
+            ", {m}::jsonb AS staff, ({m}::jsonb ->> ('D:' || p.study_id || ':' || {members})) AS dyad_id"
+        ).format(m=sql.Literal(json.dumps(staff.by_key, sort_keys=True)), members=sql.SQL(_TREATING_DYAD_MEMBERS))
     arm_col = sql.SQL(", arm.code AS arm") if scope.with_arm else sql.SQL("")
     arm_join = (
         sql.SQL(
@@ -30,15 +50,15 @@ def _px(scope: Scope) -> sql.Composable:
     if scope.study_ids is not None:
         where.append(sql.SQL("p.study_id = ANY({})").format(sql.Literal(list(scope.study_ids))))
     return sql.SQL(
-        "WITH px AS (SELECT p.id, p.participant_id, s.code AS site_code, z.tz, "
+        "WITH px AS (SELECT p.id, p.participant_id, p.study_id, s.code AS site_code, z.tz, "
         "COALESCE(ps.randomization_date, ps.enrollment_date, (p.randomized_at AT TIME ZONE z.tz)::date, "
-        "(p.enrolled_at AT TIME ZONE z.tz)::date) AS day0{arm_col} "
+        "(p.enrolled_at AT TIME ZONE z.tz)::date) AS day0{staff_cols}{arm_col} "
         "FROM participants_participant p JOIN participants_site s ON s.id = p.site_id "
         "LEFT JOIN participants_contactdetails c ON c.participant_id = p.id "
         "CROSS JOIN LATERAL (SELECT COALESCE(NULLIF(c.time_zone, ''), s.time_zone) AS tz) z "
         "LEFT JOIN scheduling_participantschedule ps ON ps.participant_id = p.id{arm_join} "
         "WHERE {where}) "
-    ).format(arm_col=arm_col, arm_join=arm_join, where=sql.SQL(" AND ").join(where))
+    ).format(staff_cols=staff_cols, arm_col=arm_col, arm_join=arm_join, where=sql.SQL(" AND ").join(where))
 
 
 def filter_clauses(filter_sql: Mapping[str, str], changed_sql: str | None, filters: Filters) -> list[sql.Composable]:
@@ -66,12 +86,15 @@ def _select_list(columns: Sequence[tuple[str, str, sql.Composable]], escape: boo
     return sql.SQL(", ").join(parts)
 
 
-def select_sql(dataset: Dataset, scope: Scope, filters: Filters, *, escape: bool) -> sql.Composed:
-    """The dataset's rows; ``escape`` prefixes formula cells (for CSV, which spreadsheets open)."""
+def select_sql(
+    dataset: Dataset, scope: Scope, filters: Filters, *, escape: bool, staff: StaffIds | None = None
+) -> sql.Composed:
+    """The dataset's rows; ``escape`` prefixes formula cells (for CSV, which spreadsheets open); ``staff`` for a
+    dataset with pseudonymous staff columns."""
     cols = [(c.name, c.type, c.expr) for c in dataset.visible(scope)]
     where = filter_clauses(dataset.filter_sql, dataset.changed_sql, filters)
     return sql.SQL("{px}SELECT {cols} FROM px {from_} {where} ORDER BY {order}").format(
-        px=_px(scope),
+        px=_px(scope, staff),
         cols=_select_list(cols, escape),
         from_=sql.SQL(dataset.from_sql),
         where=_where(where),

@@ -130,6 +130,7 @@ def python_wide_rows(wide: Sequence[WideColumn], scope: Scope, filters: Filters)
     contexts = participant_contexts(scope)
     index = {(w.instrument, w.kind, w.code): i for i, w in enumerate(wide)}
     # ?changed_since applies to the whole row (its latest change), not to each score: see emit().
+    assert SCORES.source is not None  # the long scores are a SELECT
     qs = SCORES.source.filtered(scope, Filters(filters.instruments, filters.visit_codes, None))
     stream = qs.order_by(
         "response__participant__participant_id",

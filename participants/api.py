@@ -11,6 +11,7 @@ from typing import Any
 
 import django_filters
 from django.db.models import QuerySet
+from django.utils.translation import get_language
 from drf_spectacular.utils import (
     OpenApiParameter,
     OpenApiResponse,
@@ -26,6 +27,7 @@ from rest_framework.views import APIView
 
 from audit.selectors import participant_history
 from participants import access, selectors, services
+from participants.demographics import form_as_dict
 from participants.models import ConsentDocument, EligibilityCriterion, Participant, Site, StaffMembership, Study
 from participants.serializers import (
     ArmInput,
@@ -37,6 +39,8 @@ from participants.serializers import (
     CriterionInput,
     CriterionOutput,
     CriterionRetireInput,
+    DemographicsInput,
+    DemographicsOutput,
     EligibilityInput,
     HistoryOutput,
     MembershipInput,
@@ -250,6 +254,43 @@ class ParticipantWithdraw(_ParticipantAction):
             date=values["date"],
             by=request.user,
         )
+
+
+def _render_demographics(participant: Participant) -> dict[str, Any]:
+    record = selectors.demographics_of(participant)
+    return {
+        "participant_id": participant.participant_id,
+        "form": form_as_dict(selectors.demographic_form_active(), get_language() or "en"),
+        "answers": dict(record.answers) if record is not None else {},
+        "form_version": record.form_version if record is not None else None,
+        "recorded_at": record.recorded_at if record is not None else None,
+    }
+
+
+class ParticipantDemographics(APIView):
+    """Baseline demographics: the active form (labels in the request's language) and the recorded answers. For the
+    staff who manage participants at the participant's site."""
+
+    @extend_schema(summary="A participant's baseline demographics and the form", responses=DemographicsOutput)
+    def get(self, request: Request, participant_id: str) -> Response:
+        participant = selectors.participant_get(request.user, participant_id)
+        access.require_role(request.user, participant.site_id, MANAGE, "read demographics")
+        return Response(DemographicsOutput(_render_demographics(participant)).data)
+
+    @extend_schema(
+        summary="Record or correct baseline demographics (a correction needs a reason)",
+        request=DemographicsInput,
+        responses=DemographicsOutput,
+    )
+    def put(self, request: Request, participant_id: str) -> Response:
+        participant = selectors.participant_get(request.user, participant_id)
+        payload = DemographicsInput(data=request.data)
+        payload.is_valid(raise_exception=True)
+        values = payload.validated_data
+        services.demographics_record(
+            participant=participant, answers=values["answers"], reason=values.get("reason"), by=request.user
+        )
+        return Response(DemographicsOutput(_render_demographics(participant)).data)
 
 
 class ParticipantHistory(APIView):

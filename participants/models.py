@@ -307,3 +307,39 @@ class AllocationSlot(models.Model):
 
     def __str__(self) -> str:
         return f"slot {self.stratum}#{self.sequence}"
+
+
+class DemographicFormVersion(models.Model):
+    """A loaded demographic form definition (participants.demographics), exactly as it was checked. Never edited: a
+    change of categories is a new version, and answers keep the version they were recorded under."""
+
+    code = models.CharField(max_length=40)
+    version = models.CharField(max_length=20)
+    definition = models.JSONField()
+    source = models.CharField(max_length=300, blank=True, help_text="File the definition was loaded from.")
+    loaded_at = models.DateTimeField(auto_now_add=True)
+    loaded_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT)
+
+    class Meta:
+        ordering = ["code", "loaded_at", "id"]
+        constraints = [models.UniqueConstraint(fields=["code", "version"], name="demographic_form_unique_version")]
+
+    def __str__(self) -> str:
+        return f"{self.code} v{self.version}"
+
+
+class DemographicRecord(models.Model):
+    """A participant's baseline demographics: one row per participant, answers by field code (integers: an age in
+    years or an option's export code), stamped with the form version they were checked against. Corrections update
+    the row; the audit trail keeps every earlier value with its reason."""
+
+    participant = models.OneToOneField(Participant, on_delete=models.PROTECT, related_name="demographics")
+    form_code = models.CharField(max_length=40)
+    form_version = models.CharField(max_length=20)
+    answers = models.JSONField(default=dict)
+    recorded_at = models.DateTimeField()
+    recorded_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.PROTECT, related_name="+")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"demographics of participant {self.participant_id}"

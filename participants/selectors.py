@@ -14,12 +14,15 @@ from django.shortcuts import get_object_or_404
 
 from audit.selectors import status_transitions_to
 from participants.access import Actor, is_superuser, site_ids_for
+from participants.demographics import FORM_CODE, DemographicForm, parse_form, shipped_form
 from participants.models import (
     AllocationSlot,
     Arm,
     ConsentDocument,
     ConsentRecord,
     ContactDetails,
+    DemographicFormVersion,
+    DemographicRecord,
     EligibilityAnswer,
     EligibilityCriterion,
     Participant,
@@ -600,3 +603,31 @@ def studies_active_with_languages() -> list[tuple[Study, set[str]]]:
             continue  # every participant has finished
         out.append((study, languages.get(study.pk, set()) | {settings.LANGUAGE_CODE}))
     return out
+
+
+# --- demographics ---
+
+
+def demographic_form_row_latest(code: str = FORM_CODE) -> DemographicFormVersion | None:
+    """The latest loaded version of a demographic form (None: none loaded, the shipped file applies)."""
+    return DemographicFormVersion.objects.filter(code=code).order_by("-loaded_at", "-id").first()
+
+
+def demographic_form_active() -> DemographicForm:
+    """The form staff fill in and exports describe: the latest loaded version, else the shipped definition."""
+    row = demographic_form_row_latest()
+    return parse_form(row.definition) if row is not None else shipped_form()
+
+
+def demographics_of(participant: Participant) -> DemographicRecord | None:
+    return DemographicRecord.objects.filter(participant=participant).first()
+
+
+def demographics_at_sites(
+    site_ids: Collection[int], study_ids: Collection[int] | None = None
+) -> QuerySet[DemographicRecord]:
+    """Demographic records of participants at these sites (and of these studies, if given); for exports."""
+    qs = DemographicRecord.objects.filter(participant__site_id__in=site_ids)
+    if study_ids is not None:
+        qs = qs.filter(participant__study_id__in=study_ids)
+    return qs

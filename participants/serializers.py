@@ -331,3 +331,46 @@ class MembershipOutput(serializers.Serializer[StaffMembership]):
     site = serializers.CharField(source="site.code")
     role = serializers.CharField()
     granted_at = serializers.DateTimeField()
+
+
+# --- demographics ----------------------------------------------------------------------------------------------------
+
+
+class DemographicsInput(serializers.Serializer[Any]):
+    answers = serializers.DictField(
+        child=serializers.IntegerField(allow_null=True),
+        help_text="Field code -> integer (age in years, or an option's value); null clears a field.",
+    )
+    reason = serializers.CharField(max_length=2000, required=False, allow_blank=True)
+
+
+class DemographicOptionOutput(serializers.Serializer[Any]):
+    value = serializers.IntegerField()
+    label = serializers.CharField()  # type: ignore[assignment]
+
+
+# ``label`` and ``fields`` are the API's names; the stubs know them as a Field's title and a Serializer's field map
+# (DRF's metaclass takes declared fields out of the class body, so neither is shadowed at run time).
+class DemographicFieldOutput(serializers.Serializer[Any]):
+    code = serializers.CharField()
+    type = serializers.ChoiceField(choices=["integer", "choice"])
+    label = serializers.CharField()  # type: ignore[assignment]
+    unit = serializers.CharField()
+    min = serializers.IntegerField(allow_null=True)
+    max = serializers.IntegerField(allow_null=True)
+    options = DemographicOptionOutput(many=True)
+
+
+class DemographicFormOutput(serializers.Serializer[Any]):
+    code = serializers.CharField()
+    version = serializers.CharField()
+    title = serializers.CharField()
+    fields = DemographicFieldOutput(many=True)  # type: ignore[assignment]
+
+
+class DemographicsOutput(serializers.Serializer[Any]):
+    participant_id = serializers.CharField()
+    form = DemographicFormOutput()
+    answers = serializers.DictField(child=serializers.IntegerField(allow_null=True))
+    form_version = serializers.CharField(allow_null=True, help_text="The version the answers were recorded under.")
+    recorded_at = serializers.DateTimeField(allow_null=True)

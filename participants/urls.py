@@ -16,6 +16,11 @@ urlpatterns = [
         "participants/<str:participant_id>/randomize/", api.ParticipantRandomize.as_view(), name="participant-randomize"
     ),
     path("participants/<str:participant_id>/withdraw/", api.ParticipantWithdraw.as_view(), name="participant-withdraw"),
+    path(
+        "participants/<str:participant_id>/demographics/",
+        api.ParticipantDemographics.as_view(),
+        name="participant-demographics",
+    ),
     path("participants/<str:participant_id>/history/", api.ParticipantHistory.as_view(), name="participant-history"),
     path("studies/", api.StudyListCreate.as_view(), name="study-list"),
     path("studies/<str:code>/", api.StudyDetail.as_view(), name="study-detail"),

@@ -137,6 +137,48 @@ def visits_at_sites(site_ids: Collection[int], study_ids: Collection[int] | None
     return qs
 
 
+def visit_staff_at_sites(
+    site_ids: Collection[int], study_ids: Collection[int] | None = None
+) -> QuerySet[Visit, tuple[int, int, int, str, int | None, int]]:
+    """(visit id, participant pk, study id, visit kind, dosing number, staff user id) for every member of staff
+    booked on a visit of participants at these sites: the exports' therapist dyads, in one query."""
+    return (
+        visits_at_sites(site_ids, study_ids)
+        .filter(staff__isnull=False)
+        .values_list("id", "participant_id", "participant__study_id", "kind", "dosing_number", "staff__id")
+    )
+
+
+def visit_codes_at_sites(
+    site_ids: Collection[int], study_ids: Collection[int] | None, codes: Collection[str]
+) -> QuerySet[Visit, tuple[int, str]]:
+    """(participant pk, visit code) of the planned (not unscheduled) visits with these codes, one query."""
+    return (
+        visits_at_sites(site_ids, study_ids)
+        .filter(code__in=codes, unscheduled=False)
+        .values_list("participant_id", "code")
+    )
+
+
+def protocol_versions_of_participants(
+    site_ids: Collection[int], study_ids: Collection[int] | None = None
+) -> dict[int, ProtocolVersion]:
+    """The protocol version each scheduled participant at these sites follows, by participant pk (two queries)."""
+    schedules = ParticipantSchedule.objects.filter(participant__site_id__in=site_ids)
+    if study_ids is not None:
+        schedules = schedules.filter(participant__study_id__in=study_ids)
+    pairs = list(schedules.values_list("participant_id", "protocol_version_id"))
+    versions = ProtocolVersion.objects.in_bulk({v for _p, v in pairs})
+    return {p: versions[v] for p, v in pairs}
+
+
+def dosing_sessions_most() -> int:
+    """The most dosing sessions any arm of any protocol (shipped or loaded) plans: the exports' dose columns."""
+    shipped = [_shipped_protocol(path.stem) for path in shipped_protocol_paths()]
+    protocols = [p for p in shipped if p is not None] + [pv.protocol() for pv in ProtocolVersion.objects.all()]
+    return max((len(arm.dosing_numbers()) for p in protocols for arm in p.arms.values()), default=0)
+
+
 def deviations_at_sites(
     site_ids: Collection[int], study_ids: Collection[int] | None = None
 ) -> QuerySet[ProtocolDeviation]:

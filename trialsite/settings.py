@@ -24,6 +24,10 @@ if not SECRET_KEY:
     if not DEBUG:
         raise ImproperlyConfigured("SECRET_KEY is required when DEBUG is off (or set SECRET_KEY_FILE)")
     SECRET_KEY = "insecure-development-key-only-used-when-DEBUG-is-on"  # noqa: S105
+# Keys the pseudonymous staff ids of the exports (therapist dyads, raters). Its own variable so that rotating
+# SECRET_KEY (sessions, signed links) does not change the ids an analysis already clusters on; it defaults to
+# SECRET_KEY for a deployment that never rotates it.
+EXPORT_PSEUDONYM_KEY = env_str("EXPORT_PSEUDONYM_KEY") or SECRET_KEY
 
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]", "testserver"] if DEBUG else [])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])

@@ -6,6 +6,7 @@ from exports.datasets.alerts import SAFETY_ALERTS
 from exports.datasets.base import Dataset
 from exports.datasets.deviations import DEVIATIONS
 from exports.datasets.participants import PARTICIPANTS
+from exports.datasets.per_participant import PER_PARTICIPANT
 from exports.datasets.responses import RESPONSES
 from exports.datasets.scores import SCORES
 from exports.datasets.visits import VISITS
@@ -15,6 +16,7 @@ __all__ = [
     "DATASETS",
     "DEVIATIONS",
     "PARTICIPANTS",
+    "PER_PARTICIPANT",
     "RESPONSES",
     "SAFETY_ALERTS",
     "SCORES",
@@ -23,8 +25,11 @@ __all__ = [
 ]
 
 # In this order in the codebook, the freezes and every list of datasets.
-DATASETS: dict[str, Dataset] = {d.name: d for d in (PARTICIPANTS, VISITS, RESPONSES, SCORES, DEVIATIONS, SAFETY_ALERTS)}
+DATASETS: dict[str, Dataset] = {
+    d.name: d for d in (PARTICIPANTS, VISITS, RESPONSES, SCORES, DEVIATIONS, SAFETY_ALERTS, PER_PARTICIPANT)
+}
 # Filters each dataset accepts (the rest of the request parameters are refused with a 400 naming them).
 ACCEPTS: dict[str, frozenset[str]] = {
-    name: frozenset({"study", "site", "changed_since", *d.filter_sql}) for name, d in DATASETS.items()
+    name: frozenset({"study", "site", *(["changed_since"] if d.changed_sql else []), *d.filter_sql})
+    for name, d in DATASETS.items()
 }

@@ -15,6 +15,7 @@ from typing import Any
 from django.db.models import OrderBy, Q, QuerySet
 
 from exports.columns import Column, Filters, PCtx, Scope
+from exports.pseudonyms import StaffIds, staff_ids
 from participants.selectors import participants_at_sites
 from scheduling.protocol import VisitKind
 from scheduling.selectors import visits_at_sites
@@ -56,6 +57,10 @@ class RowSource:
             yield row, row[self.participant]
 
 
+#: The rows of a dataset computed in Python on every database (a summary per participant rather than a SELECT).
+SummaryRows = Callable[["Dataset", Scope, Filters], Iterator[tuple[Any, ...]]]
+
+
 @dataclass(frozen=True)
 class Dataset:
     name: str
@@ -64,18 +69,28 @@ class Dataset:
     from_sql: str  # joins after "FROM px"
     order_sql: str
     filter_sql: Mapping[str, str]  # request parameter -> SQL expression it compares with
-    changed_sql: str  # expression of the instant its source last changed
-    source: RowSource
+    changed_sql: str  # expression of the instant its source last changed ("": no ?changed_since)
+    source: RowSource | None
     needs_dosing: bool = False  # the Python derivations read each participant's dosing dates
+    needs_staff: bool = False  # it has pseudonymous staff columns (exports.pseudonyms)
+    # Columns that come from data (a demographic form, instrument definitions), read when the export starts.
+    dynamic_columns: Callable[[], tuple[Column, ...]] | None = None
+    # Rows computed in Python on every database; such a dataset has no SQL path (COPY is for long tables).
+    summary_rows: SummaryRows | None = None
+
+    def all_columns(self) -> tuple[Column, ...]:
+        return self.dynamic_columns() if self.dynamic_columns is not None else self.columns
 
     def visible(self, scope: Scope) -> list[Column]:
-        return [c for c in self.columns if c.visible(scope)]
+        return [c for c in self.all_columns() if c.visible(scope)]
 
 
-def participant_contexts(scope: Scope, *, with_dosing: bool = False) -> dict[int, PCtx]:
-    """Day 0, time zone and arm per participant in scope: one query (two with dosing dates), any number of rows."""
+def participant_contexts(scope: Scope, *, with_dosing: bool = False, staff: StaffIds | None = None) -> dict[int, PCtx]:
+    """Day 0, time zone and arm per participant in scope: one query (two with dosing dates), any number of rows.
+    With ``staff``, each context carries the pseudonyms and the participant's treating dyad."""
     fields = [
         "id",
+        "study_id",
         "participant_id",
         "site__code",
         "contact__time_zone",
@@ -92,6 +107,9 @@ def participant_contexts(scope: Scope, *, with_dosing: bool = False) -> dict[int
     for row in participants.values(*fields).iterator(chunk_size=CHUNK_ROWS):
         tz = zoneinfo.ZoneInfo(row["contact__time_zone"] or row["site__time_zone"])
         ctx = PCtx(row["participant_id"], row["site__code"], tz, None, row.get("allocation__arm__code"))
+        ctx.study_id = row["study_id"]
+        if staff is not None:
+            ctx.staff, ctx.dyad_id = staff, staff.treating_dyad.get(row["id"])
         ctx.day0 = (
             row["schedule__randomization_date"]
             or row["schedule__enrollment_date"]
@@ -115,7 +133,12 @@ def participant_contexts(scope: Scope, *, with_dosing: bool = False) -> dict[int
 
 def python_rows(dataset: Dataset, scope: Scope, filters: Filters) -> Iterator[tuple[Any, ...]]:
     """The dataset's rows in column order, computed in Python from ORM streams (any database)."""
-    contexts = participant_contexts(scope, with_dosing=dataset.needs_dosing)
+    if dataset.summary_rows is not None:
+        yield from dataset.summary_rows(dataset, scope, filters)
+        return
+    assert dataset.source is not None  # every dataset has a row source or summary rows
+    staff = staff_ids(scope.site_ids, scope.study_ids) if dataset.needs_staff else None
+    contexts = participant_contexts(scope, with_dosing=dataset.needs_dosing, staff=staff)
     cols = dataset.visible(scope)
     for row, participant_pk in dataset.source.rows(scope, filters):
         ctx = contexts[participant_pk]

@@ -8,7 +8,9 @@ from exports.columns import (
     INT,
     PARTICIPANT_ID,
     SITE,
+    STAFF_IDS,
     TEXT,
+    TREATING_DYAD,
     Column,
     local_date_column,
     study_day_column,
@@ -58,6 +60,20 @@ RESPONSES = Dataset(
             values={"participant_link": "participant link", "staff": "staff entry"},
         ),
         study_day_column("study_day", "Study day of submission", "r.submitted_at", "response__submitted_at"),
+        Column(
+            "rater_id",
+            TEXT,
+            "Pseudonymous id of the rater",
+            "CASE WHEN ad.respondent = 'clinician' THEN px.staff ->> ('R:' || px.study_id || ':' || r.entered_by_id) END",
+            lambda r, p: (
+                p.staff.rater(p.study_id, r["response__entered_by_id"])
+                if r["response__administration__respondent"] == "clinician"
+                else None
+            ),
+            derivation="R-<10 hex>: the member of staff who entered a clinician-rated questionnaire (empty for "
+            "self-reports); " + STAFF_IDS,
+        ),
+        TREATING_DYAD,
         ARM,
         local_date_column("submitted_date", "Submission date (local)", "r.submitted_at", "response__submitted_at"),
     ),
@@ -82,6 +98,7 @@ RESPONSES = Dataset(
             "response__administration__respondent",
             "response__source",
             "response__submitted_at",
+            "response__entered_by_id",
         ),
         order_by=("response__participant__participant_id", "response_id", "id"),
         participant="response__participant_id",
@@ -89,4 +106,5 @@ RESPONSES = Dataset(
         visit_code="response__visit__code",
         changed=("response__updated_at",),
     ),
+    needs_staff=True,
 )

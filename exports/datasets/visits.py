@@ -23,6 +23,7 @@ from exports.columns import (
     local_sql,
     study_day_column,
     visit_code_column,
+    visit_dyad_column,
 )
 from exports.datasets.base import Dataset, RowSource
 from scheduling.models import Visit
@@ -117,6 +118,7 @@ VISITS = Dataset(
             derivation="local date this visit took place minus the local date of the latest other dosing visit that "
             "took place on or before it; empty if none or not taken place",
         ),
+        visit_dyad_column("id"),
         ARM,
         date_column("target_date", "Target date (local)", "v.target_date", "target_date"),
         date_column("window_start_date", "Window start (local)", "v.window_start", "window_start"),
@@ -156,4 +158,5 @@ VISITS = Dataset(
         changed=("updated_at",),
     ),
     needs_dosing=True,
+    needs_staff=True,
 )

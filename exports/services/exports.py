@@ -24,6 +24,7 @@ from exports.columns import TEXT, Scope
 from exports.datasets import DATASETS
 from exports.datasets.base import python_rows
 from exports.formats import Progress, Var
+from exports.pseudonyms import staff_ids
 from exports.request import CODEBOOK, ExportRequest, parse_request
 from exports.selectors import export_scope
 from exports.sql import select_sql, wide_select_sql
@@ -86,6 +87,9 @@ def export_open(
     else:
         query: Callable[[bool], sql.Composed]
         py_rows: Callable[[], Rows]
+        # A summary dataset (one row per participant) is computed in Python on every database.
+        summary = not request.wide and DATASETS[dataset].summary_rows is not None
+        pg = _on_postgres(force_python) and not summary
         if request.wide:
             wide = wide_columns(cb.instruments(), only=request.filters.instruments)
             variables = [
@@ -105,16 +109,15 @@ def export_open(
         else:
             ds = DATASETS[dataset]
             variables = [Var(c.name, c.type, c.label, dict(c.values) if c.values else None) for c in ds.visible(scope)]
+            staff = staff_ids(scope.site_ids, scope.study_ids) if ds.needs_staff and pg else None
 
             def query(escape: bool) -> sql.Composed:
-                return select_sql(ds, scope, request.filters, escape=escape)
+                return select_sql(ds, scope, request.filters, escape=escape, staff=staff)
 
             def py_rows() -> Rows:
                 return python_rows(ds, scope, request.filters)
 
             name = dataset
-
-        pg = _on_postgres(force_python)
 
         def rows() -> Rows:
             return formats.pg_rows(query(False)) if pg else py_rows()

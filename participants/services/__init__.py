@@ -13,6 +13,7 @@ One module per noun; this package re-exports every service so that ``services.pa
 - ``unblinding``: study_unblind
 - ``profiles``: staff_language_set (a member of staff's own settings)
 - ``searches``: contact_search_record (a search of contact details, audited)
+- ``demographics``: demographic_form_load, demographics_record (baseline covariates, a form declared as data)
 
 The status machine is ``participants.transitions``; the hooks other apps register are ``participants.hooks``.
 """
@@ -27,6 +28,7 @@ from participants.hooks import on_randomized as on_randomized
 from participants.hooks import on_withdrawn as on_withdrawn
 from participants.services.allocation import allocation_list_generate, allocation_list_import, participant_randomize
 from participants.services.consent import consent_document_publish, consent_record
+from participants.services.demographics import demographic_form_load, demographics_record
 from participants.services.eligibility import criterion_create, criterion_retire, eligibility_record
 from participants.services.memberships import membership_grant, membership_revoke
 from participants.services.participants import participant_create, participant_enroll, participant_update
@@ -46,6 +48,8 @@ __all__ = [
     "contact_search_record",
     "criterion_create",
     "criterion_retire",
+    "demographic_form_load",
+    "demographics_record",
     "eligibility_record",
     "membership_grant",
     "membership_revoke",

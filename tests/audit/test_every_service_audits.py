@@ -492,6 +492,33 @@ def participant_update(t: Trial) -> Case:
     )
 
 
+@case("participants.services.demographics.demographics_record")
+def demographics_record(t: Trial) -> Case:
+    participant = t.participant("enrolled")
+    return Case(
+        dict(participant=participant, answers={"age_years": 37, "race": 6}),
+        by=t.alice,
+        participant=participant,
+        events=[
+            Event("demographics", "create", "age_years"),
+            Event("demographics", "create", "race"),
+            Event("demographics", "create", "form_version"),
+        ],
+    )
+
+
+@case("participants.services.demographics.demographic_form_load")
+def demographic_form_load(t: Trial) -> Case:
+    from participants.demographics import shipped_form
+
+    definition = dict(shipped_form().raw) | {"version": "2"}
+    return Case(
+        dict(definition=definition, source="site-form.json"),
+        by=t.root,
+        events=[Event("demographic_form", "create", "version"), Event("demographic_form", "create", "fields")],
+    )
+
+
 @case("participants.services.participants.participant_enroll")
 def participant_enroll(t: Trial) -> Case:
     participant = t.participant("consented")

@@ -229,6 +229,12 @@ PAGES: dict[str, Page] = {
         scoped=True,
         data=lambda w, s: {"level": "stop_contact", "date": "2026-03-05", "reason": "moved away", "confirm": "on"},
     ),  # fmt: skip
+    "dashboard-demographics": Page(
+        _participant_page("dashboard-demographics", "enrolled"),
+        GET_POST,
+        scoped=True,
+        data=lambda w, s: {"field_age_years": "44", "field_race": "6", "field_ethnicity": "2", "reason": ""},
+    ),  # fmt: skip
     "dashboard-questionnaire-open": Page(
         lambda w, s: [
             reverse(

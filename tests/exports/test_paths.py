@@ -20,6 +20,7 @@ EXPORTS = [
     ("scores", {}),
     ("deviations", {}),
     ("safety_alerts", {}),
+    ("per_participant", {}),
     ("scores", {"layout": "wide"}),
     ("visits", {"visit_code": "DOSE1,INT1A"}),
     ("responses", {"instrument": "SCS"}),
