@@ -13,7 +13,7 @@ from scipy import stats
 from exports.analysis.stats import dz_confidence_interval, paired_summary
 from exports.analysis.visits import comparison_visits
 from exports.pseudonyms import DYAD, RATER, key_text, pseudonym
-from scheduling.protocol import load_shipped_protocols
+from scheduling.protocol import SHIPPED_DIR, load_protocol_file, load_shipped_protocols, primary_comparison
 
 
 def test_the_shipped_protocols_compare_baseline_with_their_endpoint_in_every_arm():
@@ -58,3 +58,27 @@ def test_the_interval_is_the_noncentral_t_one():
     se = math.sqrt(1 / n + s.d_z**2 / (2 * n))
     assert s.ci_high - s.ci_low == pytest.approx(2 * 1.959964 * se, rel=0.1)
     assert dz_confidence_interval(100.0, 2) == (None, None)
+
+
+@pytest.mark.parametrize(
+    ("code", "pairs"),
+    [
+        ("mapp-v1", (("BASELINE", "ENDPOINT"),)),
+        ("samati-v1", (("BASELINE", "POST"),)),
+    ],
+)
+def test_comparison_visits_before_the_declaration(code, pairs):
+    assert comparison_visits(load_protocol_file(SHIPPED_DIR / f"{code}.json")) == pairs
+
+
+@pytest.mark.parametrize("code", ["mapp-v2", "samati-v2"])
+def test_comparison_visits_follow_the_declared_primary_comparison(code):
+    protocol = load_protocol_file(SHIPPED_DIR / f"{code}.json")
+    declared = primary_comparison(protocol)
+    assert declared is not None and declared.declared
+    pairs = comparison_visits(protocol)
+    # Every arm's declared pair is offered, once, and an endpoint fewer arms have comes before one more arms have.
+    assert set(pairs) == {(c.baseline, c.endpoint) for c in declared.arms.values()}
+    assert len(pairs) == len(set(pairs))
+    counts = [sum(1 for arm in protocol.arms.values() if end in arm.codes) for _, end in pairs]
+    assert counts == sorted(counts)
