@@ -41,6 +41,13 @@ def open_link(token):
     return client
 
 
+def whole(client, number: int) -> str:
+    """Every screen of questionnaire ``number`` (a screen holds eight questions at most), one after the other."""
+    bodies = [client.get(f"/l/q/{number}/")]
+    bodies += [client.get(f"/l/q/{number}/{screen}/") for screen in range(2, 10)]
+    return "\n".join(b.content.decode() for b in bodies if b.status_code == 200)
+
+
 def test_spanish_and_english_scs_packs_put_their_wording_on_the_page_in_the_right_language(
     tmp_path, participant, baseline, alice, in_window
 ):
@@ -49,7 +56,7 @@ def test_spanish_and_english_scs_packs_put_their_wording_on_the_page_in_the_righ
     _, token = services.link_issue(visit=baseline, by=alice)
     client = open_link(token)
     # English: the PCL-5's shipped wording first, then the SCS in the English pack's wording.
-    english = client.get("/l/q/2/").content.decode()
+    english = whole(client, 2)
     assert "EN test title SCS" in english and "EN test time frame SCS" in english
     assert "EN test instructions SCS" in english
     assert all(f"EN test wording item SCS_{i:02d}" in english for i in range(1, 27))
@@ -57,7 +64,7 @@ def test_spanish_and_english_scs_packs_put_their_wording_on_the_page_in_the_righ
     assert "ES test" not in english and "Item 1<" not in english
     # The same link in Spanish: the PCL-5 has no Spanish pack, so only the SCS is offered, in the Spanish pack's words.
     set_language(participant, "es")
-    spanish = client.get("/l/q/1/").content.decode()
+    spanish = whole(client, 1)
     assert '<html lang="es">' in spanish
     assert "ES test title SCS" in spanish and "ES test time frame SCS" in spanish
     assert all(f"ES test wording item SCS_{i:02d}" in spanish for i in range(1, 27))
@@ -65,7 +72,7 @@ def test_spanish_and_english_scs_packs_put_their_wording_on_the_page_in_the_righ
     assert "1 de 1" in spanish
     # Answering pins the Spanish pack: the stored response names the words it was answered under.
     es_pack = InstrumentText.objects.get(instrument_code="SCS", language="es")
-    assert client.post("/l/q/1/", {**SCS, "action": "next"}).status_code == 302
+    assert client.post("/l/q/1/autosave/", SCS).status_code == 200  # every screen\'s answers, as autosave saves them
     assert client.post("/l/review/").status_code == 302
     response = Response.objects.get(instrument_code="SCS")
     assert response.text_pack_id == es_pack.pk
@@ -104,7 +111,7 @@ def test_a_participant_without_a_pack_in_their_language_gets_no_link_and_staff_s
     assert [a["instrument"] for a in state["administrations"]] == ["PCL5"]
     client = open_link(token)
     assert "1 of 1" in client.get("/l/q/1/").content.decode()
-    assert client.post("/l/q/1/", {**PCL5, "action": "next"}).status_code == 302
+    assert client.post("/l/q/1/autosave/", PCL5).status_code == 200  # every screen\'s answers, as autosave saves them
     assert client.post("/l/review/").status_code == 302
     assert list(Response.objects.filter(visit=baseline).values_list("instrument_code", flat=True)) == ["PCL5"]
 
@@ -219,8 +226,8 @@ def test_a_pack_in_use_is_superseded_by_a_new_version_never_replaced(tmp_path, p
     # The participant half-way through keeps the words they began with; the earlier pack stays readable.
     page = client.get("/l/q/2/").content.decode()
     assert "ES test wording item SCS_01" in page and "reworded" not in page
-    assert client.post("/l/q/1/", {**PCL5, "action": "next"}).status_code == 302
-    assert client.post("/l/q/2/", {**SCS, "action": "next"}).status_code == 302
+    assert client.post("/l/q/1/autosave/", PCL5).status_code == 200  # every screen\'s answers, as autosave saves them
+    assert client.post("/l/q/2/autosave/", SCS).status_code == 200  # every screen\'s answers, as autosave saves them
     assert client.post("/l/review/").status_code == 302
     assert Response.objects.get(instrument_code="SCS").text_pack_id == first.pk
     # A questionnaire not begun yet gets the new wording.

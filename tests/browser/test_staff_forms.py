@@ -231,7 +231,8 @@ def participant_forms(page, base: str, world, user) -> None:
     # Book the first dosing session on the calendar: the room and both therapists, inside its window.
     dose = Visit.objects.get(participant=participant, kind="dosing", dosing_number=1)
     start = dt.datetime.combine(dose.window_start, dt.time(9, 0), zone)
-    page.goto(f"{base}/calendar/?site={site.code}")
+    # The form offers the dosing visits whose window meets the four weeks shown from: the week the window opens.
+    page.goto(f"{base}/calendar/?site={site.code}&week={dose.window_start.isoformat()}")
     booking = page.locator("form.booking")
     booking.get_by_label("Dosing visit").select_option(str(dose.pk))
     booking.get_by_label("Room").select_option(label="Zephyr room")
