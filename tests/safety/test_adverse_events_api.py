@@ -42,9 +42,14 @@ def test_a_coordinator_records_a_serious_event_in_site_time_stored_in_utc(partic
             "field", flat=True
         )
     )
-    assert {"verbatim_term", "onset_at", "severity_grade", "serious_hospitalisation", "serious", "reporting_due_at"} <= (
-        fields
-    )
+    assert {
+        "verbatim_term",
+        "onset_at",
+        "severity_grade",
+        "serious_hospitalisation",
+        "serious",
+        "reporting_due_at",
+    } <= (fields)
 
 
 @pytest.mark.parametrize(

@@ -36,7 +36,9 @@ def test_an_investigator_at_the_site_reviews_and_the_clock_stops(
     assert services.adverse_events_escalate_due(event.reporting_due_at) == []
     # A later review is a further sign-off, kept beside the first; the first one's time stays.
     first = event.reviewed_at
-    assert api(investigator).post(f"/api/v1/adverse-events/{event.pk}/reviews/", REVIEW, format="json").status_code == 201
+    assert (
+        api(investigator).post(f"/api/v1/adverse-events/{event.pk}/reviews/", REVIEW, format="json").status_code == 201
+    )
     event.refresh_from_db()
     assert event.reviewed_at == first and AdverseEventReview.objects.count() == 2
 
