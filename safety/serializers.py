@@ -32,7 +32,7 @@ class AdverseEventInput(serializers.Serializer[Any]):
     onset_at = SiteLocalDateTimeField()
     resolved_at = SiteLocalDateTimeField(required=False, allow_null=True)
     severity_grade = serializers.IntegerField(min_value=1, max_value=5)
-    seriousness = serializers.MultipleChoiceField(choices=_CRITERIA, required=False, default=frozenset())
+    seriousness = serializers.MultipleChoiceField(choices=_CRITERIA, required=False, default=set)
     relatedness_drug = serializers.ChoiceField(choices=Relatedness.choices)
     relatedness_therapy = serializers.ChoiceField(choices=Relatedness.choices)
     expectedness = serializers.ChoiceField(choices=AdverseEvent.Expectedness.choices)
