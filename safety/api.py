@@ -20,7 +20,7 @@ from rest_framework.views import APIView
 from participants import selectors as participant_selectors
 from participants.models import Participant
 from safety import selectors, services
-from safety.models import SERIOUSNESS_CRITERIA, AdverseEvent
+from safety.models import AdverseEvent
 from safety.serializers import (
     AdverseEventCorrectInput,
     AdverseEventDetailOutput,
@@ -93,14 +93,14 @@ class AdverseEventListCreate(ListAPIView[AdverseEvent]):
 
 class AdverseEventDetail(APIView):
     @extend_schema(responses=AdverseEventDetailOutput)
-    def get(self, request: Request, event_id: int) -> Response:
-        return Response(AdverseEventDetailOutput(selectors.adverse_event_get(request.user, event_id)).data)
+    def get(self, request: Request, adverse_event_id: int) -> Response:
+        return Response(AdverseEventDetailOutput(selectors.adverse_event_get(request.user, adverse_event_id)).data)
 
 
 class AdverseEventCorrect(APIView):
     @extend_schema(request=AdverseEventCorrectInput, responses={200: AdverseEventDetailOutput})
-    def post(self, request: Request, event_id: int) -> Response:
-        event = selectors.adverse_event_get(request.user, event_id)
+    def post(self, request: Request, adverse_event_id: int) -> Response:
+        event = selectors.adverse_event_get(request.user, adverse_event_id)
         payload = AdverseEventCorrectInput(data=request.data)
         payload.is_valid(raise_exception=True)
         values: dict[str, Any] = dict(payload.validated_data)
@@ -108,16 +108,15 @@ class AdverseEventCorrect(APIView):
         if "visit" in values:
             values["visit"] = _visit(event.participant, values["visit"])
         if "seriousness" in values:
-            met = set(values.pop("seriousness"))
-            values.update({name: name in met for name in SERIOUSNESS_CRITERIA})
+            values["seriousness"] = frozenset(values["seriousness"])
         services.adverse_event_correct(event=event, reason=reason, by=request.user, **values)
-        return Response(AdverseEventDetailOutput(selectors.adverse_event_get(request.user, event_id)).data)
+        return Response(AdverseEventDetailOutput(selectors.adverse_event_get(request.user, adverse_event_id)).data)
 
 
 class AdverseEventFollowUpCreate(APIView):
     @extend_schema(request=FollowUpInput, responses={201: FollowUpOutput})
-    def post(self, request: Request, event_id: int) -> Response:
-        event = selectors.adverse_event_get(request.user, event_id)
+    def post(self, request: Request, adverse_event_id: int) -> Response:
+        event = selectors.adverse_event_get(request.user, adverse_event_id)
         payload = FollowUpInput(data=request.data)
         payload.is_valid(raise_exception=True)
         entry = services.adverse_event_follow_up(event=event, by=request.user, **payload.validated_data)
@@ -126,8 +125,8 @@ class AdverseEventFollowUpCreate(APIView):
 
 class AdverseEventReviewCreate(APIView):
     @extend_schema(request=ReviewInput, responses={201: ReviewOutput})
-    def post(self, request: Request, event_id: int) -> Response:
-        event = selectors.adverse_event_get(request.user, event_id)
+    def post(self, request: Request, adverse_event_id: int) -> Response:
+        event = selectors.adverse_event_get(request.user, adverse_event_id)
         payload = ReviewInput(data=request.data)
         payload.is_valid(raise_exception=True)
         review = services.adverse_event_review(event=event, by=request.user, **payload.validated_data)

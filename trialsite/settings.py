@@ -318,6 +318,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # One name for the five-level causality scale, whichever field (site relatedness, investigator causality) uses it.
+    "ENUM_NAME_OVERRIDES": {"RelatednessEnum": "safety.models.Relatedness"},
 }
 
 LOG_LEVEL = env_choice("LOG_LEVEL", "INFO", ["DEBUG", "INFO", "WARNING", "ERROR"])

@@ -119,10 +119,18 @@ def adverse_event_record(
 
 
 @transaction.atomic
-def adverse_event_correct(*, event: AdverseEvent, reason: str, by: Actor, **changes: Any) -> AdverseEvent:
+def adverse_event_correct(
+    *, event: AdverseEvent, reason: str, by: Actor, seriousness: frozenset[str] | None = None, **changes: Any
+) -> AdverseEvent:
     """Correct fields of a recorded event, with a reason. The audit trail keeps each old value beside the new one.
-    A correction that makes the event serious or of special interest starts the clock and alerts, as an entry
-    would; one that makes it non-serious leaves a running clock alone (only a review stops it)."""
+    ``seriousness``, when given, is the full set of criteria now met. A correction that makes the event serious or
+    of special interest starts the clock and alerts, as an entry would; one that makes it non-serious leaves a
+    running clock alone (only a review stops it)."""
+    if seriousness is not None:
+        unknown = sorted(set(seriousness) - set(SERIOUSNESS_CRITERIA))
+        if unknown:
+            raise ServiceError("unknown seriousness criterion", field_errors={"seriousness": unknown})
+        changes.update({name: name in seriousness for name in SERIOUSNESS_CRITERIA})
     event = (
         AdverseEvent.objects.select_for_update()
         .select_related("participant__site", "participant__study")

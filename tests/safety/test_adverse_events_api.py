@@ -199,7 +199,7 @@ def test_the_api_schema_documents_the_adverse_event_endpoints(api, alice):
     schema = api(alice).get("/api/schema/?format=json")
     assert schema.status_code == 200
     paths = schema.json()["paths"]
-    assert {"/api/v1/adverse-events/", "/api/v1/adverse-events/{event_id}/reviews/"} <= set(paths)
+    assert {"/api/v1/adverse-events/", "/api/v1/adverse-events/{adverse_event_id}/reviews/"} <= set(paths)
     assert "AdverseEventInputRequest" in schema.json()["components"]["schemas"]
 
 

@@ -106,3 +106,21 @@ def test_safety_tasks_run_on_the_safety_queue():
         assert app.amqp.router.route({}, name)["queue"].name == "safety"
     entry = app.conf.beat_schedule["safety-adverse-events-escalate"]
     assert (entry["task"], entry["options"]["queue"]) == ("safety.adverse_events_escalate", "safety")
+
+
+def test_each_investigator_reads_the_alert_in_their_language(participant, alice, investigator, pdx, requested_tasks):
+    from django.db import transaction
+
+    from participants import services as participant_services
+
+    other = staff("ines", Role.INVESTIGATOR, pdx)
+    other.email = "ines@example.org"
+    other.save()
+    with transaction.atomic():
+        participant_services.staff_language_set(user=other, language="es", by=other)
+    event = record(alice, **mild_values(participant, seriousness=frozenset({"serious_hospitalisation"})))
+    assert services.adverse_event_notify(event_id=event.pk) is True
+    by_reader = {tuple(m.to): m for m in mail.outbox}
+    assert "Acontecimiento adverso grave" in by_reader[("ines@example.org",)].subject
+    assert "Criterios de gravedad: hospitalisation" in by_reader[("ines@example.org",)].body
+    assert "Serious adverse event" in by_reader[("ivy@example.org",)].subject
