@@ -43,6 +43,11 @@ class _Blindable(Protocol):
     def unblinded(self) -> bool: ...
 
 
+class _SafetyBlindable(Protocol):
+    @property
+    def hides_safety_from_raters(self) -> bool: ...
+
+
 # Roles that may export: statisticians, investigators and administrators.
 EXPORT_ROLES = frozenset({Role.STATISTICIAN, Role.UNBLINDED_STATISTICIAN, Role.INVESTIGATOR, Role.ADMIN})
 # Roles that read and acknowledge safety alerts.
@@ -167,6 +172,20 @@ def arm_visible_in_export(user: Actor, site_ids: Iterable[int], studies: Iterabl
 def can_unblind(user: Actor, site_ids: Iterable[int]) -> bool:
     """An investigator or administrator at one of the study's sites (or a superuser) may unblind it."""
     return is_superuser(user) or any(roles_at(user, sid) & INVESTIGATORS for sid in site_ids)
+
+
+def rater_site_ids(user: Actor) -> set[int]:
+    """Sites where the user is an independent rater. There the studies that hide safety data from raters
+    (``Study.hides_safety_from_raters``) show them no adverse event, whatever other role they also hold: as with the
+    arm, the blinded role wins. A superuser is no rater anywhere."""
+    if is_superuser(user):
+        return set()
+    return {site_id for site_id, held in roles_by_site(user).items() if Role.RATER in held}
+
+
+def safety_hidden_from(user: Actor, *, site_id: int, study: _SafetyBlindable) -> bool:
+    """May this user not see one participant's safety data (adverse events)?"""
+    return site_id in rater_site_ids(user) and study.hides_safety_from_raters
 
 
 def can_acknowledge_alert(user: Actor, site_id: int) -> bool:

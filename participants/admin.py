@@ -9,7 +9,15 @@ from trialsite.admin import ReadOnlyAdmin, link_to
 
 @admin.register(Study)
 class StudyAdmin(ReadOnlyAdmin):
-    list_display = ["code", "title", "protocol_code", "target_enrollment", "blinded", "unblinded"]
+    list_display = [
+        "code",
+        "title",
+        "protocol_code",
+        "target_enrollment",
+        "blinded",
+        "unblinded",
+        "medical_monitor_email",
+    ]
     search_fields = ["code", "title"]
 
 

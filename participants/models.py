@@ -34,6 +34,15 @@ class Study(models.Model):
     target_enrollment = models.PositiveIntegerField(default=0)
     blinded = models.BooleanField(default=False, help_text="Double-blind: only unblinded roles see the arm.")
     unblinded = models.BooleanField(default=False, help_text="Set when an investigator unblinds the study.")
+    # Safety configuration (safety app). The medical monitor receives serious adverse events and AESIs that no
+    # investigator reviewed within the reporting clock; it is a contact, not necessarily an account of this system.
+    medical_monitor_name = models.CharField(max_length=200, blank=True)
+    medical_monitor_email = models.EmailField(blank=True, help_text="Escalations of unreviewed serious events go here.")
+    # None follows the study's blinding: a blinded study hides adverse events (and later dosing records and vitals)
+    # from its independent raters, since an effect profile can reveal the arm. True/False overrides that.
+    safety_hidden_from_raters = models.BooleanField(
+        null=True, blank=True, help_text="Hide safety data from independent raters (empty: hidden when blinded)."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -42,6 +51,10 @@ class Study(models.Model):
 
     def __str__(self) -> str:
         return self.code
+
+    @property
+    def hides_safety_from_raters(self) -> bool:
+        return self.blinded if self.safety_hidden_from_raters is None else self.safety_hidden_from_raters
 
 
 class Arm(models.Model):

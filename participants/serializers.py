@@ -154,6 +154,9 @@ class StudyOutput(serializers.Serializer[Study]):
     target_enrollment = serializers.IntegerField()
     blinded = serializers.BooleanField()
     unblinded = serializers.BooleanField()
+    medical_monitor_name = serializers.CharField()
+    medical_monitor_email = serializers.EmailField()
+    hides_safety_from_raters = serializers.BooleanField()
     arms = serializers.SerializerMethodField()
 
     def get_arms(self, obj: Study) -> list[dict[str, Any]]:
@@ -211,6 +214,9 @@ class StudyUpdateInput(_RefuseFields, serializers.Serializer[Any]):
     protocol_code = serializers.CharField(max_length=40, required=False, allow_blank=True)
     target_enrollment = serializers.IntegerField(min_value=0, max_value=MAX_INT, required=False)
     blinded = serializers.BooleanField(required=False)
+    medical_monitor_name = serializers.CharField(max_length=200, required=False, allow_blank=True)
+    medical_monitor_email = serializers.EmailField(required=False, allow_blank=True)
+    safety_hidden_from_raters = serializers.BooleanField(required=False)
     reason = serializers.CharField(max_length=2000, required=False, allow_blank=True)
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:

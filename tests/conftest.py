@@ -82,7 +82,7 @@ def _fast_password_hashing(settings):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
-TRIAL_APPS = ("participants", "scheduling", "assessments", "notifications", "exports", "audit")
+TRIAL_APPS = ("participants", "scheduling", "assessments", "safety", "notifications", "exports", "audit")
 
 
 def trial_tables() -> list[str]:

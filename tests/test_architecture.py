@@ -19,7 +19,16 @@ from django.db import models
 
 ROOT = Path(__file__).resolve().parent.parent
 PROJECT = "trialsite"
-DOMAIN_APPS = ("participants", "scheduling", "assessments", "notifications", "exports", "audit", "dashboard")
+DOMAIN_APPS = (
+    "participants",
+    "scheduling",
+    "assessments",
+    "safety",
+    "notifications",
+    "exports",
+    "audit",
+    "dashboard",
+)
 PACKAGES = (PROJECT, *DOMAIN_APPS)
 # The project hub wires every app together (URLs, the Celery app and its schedule, settings, the server entry points),
 # so it may import any app. The rest of trialsite is a foundation every app imports (errors, roles, follow-ups): it is
@@ -36,10 +45,12 @@ ALLOWED = {
     "participants": {CORE, "audit"},
     "scheduling": {CORE, "audit", "participants"},
     "assessments": {CORE, "audit", "participants", "scheduling"},
-    "notifications": {CORE, "audit", "participants", "scheduling", "assessments"},
-    "exports": {CORE, "audit", "participants", "scheduling", "assessments", "notifications"},
+    # Safety (adverse events; later dosing records, vitals, medications, blinding guesses) sits beside assessments.
+    "safety": {CORE, "audit", "participants", "scheduling"},
+    "notifications": {CORE, "audit", "participants", "scheduling", "assessments", "safety"},
+    "exports": {CORE, "audit", "participants", "scheduling", "assessments", "safety", "notifications"},
     # The staff pages read through every domain app's selectors and write through its services; nothing imports them.
-    "dashboard": {CORE, "audit", "participants", "scheduling", "assessments", "notifications"},
+    "dashboard": {CORE, "audit", "participants", "scheduling", "assessments", "safety", "notifications"},
     CORE: {"audit", "participants", "scheduling", "assessments"},
 }
 # Tests are not part of the graph: the packages above are the application. (Tests may import whatever they check.)

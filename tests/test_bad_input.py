@@ -26,6 +26,7 @@ from django.utils import timezone
 from assessments import services as assessment_services
 from assessments.models import Administration, Response, SafetyAlert
 from notifications.models import Notification
+from safety import services as safety_services
 from scheduling.models import Visit
 from scheduling.services import schedule_generate
 
@@ -86,6 +87,18 @@ def world(make_participant, alice, personas, study, pdx):
         )
         alert = SafetyAlert.objects.filter(response=response).first()
         assert alert is not None, "the high-risk C-SSRS entry should raise an alert"
+        adverse_event = safety_services.adverse_event_record(
+            participant=participant,
+            verbatim_term="nausea",
+            onset_at=timezone.now() - dt.timedelta(hours=1),
+            severity_grade=2,
+            relatedness_drug="possible",
+            relatedness_therapy="unlikely",
+            expectedness="expected",
+            action_taken="dose_not_changed",
+            outcome="recovering",
+            by=alice,
+        )
         now = timezone.now()
         notification = Notification.objects.create(
             key=f"fuzz:{participant.pk}",
@@ -105,6 +118,7 @@ def world(make_participant, alice, personas, study, pdx):
             "administration": Administration.objects.filter(visit=baseline).order_by("id").first(),
             "response": response,
             "alert": alert,
+            "adverse_event": adverse_event,
             "notification": notification,
             "token": token,
             "study": study,
@@ -119,6 +133,7 @@ def path_values(world) -> dict[str, str]:
         "administration_id": str(world["administration"].pk),
         "response_id": str(world["response"].pk),
         "alert_id": str(world["alert"].pk),
+        "adverse_event_id": str(world["adverse_event"].pk),
         "notification_id": str(world["notification"].pk),
         "token": world["token"],
         "code": world["study"].code,

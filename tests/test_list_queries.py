@@ -30,6 +30,7 @@ from exports import services as exports
 from notifications import services as notifications
 from participants import services as participants
 from participants.models import Arm, EligibilityCriterion, Participant, Study
+from safety import services as safety
 from scheduling import services as scheduling
 from scheduling.models import Visit
 from tests.factories import SiteFactory, StudyFactory, UserFactory
@@ -54,6 +55,7 @@ MORE_INSTRUMENTS = ("CAPS5", "LSAS", "PCL5", "SCS", "SCS_SF", "LSAS_SR")
 FEEDS = ("/api/v1/calendar/me.ics", "/api/v1/calendar/sites/{site_code}.ics")
 # The lists this test must find in the schema (a renamed operation must not make it measure nothing).
 EXPECTED = {
+    "/api/v1/adverse-events/",
     "/api/v1/deviations/",
     "/api/v1/export/freezes/",
     "/api/v1/instruments/",
@@ -180,8 +182,31 @@ class Trial:
                     participant=p, type="procedure", description="vitals taken late", by=by, visit=first
                 )
                 self.book(visits[1])
+                self.adverse_event(p, first)
         notifications.notifications_reconcile(participant_id=p.pk)
         return p
+
+    def adverse_event(self, p: Participant, visit: Visit) -> None:
+        """A serious AESI linked to a visit, with a follow-up and an investigator's review."""
+        event = safety.adverse_event_record(
+            participant=p,
+            visit=visit,
+            verbatim_term="palpitations",
+            onset_at=timezone.now() - dt.timedelta(hours=1),
+            severity_grade=3,
+            relatedness_drug="possible",
+            relatedness_therapy="unlikely",
+            expectedness="expected",
+            action_taken="not_applicable",
+            outcome="recovering",
+            seriousness=frozenset({"serious_important_medical_event"}),
+            aesi_categories=["cardiovascular"],
+            by=self.admin,
+        )
+        safety.adverse_event_follow_up(event=event, note="settled", by=self.admin)
+        safety.adverse_event_review(
+            event=event, causality_drug="possible", causality_therapy="unlikely", by=self.investigator
+        )
 
     def book(self, visit: Visit) -> None:
         """A session with a room and two staff (one of them the measured administrator, for their own calendar)."""

@@ -27,6 +27,7 @@ from exports import services as exports
 from notifications import services as notifications
 from participants import services as participants
 from participants.models import Participant
+from safety import services as safety
 from scheduling import services as scheduling
 from scheduling.models import Visit
 from tests.factories import build_study, staff
@@ -168,6 +169,22 @@ def seed(freeze_dir) -> dict:
             participants.participant_withdraw(
                 participant=withdrawn, level="stop_follow_up", reason="moved away", date=opened.date(), by=coordinator
             )
+        with transaction.atomic():
+            adverse_event = safety.adverse_event_record(
+                participant=main,
+                visit=dose,
+                verbatim_term="palpitations",
+                onset_at=timezone.now() - dt.timedelta(hours=1),
+                severity_grade=3,
+                relatedness_drug="possible",
+                relatedness_therapy="unlikely",
+                expectedness="expected",
+                action_taken="not_applicable",
+                outcome="recovering",
+                seriousness=frozenset({"serious_hospitalisation"}),
+                by=coordinator,
+            )
+            safety.adverse_event_follow_up(event=adverse_event, note="discharged", by=coordinator)
         for p in (main, linked, withdrawn, elsewhere):
             notifications.notifications_reconcile(participant_id=p.pk)
         with override_settings(FREEZE_DIR=freeze_dir):
@@ -204,6 +221,7 @@ def seed(freeze_dir) -> dict:
             *({"id": str(r.pk), "label": f"{r.instrument_code} through a link"} for r in submitted),
         ],
         "alert": [{"id": str(alert.pk)}],
+        "adverse_event": [{"id": str(adverse_event.pk), "label": "serious, with a follow-up"}],
         "notification": [{"id": str(n.pk)} for n in Notification.objects.order_by("id")[:1]],
         "link": [{"token": token, "label": "open link"}, {"token": used_token, "label": "used link"}],
         "study": [{"id": str(study.pk), "code": study.code}],

@@ -14,6 +14,11 @@ BEAT_SCHEDULE = {
         "schedule": crontab(minute="*/5"),
         "options": {"queue": "safety", "expires": 240},
     },
+    "safety-adverse-events-escalate": {
+        "task": "safety.adverse_events_escalate",
+        "schedule": crontab(minute="*/5"),
+        "options": {"queue": "safety", "expires": 240},
+    },
     # The reminder outbox (notifications): claim due rows every minute; re-plan every participant every 5 minutes as
     # the safety net for a "reconcile this participant" hook that never reached the broker. Expiry below the period:
     # a tick that waited out a Redis outage is dropped rather than stacked (the next one does the same work).
@@ -31,5 +36,6 @@ BEAT_SCHEDULE = {
 
 TASK_ROUTES = {
     "assessments.safety_*": {"queue": "safety"},
+    "safety.*": {"queue": "safety"},
     "notifications.*": {"queue": "reminders"},
 }

@@ -50,6 +50,7 @@ INSTALLED_APPS = [
     "participants",
     "scheduling",
     "assessments",
+    "safety",
     "notifications",
     "exports",
     "dashboard",
@@ -235,6 +236,10 @@ else:
 
 # --- Questionnaires and safety.
 SAFETY_ALERT_ESCALATE_AFTER_MINUTES = env_int("SAFETY_ALERT_ESCALATE_AFTER_MINUTES", 60, minimum=1)
+# Adverse events: a serious event or an AESI left unreviewed this long escalates to the study's medical monitor.
+SAFETY_AE_REPORTING_HOURS = env_int("SAFETY_AE_REPORTING_HOURS", 24, minimum=1)
+# A folder of a site's own AESI lists (<STUDY CODE>.json), checked at start-up; empty: the shipped lists only.
+SAFETY_AESI_DIR = env_str("SAFETY_AESI_DIR", "")
 # Wrong participant-link tokens from one address within the window before it is slowed down (429).
 ASSESSMENT_LINK_FAILURE_LIMIT = env_int("ASSESSMENT_LINK_FAILURE_LIMIT", 20, minimum=1)
 ASSESSMENT_LINK_FAILURE_WINDOW_SECONDS = env_int("ASSESSMENT_LINK_FAILURE_WINDOW_SECONDS", 900, minimum=1)
@@ -317,6 +322,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # One name for the five-level causality scale, whichever field (site relatedness, investigator causality) uses it.
+    "ENUM_NAME_OVERRIDES": {"RelatednessEnum": "safety.models.Relatedness"},
 }
 
 LOG_LEVEL = env_choice("LOG_LEVEL", "INFO", ["DEBUG", "INFO", "WARNING", "ERROR"])

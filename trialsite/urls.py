@@ -18,6 +18,7 @@ api_v1 = [
     path("", include("participants.urls")),
     path("", include("scheduling.urls")),
     path("", include("assessments.urls")),
+    path("", include("safety.urls")),
     path("", include("notifications.urls")),
     path("", include("exports.urls")),
 ]

@@ -70,6 +70,9 @@ def study_update(
     protocol_code: str | None = None,
     target_enrollment: int | None = None,
     blinded: bool | None = None,
+    medical_monitor_name: str | None = None,
+    medical_monitor_email: str | None = None,
+    safety_hidden_from_raters: bool | None = None,
 ) -> Study:
     """Change a study's settings (administrators), with a reason. The code never changes (participant ids carry
     it) and the unblinded flag is ``study_unblind``'s alone. Blinding and protocol are fixed once a participant is
@@ -82,6 +85,11 @@ def study_update(
         "protocol_code": protocol_code,
         "target_enrollment": target_enrollment,
         "blinded": blinded,
+        "medical_monitor_name": medical_monitor_name,
+        "medical_monitor_email": medical_monitor_email,
+        # Only ever set here (None means "leave as it is"): a study returns to "follow the blinding" by a migration
+        # or a new study, never silently.
+        "safety_hidden_from_raters": safety_hidden_from_raters,
     }
     changes = diff(study, {name: value for name, value in wanted.items() if value is not None})
     if not changes:

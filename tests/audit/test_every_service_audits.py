@@ -42,6 +42,8 @@ from notifications import services as notification_services
 from notifications.models import Notification
 from participants import services as participant_services
 from participants.models import EligibilityCriterion, Participant, Site
+from safety import services as safety_services
+from safety.models import AdverseEvent
 from scheduling import services as scheduling_services
 from scheduling.models import ProtocolVersion, Room, Visit
 from scheduling.protocol import SHIPPED_DIR, VisitKind
@@ -52,7 +54,7 @@ from trialsite.roles import Role
 
 pytestmark = pytest.mark.django_db
 
-APPS = ("participants", "scheduling", "assessments", "notifications", "exports")
+APPS = ("participants", "scheduling", "assessments", "safety", "notifications", "exports")
 
 
 def discover() -> dict[str, Callable[..., Any]]:
@@ -141,6 +143,12 @@ NOT_AUDITED: dict[str, str] = {
     ),
     "assessments.services.safety.safety_alert_escalation_notify": (
         "sends mail only and writes no row; the escalation itself is audited by safety_alerts_escalate_due"
+    ),
+    "safety.services.alerting.adverse_event_notify": (
+        "notified_at is a delivery claim, not trial data; the clock's start was audited with the event"
+    ),
+    "safety.services.alerting.adverse_event_escalation_notify": (
+        "escalation_notified_at is a delivery claim; the escalation itself is audited by adverse_events_escalate_due"
     ),
     "notifications.services.planning.notifications_reconcile": (
         "outbox rows follow from audited changes (a visit booked, a questionnaire answered) and each row keeps its "
@@ -264,6 +272,25 @@ class Trial:
         """A high-risk C-SSRS at screening: an open alert."""
         response = self.response("SCREEN", "CSSRS_SCREEN", HIGH_RISK)
         return SafetyAlert.objects.get(response=response)
+
+    def adverse_event(self, **extra: Any) -> AdverseEvent:
+        """A serious adverse event (hospitalisation) recorded by the coordinator an hour ago: its clock is running."""
+        values: dict[str, Any] = dict(
+            participant=self.randomized,
+            verbatim_term="chest pain during session",
+            onset_at=timezone.now() - dt.timedelta(hours=2),
+            severity_grade=3,
+            relatedness_drug="possible",
+            relatedness_therapy="unlikely",
+            expectedness="unexpected",
+            action_taken="not_applicable",
+            outcome="recovering",
+            seriousness=frozenset({"serious_hospitalisation"}),
+            aesi_categories=["cardiovascular"],
+            by=self.alice,
+        )
+        with transaction.atomic():
+            return safety_services.adverse_event_record(**(values | extra))
 
     def outbox(self) -> Notification:
         """BASELINE booked for Monday 9 March, 14:00 in Portland, and the outbox planned: returns the reminder due
@@ -1026,6 +1053,109 @@ def safety_alert_acknowledge(t: Trial) -> Case:
             Event("safety_alert", "update", "acknowledged_at"),
             Event("safety_alert", "update", "acknowledgement_note"),
         ],
+    )
+
+
+# --- safety ---------------------------------------------------------------------------------------------------------
+
+
+@case("safety.services.adverse_events.adverse_event_record")
+def adverse_event_record(t: Trial) -> Case:
+    return Case(
+        dict(
+            participant=t.randomized,
+            verbatim_term="headache",
+            onset_at=timezone.now() - dt.timedelta(hours=3),
+            severity_grade=1,
+            relatedness_drug="possible",
+            relatedness_therapy="not_related",
+            expectedness="expected",
+            action_taken="dose_not_changed",
+            outcome="recovered",
+            resolved_at=timezone.now() - dt.timedelta(hours=1),
+            visit=t.visit("BASELINE"),
+        ),
+        by=t.alice,
+        participant=t.randomized,
+        events=[
+            Event("adverse_event", "create", "verbatim_term"),
+            Event("adverse_event", "create", "severity_grade"),
+            Event("adverse_event", "create", "visit"),
+        ],
+    )
+
+
+@case("safety.services.adverse_events.adverse_event_correct")
+def adverse_event_correct(t: Trial) -> Case:
+    return Case(
+        dict(event=t.adverse_event(), reason="grade confirmed at the follow-up call", severity_grade=2),
+        by=t.alice,
+        participant=t.randomized,
+        events=[Event("adverse_event", "update", "severity_grade")],
+    )
+
+
+@case("safety.services.adverse_events.adverse_event_follow_up")
+def adverse_event_follow_up(t: Trial) -> Case:
+    return Case(
+        dict(event=t.adverse_event(), note="discharged home", outcome="recovered", resolved_at=timezone.now()),
+        by=t.alice,
+        participant=t.randomized,
+        events=[
+            Event("adverse_event_follow_up", "create", "note"),
+            Event("adverse_event", "update", "outcome"),
+            Event("adverse_event", "update", "resolved_at"),
+        ],
+    )
+
+
+@case("safety.services.reviews.adverse_event_review")
+def adverse_event_review(t: Trial) -> Case:
+    return Case(
+        dict(event=t.adverse_event(), causality_drug="probable", causality_therapy="unlikely", note="signed"),
+        by=t.investigator,
+        participant=t.randomized,
+        events=[
+            Event("adverse_event_review", "create", "causality_drug"),
+            Event("adverse_event", "update", "reviewed_at"),
+        ],
+    )
+
+
+@case("safety.services.alerting.adverse_events_escalate_due")
+def adverse_events_escalate_due(t: Trial) -> Case:
+    event = t.adverse_event()
+    return Case(
+        dict(now=event.reporting_due_at + dt.timedelta(minutes=1)),
+        by=None,  # the beat
+        participant=t.randomized,
+        events=[Event("adverse_event", "update", "escalated_at")],
+    )
+
+
+@case("safety.services.alerting.adverse_event_notify")
+def adverse_event_notify(t: Trial) -> Case:
+    return Case(
+        dict(event_id=t.adverse_event().pk),
+        by=None,
+        writes=frozenset({table(AdverseEvent)}),
+        then=mailed("Serious adverse event", to=t.investigator.email),
+    )
+
+
+@case("safety.services.alerting.adverse_event_escalation_notify")
+def adverse_event_escalation_notify(t: Trial) -> Case:
+    event = t.adverse_event()
+    with transaction.atomic():
+        participant_services.study_update(
+            study=t.study, by=None, reason="monitor named", medical_monitor_email="monitor@example.org"
+        )
+    safety_services.adverse_events_escalate_due(event.reporting_due_at)
+    return Case(
+        dict(event_id=event.pk),
+        by=None,
+        writes=frozenset({table(AdverseEvent)}),
+        then=mailed("ESCALATED", to="monitor@example.org"),
     )
 
 

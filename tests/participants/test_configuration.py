@@ -197,6 +197,9 @@ def test_a_superuser_configures_a_study_through_the_api(api, root, study):
         "target_enrollment": 30,
         "blinded": True,
         "unblinded": False,
+        "medical_monitor_name": "",
+        "medical_monitor_email": "",
+        "hides_safety_from_raters": True,
         "arms": [],
     }
     r = client.post(
@@ -407,6 +410,9 @@ def test_studies_and_sites_lists_keep_their_shape(api, alice, root, study):
         "target_enrollment",
         "blinded",
         "unblinded",
+        "medical_monitor_name",
+        "medical_monitor_email",
+        "hides_safety_from_raters",
         "arms",
     }
     body = api(alice).get("/api/v1/sites/").json()

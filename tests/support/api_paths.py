@@ -21,6 +21,7 @@ COLLECTIONS = {
     "visits": "visit",
     "responses": "response",
     "safety-alerts": "alert",
+    "adverse-events": "adverse_event",
     "alerts": "alert",
     "administrations": "administration",
     "notifications": "notification",

@@ -145,3 +145,33 @@ def purged(url: str) -> str:
     """A Redis database emptied for one test's queues."""
     redis.Redis.from_url(url).flushdb()
     return url
+
+
+@contextlib.contextmanager
+def own_redis():
+    """A Redis server of this test's own on a free loopback port, yielding its URL: its queues cannot meet another
+    test's, whatever runs at the same time (the suite's server keeps databases 11-15 for the older broker tests)."""
+    from tests.support.smtp import free_port
+
+    port = free_port()
+    proc = subprocess.Popen(
+        ["redis-server", "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    url = f"redis://127.0.0.1:{port}/0"
+    try:
+        client = redis.Redis.from_url(url)
+
+        def ready() -> bool:
+            try:
+                return bool(client.ping())
+            except redis.ConnectionError:
+                return False
+
+        wait_until(ready, 10, "a Redis server of the test's own")
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(10)

@@ -1,0 +1,176 @@
+"""Adverse events and what hangs off them: follow-up entries and investigator reviews.
+
+An adverse event is never deleted. A correction changes the row through ``adverse_event_correct`` with a reason, and
+the audit trail keeps the earlier value (21 CFR 11.10(e): a correction must not obscure what was recorded before).
+Follow-up entries and reviews are append-only children, so the event's history reads in order.
+
+The event carries no arm: the safety summary by arm (later) joins the allocation only for roles that may see it.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+SERIOUSNESS_CRITERIA = (
+    "serious_death",
+    "serious_life_threatening",
+    "serious_hospitalisation",
+    "serious_disability",
+    "serious_congenital_anomaly",
+    "serious_important_medical_event",
+)
+
+
+class Relatedness(models.TextChoices):
+    """A five-level causality scale, used for the drug and for the therapy alike."""
+
+    NOT_RELATED = "not_related", _("Not related")
+    UNLIKELY = "unlikely", _("Unlikely related")
+    POSSIBLE = "possible", _("Possibly related")
+    PROBABLE = "probable", _("Probably related")
+    DEFINITE = "definite", _("Definitely related")
+
+
+class AdverseEvent(models.Model):
+    class Expectedness(models.TextChoices):
+        EXPECTED = "expected", _("Expected")
+        UNEXPECTED = "unexpected", _("Unexpected")
+
+    class ActionTaken(models.TextChoices):
+        # CDISC AEACN terms.
+        DOSE_NOT_CHANGED = "dose_not_changed", _("Dose not changed")
+        DOSE_REDUCED = "dose_reduced", _("Dose reduced")
+        DRUG_INTERRUPTED = "drug_interrupted", _("Drug interrupted")
+        DRUG_WITHDRAWN = "drug_withdrawn", _("Drug withdrawn")
+        NOT_APPLICABLE = "not_applicable", _("Not applicable")
+        UNKNOWN = "unknown", _("Unknown")
+
+    class Outcome(models.TextChoices):
+        # CDISC AEOUT terms.
+        RECOVERED = "recovered", _("Recovered/resolved")
+        RECOVERING = "recovering", _("Recovering/resolving")
+        NOT_RECOVERED = "not_recovered", _("Not recovered/not resolved")
+        RECOVERED_WITH_SEQUELAE = "recovered_with_sequelae", _("Recovered/resolved with sequelae")
+        FATAL = "fatal", _("Fatal")
+        UNKNOWN = "unknown", _("Unknown")
+
+    participant = models.ForeignKey("participants.Participant", on_delete=models.PROTECT, related_name="adverse_events")
+    # The visit (a dosing session, where there is one) during or after which the event began: same participant only.
+    visit = models.ForeignKey(
+        "scheduling.Visit", null=True, blank=True, on_delete=models.PROTECT, related_name="adverse_events"
+    )
+    verbatim_term = models.CharField(max_length=300)
+    # Entered by the site from its own MedDRA licence: we ship no dictionary, we keep what they coded.
+    coded_term_code = models.CharField(max_length=20, blank=True)
+    coded_term_text = models.CharField(max_length=200, blank=True)
+    onset_at = models.DateTimeField()
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    severity_grade = models.PositiveSmallIntegerField()
+    serious_death = models.BooleanField(default=False)
+    serious_life_threatening = models.BooleanField(default=False)
+    serious_hospitalisation = models.BooleanField(default=False)
+    serious_disability = models.BooleanField(default=False)
+    serious_congenital_anomaly = models.BooleanField(default=False)
+    serious_important_medical_event = models.BooleanField(default=False)
+    # Kept equal to "any criterion" by a check constraint: lists filter and index on it.
+    serious = models.BooleanField(default=False)
+    relatedness_drug = models.CharField(max_length=12, choices=Relatedness.choices)
+    relatedness_therapy = models.CharField(max_length=12, choices=Relatedness.choices)
+    expectedness = models.CharField(max_length=12, choices=Expectedness.choices)
+    action_taken = models.CharField(max_length=20, choices=ActionTaken.choices)
+    outcome = models.CharField(max_length=30, choices=Outcome.choices)
+    # Codes from the study's AESI list (safety/aesi/): checked against it when written.
+    aesi_categories = models.JSONField(default=list, blank=True)
+    recorded_at = models.DateTimeField()
+    recorded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    # The 24-hour reporting clock: started when the event is (or becomes) serious or of special interest.
+    alert_started_at = models.DateTimeField(null=True, blank=True)
+    reporting_due_at = models.DateTimeField(null=True, blank=True)
+    # Delivery claims (conditional UPDATEs): the investigators' alert and the medical monitor's escalation mail.
+    notified_at = models.DateTimeField(null=True, blank=True)
+    escalated_at = models.DateTimeField(null=True, blank=True)
+    escalation_notified_at = models.DateTimeField(null=True, blank=True)
+    # The first investigator sign-off stops the clock; every review is kept in AdverseEventReview.
+    reviewed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-onset_at", "-id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(severity_grade__gte=1, severity_grade__lte=5), name="ae_grade_1_to_5"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(serious=False, **{name: False for name in SERIOUSNESS_CRITERIA})
+                | models.Q(
+                    models.Q(serious=True),
+                    models.Q(*[models.Q(**{name: True}) for name in SERIOUSNESS_CRITERIA], _connector=models.Q.OR),
+                ),
+                name="ae_serious_is_any_criterion",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(resolved_at__isnull=True) | models.Q(resolved_at__gte=models.F("onset_at")),
+                name="ae_resolved_after_onset",
+            ),
+        ]
+        indexes = [
+            # Used by adverse_events_escalate_due (the beat task): clocks running, not reviewed, not yet escalated.
+            models.Index(
+                fields=["reporting_due_at"],
+                condition=models.Q(reviewed_at__isnull=True, escalated_at__isnull=True, reporting_due_at__isnull=False),
+                name="ae_clock_running_idx",
+            ),
+            models.Index(fields=["participant", "onset_at"], name="ae_participant_onset_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"AE {self.pk} of participant {self.participant_id} (grade {self.severity_grade})"
+
+    @property
+    def is_aesi(self) -> bool:
+        return bool(self.aesi_categories)
+
+    @property
+    def needs_alert(self) -> bool:
+        return self.serious or self.is_aesi
+
+
+class AdverseEventFollowUp(models.Model):
+    """A later entry about the event (new information, a change in outcome). Appended, never changed: the event's
+    own outcome and resolution follow the latest entry that set them, through the audited follow-up service."""
+
+    event = models.ForeignKey(AdverseEvent, on_delete=models.PROTECT, related_name="follow_ups")
+    note = models.TextField()
+    outcome = models.CharField(max_length=30, choices=AdverseEvent.Outcome.choices, blank=True)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    recorded_at = models.DateTimeField()
+    recorded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["recorded_at", "id"]
+
+    def __str__(self) -> str:
+        return f"follow-up {self.pk} of AE {self.event_id}"
+
+
+class AdverseEventReview(models.Model):
+    """An investigator's causality assessment and sign-off. Appended, never changed; the first one stops the
+    reporting clock, and a later one (after new information) is a further sign-off, not an edit."""
+
+    event = models.ForeignKey(AdverseEvent, on_delete=models.PROTECT, related_name="reviews")
+    causality_drug = models.CharField(max_length=12, choices=Relatedness.choices)
+    causality_therapy = models.CharField(max_length=12, choices=Relatedness.choices)
+    note = models.TextField(blank=True)
+    reviewed_at = models.DateTimeField()
+    reviewed_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+
+    class Meta:
+        ordering = ["reviewed_at", "id"]
+
+    def __str__(self) -> str:
+        return f"review {self.pk} of AE {self.event_id}"

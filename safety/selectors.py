@@ -1,0 +1,52 @@
+"""Reads of safety data, scoped to the user's sites and to blinding.
+
+An independent rater at a site sees no adverse event of a participant whose study hides safety data from raters
+(``Study.hides_safety_from_raters``): such an event is a 404 and is absent from every list, as if it did not exist.
+No read here touches the allocation.
+"""
+
+from __future__ import annotations
+
+from django.db.models import Count, Prefetch, Q, QuerySet
+from django.shortcuts import get_object_or_404
+
+from participants.access import Actor, rater_site_ids, site_ids_for
+from safety.aesi import AesiList, aesi_list_for
+from safety.models import AdverseEvent, AdverseEventFollowUp, AdverseEventReview
+
+
+def _hidden_from(user: Actor) -> Q | None:
+    """The events this user may not see for blinding; None when there are none."""
+    rater_sites = rater_site_ids(user)
+    if not rater_sites:
+        return None
+    hides = Q(participant__study__safety_hidden_from_raters=True) | Q(
+        participant__study__safety_hidden_from_raters__isnull=True, participant__study__blinded=True
+    )
+    return Q(participant__site_id__in=sorted(rater_sites)) & hides
+
+
+def adverse_events_for(user: Actor) -> QuerySet[AdverseEvent]:
+    """Every adverse event the user may see, with what a list row shows (participant, site, visit) joined. Counts of
+    follow-ups and reviews come as annotations, so a page of events costs the same whatever its length."""
+    qs = AdverseEvent.objects.filter(participant__site_id__in=sorted(site_ids_for(user)))
+    hidden = _hidden_from(user)
+    if hidden is not None:
+        qs = qs.exclude(hidden)
+    return qs.select_related("participant__site", "participant__study", "visit").annotate(
+        follow_up_count=Count("follow_ups", distinct=True), review_count=Count("reviews", distinct=True)
+    )
+
+
+def adverse_event_get(user: Actor, event_id: int) -> AdverseEvent:
+    """One event with its follow-ups and reviews, or Http404 if it does not exist, lies outside the user's sites or
+    is hidden from them by blinding (the three look the same)."""
+    qs = adverse_events_for(user).prefetch_related(
+        Prefetch("follow_ups", queryset=AdverseEventFollowUp.objects.select_related("recorded_by")),
+        Prefetch("reviews", queryset=AdverseEventReview.objects.select_related("reviewed_by")),
+    )
+    return get_object_or_404(qs.select_related("recorded_by"), pk=event_id)
+
+
+def aesi_list_of_study(study_code: str) -> AesiList:
+    return aesi_list_for(study_code)
