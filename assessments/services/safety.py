@@ -10,9 +10,8 @@ from __future__ import annotations
 import datetime as dt
 
 from django.conf import settings
-from django.core.mail import send_mail
 from django.db import transaction
-from django.utils import timezone, translation
+from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from assessments.definitions import Instrument
@@ -29,6 +28,7 @@ from scheduling.protocol import VisitKind
 from trialsite.errors import Conflict, PermissionDeniedError, ServiceError
 from trialsite.followups import send_task_on_commit
 from trialsite.roles import Role
+from trialsite.staff_mail import send_in_each_language
 
 NOTIFY_TASK = "assessments.safety_alert_notify"
 ESCALATION_TASK = "assessments.safety_alert_escalation_notify"
@@ -102,7 +102,7 @@ def safety_alerts_raise(
 
 
 def _alert_mail(alert: SafetyAlert, *, escalation: bool) -> tuple[str, str]:
-    """The subject and body of an alert's mail, in the active language (the reader's: see ``_send_alert_mail``)."""
+    """The subject and body of an alert's mail, in the active language (the reader's: see ``trialsite.staff_mail``)."""
     participant = alert.participant
     head = _("ESCALATED safety alert") if escalation else _("Safety alert")
     # Pseudonymous id only: e-mail leaves our systems, so no name, contact detail or answer text goes in it.
@@ -127,16 +127,6 @@ def _alert_mail(alert: SafetyAlert, *, escalation: bool) -> tuple[str, str]:
     return subject, body
 
 
-def _send_alert_mail(alert: SafetyAlert, recipients: dict[str, list[str]], *, escalation: bool) -> int:
-    """One message per language: each member of staff reads it in the language they chose (StaffProfile)."""
-    sent = 0
-    for language, emails in recipients.items():
-        with translation.override(language):
-            subject, body = _alert_mail(alert, escalation=escalation)
-        sent += send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, emails, fail_silently=False)
-    return sent
-
-
 def safety_alert_notify(*, alert_id: int) -> bool:
     """E-mail the site's investigators about a new alert, once. The row is claimed with a conditional UPDATE before
     sending (two deliveries of the task cannot both send) and released if sending fails, so a retry sends.
@@ -150,7 +140,7 @@ def safety_alert_notify(*, alert_id: int) -> bool:
     recipients = participant_selectors.staff_emails_by_language_at(alert.participant.site_id, {Role.INVESTIGATOR})
     try:
         if recipients:
-            _send_alert_mail(alert, recipients, escalation=False)
+            send_in_each_language(lambda: _alert_mail(alert, escalation=False), recipients)
     except Exception:
         SafetyAlert.objects.filter(pk=alert_id, notified_at=now).update(notified_at=None)
         raise
@@ -167,7 +157,7 @@ def safety_alert_escalation_notify(*, alert_id: int) -> bool:
         alert.participant.site_id, {Role.INVESTIGATOR, Role.COORDINATOR, Role.ADMIN}
     )
     if recipients:
-        _send_alert_mail(alert, recipients, escalation=True)
+        send_in_each_language(lambda: _alert_mail(alert, escalation=True), recipients)
     return bool(recipients)
 
 

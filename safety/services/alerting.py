@@ -12,9 +12,8 @@ import datetime as dt
 import logging
 
 from django.conf import settings
-from django.core.mail import send_mail
 from django.db import transaction
-from django.utils import timezone, translation
+from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from audit.models import AuditEvent
@@ -26,6 +25,7 @@ from safety.models import SERIOUSNESS_CRITERIA, AdverseEvent
 from safety.services._rules import ESCALATION_TASK, SAFETY_PRIORITY, reporting_window
 from trialsite.followups import send_task_on_commit
 from trialsite.roles import Role
+from trialsite.staff_mail import send_in_each_language
 
 logger = logging.getLogger(__name__)
 
@@ -73,16 +73,6 @@ def _mail(event: AdverseEvent, *, escalation: bool) -> tuple[str, str]:
     return subject, body
 
 
-def _send(event: AdverseEvent, recipients: dict[str, list[str]], *, escalation: bool) -> int:
-    """One message per language: each reader gets it in the language they chose."""
-    sent = 0
-    for language, emails in recipients.items():
-        with translation.override(language):
-            subject, body = _mail(event, escalation=escalation)
-        sent += send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, emails, fail_silently=False)
-    return sent
-
-
 def adverse_event_notify(*, event_id: int) -> bool:
     """E-mail the site's investigators about a serious event or an AESI, once (claimed on ``notified_at``).
 
@@ -95,7 +85,7 @@ def adverse_event_notify(*, event_id: int) -> bool:
     recipients = participant_selectors.staff_emails_by_language_at(event.participant.site_id, {Role.INVESTIGATOR})
     try:
         if recipients:
-            _send(event, recipients, escalation=False)
+            send_in_each_language(lambda: _mail(event, escalation=False), recipients)
         else:
             logger.warning(
                 "adverse event %s: no investigator with an e-mail address at site %s",
@@ -133,7 +123,7 @@ def adverse_event_escalation_notify(*, event_id: int) -> bool:
     recipients = _monitor_recipients(event)
     try:
         if recipients:
-            _send(event, recipients, escalation=True)
+            send_in_each_language(lambda: _mail(event, escalation=True), recipients)
     except Exception:
         AdverseEvent.objects.filter(pk=event_id, escalation_notified_at=now).update(escalation_notified_at=None)
         raise

@@ -45,7 +45,7 @@ def test_a_failed_send_releases_the_claim_so_the_retry_sends(participant, alice,
     def refuse(*args, **kwargs):
         raise OSError("connection refused")
 
-    monkeypatch.setattr("safety.services.alerting.send_mail", refuse)
+    monkeypatch.setattr("trialsite.staff_mail.send_mail", refuse)
     with pytest.raises(OSError):
         services.adverse_event_notify(event_id=event.pk)
     assert AdverseEvent.objects.get().notified_at is None
