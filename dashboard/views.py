@@ -96,32 +96,29 @@ def home(request: HttpRequest) -> HttpResponse:
     user = request.user
     now = timezone.now()
     lists = worklists.home_worklists(user, now, request.GET)
+    opened = next(wl for wl in lists if wl.page is not None)
     send_site_ids = access.managed_site_ids(user)
     # Sites where the user may acknowledge an alert: the button shows there only (the service checks again).
     acknowledge_site_ids = access.site_ids_with(user, access.INVESTIGATORS)
-    token, home_url = get_token(request), reverse("dashboard-home")
     # Questionnaires held for want of validated wording in the participant's language, for the rows shown.
-    held = assessment_selectors.held_by_visit(
-        {v.pk for wl in lists if wl.kind == "questionnaire" for v in wl.page}, now=now
+    held = (
+        assessment_selectors.held_by_visit({v.pk for v in opened.page}, now=now)
+        if opened.kind == "questionnaire" and opened.page is not None
+        else {}
     )
     context = {
         "worklists": lists,
+        "opened": opened,
         # Rows are written in Python (dashboard/worklist_rows.py): a template per row would cost more than the rest
         # of the page.
-        "lists": [
-            (
-                wl,
-                worklist_rows.rows(
-                    wl,
-                    send_site_ids=send_site_ids,
-                    acknowledge_site_ids=acknowledge_site_ids,
-                    csrf_token=token,
-                    home=home_url,
-                    held=held,
-                ),
-            )
-            for wl in lists
-        ],
+        "rows": worklist_rows.rows(
+            opened,
+            send_site_ids=send_site_ids,
+            acknowledge_site_ids=acknowledge_site_ids,
+            csrf_token=get_token(request),
+            home=f"{reverse('dashboard-home')}?list={opened.key}",
+            held=held,
+        ),
         # The "new participant" page is linked for those who manage participants at one of their sites.
         "may_create_participants": bool(send_site_ids),
     }
@@ -158,14 +155,15 @@ def language(request: HttpRequest) -> HttpResponse:
 
 
 def _after_action(request: HttpRequest, *, row: SafeString, done: str, error: str | None, anchor: str) -> HttpResponse:
-    """htmx swaps the returned row in place; a plain form post is redirected back to the home page with a message."""
+    """htmx swaps the returned row in place; a plain form post is redirected back to the home page's list (the
+    ``anchor``) with a message."""
     if _is_htmx(request):
         return HttpResponse(row)
     if error:
         messages.error(request, error)
     else:
         messages.success(request, done)
-    return redirect(f"{reverse('dashboard-home')}#{anchor}")
+    return redirect(f"{reverse('dashboard-home')}?list={anchor}#{anchor}")
 
 
 @staff_page

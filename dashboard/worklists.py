@@ -1,5 +1,7 @@
 """The home page's worklists: each is a selector of the app that owns the data, read for the user's sites and each
-site's own "today", paginated on its own (``?<key>-page=N``).
+site's own "today". The page shows every list's count and one list open at a time (``?list=<key>``; by default the
+first list, in the page's order, that holds anything), paginated on its own (``?<key>-page=N``). A coordinator works
+one list at a time, and the page reads the rows of that list only.
 
 The two questionnaire lists hold visits whose self-report questionnaires the participant can answer now (open, not
 completed, window not closed, ``assessments.windows.is_open``): "due" while the visit's target date is the site's
@@ -37,25 +39,39 @@ class Worklist:
     title: str | Promise
     empty: str | Promise
     kind: str
-    page: Page[Any]
+    count: int
     query: QueryDict
+    # The open list's page; the other lists show their count and a link that opens them.
+    page: Page[Any] | None = None
 
     @property
-    def count(self) -> int:
-        return self.page.paginator.count
+    def url(self) -> str:
+        """The link that opens this list."""
+        return f"?list={self.key}#{self.key}"
 
     def _url(self, number: int) -> str:
         query = self.query.copy()
+        query["list"] = self.key
         query[f"{self.key}-page"] = str(number)
         return f"?{query.urlencode()}#{self.key}"
 
     @property
     def previous_url(self) -> str | None:
-        return self._url(self.page.previous_page_number()) if self.page.has_previous() else None
+        page = self.page
+        return self._url(page.previous_page_number()) if page is not None and page.has_previous() else None
 
     @property
     def next_url(self) -> str | None:
-        return self._url(self.page.next_page_number()) if self.page.has_next() else None
+        page = self.page
+        return self._url(page.next_page_number()) if page is not None and page.has_next() else None
+
+
+class _CountedPaginator(Paginator):
+    """A paginator told the count already read for the list's tab, so that it does not count again."""
+
+    def __init__(self, object_list: Any, per_page: int, count: int) -> None:
+        super().__init__(object_list, per_page)
+        self.__dict__["count"] = count  # Paginator.count is a cached property
 
 
 # What a visit row shows (dashboard/worklist_rows.py), and what the row's ordering and scoping read.
@@ -66,11 +82,22 @@ ROW_FIELDS = (
 )  # fmt: skip
 
 
-def _paged(key: str, qs: QuerySet[Any] | list[int], query: QueryDict) -> Page[Any]:
-    """The list's page asked for, as ``Paginator.get_page`` gives it: a count, then the page's rows. Each list's
-    conditions are on the visit's own columns (its site and study are copied onto it), so the count is read from an
-    index and the rows, in the index's order, stop at the page's end: neither joins the rows outside the page."""
-    return Paginator(qs, PAGE_SIZE).get_page(query.get(f"{key}-page"))
+def _count(qs: QuerySet[Any] | list[int]) -> int:
+    """A list's count. Each list's conditions are on the visit's own columns (its site and study are copied onto
+    it), so the count is read from an index without joining the rows."""
+    return len(qs) if isinstance(qs, list) else qs.count()
+
+
+def _paged(key: str, qs: QuerySet[Any] | list[int], count: int, query: QueryDict) -> Page[Any]:
+    """The open list's page asked for, as ``Paginator.get_page`` gives it (a page past the end is the last page)."""
+    return _CountedPaginator(qs, PAGE_SIZE, count).get_page(query.get(f"{key}-page"))
+
+
+def open_key(keys: list[str], counts: dict[str, int], asked: str | None) -> str:
+    """The list to open: the one asked for, else the first that holds anything, else the first."""
+    if asked in counts:
+        return asked
+    return next((key for key in keys if counts[key]), keys[0])
 
 
 def home_worklists(user: Actor, now: dt.datetime, query: QueryDict) -> list[Worklist]:
@@ -118,11 +145,21 @@ def home_worklists(user: Actor, now: dt.datetime, query: QueryDict) -> list[Work
         ("failed", _("Failed notifications"), _("No failed notifications."), "notification",
          notification_selectors.notifications_failed(user)),
     ]  # fmt: skip
+    counts = {key: _count(qs) for key, _title, _empty, _kind, qs in sources}
+    opened = open_key([source[0] for source in sources], counts, query.get("list"))
     lists = [
-        Worklist(key=key, title=title, empty=empty, kind=kind, page=_paged(key, qs, query), query=query)
+        Worklist(
+            key=key,
+            title=title,
+            empty=empty,
+            kind=kind,
+            count=counts[key],
+            query=query,
+            page=_paged(key, qs, counts[key], query) if key == opened else None,
+        )
         for key, title, empty, kind, qs in sources
     ]
-    _fill_questionnaire_pages([wl for wl in lists if wl.kind == "questionnaire"], unstaffed)
+    _fill_questionnaire_pages([wl for wl in lists if wl.kind == "questionnaire" and wl.page is not None], unstaffed)
     return lists
 
 
@@ -130,7 +167,7 @@ def _fill_questionnaire_pages(lists: list[Worklist], unstaffed: Any) -> None:
     """The questionnaire lists were paged as ids: their pages' visits are read in one query for both, in each page's
     order, with whether the participant has an e-mail address (the link goes by e-mail, else by SMS), read for the
     rows shown only."""
-    ids = [pk for wl in lists for pk in wl.page.object_list]
+    ids = [pk for wl in lists if wl.page is not None for pk in wl.page.object_list]
     if not ids:
         return
     visits = {v.pk: v for v in unstaffed(scheduling_selectors.visits_listed_by_ids(ids))}
@@ -138,4 +175,5 @@ def _fill_questionnaire_pages(lists: list[Worklist], unstaffed: Any) -> None:
     for visit in visits.values():
         visit.has_email = visit.participant_id in with_email
     for wl in lists:
-        wl.page.object_list = [visits[pk] for pk in wl.page.object_list if pk in visits]
+        if wl.page is not None:
+            wl.page.object_list = [visits[pk] for pk in wl.page.object_list if pk in visits]

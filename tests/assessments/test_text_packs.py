@@ -120,7 +120,9 @@ def test_the_worklist_shows_validated_text_missing(participant, baseline, alice,
     set_language(participant, "es")
     client = Client()
     client.force_login(alice)
-    home = client.get("/home/").content.decode()
+    home = "".join(
+        client.get("/home/", {"list": key}).content.decode() for key in ("questionnaires-due", "questionnaires-overdue")
+    )
     assert "Validated text missing:" in home and "PCL5, SCS not offered" in home
     assert f'action="/visits/{baseline.pk}/link/"' not in home
 

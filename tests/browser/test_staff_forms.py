@@ -61,7 +61,10 @@ def test_every_staff_form_posts_from_the_browser(server_sessions_released, live_
     assert (alert.acknowledged_by, alert.acknowledgement_note) == (user, "Called; safety plan in place.")
     assert AuditEvent.objects.filter(entity_type="safety_alert", entity_id=str(alert.pk), actor=user).exists()
 
-    # Retry the failed message (htmx swaps the row).
+    # Open the failed messages' list from its link (with its count), and retry the message (htmx swaps the row).
+    page.locator('.worklist-index a[href="?list=failed#failed"]').click()
+    page.wait_for_url("**/home/?list=failed#failed")
+    assert page.locator("#failed-title").is_visible()
     page.locator(f"#notification-{message.pk}").get_by_role("button", name="Retry").click()
     page.locator(f"#notification-{message.pk}").get_by_text("Queued to send again.").wait_for()
     message = Notification.objects.get(pk=message.pk)

@@ -64,8 +64,9 @@ class Page:
 
 def _home(w: World, s: SiteObjects) -> list[str]:
     base = reverse("dashboard-home")
-    keys = ("alerts", "today", "closing", "overdue", "dosing", "failed")
-    return [base, *(f"{base}?{key}-page=2" for key in keys)]
+    keys = ("alerts", "today", "closing", "overdue", "reschedule", "questionnaires-due", "questionnaires-overdue",
+            "dosing", "failed")  # fmt: skip
+    return [base, *(f"{base}?list={key}" for key in keys), *(f"{base}?list={key}&{key}-page=2" for key in keys)]
 
 
 def _matrix(w: World, s: SiteObjects) -> list[str]:

@@ -123,16 +123,44 @@ def home(client, user, when=NOW, **params):
     return response
 
 
-def lists(client, user, **params) -> dict[str, list]:
-    response = home(client, user, **params)
+def opened(client, user, key, when=NOW):
+    """The home page with the list ``key`` open: that list's worklist (the others show their count only)."""
+    worklists = {wl.key: wl for wl in home(client, user, when, list=key).context["worklists"]}
+    assert [k for k, wl in worklists.items() if wl.page is not None] == [key]
+    return worklists[key]
+
+
+def lists(client, user, when=NOW) -> dict[str, list]:
+    """Every list's rows, each list opened in turn; each count is the rows' number."""
     out = {}
-    for wl in response.context["worklists"]:
+    for key in [wl.key for wl in home(client, user, when).context["worklists"]]:
+        wl = opened(client, user, key, when)
         if wl.kind == "alert" or wl.kind == "notification":
             out[wl.key] = [row.participant.participant_id for row in wl.page]
         else:
             out[wl.key] = [(v.participant.participant_id, v.code) for v in wl.page]
         assert wl.count == len(out[wl.key])
     return out
+
+
+def test_the_page_opens_one_list_and_counts_them_all(client, day, at_now, alice):
+    """By default the first list that holds anything is open; every list shows its count and a link that opens it."""
+    client.force_login(alice)
+    with time_machine.travel(NOW, tick=False):
+        response = client.get("/home/")
+        body = page_text(response)
+    worklists = response.context["worklists"]
+    assert [wl.key for wl in worklists if wl.page is not None] == ["alerts"]
+    assert '<a href="?list=alerts#alerts" aria-current="page">Open safety alerts <span class="count">1</span>' in body
+    assert '<a href="?list=overdue#overdue">Overdue visits <span class="count">1</span></a>' in body
+    assert (
+        '<a href="?list=reschedule#reschedule">Visits that need rescheduling <span class="count">0</span></a>' in body
+    )
+    assert body.count('<section class="worklist"') == 1 and 'id="alerts-title"' in body
+    # An unknown list name opens the default one.
+    with time_machine.travel(NOW, tick=False):
+        fallback = client.get("/home/", {"list": "nope"})
+    assert [wl.key for wl in fallback.context["worklists"] if wl.page is not None] == ["alerts"]
 
 
 def test_each_site_has_its_own_today(client, day, alice, bob):
@@ -180,17 +208,18 @@ def test_a_coordinator_of_both_sites_sees_both_days_and_a_deviation_takes_a_visi
 def test_the_clock_moves_the_lists(client, day, alice):
     p = day["p"].participant_id
     # A day later in Portland: the BASELINE slot is past, PREP2 has closed, PREP3 (closes 30 March) is not yet near.
-    worklists = {wl.key: wl for wl in home(client, alice, NOW + dt.timedelta(days=1)).context["worklists"]}
-    assert [v.code for v in worklists["today"].page] == []
-    assert [v.code for v in worklists["overdue"].page] == ["PREP1", "PREP2"]
-    assert [v.code for v in worklists["closing"].page] == []
+    later = NOW + dt.timedelta(days=1)
+    assert [v.code for v in opened(client, alice, "today", later).page] == []
+    assert [v.code for v in opened(client, alice, "overdue", later).page] == ["PREP1", "PREP2"]
+    assert [v.code for v in opened(client, alice, "closing", later).page] == []
     # Four days later (Friday 27 March in Portland): everything closing on the 30th is listed, the booked but not
     # completed BASELINE too; DOSE1 is still ahead.
-    worklists = {wl.key: wl for wl in home(client, alice, NOW + dt.timedelta(days=4)).context["worklists"]}
-    closing = [(v.participant.participant_id, v.code) for v in worklists["closing"].page]
+    friday = NOW + dt.timedelta(days=4)
+    closing_list = opened(client, alice, "closing", friday)
+    closing = [(v.participant.participant_id, v.code) for v in closing_list.page]
     assert sorted(closing) == [(p, "BASELINE"), (p, "PREP3"), (p, "SCREEN")]
-    assert {v.window_end for v in worklists["closing"].page} == {dt.date(2026, 3, 30)}
-    assert [v.code for v in worklists["dosing"].page] == ["DOSE1"]
+    assert {v.window_end for v in closing_list.page} == {dt.date(2026, 3, 30)}
+    assert [v.code for v in opened(client, alice, "dosing", friday).page] == ["DOSE1"]
 
 
 def test_a_coordinator_sees_nothing_of_another_site(client, day, at_now, alice, bob):
@@ -212,7 +241,7 @@ def test_a_coordinator_sees_nothing_of_another_site(client, day, at_now, alice, 
 def test_the_page_shows_the_rows_in_site_time(client, day, at_now, alice):
     client.force_login(alice)
     with time_machine.travel(NOW, tick=False):
-        body = page_text(client.get("/home/"))
+        body = "".join(page_text(client.get("/home/", {"list": key})) for key in ("today", "dosing", "failed"))
     assert "2026-03-23 15:00 PDT" in body  # the BASELINE slot, in Portland's time
     assert "Mon 2026-03-30 09:00–17:00 PDT" in body  # the dosing session
     assert "<td>Room A</td>" in body and "<td>thera1, thera2</td>" in body
@@ -226,7 +255,8 @@ def test_a_blinded_rater_sees_no_arm_while_the_scan_finds_it_where_it_is_shown(c
     rater = staff("rita", Role.RATER, pdx)
     client.force_login(rater)
     with time_machine.travel(NOW, tick=False):
-        body = page_text(client.get("/home/"))
+        keys = [wl.key for wl in client.get("/home/").context["worklists"]]
+        body = "".join(page_text(client.get("/home/", {"list": key})) for key in keys)
     assert day["p"].participant_id in body  # the rater's lists are not empty
     assert [w for w in ARM_WORDS if w in body.lower()] == []
     # The home page shows no arm to any role; the same scan over the participant as an unblinded administrator
@@ -267,7 +297,7 @@ def test_an_investigator_acknowledges_an_alert_with_a_note(client, day, at_now, 
     assert (event.actor_username, event.new_value) == ("ivy", alert.acknowledgement_note)
     # Without htmx: back to home with the message; a second acknowledgement is refused.
     response = client.post(url, {"note": "again"}, follow=True)
-    assert response.redirect_chain[-1][0] == "/home/#alerts"
+    assert response.redirect_chain[-1][0] == "/home/?list=alerts#alerts"
     assert "this alert was already acknowledged" in response.content.decode()
     with time_machine.travel(NOW, tick=False):
         assert lists(client, ivy)["alerts"] == []
@@ -278,7 +308,7 @@ def test_a_coordinator_retries_a_failed_message(client, day, at_now, alice):
     client.force_login(alice)
     with time_machine.travel(NOW, tick=False):
         response = client.post(f"/notifications/{row.pk}/retry/", follow=True)
-    assert response.redirect_chain[-1][0] == "/home/#failed"
+    assert response.redirect_chain[-1][0] == "/home/?list=failed#failed"
     assert "The message will be sent again." in response.content.decode()
     row.refresh_from_db()
     assert (row.status, row.attempts) == ("pending", 0)
@@ -295,7 +325,9 @@ def test_a_coordinator_retries_a_failed_message(client, day, at_now, alice):
 def test_a_therapist_has_no_retry_and_cannot_post_one(client, day, at_now, therapists):
     client.force_login(therapists[0])
     with time_machine.travel(NOW, tick=False):
-        body = page_text(client.get("/home/"))
+        response = client.get("/home/", {"list": "failed"})
+        body = page_text(response)
+    assert [wl.count for wl in response.context["worklists"] if wl.key == "failed"] == [0]
     assert "550 mailbox unavailable" not in body  # the outbox is for the roles that manage participants
     assert client.post(f"/notifications/{day['failed']['p'].pk}/retry/").status_code == 404
 
@@ -305,14 +337,18 @@ def test_lists_are_paginated_each_on_its_own(client, make_participant, pdx, alic
         people = [enrol(make_participant, pdx, alice) for _ in range(22)]
     client.force_login(alice)
     with time_machine.travel(NOW, tick=False):
-        first = page_text(client.get("/home/"))
-        second = client.get("/home/", {"overdue-page": "2"})
+        first = page_text(client.get("/home/", {"list": "overdue"}))
+        second = client.get("/home/", {"list": "overdue", "overdue-page": "2"})
+        past_the_end = client.get("/home/", {"list": "overdue", "overdue-page": "9"})
     overdue = {wl.key: wl for wl in second.context["worklists"]}["overdue"]
     assert overdue.count == 22 and overdue.page.number == 2 and len(overdue.page) == 2
-    assert 'href="?overdue-page=2#overdue" rel="next"' in first
+    assert 'href="?list=overdue&amp;overdue-page=2#overdue" rel="next"' in first
     assert "Page 1 of 2" in first
+    assert 'href="?list=overdue&amp;overdue-page=1#overdue" rel="prev"' in page_text(second)
+    assert {wl.key: wl for wl in past_the_end.context["worklists"]}["overdue"].page.number == 2
+    # The other lists keep their count; their rows are read when they are opened.
     closing = {wl.key: wl for wl in second.context["worklists"]}["closing"]
-    assert closing.page.number == 1 and closing.count == 22
+    assert closing.page is None and closing.count == 22
     assert {v.participant_id for v in overdue.page} <= {p.pk for p in people}
 
 
@@ -324,11 +360,15 @@ def grow(make_participant, api, pdx, alice, count: int) -> None:
             failed_message(p)
 
 
-def home_queries(client, user) -> int:
+def home_queries(client, user) -> dict[str, int]:
+    """Queries per list opened."""
     client.force_login(user)
-    with time_machine.travel(NOW, tick=False), CaptureQueriesContext(connection) as queries:
-        assert client.get("/home/").status_code == 200
-    return len(queries)
+    counted = {}
+    for key in ("alerts", "today", "closing", "overdue", "reschedule", "questionnaires-overdue", "dosing", "failed"):
+        with time_machine.travel(NOW, tick=False), CaptureQueriesContext(connection) as queries:
+            assert client.get("/home/", {"list": key}).status_code == 200
+        counted[key] = len(queries)
+    return counted
 
 
 def test_home_costs_the_same_queries_for_a_small_and_a_larger_study(client, day, make_participant, api, pdx, alice):
@@ -348,6 +388,6 @@ def test_the_home_page_writes_nothing(client, day, at_now, alice, therapists, pd
     for user in (alice, therapists[0], staff("ines", Role.INVESTIGATOR, pdx), staff("rita", Role.RATER, pdx)):
         client.force_login(user)  # signing in writes (last login, the session, the audit): done before the snapshot
         before = dbstate.snapshot(names)
-        for params in ({}, {"alerts_page": "2"}, {"overdue_page": "1"}):
+        for params in ({}, {"list": "alerts", "alerts-page": "2"}, {"list": "overdue", "overdue-page": "1"}):
             assert client.get("/home/", params).status_code == 200
         assert dbstate.differences(before, dbstate.snapshot(names)) == {}

@@ -217,7 +217,7 @@ def test_the_page_shows_the_record_with_its_charts_and_tables(client, record, al
 def test_the_home_lists_link_to_the_page(client, record, alice):
     client.force_login(alice)
     with time_machine.travel(NOW, tick=False):
-        body = page_text(client.get("/home/"))
+        body = "".join(page_text(client.get("/home/", {"list": key})) for key in ("today", "closing", "overdue"))
     assert f'href="/participants/{record.participant_id}/#visit-' in body
 
 

@@ -171,17 +171,19 @@ def test_a_rater_may_not_show_a_link(client, make_participant, pdx, alice):
 # --- the worklists ---------------------------------------------------------------------------------------------------
 
 
-def lists(client, user, when=NOW, **params):
+def lists(client, user, when=NOW):
+    """The visit and questionnaire lists' rows, each list opened in turn, and the bodies of those pages."""
     client.force_login(user)
+    out, bodies = {}, []
     with time_machine.travel(when, tick=False):
-        response = client.get("/home/", params)
-    assert response.status_code == 200
-    out = {
-        wl.key: [(v.participant.participant_id, v.code) for v in wl.page]
-        for wl in response.context["worklists"]
-        if wl.kind in ("questionnaire", "visit")
-    }
-    return out, response.content.decode()
+        for key in ("today", "closing", "overdue", "reschedule", "questionnaires-due", "questionnaires-overdue"):
+            response = client.get("/home/", {"list": key})
+            assert response.status_code == 200
+            (wl,) = [wl for wl in response.context["worklists"] if wl.page is not None]
+            assert wl.key == key
+            out[key] = [(v.participant.participant_id, v.code) for v in wl.page]
+            bodies.append(response.content.decode())
+    return out, "".join(bodies)
 
 
 def test_questionnaires_due_and_overdue_follow_each_sites_today(client, make_participant, pdx, nyc, alice, bob):

@@ -100,11 +100,14 @@ def _reference(study, *, hide_arm_only: bool) -> dict[str, list[tuple[str, str]]
 
 
 def _listed(user) -> dict[str, list[tuple[str, str]]]:
-    return {
-        wl.key: [(v.participant.participant_id, v.code) for v in wl.page]
-        for wl in worklists.home_worklists(user, NOW, QueryDict())
-        if wl.kind in ("visit", "dosing", "questionnaire")
-    }
+    """Each visit list as the home page shows it, opened in turn; its count is its rows' number."""
+    listed = {}
+    for key in ("today", "closing", "overdue", "reschedule", "questionnaires-due", "questionnaires-overdue", "dosing"):
+        (wl,) = [wl for wl in worklists.home_worklists(user, NOW, QueryDict(f"list={key}")) if wl.page is not None]
+        assert wl.key == key
+        listed[key] = [(v.participant.participant_id, v.code) for v in wl.page]
+        assert wl.count == len(listed[key])
+    return listed
 
 
 @pytest.fixture
