@@ -5,7 +5,8 @@ participants with their plans, questionnaires, alerts and failed messages (tests
 one fresh process, a coordinator of both sites is signed in to Django's test client (in-process: server time only,
 no network) and each page is requested N times after a warm-up:
 
-- the home page (its nine worklists), the matrix's first and last pages, a participant's page, the calendar (the
+- the home page (nine worklists counted, one open: the default, and the overdue visits and overdue questionnaires
+  opened), the matrix's first and last pages, a participant's page, the calendar (the
   first site's week, with its booked dosing sessions) and the study overview;
 - the baseline: GET /api/v1/participants/ (first page), the same user, the same number of times.
 
@@ -142,6 +143,9 @@ def _child() -> None:
     last_page = math.ceil(study.participants.count() / 50)
     pages = {
         "home": "/home/",
+        # One list is open at a time: the default (the first that holds anything) and the costliest lists opened.
+        "home, overdue visits open": "/home/?list=overdue",
+        "home, questionnaires overdue open": "/home/?list=questionnaires-overdue",
         "matrix, first page": f"/matrix/?study={study.code}",
         f"matrix, last page ({last_page})": f"/matrix/?study={study.code}&page={last_page}",
         "participant page": f"/participants/{participant.participant_id}/",
