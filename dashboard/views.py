@@ -116,7 +116,7 @@ def home(request: HttpRequest) -> HttpResponse:
             send_site_ids=send_site_ids,
             acknowledge_site_ids=acknowledge_site_ids,
             csrf_token=get_token(request),
-            home=f"{reverse('dashboard-home')}?list={opened.key}",
+            home=worklists.list_url(opened.key),
             held=held,
         ),
         # The "new participant" page is linked for those who manage participants at one of their sites.
@@ -163,7 +163,7 @@ def _after_action(request: HttpRequest, *, row: SafeString, done: str, error: st
         messages.error(request, error)
     else:
         messages.success(request, done)
-    return redirect(f"{reverse('dashboard-home')}?list={anchor}#{anchor}")
+    return redirect(f"{worklists.list_url(anchor)}#{anchor}")
 
 
 @staff_page

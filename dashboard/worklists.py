@@ -17,6 +17,7 @@ from typing import Any
 from django.core.paginator import Page, Paginator
 from django.db.models import QuerySet
 from django.http import QueryDict
+from django.urls import reverse
 from django.utils.functional import Promise
 from django.utils.translation import gettext_lazy as _
 
@@ -159,21 +160,26 @@ def home_worklists(user: Actor, now: dt.datetime, query: QueryDict) -> list[Work
         )
         for key, title, empty, kind, qs in sources
     ]
-    _fill_questionnaire_pages([wl for wl in lists if wl.kind == "questionnaire" and wl.page is not None], unstaffed)
+    shown = next(wl for wl in lists if wl.page is not None)
+    if shown.kind == "questionnaire" and shown.page is not None:
+        _fill_questionnaire_page(shown.page, unstaffed)
     return lists
 
 
-def _fill_questionnaire_pages(lists: list[Worklist], unstaffed: Any) -> None:
-    """The questionnaire lists were paged as ids: their pages' visits are read in one query for both, in each page's
-    order, with whether the participant has an e-mail address (the link goes by e-mail, else by SMS), read for the
-    rows shown only."""
-    ids = [pk for wl in lists if wl.page is not None for pk in wl.page.object_list]
+def list_url(key: str) -> str:
+    """The home page with the list ``key`` open."""
+    return f"{reverse('dashboard-home')}?list={key}"
+
+
+def _fill_questionnaire_page(page: Any, unstaffed: Any) -> None:
+    """A questionnaire list is paged as ids: the page's visits are read in one query, in the page's order, with
+    whether the participant has an e-mail address (the link goes by e-mail, else by SMS), read for the rows shown
+    only."""
+    ids = list(page.object_list)
     if not ids:
         return
     visits = {v.pk: v for v in unstaffed(scheduling_selectors.visits_listed_by_ids(ids))}
     with_email = participant_selectors.participant_pks_with_email({v.participant_id for v in visits.values()})
     for visit in visits.values():
         visit.has_email = visit.participant_id in with_email
-    for wl in lists:
-        if wl.page is not None:
-            wl.page.object_list = [visits[pk] for pk in wl.page.object_list if pk in visits]
+    page.object_list = [visits[pk] for pk in ids if pk in visits]
