@@ -15,22 +15,24 @@ from safety.aesi import AesiList, aesi_list_for
 from safety.models import AdverseEvent, AdverseEventFollowUp, AdverseEventReview
 
 
-def _hidden_from(user: Actor) -> Q | None:
-    """The events this user may not see for blinding; None when there are none."""
+def hidden_from_raters(user: Actor, *, via: str = "participant") -> Q | None:
+    """The rows this user may not see for blinding, as a filter on rows that reach the participant through ``via``
+    (``"participant"`` for a row with a participant foreign key, ``"visit__participant"`` and so on); None when
+    there are none. Every safety record (adverse events, dosing sessions, vital signs, medications, guesses) uses it:
+    an independent rater at a site sees none of them for a participant whose study hides safety data from raters."""
     rater_sites = rater_site_ids(user)
     if not rater_sites:
         return None
-    hides = Q(participant__study__safety_hidden_from_raters=True) | Q(
-        participant__study__safety_hidden_from_raters__isnull=True, participant__study__blinded=True
-    )
-    return Q(participant__site_id__in=sorted(rater_sites)) & hides
+    study = f"{via}__study__safety_hidden_from_raters"
+    hides = Q(**{study: True}) | Q(**{f"{study}__isnull": True, f"{via}__study__blinded": True})
+    return Q(**{f"{via}__site_id__in": sorted(rater_sites)}) & hides
 
 
 def adverse_events_for(user: Actor) -> QuerySet[AdverseEvent]:
     """Every adverse event the user may see, with what a list row shows (participant, site, visit) joined. Counts of
     follow-ups and reviews come as annotations, so a page of events costs the same whatever its length."""
     qs = AdverseEvent.objects.filter(participant__site_id__in=sorted(site_ids_for(user)))
-    hidden = _hidden_from(user)
+    hidden = hidden_from_raters(user)
     if hidden is not None:
         qs = qs.exclude(hidden)
     return qs.select_related("participant__site", "participant__study", "visit").annotate(
