@@ -6,19 +6,41 @@ from django.db.models import QuerySet
 
 from audit.models import AuditEvent
 
+# Entity types whose rows are safety records (adverse events, dosing sessions, vital signs, medications, treatment
+# guesses). An app registers its own (``register_safety_entity_types``, from its AppConfig.ready), so audit imports no
+# domain app. A viewer from whom the study hides safety data (a blinded rater) gets none of these rows in a history:
+# their number and order would tell of doses and events.
+_SAFETY_ENTITY_TYPES: set[str] = set()
 
-def participant_history(participant_id: str, *, can_see_allocation: bool, can_see_contact: bool) -> list[AuditEvent]:
+
+def register_safety_entity_types(*entity_types: str) -> None:
+    _SAFETY_ENTITY_TYPES.update(entity_types)
+
+
+def safety_entity_types() -> frozenset[str]:
+    return frozenset(_SAFETY_ENTITY_TYPES)
+
+
+def _visible(query: QuerySet[AuditEvent], *, can_see_allocation: bool, can_see_safety: bool) -> QuerySet[AuditEvent]:
+    if not can_see_allocation:
+        # Blinded viewers do not get allocation rows at all, not even redacted: their order and count must not
+        # hint at anything either. That the participant was randomized shows in the status transition.
+        query = query.exclude(sensitivity=AuditEvent.Sensitivity.ALLOCATION)
+    if not can_see_safety and _SAFETY_ENTITY_TYPES:
+        query = query.exclude(entity_type__in=sorted(_SAFETY_ENTITY_TYPES))
+    return query
+
+
+def participant_history(
+    participant_id: str, *, can_see_allocation: bool, can_see_contact: bool, can_see_safety: bool = True
+) -> list[AuditEvent]:
     hidden: set[str] = set()
     if not can_see_allocation:
         hidden.add(AuditEvent.Sensitivity.ALLOCATION)
     if not can_see_contact:
         hidden.add(AuditEvent.Sensitivity.CONTACT)
     query = AuditEvent.objects.filter(participant_id=participant_id).order_by("id")
-    if not can_see_allocation:
-        # Blinded viewers do not get allocation rows at all, not even redacted: their order and count must not
-        # hint at anything either. That the participant was randomized shows in the status transition.
-        query = query.exclude(sensitivity=AuditEvent.Sensitivity.ALLOCATION)
-    events = list(query)
+    events = list(_visible(query, can_see_allocation=can_see_allocation, can_see_safety=can_see_safety))
     for event in events:
         event.redacted = event.sensitivity in hidden
         if event.redacted:
@@ -42,14 +64,23 @@ def status_transitions_to(status: str) -> QuerySet[AuditEvent]:
 
 
 def participant_history_page(
-    participant_id: str, *, can_see_allocation: bool, can_see_contact: bool, offset: int, limit: int
+    participant_id: str,
+    *,
+    can_see_allocation: bool,
+    can_see_contact: bool,
+    offset: int,
+    limit: int,
+    can_see_safety: bool = True,
 ) -> tuple[int, list[AuditEvent]]:
     """One page of the participant's history, newest first, and the number of events in all: two queries whatever
     the length of the history. Redacted as :func:`participant_history` (allocation rows left out for a blinded
-    viewer, so neither the count nor the page boundaries hint at them)."""
-    query = AuditEvent.objects.filter(participant_id=participant_id)
-    if not can_see_allocation:
-        query = query.exclude(sensitivity=AuditEvent.Sensitivity.ALLOCATION)
+    viewer, so neither the count nor the page boundaries hint at them; safety rows left out for a viewer the study
+    hides safety data from)."""
+    query = _visible(
+        AuditEvent.objects.filter(participant_id=participant_id),
+        can_see_allocation=can_see_allocation,
+        can_see_safety=can_see_safety,
+    )
     total = query.count()
     events = list(query.order_by("-id")[offset : offset + limit])
     for event in events:

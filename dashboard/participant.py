@@ -509,7 +509,13 @@ def page_number(value: str | None) -> int:
 
 
 def history_page(
-    participant: Participant, zone: zoneinfo.ZoneInfo, *, number: int, allocation: bool, contact: bool
+    participant: Participant,
+    zone: zoneinfo.ZoneInfo,
+    *,
+    number: int,
+    allocation: bool,
+    contact: bool,
+    safety: bool = True,
 ) -> HistoryPage:
     """One page of the history, newest first, in two queries however long the history is. A page past the end shows
     the last one."""
@@ -517,12 +523,13 @@ def history_page(
         participant.participant_id,
         can_see_allocation=allocation,
         can_see_contact=contact,
+        can_see_safety=safety,
         offset=(number - 1) * HISTORY_PER_PAGE,
         limit=HISTORY_PER_PAGE,
     )
     pages = max(1, math.ceil(total / HISTORY_PER_PAGE))
     if number > pages:
-        return history_page(participant, zone, number=pages, allocation=allocation, contact=contact)
+        return history_page(participant, zone, number=pages, allocation=allocation, contact=contact, safety=safety)
     return HistoryPage(rows=history(events, zone), number=number, pages=pages, total=total)
 
 
@@ -570,7 +577,12 @@ def _page_context(user: Any, participant: Participant, now: dt.datetime, history
             adms, scheduling_selectors.study_day_zero(participant), participant_zone, site_zone
         ),
         "history_page": history_page(
-            participant, site_zone, number=history_number, allocation=allocation_visible, contact=contact_visible
+            participant,
+            site_zone,
+            number=history_number,
+            allocation=allocation_visible,
+            contact=contact_visible,
+            safety=not access.safety_hidden_from(user, site_id=participant.site_id, study=participant.study),
         ),
         "actions": page_actions(user, participant, visits, adms, now),
     }

@@ -303,6 +303,9 @@ class ParticipantHistory(APIView):
                 request.user, site_id=participant.site_id, study=participant.study
             ),
             can_see_contact=access.can_see_contact(request.user, participant.site_id),
+            can_see_safety=not access.safety_hidden_from(
+                request.user, site_id=participant.site_id, study=participant.study
+            ),
         )
         return Response(HistoryOutput(events, many=True).data)
 

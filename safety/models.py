@@ -22,6 +22,10 @@ SERIOUSNESS_CRITERIA = (
     "serious_important_medical_event",
 )
 
+# The audit entity types of safety records: left out of a participant's history for a viewer the study hides safety
+# data from (registered with audit by SafetyConfig.ready).
+SAFETY_ENTITY_TYPES = ("adverse_event", "adverse_event_follow_up", "adverse_event_review")
+
 
 class Relatedness(models.TextChoices):
     """A five-level causality scale, used for the drug and for the therapy alike."""

@@ -127,3 +127,24 @@ def root_api(api):
     from tests.factories import UserFactory
 
     return api(UserFactory(username="root", is_superuser=True))
+
+
+def test_a_blinded_studys_rater_reads_a_history_without_safety_rows(
+    participant, alice, rater, api, study, requested_tasks, client
+):
+    """The participant's history (API and page) leaves out every safety row for the rater: their number and order
+    would tell of an event. Staff who may see safety data read them."""
+    event = record(alice, **mild_values(participant, verbatim_term="SENTINEL-HEADACHE"))
+    assert AuditEvent.objects.filter(entity_type="adverse_event", entity_id=str(event.pk)).exists()
+    path = f"/api/v1/participants/{participant.participant_id}/history/"
+    seen = api(rater).get(path)
+    assert seen.status_code == 200 and seen.json()
+    assert not [row for row in seen.json() if row["entity_type"].startswith("adverse_event")]
+    assert b"SENTINEL-HEADACHE" not in seen.content
+    full = api(alice).get(path).json()
+    assert {"adverse_event"} <= {row["entity_type"] for row in full}
+    client.force_login(rater)
+    page = client.get(f"/participants/{participant.participant_id}/")
+    assert page.status_code == 200 and b"SENTINEL-HEADACHE" not in page.content
+    client.force_login(alice)
+    assert b"SENTINEL-HEADACHE" in client.get(f"/participants/{participant.participant_id}/").content
