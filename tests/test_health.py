@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import pytest
+from django.test import Client
 
 pytestmark = pytest.mark.django_db
 
@@ -16,13 +17,15 @@ def test_readyz_checks_database_and_broker(client):
     assert response.json() == {"status": "ok", "database": "ok", "broker": "ok"}
 
 
-def test_readyz_names_the_unreachable_broker(client, settings):
+def test_readyz_names_the_unreachable_broker_and_logs_the_error(client, settings, caplog):
     settings.CELERY_BROKER_URL = "redis://127.0.0.1:1/0"  # nothing listens on port 1
-    response = client.get("/readyz")
+    with caplog.at_level("ERROR", logger="trialsite.health"):
+        response = client.get("/readyz")
     assert response.status_code == 503
-    body = response.json()
-    assert body["failing"] == ["broker"] and "database" not in body["errors"]
-    assert body["errors"]["broker"]
+    # Public: the failing part is named, and no internal detail (address, driver message) is in the body.
+    assert response.json() == {"status": "unavailable", "failing": ["broker"], "broker": "unavailable"}
+    assert b"127.0.0.1" not in response.content and b"Error" not in response.content
+    assert any("broker unavailable" in r.getMessage() and "Error" in r.getMessage() for r in caplog.records)
 
 
 def test_api_schema_and_docs_are_served(client, alice):
@@ -46,3 +49,15 @@ def test_security_headers(client):
     assert response["Referrer-Policy"] == "same-origin"  # no-referrer only on the participant token URL
     assert "default-src 'self'" in response["Content-Security-Policy"]
     assert response["X-Content-Type-Options"] == "nosniff"
+
+
+def test_bodies_with_health_data_are_never_stored_by_a_cache(client, alice):
+    """API bodies, staff pages and the sign-in page answer Cache-Control: no-store (a shared computer's back button
+    or a proxy must not keep them); a view that sets its own policy keeps it; static files are left alone."""
+    client.force_login(alice)
+    for path in ("/api/v1/participants/", "/home/", "/api/v1/studies/"):
+        response = client.get(path)
+        assert response.status_code == 200, path
+        assert "no-store" in response["Cache-Control"] and "private" in response["Cache-Control"], path
+    assert "no-store" in client.get("/healthz")["Cache-Control"]  # never_cache's own header, kept as it is
+    assert "no-store" in Client().get("/login/")["Cache-Control"]

@@ -1,11 +1,18 @@
-"""Liveness and readiness. /healthz: the process answers. /readyz: the database and the broker answer."""
+"""Liveness and readiness. /healthz: the process answers. /readyz: the database and the broker answer.
+
+/readyz is public (load balancers and orchestrators call it without credentials), so it names which part is failing
+and nothing more: the error itself (a host name, a driver message) goes to the log, where operators read it."""
 
 from __future__ import annotations
+
+import logging
 
 from django.db import connection
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
+
+logger = logging.getLogger(__name__)
 
 
 @never_cache
@@ -46,6 +53,8 @@ def readyz(request: HttpRequest) -> JsonResponse:
         error = check()
         if error:
             problems[name] = error
+            logger.error("readiness: %s unavailable: %s", name, error)
     if problems:
-        return JsonResponse({"status": "unavailable", "failing": sorted(problems), "errors": problems}, status=503)
+        body = {"status": "unavailable", "failing": sorted(problems)}
+        return JsonResponse(body | {name: "unavailable" for name in problems}, status=503)
     return JsonResponse({"status": "ok", "database": "ok", "broker": "ok"})

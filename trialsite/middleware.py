@@ -1,6 +1,7 @@
 """Session lifetime: the inactivity timeout slides (SESSION_COOKIE_AGE with save-every-request); this middleware
 adds the absolute lifetime, after which a staff session ends however active it was. And paths that cannot name
-anything (a NUL character) answer 404 before reaching a view."""
+anything (a NUL character) answer 404 before reaching a view. Responses that do not say how they may be cached are
+kept out of every cache."""
 
 import time
 from collections.abc import Callable
@@ -50,3 +51,22 @@ class NulInPathMiddleware:
                 return JsonResponse({"detail": "Not found."}, status=404)
             raise Http404("no such page")
         return self.get_response(request)
+
+
+class NoStoreMiddleware:
+    """Nothing the application answers may be kept by a browser or a shared cache unless the view says so: staff
+    pages, API bodies and participant pages carry health information and pseudonymous ids, and a shared computer's
+    back button or a proxy's cache must not show them to the next person. A response that sets its own
+    Cache-Control (the calendar feed, exports, health checks) keeps it; static files (served before this runs in
+    production, and under STATIC_URL in development) are not touched."""
+
+    def __init__(self, get_response: GetResponse) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponseBase:
+        response = self.get_response(request)
+        if not response.has_header("Cache-Control") and not request.path_info.startswith(
+            f"/{settings.STATIC_URL.strip('/')}/"
+        ):
+            response["Cache-Control"] = "private, no-store"
+        return response

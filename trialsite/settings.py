@@ -67,6 +67,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "trialsite.middleware.NoStoreMiddleware",
     # Last, so its 404 still gets every security header on the way out.
     "trialsite.middleware.NulInPathMiddleware",
 ]
