@@ -1,15 +1,22 @@
 from typing import Any
 
 from django.conf import settings
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
 from dashboard.demo import seed_demo
 
 
 class Command(BaseCommand):
-    help = "Build the demo study (idempotent) and print the demo logins."
+    help = "Build the demo study (idempotent) and print the demo logins. Runs only with DEBUG on (make run)."
 
     def handle(self, *args: Any, **options: Any) -> None:
+        # The demo's logins, a superuser among them, have passwords anyone can read in the source: never on a
+        # deployment (DEBUG is off there).
+        if not settings.DEBUG:
+            raise CommandError(
+                "seed_demo creates logins with known passwords (a superuser among them) and runs only with DEBUG on; "
+                "on a deployment, create staff with manage.py createsuperuser and the staff API"
+            )
         logins = seed_demo()
         self.stdout.write("Demo logins (user / password / role):")
         for username, password, roles in logins:
