@@ -159,16 +159,21 @@ def _refuse_clash(visit: Visit, wanted: list[Booking], *, site_tz: zoneinfo.Zone
     )
     if clash is None:
         return
-    message = _describe(clash, site_tz)
+    message = _describe(clash, site_tz, site_id=visit.participant.site_id)
     raise Conflict(message, field_errors={"room" if clash.room_id else "staff": [message]})
 
 
-def _describe(booking: Booking, tz: zoneinfo.ZoneInfo) -> str:
+def _describe(booking: Booking, tz: zoneinfo.ZoneInfo, *, site_id: int) -> str:
+    """The clash, naming the other session's participant and visit only when they are at the booking user's own
+    site: a therapist who works at two sites is booked at the other one, whose participants this user may not see."""
     label = f"therapist {booking.user.username}" if booking.user is not None else f"room {_room_name(booking)}"
-    return (
-        f"{label} is booked {format_span(booking.starts_at, booking.ends_at, tz)} for "
-        f"{booking.visit.participant.participant_id} {booking.visit.code}"
+    participant = booking.visit.participant
+    held_by = (
+        f"{participant.participant_id} {booking.visit.code}"
+        if participant.site_id == site_id
+        else "a session at another site"
     )
+    return f"{label} is booked {format_span(booking.starts_at, booking.ends_at, tz)} for {held_by}"
 
 
 def _room_name(booking: Booking) -> str:

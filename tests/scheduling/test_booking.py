@@ -159,3 +159,22 @@ def test_database_refuses_overlapping_bookings_even_without_the_service_check(tw
             ends_at=start + dt.timedelta(hours=9),
         )
     assert Booking.objects.count() == 1
+
+
+def test_a_clash_at_another_site_does_not_name_its_participant(make_participant, nyc, pdx, alice, api):
+    """A therapist who works at both sites is booked at NYC: the PDX coordinator's 409 says the therapist is taken,
+    not whose session it is (that participant is not theirs to see)."""
+    both = staff("carol", Role.THERAPIST, pdx, nyc)
+    bob = staff("bob", Role.COORDINATOR, nyc)
+    staff("dave", Role.THERAPIST, pdx, nyc)
+    room_create(site=pdx, name="Dosing 1", by=None)
+    room_create(site=nyc, name="Dosing NY", by=None)
+    with time_machine.travel(RANDOMIZED, tick=False):
+        there = make_participant(to="randomized", site=nyc, by=bob)
+        here = make_participant(to="randomized")
+    ok = book(api(bob), dose(there), start="2026-03-30T13:00:00Z", room="Dosing NY", staff=["carol", "dave"])
+    assert ok.status_code == 200, ok.json()
+    r = book(api(alice), dose(here), start=DOSE_START, room="Dosing 1", staff=[both.username, "dave"])
+    assert r.status_code == 409
+    assert r.json()["detail"] == "therapist carol is booked 2026-03-30 06:00-14:00 for a session at another site"
+    assert there.participant_id not in r.content.decode() and dose(here).status == "planned"
