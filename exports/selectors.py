@@ -10,7 +10,7 @@ from django.contrib.auth.models import PermissionsMixin
 from exports.columns import Scope
 from exports.errors import NotFound
 from exports.models import ExportFreeze
-from participants.access import Actor, arm_visible_in_export, export_site_ids
+from participants.access import Actor, arm_visible_in_export, export_site_ids, site_ids_for
 from participants.models import Site, Study
 from participants.selectors import sites_all, studies_at_sites, studies_by_code, studies_of_sites
 from trialsite.errors import PermissionDeniedError, ServiceError
@@ -35,16 +35,19 @@ def export_scope(
 ) -> tuple[Scope, list[Site]]:
     """The scope for ``user`` (None: the command line's default, every site, blinded, no dates).
 
-    Raises PermissionDeniedError (403) when the user may not export from a requested site (or from anywhere), and
-    ServiceError (400) naming the parameter for an unknown site or study code."""
+    Raises PermissionDeniedError (403) when the user may not export from a requested site of theirs (or from
+    anywhere), and ServiceError (400) naming the parameter for an unknown site or study code. A site the user holds
+    no role at, and a study of no site of theirs, are unknown to them: the answer does not tell whether it exists."""
     if user is None:
         allowed = set(sites_all().values_list("id", flat=True))
+        visible = allowed
     else:
         allowed = export_site_ids(user)
         if not allowed:
             raise PermissionDeniedError(_NO_EXPORT)
+        visible = site_ids_for(user)
     sites = list(sites_all())
-    by_code = {s.code: s for s in sites}
+    by_code = {s.code: s for s in sites if s.id in visible}
     site_codes, study_codes = _codes(site_codes), _codes(study_codes)
     if site_codes:
         unknown = [c for c in site_codes if c not in by_code]
@@ -60,7 +63,8 @@ def export_scope(
     studies = list(studies_of_sites(site_ids))
     study_ids = None
     if study_codes:
-        known = studies_by_code(study_codes)
+        reachable = {study.pk for study in studies_of_sites(tuple(sorted(visible)))}
+        known = {code: study for code, study in studies_by_code(study_codes).items() if study.pk in reachable}
         unknown = [c for c in study_codes if c not in known]
         if unknown:
             raise ServiceError("unknown study", field_errors={"study": [f"no study {', '.join(unknown)}"]})

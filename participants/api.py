@@ -562,6 +562,6 @@ class StudyUnblind(APIView):
     def post(self, request: Request, code: str) -> Response:
         data = UnblindInput(data=request.data)
         data.is_valid(raise_exception=True)
-        study = selectors.study_get(code)
+        study = selectors.study_of_user_get(request.user, code)
         study = services.study_unblind(study=study, by=request.user, reason=data.validated_data["reason"])
         return Response({"code": study.code, "unblinded": study.unblinded})

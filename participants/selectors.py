@@ -69,9 +69,10 @@ def study_by_code(code: str) -> Study | None:
     return Study.objects.filter(code=code).first()
 
 
-def study_get(code: str) -> Study:
-    """A study by code, whoever asks, or Http404 (unblinding decides itself who may act on it)."""
-    return get_object_or_404(Study, code=code)
+def study_of_user_get(user: Actor, code: str) -> Study:
+    """A study at one of the user's sites, or Http404: a study elsewhere looks the same as one that does not exist
+    (unblinding then decides itself who of the study's staff may act on it)."""
+    return get_object_or_404(studies_for(user), code=code)
 
 
 def studies_by_code(codes: Iterable[str]) -> dict[str, Study]:

@@ -278,3 +278,29 @@ def test_abandoned_download_is_audited_as_incomplete(trial, statistician, monkey
     assert event.new_value["complete"] is False and event.actor == statistician
     assert 0 <= event.new_value["rows"] < 70
     assert AuditEvent.objects.filter(entity_type="export").count() == 1
+
+
+def test_another_sites_study_and_site_look_unknown(answered, personas, api, nyc):
+    """No existence oracle: a study or site outside the user's own sites answers as an unknown code does (404 for
+    unblinding, 400 naming the parameter for an export), never a 403 that would say it exists."""
+    from django.db import transaction
+
+    from participants.services import study_create
+    from tests.factories import SiteFactory, staff
+    from trialsite.roles import Role
+
+    outsider = staff("olga", Role.INVESTIGATOR, SiteFactory(code="SEA"))  # a site that does not run MAP
+    unknown = api(outsider).post("/api/v1/studies/NOPE/unblind/", {"reason": "x"})
+    elsewhere = api(outsider).post("/api/v1/studies/MAP/unblind/", {"reason": "x"})
+    assert (unknown.status_code, elsewhere.status_code) == (404, 404)
+    assert unknown.json() == elsewhere.json()
+    assert not Study.objects.get(code="MAP").unblinded and not AuditEvent.objects.filter(field="unblinded").exists()
+    statistician = api(personas["statistician"])  # a statistician at PDX only
+    for param, code in (("site", "NYC"), ("site", "NOWHERE")):
+        r = statistician.get("/api/v1/export/visits.csv", {param: code})
+        assert r.status_code == 400 and r.json()[param] == [f"no site {code}"] and r.json()["detail"] == "unknown site"
+    with transaction.atomic():
+        study_create(code="OTH", title="Another study", blinded=True, protocol_code="mapp-v1", by=None)
+    for code in ("OTH", "NOWHERE"):
+        r = statistician.get("/api/v1/export/visits.csv", {"study": code})
+        assert r.status_code == 400 and r.json()["study"] == [f"no study {code}"]
