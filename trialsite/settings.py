@@ -306,6 +306,12 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    # JSON and forms with a depth and a text-length limit (trialsite/parsers.py): a 400, never a 500.
+    "DEFAULT_PARSER_CLASSES": [
+        "trialsite.parsers.JSONParser",
+        "trialsite.parsers.FormParser",
+        "trialsite.parsers.MultiPartParser",
+    ],
     "DEFAULT_PAGINATION_CLASS": "trialsite.pagination.Pagination",
     "PAGE_SIZE": 50,
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
@@ -313,6 +319,10 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "trialsite.errors.exception_handler",
     "DEFAULT_THROTTLE_RATES": {"link": "60/min"},
 }
+# Request-body limits of the API: no request nests deeper, and no field holds more text (a free-text note, a reason,
+# an instrument text pack's item wording all stay far below).
+API_MAX_JSON_DEPTH = 32
+API_MAX_TEXT_LENGTH = 20_000
 SPECTACULAR_SETTINGS = {
     "TITLE": "trialsite API",
     "DESCRIPTION": "Participant tracking for clinical trials. Version 1.",
