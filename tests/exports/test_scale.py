@@ -96,7 +96,13 @@ def bulk_population(study: Study, site: Site, start: int, count: int) -> None:
     )
     SafetyAlert.objects.bulk_create(
         SafetyAlert(
-            participant=r.participant, response=r, rule_code="pcl5_rise", severity="medium", message="m", created_at=now
+            participant=r.participant,
+            response=r,
+            source_id=r.pk,
+            rule_code="pcl5_rise",
+            severity="medium",
+            message="m",
+            created_at=now,
         )
         for r in responses
     )
