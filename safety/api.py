@@ -18,6 +18,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from participants import selectors as participant_selectors
+from participants.access import site_ids_with
 from participants.models import Participant
 from safety import selectors, services
 from safety.models import AdverseEvent, DosingSession
@@ -42,6 +43,7 @@ from safety.serializers import (
 from scheduling import selectors as scheduling_selectors
 from scheduling.models import Visit
 from trialsite.errors import ServiceError
+from trialsite.roles import ALWAYS_BLINDED
 
 
 def _visit(participant: Participant, visit_id: int | None) -> Visit | None:
@@ -156,9 +158,13 @@ def _staff(participant: Participant, usernames: list[str]) -> list[Any]:
     return users
 
 
+def _dose_hidden_sites(user: Any) -> set[int]:
+    return site_ids_with(user, ALWAYS_BLINDED)
+
+
 def _detail(request: Request, session_id: int, *, status_code: int = status.HTTP_200_OK) -> Response:
     view = selectors.dosing_view(selectors.dosing_session_get(request.user, session_id))
-    return Response(dosing_detail(view), status=status_code)
+    return Response(dosing_detail(view, dose_hidden_sites=_dose_hidden_sites(request.user)), status=status_code)
 
 
 class DosingSessionFilter(django_filters.FilterSet):
@@ -179,6 +185,9 @@ class DosingSessionListCreate(ListAPIView[DosingSession]):
     def get_queryset(self) -> QuerySet[DosingSession]:
         return selectors.dosing_sessions_for(self.request.user).order_by("-started_at", "-id")
 
+    def get_serializer_context(self) -> dict[str, Any]:
+        return {**super().get_serializer_context(), "dose_hidden_sites": _dose_hidden_sites(self.request.user)}
+
     @extend_schema(request=DosingSessionInput, responses={201: DosingSessionOutput})
     def post(self, request: Request) -> Response:
         payload = DosingSessionInput(data=request.data)
@@ -193,14 +202,14 @@ class DosingSessionListCreate(ListAPIView[DosingSession]):
 
 class DosingSessionDetail(APIView):
     @extend_schema(responses=DosingSessionOutput)
-    def get(self, request: Request, session_id: int) -> Response:
-        return _detail(request, session_id)
+    def get(self, request: Request, dosing_session_id: int) -> Response:
+        return _detail(request, dosing_session_id)
 
 
 class DosingSessionRecord(APIView):
     @extend_schema(request=DosingSessionRecordInput, responses={200: DosingSessionOutput})
-    def post(self, request: Request, session_id: int) -> Response:
-        session = selectors.dosing_session_get(request.user, session_id)
+    def post(self, request: Request, dosing_session_id: int) -> Response:
+        session = selectors.dosing_session_get(request.user, dosing_session_id)
         payload = DosingSessionRecordInput(data=request.data)
         payload.is_valid(raise_exception=True)
         values: dict[str, Any] = dict(payload.validated_data)
@@ -209,27 +218,27 @@ class DosingSessionRecord(APIView):
         if "present_others" in values:
             values["present_others"] = [dict(p) for p in values["present_others"]]
         services.dosing_session_record(session=session, by=request.user, **values)
-        return _detail(request, session_id)
+        return _detail(request, dosing_session_id)
 
 
 class DosingDoses(APIView):
     @extend_schema(request=DosesInput, responses={200: DosingSessionOutput})
-    def post(self, request: Request, session_id: int) -> Response:
-        session = selectors.dosing_session_get(request.user, session_id)
+    def post(self, request: Request, dosing_session_id: int) -> Response:
+        session = selectors.dosing_session_get(request.user, dosing_session_id)
         payload = DosesInput(data=request.data)
         payload.is_valid(raise_exception=True)
         services.dosing_doses_record(session=session, by=request.user, **payload.validated_data)
-        return _detail(request, session_id)
+        return _detail(request, dosing_session_id)
 
 
 class VitalSignCreate(APIView):
     @extend_schema(request=VitalSignInput, responses={201: DosingSessionOutput})
-    def post(self, request: Request, session_id: int) -> Response:
-        session = selectors.dosing_session_get(request.user, session_id)
+    def post(self, request: Request, dosing_session_id: int) -> Response:
+        session = selectors.dosing_session_get(request.user, dosing_session_id)
         payload = VitalSignInput(data=request.data)
         payload.is_valid(raise_exception=True)
         services.vital_sign_record(session=session, by=request.user, **payload.validated_data)
-        return _detail(request, session_id, status_code=status.HTTP_201_CREATED)
+        return _detail(request, dosing_session_id, status_code=status.HTTP_201_CREATED)
 
 
 class VitalSignCorrect(APIView):
@@ -245,9 +254,9 @@ class VitalSignCorrect(APIView):
 
 class DosingSessionClose(APIView):
     @extend_schema(request=DosingCloseInput, responses={200: DosingSessionOutput})
-    def post(self, request: Request, session_id: int) -> Response:
-        session = selectors.dosing_session_get(request.user, session_id)
+    def post(self, request: Request, dosing_session_id: int) -> Response:
+        session = selectors.dosing_session_get(request.user, dosing_session_id)
         payload = DosingCloseInput(data=request.data)
         payload.is_valid(raise_exception=True)
         services.dosing_session_close(session=session, by=request.user, **payload.validated_data)
-        return _detail(request, session_id)
+        return _detail(request, dosing_session_id)

@@ -11,7 +11,8 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
-from django.db.models import Count, Prefetch, Q, QuerySet
+from django.db.models import Count, OuterRef, Prefetch, Q, QuerySet, Subquery
+from django.db.models.functions import Coalesce
 from django.shortcuts import get_object_or_404
 
 from assessments import selectors as assessment_selectors
@@ -129,12 +130,25 @@ def dosing_view(session: DosingSession) -> DosingView:
 
 
 def dosing_sessions_at_sites(
-    site_ids: Collection[int], study_ids: Collection[int] | None = None
+    site_ids: Collection[int], study_ids: Collection[int] | None = None, *, with_counts: bool = False
 ) -> QuerySet[DosingSession]:
-    """Dosing sessions of participants at these sites (and of these studies, if given); unordered, nothing joined."""
+    """Dosing sessions of participants at these sites (and of these studies, if given); unordered, nothing joined.
+    ``with_counts``: the present staff and vital signs counted per row (``present_staff_count``,
+    ``vital_sign_count``) as subqueries, so the rows stay one query."""
     qs = DosingSession.objects.filter(participant__site_id__in=site_ids)
     if study_ids is not None:
         qs = qs.filter(participant__study_id__in=study_ids)
+    if with_counts:
+        staff = DosingSession.present_staff.through.objects.filter(dosingsession_id=OuterRef("pk"))
+        vitals = VitalSign.objects.filter(session_id=OuterRef("pk"))
+        qs = qs.annotate(
+            present_staff_count=Coalesce(
+                Subquery(staff.order_by().values("dosingsession_id").annotate(n=Count("id")).values("n")), 0
+            ),
+            vital_sign_count=Coalesce(
+                Subquery(vitals.order_by().values("session_id").annotate(n=Count("id")).values("n")), 0
+            ),
+        )
     return qs
 
 

@@ -237,19 +237,32 @@ class DosingSessionOutput(serializers.Serializer[Any]):
     recorded_at = serializers.DateTimeField()
     vital_sign_count = serializers.IntegerField()
 
+    def to_representation(self, instance: Any) -> dict[str, Any]:
+        """Doses are withheld (null, ``doses_hidden``) from a role that is always blinded at the session's site: in a
+        placebo-controlled study a dose can reveal the allocation (the exports treat it as the arm)."""
+        data = dict(super().to_representation(instance))
+        hidden = instance.participant.site_id in self.context.get("dose_hidden_sites", ())
+        if hidden:
+            data.update({name: None for name in DOSE_OUTPUT_FIELDS})
+        data["doses_hidden"] = hidden
+        return data
+
+
+DOSE_OUTPUT_FIELDS = ("initial_dose_mg", "supplemental_dose_mg", "supplemental_dose_at")
+
 
 def _timepoint(point: Any) -> dict[str, Any] | None:
     return None if point is None else {"code": point.code, "label": point.label, "minutes": point.minutes}
 
 
-def dosing_detail(view: Any) -> dict[str, Any]:
+def dosing_detail(view: Any, *, dose_hidden_sites: frozenset[int] | set[int] = frozenset()) -> dict[str, Any]:
     """The detail body of a session (``safety.selectors.DosingView``): the list row, who was present, the doses, the
     grid by timepoint (declared ones first, each with its vital signs or null), the missing timepoints, the
     declared thresholds and the alerts its vital signs raised."""
     session = view.session
     declaration = view.declaration
     return {
-        **DosingSessionOutput(session).data,
+        **DosingSessionOutput(session, context={"dose_hidden_sites": dose_hidden_sites}).data,
         "present_staff": [u.username for u in session.present_staff.all()],
         "present_others": session.present_others,
         "recorded_by": session.recorded_by.username if session.recorded_by else None,

@@ -6,6 +6,7 @@ second mail; blinding, site scoping and the query count of the list."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 from decimal import Decimal
 
 import pytest
@@ -396,3 +397,19 @@ def test_the_detail_costs_the_same_for_more_vital_signs(session, alice, api):
         body = api(alice).get(f"/api/v1/dosing-sessions/{session.pk}/").json()
     assert len(body["alerts"]) == 4
     assert len(many) == len(few)
+
+
+def test_an_always_blinded_role_never_receives_the_doses(session, alice, personas, api):
+    with transaction.atomic():
+        services.dosing_doses_record(
+            session=session, by=alice, initial_dose_mg="120", initial_dose_at=NOW - dt.timedelta(hours=2)
+        )
+    statistician = personas["statistician"]
+    listed = api(statistician).get("/api/v1/dosing-sessions/").json()["results"]
+    detail = api(statistician).get(f"/api/v1/dosing-sessions/{session.pk}/").json()
+    for body in (listed[0], detail):
+        assert body["initial_dose_mg"] is None and body["doses_hidden"] is True
+        assert "120" not in json.dumps(body)
+    mine = api(alice).get(f"/api/v1/dosing-sessions/{session.pk}/").json()
+    assert mine["initial_dose_mg"] == 120.0 and mine["doses_hidden"] is False
+    assert DosingSession.objects.get().initial_dose_mg == Decimal("120.00")
