@@ -224,8 +224,22 @@ class SafetyAlert(models.Model):
         MEDIUM = "medium"
         HIGH = "high"
 
+    class Source(models.TextChoices):
+        """What raised the alert. Questionnaire alerts come from a response's safety rules; the safety app raises
+        the others (a vital sign over a dosing-session threshold, a serious adverse event or an AESI) through
+        ``assessments.services.safety_alert_raise_for``, so that every alert joins one list."""
+
+        QUESTIONNAIRE = "questionnaire"
+        VITAL_SIGN = "vital_sign"
+        ADVERSE_EVENT = "adverse_event"
+
     participant = models.ForeignKey("participants.Participant", on_delete=models.PROTECT, related_name="safety_alerts")
-    response = models.ForeignKey(Response, on_delete=models.PROTECT, related_name="safety_alerts")
+    source = models.CharField(max_length=20, choices=Source.choices, default=Source.QUESTIONNAIRE)
+    # The id of the row that raised it in its source's table (the response, the vital sign, the adverse event).
+    source_id = models.PositiveBigIntegerField()
+    response = models.ForeignKey(
+        Response, null=True, blank=True, on_delete=models.PROTECT, related_name="safety_alerts"
+    )
     rule_code = models.CharField(max_length=60)
     severity = models.CharField(max_length=10, choices=Severity.choices)
     message = models.CharField(max_length=300)
@@ -241,7 +255,15 @@ class SafetyAlert(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-id"]
-        constraints = [models.UniqueConstraint(fields=["response", "rule_code"], name="alert_unique_rule_per_response")]
+        constraints = [
+            models.UniqueConstraint(fields=["source", "source_id", "rule_code"], name="alert_unique_rule_per_source"),
+            # A questionnaire alert names its response (and the source id is that response's); no other alert does.
+            models.CheckConstraint(
+                condition=models.Q(source="questionnaire", response__isnull=False, source_id=models.F("response_id"))
+                | (~models.Q(source="questionnaire") & models.Q(response__isnull=True)),
+                name="alert_response_iff_questionnaire",
+            ),
+        ]
         indexes = [
             # Used by safety_alerts_escalate_due (the beat task): open alerts not yet escalated, oldest first.
             models.Index(

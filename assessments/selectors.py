@@ -178,6 +178,16 @@ def safety_alerts_for(user: Actor) -> QuerySet[SafetyAlert]:
     )
 
 
+def safety_alerts_raised_by(source: str, source_ids: Collection[int]) -> QuerySet[SafetyAlert]:
+    """The alerts raised by these rows of another app's source (vital signs, adverse events), oldest first. The
+    caller has already checked that the user may see the rows."""
+    return (
+        SafetyAlert.objects.filter(source=source, source_id__in=list(source_ids))
+        .select_related("acknowledged_by")
+        .order_by("created_at", "id")
+    )
+
+
 def safety_alert_get(user: Actor, alert_id: int) -> SafetyAlert:
     return get_object_or_404(safety_alerts_for(user), pk=alert_id)
 
@@ -226,6 +236,17 @@ def safety_alerts_at_sites(
 ) -> QuerySet[SafetyAlert]:
     """Safety alerts of participants at these sites (and of these studies, if given); unordered, nothing joined."""
     qs = SafetyAlert.objects.filter(participant__site_id__in=site_ids)
+    if study_ids is not None:
+        qs = qs.filter(participant__study_id__in=study_ids)
+    return qs
+
+
+def questionnaire_alerts_at_sites(
+    site_ids: Collection[int], study_ids: Collection[int] | None = None
+) -> QuerySet[SafetyAlert]:
+    """As ``safety_alerts_at_sites``, the alerts a questionnaire raised only (the safety_alerts export's rows; vital
+    signs and adverse events are exported with their own records)."""
+    qs = SafetyAlert.objects.filter(participant__site_id__in=site_ids, source=SafetyAlert.Source.QUESTIONNAIRE)
     if study_ids is not None:
         qs = qs.filter(participant__study_id__in=study_ids)
     return qs

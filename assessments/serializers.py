@@ -104,7 +104,7 @@ class AdministrationOutput(serializers.ModelSerializer[Administration]):
 class SafetyAlertOutput(serializers.ModelSerializer[SafetyAlert]):
     participant_id = serializers.CharField(source="participant.participant_id")
     site = serializers.CharField(source="participant.site.code")
-    response_id = serializers.IntegerField()
+    response_id = serializers.IntegerField(allow_null=True)
     acknowledged_by = serializers.CharField(source="acknowledged_by.username", default=None)
 
     class Meta:
@@ -113,6 +113,8 @@ class SafetyAlertOutput(serializers.ModelSerializer[SafetyAlert]):
             "id",
             "participant_id",
             "site",
+            "source",
+            "source_id",
             "response_id",
             "rule_code",
             "severity",

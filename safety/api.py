@@ -1,4 +1,4 @@
-"""Safety API (v1): adverse events. Thin views: parse, fetch with an access check, call one service, render.
+"""Safety API (v1): adverse events and dosing sessions (doses, vital signs, closing). Thin views: parse, fetch with an access check, call one service, render.
 
 Every role at a site reads its adverse events, except an independent rater where the study hides safety data from
 raters (404, and absent from lists). Coordinators, investigators, administrators and therapists record, correct
@@ -18,22 +18,32 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from participants import selectors as participant_selectors
+from participants.access import site_ids_with
 from participants.models import Participant
 from safety import selectors, services
-from safety.models import AdverseEvent
+from safety.models import AdverseEvent, DosingSession
 from safety.serializers import (
     AdverseEventCorrectInput,
     AdverseEventDetailOutput,
     AdverseEventInput,
     AdverseEventOutput,
+    DosesInput,
+    DosingCloseInput,
+    DosingSessionInput,
+    DosingSessionOutput,
+    DosingSessionRecordInput,
     FollowUpInput,
     FollowUpOutput,
     ReviewInput,
     ReviewOutput,
+    VitalSignCorrectInput,
+    VitalSignInput,
+    dosing_detail,
 )
 from scheduling import selectors as scheduling_selectors
 from scheduling.models import Visit
 from trialsite.errors import ServiceError
+from trialsite.roles import ALWAYS_BLINDED
 
 
 def _visit(participant: Participant, visit_id: int | None) -> Visit | None:
@@ -131,3 +141,122 @@ class AdverseEventReviewCreate(APIView):
         payload.is_valid(raise_exception=True)
         review = services.adverse_event_review(event=event, by=request.user, **payload.validated_data)
         return Response(ReviewOutput(review).data, status=status.HTTP_201_CREATED)
+
+
+# --- dosing sessions ------------------------------------------------------------------------------------------------
+
+
+def _staff(participant: Participant, usernames: list[str]) -> list[Any]:
+    users, unknown = [], []
+    for name in usernames:
+        user = participant_selectors.staff_member_at(participant.site, name)
+        (users if user is not None else unknown).append(user if user is not None else name)
+    if unknown:
+        raise ServiceError(
+            "unknown staff", field_errors={"present_staff": [f"no staff member at this site: {', '.join(unknown)}"]}
+        )
+    return users
+
+
+def _dose_hidden_sites(user: Any) -> set[int]:
+    return site_ids_with(user, ALWAYS_BLINDED)
+
+
+def _detail(request: Request, session_id: int, *, status_code: int = status.HTTP_200_OK) -> Response:
+    view = selectors.dosing_view(selectors.dosing_session_get(request.user, session_id))
+    return Response(dosing_detail(view, dose_hidden_sites=_dose_hidden_sites(request.user)), status=status_code)
+
+
+class DosingSessionFilter(django_filters.FilterSet):
+    site = django_filters.CharFilter(field_name="participant__site__code")
+    participant = django_filters.CharFilter(field_name="participant__participant_id")
+    study = django_filters.CharFilter(field_name="participant__study__code")
+    closed = django_filters.BooleanFilter(field_name="closed_at", lookup_expr="isnull", exclude=True)
+
+    class Meta:
+        model = DosingSession
+        fields = ["site", "participant", "study", "closed"]
+
+
+class DosingSessionListCreate(ListAPIView[DosingSession]):
+    serializer_class = DosingSessionOutput
+    filterset_class = DosingSessionFilter
+
+    def get_queryset(self) -> QuerySet[DosingSession]:
+        return selectors.dosing_sessions_for(self.request.user).order_by("-started_at", "-id")
+
+    def get_serializer_context(self) -> dict[str, Any]:
+        return {**super().get_serializer_context(), "dose_hidden_sites": _dose_hidden_sites(self.request.user)}
+
+    @extend_schema(request=DosingSessionInput, responses={201: DosingSessionOutput})
+    def post(self, request: Request) -> Response:
+        payload = DosingSessionInput(data=request.data)
+        payload.is_valid(raise_exception=True)
+        values: dict[str, Any] = dict(payload.validated_data)
+        visit = scheduling_selectors.visit_get(request.user, values.pop("visit"))
+        staff = _staff(visit.participant, values.pop("present_staff"))
+        values["present_others"] = [dict(p) for p in values["present_others"]]
+        session = services.dosing_session_open(visit=visit, present_staff=staff, by=request.user, **values)
+        return _detail(request, session.pk, status_code=status.HTTP_201_CREATED)
+
+
+class DosingSessionDetail(APIView):
+    @extend_schema(responses=DosingSessionOutput)
+    def get(self, request: Request, dosing_session_id: int) -> Response:
+        return _detail(request, dosing_session_id)
+
+
+class DosingSessionRecord(APIView):
+    @extend_schema(request=DosingSessionRecordInput, responses={200: DosingSessionOutput})
+    def post(self, request: Request, dosing_session_id: int) -> Response:
+        session = selectors.dosing_session_get(request.user, dosing_session_id)
+        payload = DosingSessionRecordInput(data=request.data)
+        payload.is_valid(raise_exception=True)
+        values: dict[str, Any] = dict(payload.validated_data)
+        if "present_staff" in values:
+            values["present_staff"] = _staff(session.participant, values["present_staff"])
+        if "present_others" in values:
+            values["present_others"] = [dict(p) for p in values["present_others"]]
+        services.dosing_session_record(session=session, by=request.user, **values)
+        return _detail(request, dosing_session_id)
+
+
+class DosingDoses(APIView):
+    @extend_schema(request=DosesInput, responses={200: DosingSessionOutput})
+    def post(self, request: Request, dosing_session_id: int) -> Response:
+        session = selectors.dosing_session_get(request.user, dosing_session_id)
+        payload = DosesInput(data=request.data)
+        payload.is_valid(raise_exception=True)
+        services.dosing_doses_record(session=session, by=request.user, **payload.validated_data)
+        return _detail(request, dosing_session_id)
+
+
+class VitalSignCreate(APIView):
+    @extend_schema(request=VitalSignInput, responses={201: DosingSessionOutput})
+    def post(self, request: Request, dosing_session_id: int) -> Response:
+        session = selectors.dosing_session_get(request.user, dosing_session_id)
+        payload = VitalSignInput(data=request.data)
+        payload.is_valid(raise_exception=True)
+        services.vital_sign_record(session=session, by=request.user, **payload.validated_data)
+        return _detail(request, dosing_session_id, status_code=status.HTTP_201_CREATED)
+
+
+class VitalSignCorrect(APIView):
+    @extend_schema(request=VitalSignCorrectInput, responses={200: DosingSessionOutput})
+    def post(self, request: Request, vital_sign_id: int) -> Response:
+        vital = selectors.vital_sign_get(request.user, vital_sign_id)
+        payload = VitalSignCorrectInput(data=request.data)
+        payload.is_valid(raise_exception=True)
+        values: dict[str, Any] = dict(payload.validated_data)
+        services.vital_sign_correct(vital_sign=vital, reason=values.pop("reason"), by=request.user, **values)
+        return _detail(request, vital.session_id)
+
+
+class DosingSessionClose(APIView):
+    @extend_schema(request=DosingCloseInput, responses={200: DosingSessionOutput})
+    def post(self, request: Request, dosing_session_id: int) -> Response:
+        session = selectors.dosing_session_get(request.user, dosing_session_id)
+        payload = DosingCloseInput(data=request.data)
+        payload.is_valid(raise_exception=True)
+        services.dosing_session_close(session=session, by=request.user, **payload.validated_data)
+        return _detail(request, dosing_session_id)

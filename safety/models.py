@@ -178,3 +178,146 @@ class AdverseEventReview(models.Model):
 
     def __str__(self) -> str:
         return f"review {self.pk} of AE {self.event_id}"
+
+
+# --- dosing sessions ------------------------------------------------------------------------------------------------
+
+# Plausible ranges of what a vital-signs row may hold, enforced by check constraints (a typing slip such as 1400 for
+# 140 is refused, not stored) and equal to the bounds the protocol parser allows a threshold
+# (scheduling.protocol.VITAL_RANGES).
+VITAL_LIMITS = {
+    "systolic_bp": (40, 300),
+    "diastolic_bp": (20, 200),
+    "heart_rate": (20, 250),
+    "temperature_c": (30, 45),
+}
+VITAL_MEASURES = tuple(VITAL_LIMITS)
+# A dose in milligrams: above zero and below anything a session would give.
+DOSE_MG_MAX = 1000
+
+
+class DosingSession(models.Model):
+    """The record of one dosing visit (a ``scheduling.Visit`` of kind "dosing"): the kit, the initial and any
+    supplemental dose, when the session ran, who was present, and its vital signs (``VitalSign``). Never deleted;
+    values once recorded change only through the services with a reason (the audit keeps the earlier value).
+
+    Closing checks the vital-signs grid against the protocol's declared timepoints: a missing timepoint needs a
+    reason, kept here and in the audit."""
+
+    participant = models.ForeignKey(
+        "participants.Participant", on_delete=models.PROTECT, related_name="dosing_sessions"
+    )
+    visit = models.OneToOneField("scheduling.Visit", on_delete=models.PROTECT, related_name="dosing_session")
+    kit_identifier = models.CharField(max_length=60, blank=True)
+    initial_dose_mg = models.DecimalField(max_digits=6, decimal_places=2, null=True, blank=True)
+    initial_dose_at = models.DateTimeField(null=True, blank=True)
+    supplemental_dose_mg = models.DecimalField(max_digits=6, decimal_places=2, null=True, blank=True)
+    supplemental_dose_at = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    ended_at = models.DateTimeField(null=True, blank=True)
+    # Who was in the room: staff with an account, and anyone else by name and role (a visiting monitor, a trainee).
+    present_staff = models.ManyToManyField(settings.AUTH_USER_MODEL, blank=True, related_name="+")
+    present_others = models.JSONField(default=list, blank=True)
+    recorded_at = models.DateTimeField()
+    recorded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    closed_at = models.DateTimeField(null=True, blank=True)
+    closed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    # Why declared timepoints have no vital signs, given when the session was closed without them.
+    missing_timepoints_reason = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-started_at", "-id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(initial_dose_mg__isnull=True)
+                | models.Q(initial_dose_mg__gt=0, initial_dose_mg__lte=DOSE_MG_MAX),
+                name="dosing_initial_dose_plausible",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(supplemental_dose_mg__isnull=True)
+                | models.Q(
+                    supplemental_dose_mg__gt=0, supplemental_dose_mg__lte=DOSE_MG_MAX, initial_dose_mg__isnull=False
+                ),
+                name="dosing_supplemental_after_initial",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(supplemental_dose_at__isnull=True)
+                | models.Q(initial_dose_at__isnull=False, supplemental_dose_at__gt=models.F("initial_dose_at")),
+                name="dosing_supplemental_later",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(ended_at__isnull=True)
+                | models.Q(started_at__isnull=False, ended_at__gt=models.F("started_at")),
+                name="dosing_ends_after_start",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(closed_at__isnull=True) | models.Q(ended_at__isnull=False),
+                name="dosing_closed_has_ended",
+            ),
+        ]
+        indexes = [models.Index(fields=["participant", "started_at"], name="dosing_participant_start_idx")]
+
+    def __str__(self) -> str:
+        return f"dosing session {self.pk} of participant {self.participant_id} (visit {self.visit_id})"
+
+    @property
+    def is_closed(self) -> bool:
+        return self.closed_at is not None
+
+
+class VitalSign(models.Model):
+    """One set of vital signs taken during a dosing session, at a declared timepoint (its code) or unscheduled (no
+    code). One row per declared timepoint; a correction changes the row with a reason and the audit keeps the
+    earlier values."""
+
+    session = models.ForeignKey(DosingSession, on_delete=models.PROTECT, related_name="vital_signs")
+    timepoint_code = models.CharField(max_length=20, blank=True)
+    measured_at = models.DateTimeField()
+    systolic_bp = models.PositiveSmallIntegerField(null=True, blank=True)
+    diastolic_bp = models.PositiveSmallIntegerField(null=True, blank=True)
+    heart_rate = models.PositiveSmallIntegerField(null=True, blank=True)
+    temperature_c = models.DecimalField(max_digits=4, decimal_places=1, null=True, blank=True)
+    note = models.TextField(blank=True)
+    recorded_at = models.DateTimeField()
+    recorded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["measured_at", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["session", "timepoint_code"],
+                condition=~models.Q(timepoint_code=""),
+                name="vital_one_row_per_timepoint",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(systolic_bp__isnull=False)
+                | models.Q(diastolic_bp__isnull=False)
+                | models.Q(heart_rate__isnull=False)
+                | models.Q(temperature_c__isnull=False),
+                name="vital_has_a_measure",
+            ),
+            *(
+                models.CheckConstraint(
+                    condition=models.Q(**{f"{name}__isnull": True})
+                    | models.Q(**{f"{name}__gte": low, f"{name}__lte": high}),
+                    name=f"vital_{name}_plausible",
+                )
+                for name, (low, high) in VITAL_LIMITS.items()
+            ),
+            models.CheckConstraint(
+                condition=models.Q(systolic_bp__isnull=True)
+                | models.Q(diastolic_bp__isnull=True)
+                | models.Q(systolic_bp__gt=models.F("diastolic_bp")),
+                name="vital_systolic_above_diastolic",
+            ),
+        ]
+        indexes = [models.Index(fields=["session", "measured_at"], name="vital_session_measured_idx")]
+
+    def __str__(self) -> str:
+        return f"vital signs {self.pk} of session {self.session_id} ({self.timepoint_code or 'unscheduled'})"

@@ -7,12 +7,21 @@ No read here touches the allocation.
 
 from __future__ import annotations
 
-from django.db.models import Count, Prefetch, Q, QuerySet
+from collections.abc import Collection
+from dataclasses import dataclass
+from typing import Any
+
+from django.db.models import Count, OuterRef, Prefetch, Q, QuerySet, Subquery
+from django.db.models.functions import Coalesce
 from django.shortcuts import get_object_or_404
 
+from assessments import selectors as assessment_selectors
 from participants.access import Actor, rater_site_ids, site_ids_for
 from safety.aesi import AesiList, aesi_list_for
-from safety.models import AdverseEvent, AdverseEventFollowUp, AdverseEventReview
+from safety.dosing_grid import GridRow, grid, missing_timepoints
+from safety.models import AdverseEvent, AdverseEventFollowUp, AdverseEventReview, DosingSession, VitalSign
+from scheduling import selectors as scheduling_selectors
+from scheduling.protocol import DosingDeclaration
 
 
 def hidden_from_raters(user: Actor, *, via: str = "participant") -> Q | None:
@@ -52,3 +61,100 @@ def adverse_event_get(user: Actor, event_id: int) -> AdverseEvent:
 
 def aesi_list_of_study(study_code: str) -> AesiList:
     return aesi_list_for(study_code)
+
+
+# --- dosing sessions ------------------------------------------------------------------------------------------------
+
+
+def dosing_sessions_for(user: Actor) -> QuerySet[DosingSession]:
+    """Every dosing session the user may see (their sites; none a blinded rater may not), with what a list row shows
+    joined and the vital-sign count annotated: a page costs the same whatever its length."""
+    qs = DosingSession.objects.filter(participant__site_id__in=sorted(site_ids_for(user)))
+    hidden = hidden_from_raters(user)
+    if hidden is not None:
+        qs = qs.exclude(hidden)
+    return qs.select_related("participant__site", "participant__study", "visit").annotate(
+        vital_sign_count=Count("vital_signs", distinct=True)
+    )
+
+
+def dosing_session_get(user: Actor, session_id: int) -> DosingSession:
+    """One session with its vital signs and who was present, or Http404 when it does not exist, lies outside the
+    user's sites or is hidden from them by blinding (the three look the same)."""
+    qs = dosing_sessions_for(user).prefetch_related(
+        Prefetch("vital_signs", queryset=VitalSign.objects.select_related("recorded_by").order_by("measured_at", "id")),
+        "present_staff",
+    )
+    return get_object_or_404(
+        qs.select_related("recorded_by", "closed_by", "visit__protocol_version", "visit__study"), pk=session_id
+    )
+
+
+def vital_sign_get(user: Actor, vital_sign_id: int) -> VitalSign:
+    """One vital-signs row, scoped and blinded as its session is (Http404 otherwise)."""
+    qs = VitalSign.objects.filter(session__participant__site_id__in=sorted(site_ids_for(user)))
+    hidden = hidden_from_raters(user, via="session__participant")
+    if hidden is not None:
+        qs = qs.exclude(hidden)
+    return get_object_or_404(qs.select_related("session"), pk=vital_sign_id)
+
+
+@dataclass(frozen=True)
+class DosingView:
+    """What a dosing session's detail shows: its protocol's declarations, the grid by timepoint, the declared
+    timepoints still missing, and the alerts its vital signs raised."""
+
+    session: DosingSession
+    declaration: DosingDeclaration | None
+    grid: list[GridRow]
+    missing: tuple[str, ...]
+    alerts: list[Any]
+
+
+def dosing_view(session: DosingSession) -> DosingView:
+    """The detail of a session fetched with ``dosing_session_get`` (its vital signs prefetched): one more query,
+    the alerts."""
+    declaration = scheduling_selectors.visit_dosing_declaration(session.visit)
+    vitals = list(session.vital_signs.all())
+    alerts = list(assessment_selectors.safety_alerts_raised_by("vital_sign", [v.pk for v in vitals])) if vitals else []
+    return DosingView(
+        session=session,
+        declaration=declaration,
+        grid=grid(declaration, vitals),
+        missing=missing_timepoints(declaration, (v.timepoint_code for v in vitals)),
+        alerts=alerts,
+    )
+
+
+# --- reads for exports ---
+
+
+def dosing_sessions_at_sites(
+    site_ids: Collection[int], study_ids: Collection[int] | None = None, *, with_counts: bool = False
+) -> QuerySet[DosingSession]:
+    """Dosing sessions of participants at these sites (and of these studies, if given); unordered, nothing joined.
+    ``with_counts``: the present staff and vital signs counted per row (``present_staff_count``,
+    ``vital_sign_count``) as subqueries, so the rows stay one query."""
+    qs = DosingSession.objects.filter(participant__site_id__in=site_ids)
+    if study_ids is not None:
+        qs = qs.filter(participant__study_id__in=study_ids)
+    if with_counts:
+        staff = DosingSession.present_staff.through.objects.filter(dosingsession_id=OuterRef("pk"))
+        vitals = VitalSign.objects.filter(session_id=OuterRef("pk"))
+        qs = qs.annotate(
+            present_staff_count=Coalesce(
+                Subquery(staff.order_by().values("dosingsession_id").annotate(n=Count("id")).values("n")), 0
+            ),
+            vital_sign_count=Coalesce(
+                Subquery(vitals.order_by().values("session_id").annotate(n=Count("id")).values("n")), 0
+            ),
+        )
+    return qs
+
+
+def vital_signs_at_sites(site_ids: Collection[int], study_ids: Collection[int] | None = None) -> QuerySet[VitalSign]:
+    """Vital signs of participants at these sites (and of these studies, if given); unordered, nothing joined."""
+    qs = VitalSign.objects.filter(session__participant__site_id__in=site_ids)
+    if study_ids is not None:
+        qs = qs.filter(session__participant__study_id__in=study_ids)
+    return qs

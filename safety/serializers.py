@@ -135,3 +135,164 @@ class AdverseEventDetailOutput(AdverseEventOutput):
     recorded_by = serializers.CharField(source="recorded_by.username", allow_null=True, default=None)
     follow_ups = FollowUpOutput(many=True)
     reviews = ReviewOutput(many=True)
+
+
+# --- dosing sessions ------------------------------------------------------------------------------------------------
+
+
+class PresentPersonSerializer(serializers.Serializer[Any]):
+    name = serializers.CharField(max_length=200)
+    role = serializers.CharField(max_length=100)
+
+
+class DosingSessionInput(serializers.Serializer[Any]):
+    visit = serializers.IntegerField(min_value=1)
+    kit_identifier = serializers.CharField(max_length=60, required=False, allow_blank=True, default="")
+    started_at = SiteLocalDateTimeField(required=False, allow_null=True, default=None)
+    present_staff = serializers.ListField(
+        child=serializers.CharField(max_length=150), required=False, default=list, max_length=20
+    )
+    present_others = PresentPersonSerializer(many=True, required=False, default=list)
+
+
+class DosingSessionRecordInput(serializers.Serializer[Any]):
+    """Details of the session; only the fields given change. A value already recorded changes only with a reason."""
+
+    reason = serializers.CharField(max_length=2000, required=False, allow_blank=True, default="")
+    kit_identifier = serializers.CharField(max_length=60, required=False, allow_blank=True)
+    started_at = SiteLocalDateTimeField(required=False, allow_null=True)
+    ended_at = SiteLocalDateTimeField(required=False, allow_null=True)
+    present_staff = serializers.ListField(child=serializers.CharField(max_length=150), required=False, max_length=20)
+    present_others = PresentPersonSerializer(many=True, required=False)
+
+
+class DosesInput(serializers.Serializer[Any]):
+    reason = serializers.CharField(max_length=2000, required=False, allow_blank=True, default="")
+    initial_dose_mg = serializers.DecimalField(max_digits=6, decimal_places=2, required=False, allow_null=True)
+    initial_dose_at = SiteLocalDateTimeField(required=False, allow_null=True)
+    supplemental_dose_mg = serializers.DecimalField(max_digits=6, decimal_places=2, required=False, allow_null=True)
+    supplemental_dose_at = SiteLocalDateTimeField(required=False, allow_null=True)
+
+
+class VitalSignInput(serializers.Serializer[Any]):
+    timepoint_code = serializers.CharField(max_length=20, required=False, allow_blank=True, default="")
+    measured_at = SiteLocalDateTimeField()
+    systolic_bp = serializers.IntegerField(required=False, allow_null=True, default=None, min_value=0, max_value=999)
+    diastolic_bp = serializers.IntegerField(required=False, allow_null=True, default=None, min_value=0, max_value=999)
+    heart_rate = serializers.IntegerField(required=False, allow_null=True, default=None, min_value=0, max_value=999)
+    temperature_c = serializers.DecimalField(
+        max_digits=4, decimal_places=1, required=False, allow_null=True, default=None
+    )
+    note = serializers.CharField(max_length=2000, required=False, allow_blank=True, default="")
+
+
+class VitalSignCorrectInput(serializers.Serializer[Any]):
+    reason = serializers.CharField(max_length=2000)
+    timepoint_code = serializers.CharField(max_length=20, required=False, allow_blank=True)
+    measured_at = SiteLocalDateTimeField(required=False)
+    systolic_bp = serializers.IntegerField(required=False, allow_null=True, min_value=0, max_value=999)
+    diastolic_bp = serializers.IntegerField(required=False, allow_null=True, min_value=0, max_value=999)
+    heart_rate = serializers.IntegerField(required=False, allow_null=True, min_value=0, max_value=999)
+    temperature_c = serializers.DecimalField(max_digits=4, decimal_places=1, required=False, allow_null=True)
+    note = serializers.CharField(max_length=2000, required=False, allow_blank=True)
+
+
+class DosingCloseInput(serializers.Serializer[Any]):
+    ended_at = SiteLocalDateTimeField(required=False, allow_null=True, default=None)
+    missing_timepoints_reason = serializers.CharField(max_length=2000, required=False, allow_blank=True, default="")
+
+
+class VitalSignOutput(serializers.Serializer[Any]):
+    id = serializers.IntegerField()
+    timepoint_code = serializers.CharField()
+    measured_at = serializers.DateTimeField()
+    systolic_bp = serializers.IntegerField(allow_null=True)
+    diastolic_bp = serializers.IntegerField(allow_null=True)
+    heart_rate = serializers.IntegerField(allow_null=True)
+    temperature_c = serializers.DecimalField(max_digits=4, decimal_places=1, allow_null=True, coerce_to_string=False)
+    note = serializers.CharField()
+    recorded_at = serializers.DateTimeField()
+    recorded_by = serializers.CharField(source="recorded_by.username", allow_null=True, default=None)
+
+
+class DosingSessionOutput(serializers.Serializer[Any]):
+    """One session as a list shows it. Times are UTC. No arm, ever (a dose is recorded, never which arm it was)."""
+
+    id = serializers.IntegerField()
+    participant_id = serializers.CharField(source="participant.participant_id")
+    site = serializers.CharField(source="participant.site.code")
+    study = serializers.CharField(source="participant.study.code")
+    visit = serializers.IntegerField(source="visit_id")
+    visit_code = serializers.CharField(source="visit.code")
+    kit_identifier = serializers.CharField()
+    initial_dose_mg = serializers.DecimalField(max_digits=6, decimal_places=2, allow_null=True, coerce_to_string=False)
+    initial_dose_at = serializers.DateTimeField(allow_null=True)
+    supplemental_dose_mg = serializers.DecimalField(
+        max_digits=6, decimal_places=2, allow_null=True, coerce_to_string=False
+    )
+    supplemental_dose_at = serializers.DateTimeField(allow_null=True)
+    started_at = serializers.DateTimeField(allow_null=True)
+    ended_at = serializers.DateTimeField(allow_null=True)
+    closed_at = serializers.DateTimeField(allow_null=True)
+    recorded_at = serializers.DateTimeField()
+    vital_sign_count = serializers.IntegerField()
+
+    def to_representation(self, instance: Any) -> dict[str, Any]:
+        """Doses are withheld (null, ``doses_hidden``) from a role that is always blinded at the session's site: in a
+        placebo-controlled study a dose can reveal the allocation (the exports treat it as the arm)."""
+        data = dict(super().to_representation(instance))
+        hidden = instance.participant.site_id in self.context.get("dose_hidden_sites", ())
+        if hidden:
+            data.update({name: None for name in DOSE_OUTPUT_FIELDS})
+        data["doses_hidden"] = hidden
+        return data
+
+
+DOSE_OUTPUT_FIELDS = ("initial_dose_mg", "supplemental_dose_mg", "supplemental_dose_at")
+
+
+def _timepoint(point: Any) -> dict[str, Any] | None:
+    return None if point is None else {"code": point.code, "label": point.label, "minutes": point.minutes}
+
+
+def dosing_detail(view: Any, *, dose_hidden_sites: frozenset[int] | set[int] = frozenset()) -> dict[str, Any]:
+    """The detail body of a session (``safety.selectors.DosingView``): the list row, who was present, the doses, the
+    grid by timepoint (declared ones first, each with its vital signs or null), the missing timepoints, the
+    declared thresholds and the alerts its vital signs raised."""
+    session = view.session
+    declaration = view.declaration
+    return {
+        **DosingSessionOutput(session, context={"dose_hidden_sites": dose_hidden_sites}).data,
+        "present_staff": [u.username for u in session.present_staff.all()],
+        "present_others": session.present_others,
+        "recorded_by": session.recorded_by.username if session.recorded_by else None,
+        "closed_by": session.closed_by.username if session.closed_by else None,
+        "missing_timepoints_reason": session.missing_timepoints_reason,
+        "grid": [
+            {
+                "timepoint": _timepoint(row.timepoint),
+                "vital_sign": VitalSignOutput(row.vital).data if row.vital is not None else None,
+            }
+            for row in view.grid
+        ],
+        "missing_timepoints": list(view.missing),
+        "thresholds": [
+            {"code": r.code, "measure": r.measure, "comparison": r.comparison, "value": r.value, "severity": r.severity}
+            for r in (declaration.thresholds if declaration else ())
+        ],
+        "declarations_illustrative": declaration.illustrative if declaration else None,
+        "alerts": [
+            {
+                "id": a.pk,
+                "vital_sign": a.source_id,
+                "rule_code": a.rule_code,
+                "severity": a.severity,
+                "message": a.message,
+                "created_at": serializers.DateTimeField().to_representation(a.created_at),
+                "acknowledged_at": (
+                    serializers.DateTimeField().to_representation(a.acknowledged_at) if a.acknowledged_at else None
+                ),
+            }
+            for a in view.alerts
+        ],
+    }

@@ -21,3 +21,23 @@ urlpatterns = [
         name="adverse-event-review",
     ),
 ]
+
+urlpatterns += [
+    path("dosing-sessions/", api.DosingSessionListCreate.as_view(), name="dosing-session-list"),
+    path("dosing-sessions/<int:dosing_session_id>/", api.DosingSessionDetail.as_view(), name="dosing-session-detail"),
+    path(
+        "dosing-sessions/<int:dosing_session_id>/record/",
+        api.DosingSessionRecord.as_view(),
+        name="dosing-session-record",
+    ),
+    path("dosing-sessions/<int:dosing_session_id>/doses/", api.DosingDoses.as_view(), name="dosing-session-doses"),
+    path(
+        "dosing-sessions/<int:dosing_session_id>/vital-signs/",
+        api.VitalSignCreate.as_view(),
+        name="dosing-session-vital-signs",
+    ),
+    path(
+        "dosing-sessions/<int:dosing_session_id>/close/", api.DosingSessionClose.as_view(), name="dosing-session-close"
+    ),
+    path("vital-signs/<int:vital_sign_id>/correct/", api.VitalSignCorrect.as_view(), name="vital-sign-correct"),
+]

@@ -8,8 +8,9 @@ codes a protocol may name come from the catalogues registered in ``scheduling.ho
 from __future__ import annotations
 
 import json
+import operator
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from functools import cache
@@ -27,6 +28,11 @@ __all__ = [
     "VisitKind",
     "Arm",
     "ComparisonVisits",
+    "DosingDeclaration",
+    "VITAL_COMPARISONS",
+    "VITAL_MEASURES",
+    "VitalThreshold",
+    "VitalTimepoint",
     "InstrumentDue",
     "Phase",
     "PrimaryComparison",
@@ -178,6 +184,59 @@ class PrimaryComparison:
     declared: bool = True  # False when derived for a protocol that predates the declaration
 
 
+# What a dosing session's vital-signs thresholds may compare: the measures a VitalSign row records, and how.
+VITAL_MEASURES: tuple[str, ...] = ("systolic_bp", "diastolic_bp", "heart_rate", "temperature_c")
+VITAL_COMPARISONS: dict[str, Callable[[float, float], bool]] = {
+    ">": operator.gt,
+    ">=": operator.ge,
+    "<": operator.lt,
+    "<=": operator.le,
+}
+
+
+@dataclass(frozen=True)
+class VitalTimepoint:
+    """A moment of a dosing session at which vital signs are taken, in minutes from the initial dose (negative:
+    before it, e.g. the pre-dose measurement)."""
+
+    code: str
+    label: str
+    minutes: int
+
+
+@dataclass(frozen=True)
+class VitalThreshold:
+    """A vital-sign value that raises a safety alert: ``measure comparison value`` (e.g. systolic_bp > 160). The
+    comparison is the protocol's own, so a value exactly AT the threshold alerts under >= and not under >."""
+
+    code: str
+    measure: str
+    comparison: str
+    value: float
+    severity: str = "high"
+
+    def crossed_by(self, measured: float | None) -> bool:
+        return measured is not None and VITAL_COMPARISONS[self.comparison](float(measured), float(self.value))
+
+    def describe(self) -> str:
+        return f"{self.measure} {self.comparison} {self.value:g}"
+
+
+@dataclass(frozen=True)
+class DosingDeclaration:
+    """What a protocol declares about its dosing sessions: when vital signs are taken and which values alert."""
+
+    timepoints: tuple[VitalTimepoint, ...]
+    thresholds: tuple[VitalThreshold, ...]
+    illustrative: bool
+    note: str | None = None
+    source: str | None = None
+
+    @property
+    def timepoint_codes(self) -> tuple[str, ...]:
+        return tuple(t.code for t in self.timepoints)
+
+
 @dataclass(frozen=True)
 class Protocol:
     code: str
@@ -193,6 +252,7 @@ class Protocol:
     sources: tuple[Source, ...] = ()
     phases: tuple[Phase, ...] = ()
     primary_comparison: PrimaryComparison | None = None
+    dosing_session: DosingDeclaration | None = None
     # The validated source document, kept so a loader can store exactly what was checked.
     raw: Mapping[str, Any] = field(default_factory=dict, compare=False, hash=False, repr=False)
 
@@ -385,6 +445,7 @@ def _semantic_errors(data: Any, known_instruments: frozenset[str]) -> list[str]:
     errors += _randomization_after_errors(data, common_codes)
     errors += _phase_errors(data, common, source_ids)
     errors += _comparison_errors(data, arm_codes, source_ids)
+    errors += _dosing_session_errors(data, arm_codes, source_ids)
     return errors
 
 
@@ -471,6 +532,99 @@ def _comparison_errors(
     if isinstance(source, str) and source not in source_ids:
         errors.append(f"primary_comparison.source: unknown source {source!r} (declare it in 'sources')")
     return errors
+
+
+# Plausible bounds of a threshold's value per measure (the VitalSign table's own check constraints are these).
+VITAL_RANGES: dict[str, tuple[float, float]] = {
+    "systolic_bp": (40, 300),
+    "diastolic_bp": (20, 200),
+    "heart_rate": (20, 250),
+    "temperature_c": (30.0, 45.0),
+}
+
+
+def _dosing_session_errors(
+    data: dict[str, Any], arm_codes: Mapping[str, set[str]], source_ids: frozenset[str]
+) -> list[str]:
+    """Cross-checks of the dosing declarations the schema cannot make: unique codes, timepoints in time order,
+    threshold values within the plausible range of their measure, a declared source, and a protocol with a dosing
+    visit to apply them to."""
+    dosing = data.get("dosing_session")
+    if not isinstance(dosing, dict):
+        return []
+    errors: list[str] = []
+    if data.get("illustrative") is True and dosing.get("illustrative") is False:
+        errors.append("dosing_session.illustrative: the protocol is illustrative, so its dosing values are too")
+    has_dosing = any(
+        isinstance(v, dict) and v.get("kind") == VisitKind.DOSING
+        for v in [
+            *data.get("common_visits", []),
+            *(
+                visit
+                for arm in (data.get("arms") or {}).values()
+                if isinstance(arm, dict)
+                for visit in arm.get("visits", [])
+            ),
+        ]
+    )
+    if arm_codes and not has_dosing:
+        errors.append("dosing_session: the protocol has no visit of kind 'dosing' to apply it to")
+    seen: set[str] = set()
+    last: int | None = None
+    for i, point in enumerate(dosing.get("vital_sign_timepoints") or []):
+        if not isinstance(point, dict):
+            continue
+        path = f"dosing_session.vital_sign_timepoints[{i}]"
+        code, minutes = point.get("code"), point.get("minutes")
+        if code in seen:
+            errors.append(f"{path}.code: duplicate timepoint code {code!r}")
+        seen.add(str(code))
+        if isinstance(minutes, int) and last is not None and minutes <= last:
+            errors.append(f"{path}.minutes: {minutes} is not after the previous timepoint ({last}); list them in order")
+        if isinstance(minutes, int):
+            last = minutes
+    seen = set()
+    for i, rule in enumerate(dosing.get("vital_sign_thresholds") or []):
+        if not isinstance(rule, dict):
+            continue
+        path = f"dosing_session.vital_sign_thresholds[{i}]"
+        code, measure, value = rule.get("code"), rule.get("measure"), rule.get("value")
+        if code in seen:
+            errors.append(f"{path}.code: duplicate threshold code {code!r}")
+        seen.add(str(code))
+        bounds = VITAL_RANGES.get(str(measure))
+        if bounds and isinstance(value, int | float) and not bounds[0] <= value <= bounds[1]:
+            errors.append(
+                f"{path}.value: {value} is outside the plausible range of {measure} ({bounds[0]}-{bounds[1]})"
+            )
+    source = dosing.get("source")
+    if isinstance(source, str) and source not in source_ids:
+        errors.append(f"dosing_session.source: unknown source {source!r} (declare it in 'sources')")
+    return errors
+
+
+def _dosing_from(data: Mapping[str, Any]) -> DosingDeclaration | None:
+    d = data.get("dosing_session")
+    if d is None:
+        return None
+    return DosingDeclaration(
+        timepoints=tuple(
+            VitalTimepoint(code=t["code"], label=t["label"], minutes=t["minutes"]) for t in d["vital_sign_timepoints"]
+        ),
+        thresholds=tuple(
+            VitalThreshold(
+                code=r["code"],
+                measure=r["measure"],
+                comparison=r["comparison"],
+                value=float(r["value"]),
+                severity=r.get("severity", "high"),
+            )
+            for r in d["vital_sign_thresholds"]
+        ),
+        illustrative=d["illustrative"],
+        note=d.get("note"),
+        source=d.get("source"),
+    )
 
 
 def _visit_paths(data: Mapping[str, Any], arm_code: str) -> dict[str, str]:
@@ -610,6 +764,7 @@ def parse_protocol(
             for p in data.get("phases", [])
         ),
         primary_comparison=_comparison_from(data),
+        dosing_session=_dosing_from(data),
         raw=data,
     )
     errors = _order_and_matching_errors(protocol)

@@ -38,6 +38,7 @@ from scheduling import hooks
 from scheduling.models import ParticipantSchedule, ProtocolDeviation, ProtocolVersion, Room, Visit
 from scheduling.protocol import (
     ComparisonVisits,
+    DosingDeclaration,
     Protocol,
     ProtocolError,
     VisitKind,
@@ -358,6 +359,19 @@ def primary_comparison_visits(protocol_code: str) -> dict[str, ComparisonVisits]
     protocol = study_protocol(protocol_code)
     comparison = primary_comparison(protocol) if protocol is not None else None
     return dict(comparison.arms) if comparison is not None else {}
+
+
+def visit_dosing_declaration(visit: Visit) -> DosingDeclaration | None:
+    """The dosing declarations (vital-signs timepoints and alert thresholds) of the protocol a visit follows: the
+    version the visit was planned under, else its study's protocol (see ``study_protocol``). None when the visit is
+    not a dosing visit or the protocol declares none."""
+    if visit.kind != VisitKind.DOSING:
+        return None
+    if visit.protocol_version_id is not None:
+        protocol: Protocol | None = visit.protocol_version.protocol()
+    else:
+        protocol = study_protocol(visit.study.protocol_code)
+    return protocol.dosing_session if protocol is not None else None
 
 
 @functools.cache

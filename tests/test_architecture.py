@@ -45,8 +45,9 @@ ALLOWED = {
     "participants": {CORE, "audit"},
     "scheduling": {CORE, "audit", "participants"},
     "assessments": {CORE, "audit", "participants", "scheduling"},
-    # Safety (adverse events; later dosing records, vitals, medications, blinding guesses) sits beside assessments.
-    "safety": {CORE, "audit", "participants", "scheduling"},
+    # Safety (adverse events, dosing records and vitals; later medications, blinding guesses) reads assessments only to
+    # raise its alerts into the one safety-alert list; assessments never imports safety.
+    "safety": {CORE, "audit", "participants", "scheduling", "assessments"},
     "notifications": {CORE, "audit", "participants", "scheduling", "assessments", "safety"},
     "exports": {CORE, "audit", "participants", "scheduling", "assessments", "safety", "notifications"},
     # The staff pages read through every domain app's selectors and write through its services; nothing imports them.

@@ -99,6 +99,18 @@ def world(make_participant, alice, personas, study, pdx):
             outcome="recovering",
             by=alice,
         )
+        dosing_session = safety_services.dosing_session_open(
+            visit=Visit.objects.get(participant=participant, code="DOSE1"),
+            by=alice,
+            started_at=timezone.now() - dt.timedelta(hours=2),
+        )
+        vital_sign = safety_services.vital_sign_record(
+            session=dosing_session,
+            timepoint_code="PRE",
+            measured_at=timezone.now() - dt.timedelta(hours=1),
+            heart_rate=80,
+            by=alice,
+        )
         now = timezone.now()
         notification = Notification.objects.create(
             key=f"fuzz:{participant.pk}",
@@ -119,6 +131,8 @@ def world(make_participant, alice, personas, study, pdx):
             "response": response,
             "alert": alert,
             "adverse_event": adverse_event,
+            "dosing_session": dosing_session,
+            "vital_sign": vital_sign,
             "notification": notification,
             "token": token,
             "study": study,
@@ -134,6 +148,8 @@ def path_values(world) -> dict[str, str]:
         "response_id": str(world["response"].pk),
         "alert_id": str(world["alert"].pk),
         "adverse_event_id": str(world["adverse_event"].pk),
+        "dosing_session_id": str(world["dosing_session"].pk),
+        "vital_sign_id": str(world["vital_sign"].pk),
         "notification_id": str(world["notification"].pk),
         "token": world["token"],
         "code": world["study"].code,

@@ -57,6 +57,7 @@ FEEDS = ("/api/v1/calendar/me.ics", "/api/v1/calendar/sites/{site_code}.ics")
 EXPECTED = {
     "/api/v1/adverse-events/",
     "/api/v1/deviations/",
+    "/api/v1/dosing-sessions/",
     "/api/v1/export/freezes/",
     "/api/v1/instruments/",
     "/api/v1/notifications/",
@@ -183,6 +184,7 @@ class Trial:
                 )
                 self.book(visits[1])
                 self.adverse_event(p, first)
+                self.dosing_session(p)
         notifications.notifications_reconcile(participant_id=p.pk)
         return p
 
@@ -206,6 +208,22 @@ class Trial:
         safety.adverse_event_follow_up(event=event, note="settled", by=self.admin)
         safety.adverse_event_review(
             event=event, causality_drug="possible", causality_therapy="unlikely", by=self.investigator
+        )
+
+    def dosing_session(self, p: Participant) -> None:
+        """The first dosing visit's record, with present staff and a vital sign over a threshold."""
+        dose = Visit.objects.filter(participant=p, kind="dosing").order_by("target_date", "id").first()
+        if dose is None:
+            return
+        session = safety.dosing_session_open(
+            visit=dose, by=self.admin, started_at=timezone.now() - dt.timedelta(hours=3), present_staff=[self.admin]
+        )
+        safety.vital_sign_record(
+            session=session,
+            timepoint_code="PRE",
+            measured_at=timezone.now() - dt.timedelta(hours=2),
+            heart_rate=120,
+            by=self.admin,
         )
 
     def book(self, visit: Visit) -> None:

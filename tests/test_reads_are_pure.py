@@ -53,7 +53,17 @@ CSSRS_HIGH = {"CSSRS_1": 1, "CSSRS_2": 1, "CSSRS_3": 1, "CSSRS_4": 1, "CSSRS_5":
 EXPORTS = [
     *(
         {"dataset": name, "fmt": "csv"}
-        for name in ("participants", "visits", "responses", "scores", "deviations", "safety_alerts", "codebook")
+        for name in (
+            "participants",
+            "visits",
+            "responses",
+            "scores",
+            "deviations",
+            "safety_alerts",
+            "dosing_sessions",
+            "vital_signs",
+            "codebook",
+        )
     ),
     {"dataset": "scores", "fmt": "json"},
     {"dataset": "responses", "fmt": "sav"},
@@ -185,6 +195,18 @@ def seed(freeze_dir) -> dict:
                 by=coordinator,
             )
             safety.adverse_event_follow_up(event=adverse_event, note="discharged", by=coordinator)
+        with transaction.atomic():
+            dosing_session = safety.dosing_session_open(
+                visit=dose, by=coordinator, started_at=timezone.now() - dt.timedelta(hours=3)
+            )
+            vital_sign = safety.vital_sign_record(
+                session=dosing_session,
+                timepoint_code="PRE",
+                measured_at=timezone.now() - dt.timedelta(hours=2),
+                systolic_bp=170,
+                diastolic_bp=90,
+                by=coordinator,
+            )
         for p in (main, linked, withdrawn, elsewhere):
             notifications.notifications_reconcile(participant_id=p.pk)
         with override_settings(FREEZE_DIR=freeze_dir):
@@ -222,6 +244,8 @@ def seed(freeze_dir) -> dict:
         ],
         "alert": [{"id": str(alert.pk)}],
         "adverse_event": [{"id": str(adverse_event.pk), "label": "serious, with a follow-up"}],
+        "dosing_session": [{"id": str(dosing_session.pk), "label": "open, one vital sign over a threshold"}],
+        "vital_sign": [{"id": str(vital_sign.pk), "label": "PRE, over the SBP threshold"}],
         "notification": [{"id": str(n.pk)} for n in Notification.objects.order_by("id")[:1]],
         "link": [{"token": token, "label": "open link"}, {"token": used_token, "label": "used link"}],
         "study": [{"id": str(study.pk), "code": study.code}],

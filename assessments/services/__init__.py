@@ -25,6 +25,7 @@ from assessments.services.safety import (
     safety_alert_acknowledge,
     safety_alert_escalation_notify,
     safety_alert_notify,
+    safety_alert_raise_for,
     safety_alerts_escalate_due,
     safety_alerts_raise,
 )
@@ -49,6 +50,7 @@ __all__ = [
     "safety_alert_acknowledge",
     "safety_alert_escalation_notify",
     "safety_alert_notify",
+    "safety_alert_raise_for",
     "safety_alerts_escalate_due",
     "safety_alerts_raise",
 ]

@@ -72,9 +72,11 @@ def safety_alerts_raise(
         if message is None:
             continue
         alert, created = SafetyAlert.objects.get_or_create(
-            response=response,
+            source=SafetyAlert.Source.QUESTIONNAIRE,
+            source_id=response.pk,
             rule_code=rule["code"],
             defaults={
+                "response": response,
                 "participant": participant,
                 "severity": rule["severity"],
                 "message": message[:300],
@@ -99,6 +101,65 @@ def safety_alerts_raise(
             send_task_on_commit(NOTIFY_TASK, [alert.pk], priority=SAFETY_PRIORITY)
         alerts.append(alert)
     return alerts
+
+
+# Sources whose alert the safety app raises on behalf of a record that carries its own mail and escalation (an adverse
+# event's investigator mail and the medical monitor's 24-hour escalation, in safety.services.alerting): such an alert
+# joins the list and is acknowledged like any other, but is never mailed or escalated here, so that nobody is told
+# twice about one event.
+SELF_ESCALATING_SOURCES = frozenset({SafetyAlert.Source.ADVERSE_EVENT})
+
+
+def safety_alert_raise_for(
+    *,
+    participant: Participant,
+    source: str,
+    source_id: int,
+    rule_code: str,
+    severity: str,
+    message: str,
+    details: dict[str, object] | None = None,
+    by: Actor = None,
+    now: dt.datetime | None = None,
+) -> SafetyAlert | None:
+    """Raise an alert for a record another app keeps (a vital sign, an adverse event), once per source row and rule;
+    None when that alert exists already. Audited in the caller's transaction; a high alert is mailed to the site's
+    investigators after commit and, left unacknowledged, escalated by the beat, exactly as a questionnaire alert
+    is, unless its source mails and escalates on its own (``SELF_ESCALATING_SOURCES``)."""
+    if source == SafetyAlert.Source.QUESTIONNAIRE or source not in SafetyAlert.Source.values:
+        raise ValueError(f"not a source another app raises alerts for: {source!r}")
+    if severity not in SafetyAlert.Severity.values:
+        raise ValueError(f"unknown severity {severity!r}")
+    alert, created = SafetyAlert.objects.get_or_create(
+        source=source,
+        source_id=source_id,
+        rule_code=rule_code,
+        defaults={
+            "participant": participant,
+            "severity": severity,
+            "message": message[:300],
+            "details": details or {},
+            "created_at": now or timezone.now(),
+        },
+    )
+    if not created:
+        return None
+    audit_participant_record(
+        participant,
+        by=by,
+        action=AuditEvent.Action.CREATE,
+        entity_type="safety_alert",
+        entity_id=alert.pk,
+        changes=[
+            ("source", None, alert.source),
+            ("source_id", None, alert.source_id),
+            ("rule_code", None, alert.rule_code),
+            ("severity", None, alert.severity),
+        ],
+    )
+    if alert.severity == SafetyAlert.Severity.HIGH and source not in SELF_ESCALATING_SOURCES:
+        send_task_on_commit(NOTIFY_TASK, [alert.pk], priority=SAFETY_PRIORITY)
+    return alert
 
 
 def _alert_mail(alert: SafetyAlert, *, escalation: bool) -> tuple[str, str]:
@@ -169,6 +230,7 @@ def safety_alerts_escalate_due(now: dt.datetime | None = None, *, by: Actor = No
         SafetyAlert.objects.filter(
             acknowledged_at__isnull=True, escalated_at__isnull=True, created_at__lte=now - escalate_after()
         )
+        .exclude(source__in=SELF_ESCALATING_SOURCES)
         .order_by("created_at")
         .values_list("id", flat=True)
     )

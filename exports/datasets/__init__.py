@@ -5,28 +5,43 @@ from __future__ import annotations
 from exports.datasets.alerts import SAFETY_ALERTS
 from exports.datasets.base import Dataset
 from exports.datasets.deviations import DEVIATIONS
+from exports.datasets.dosing_sessions import DOSING_SESSIONS
 from exports.datasets.participants import PARTICIPANTS
 from exports.datasets.per_participant import PER_PARTICIPANT
 from exports.datasets.responses import RESPONSES
 from exports.datasets.scores import SCORES
 from exports.datasets.visits import VISITS
+from exports.datasets.vital_signs import VITAL_SIGNS
 
 __all__ = [
     "ACCEPTS",
     "DATASETS",
     "DEVIATIONS",
+    "DOSING_SESSIONS",
     "PARTICIPANTS",
     "PER_PARTICIPANT",
     "RESPONSES",
     "SAFETY_ALERTS",
     "SCORES",
     "VISITS",
+    "VITAL_SIGNS",
     "Dataset",
 ]
 
 # In this order in the codebook, the freezes and every list of datasets.
 DATASETS: dict[str, Dataset] = {
-    d.name: d for d in (PARTICIPANTS, VISITS, RESPONSES, SCORES, DEVIATIONS, SAFETY_ALERTS, PER_PARTICIPANT)
+    d.name: d
+    for d in (
+        PARTICIPANTS,
+        VISITS,
+        RESPONSES,
+        SCORES,
+        DEVIATIONS,
+        SAFETY_ALERTS,
+        DOSING_SESSIONS,
+        VITAL_SIGNS,
+        PER_PARTICIPANT,
+    )
 }
 # Filters each dataset accepts (the rest of the request parameters are refused with a 400 naming them).
 ACCEPTS: dict[str, frozenset[str]] = {

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from assessments.selectors import safety_alerts_at_sites
+from assessments.selectors import questionnaire_alerts_at_sites
 from exports.columns import (
     ARM,
     FLOAT,
@@ -65,7 +65,7 @@ SAFETY_ALERTS = Dataset(
         local_date_column("created_date", "Date raised (local)", "al.created_at", "created_at"),
     ),
     from_sql=(
-        "JOIN assessments_safetyalert al ON al.participant_id = px.id "
+        "JOIN assessments_safetyalert al ON al.participant_id = px.id AND al.source = 'questionnaire' "
         "JOIN assessments_response r ON r.id = al.response_id "
         "JOIN scheduling_visit v ON v.id = r.visit_id"
     ),
@@ -73,7 +73,7 @@ SAFETY_ALERTS = Dataset(
     filter_sql={"instrument": "r.instrument_code", "visit_code": "v.code"},
     changed_sql="GREATEST(al.created_at, al.acknowledged_at, al.escalated_at)",
     source=RowSource(
-        queryset=safety_alerts_at_sites,
+        queryset=questionnaire_alerts_at_sites,
         fields=(
             "participant_id",
             "response__visit__code",

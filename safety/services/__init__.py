@@ -1,7 +1,7 @@
 """Every write to safety data: validated, atomic, audited in the same transaction; Celery work only on commit, by task
 name. One module per noun: adverse_events (record, correct, follow up), reviews (investigator sign-off), alerting
-(the investigators' alert and the medical monitor's escalation). Dosing records, vitals, medications and blinding
-guesses come as modules of their own beside these.
+(the investigators' alert and the medical monitor's escalation), dosing (sessions, doses, vital signs, closing).
+Medications and blinding guesses come as modules of their own beside these.
 
 Reads live in ``safety.selectors``; the AESI lists in ``safety.aesi``.
 """
@@ -11,6 +11,14 @@ from safety.services.alerting import (
     adverse_event_escalation_notify,
     adverse_event_notify,
     adverse_events_escalate_due,
+)
+from safety.services.dosing import (
+    dosing_doses_record,
+    dosing_session_close,
+    dosing_session_open,
+    dosing_session_record,
+    vital_sign_correct,
+    vital_sign_record,
 )
 from safety.services.reviews import adverse_event_review
 
@@ -22,4 +30,10 @@ __all__ = [
     "adverse_event_record",
     "adverse_event_review",
     "adverse_events_escalate_due",
+    "dosing_doses_record",
+    "dosing_session_close",
+    "dosing_session_open",
+    "dosing_session_record",
+    "vital_sign_correct",
+    "vital_sign_record",
 ]

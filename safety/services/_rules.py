@@ -9,6 +9,7 @@ from typing import Any
 from django.conf import settings
 from django.utils import timezone
 
+from assessments import services as assessment_services
 from participants.access import Actor, require_role
 from participants.models import Participant
 from safety import aesi
@@ -31,6 +32,11 @@ def reporting_window() -> dt.timedelta:
 
 def require_recorder(by: Actor, participant: Participant) -> None:
     require_role(by, participant.site_id, RECORDERS, "record adverse events")
+
+
+def require_role_to_record_dosing(by: Actor, participant: Participant) -> None:
+    """The staff who record adverse events record dosing sessions and their vital signs too (RECORDERS)."""
+    require_role(by, participant.site_id, RECORDERS, "record dosing sessions")
 
 
 def aware(value: dt.datetime | None, participant: Participant) -> dt.datetime | None:
@@ -94,4 +100,18 @@ def start_clock_if_needed(event: AdverseEvent, *, now: dt.datetime) -> list[tupl
         return []
     event.alert_started_at, event.reporting_due_at = now, now + reporting_window()
     send_task_on_commit(NOTIFY_TASK, [event.pk], priority=SAFETY_PRIORITY)
+    # The event joins the open safety alerts' list, to be acknowledged there. Its mail and its escalation are the
+    # event's own (above, and the 24-hour clock): the alert is raised as self-escalating, so nobody is told twice.
+    assessment_services.safety_alert_raise_for(
+        participant=event.participant,
+        source="adverse_event",
+        source_id=event.pk,
+        rule_code="SERIOUS_AE" if event.serious else "AESI",
+        severity="high",
+        # Grade and kind only: no verbatim term, which may hold anything.
+        message=f"{'Serious adverse event' if event.serious else 'Adverse event of special interest'} "
+        f"(grade {event.severity_grade})",
+        details={"adverse_event": event.pk, "serious": event.serious, "aesi": list(event.aesi_categories)},
+        now=now,
+    )
     return [("alert_started_at", None, now), ("reporting_due_at", None, event.reporting_due_at)]

@@ -292,6 +292,23 @@ class Trial:
         with transaction.atomic():
             return safety_services.adverse_event_record(**(values | extra))
 
+    def dosing_session(self):
+        """DOSE1's session, opened by the coordinator three hours ago."""
+        with transaction.atomic():
+            return safety_services.dosing_session_open(
+                visit=self.visit("DOSE1"), by=self.alice, started_at=timezone.now() - dt.timedelta(hours=3)
+            )
+
+    def vital_sign(self):
+        with transaction.atomic():
+            return safety_services.vital_sign_record(
+                session=self.dosing_session(),
+                timepoint_code="PRE",
+                measured_at=timezone.now() - dt.timedelta(hours=2),
+                heart_rate=80,
+                by=self.alice,
+            )
+
     def outbox(self) -> Notification:
         """BASELINE booked for Monday 9 March, 14:00 in Portland, and the outbox planned: returns the reminder due
         48 hours before the visit."""
@@ -1081,6 +1098,106 @@ def adverse_event_record(t: Trial) -> Case:
             Event("adverse_event", "create", "verbatim_term"),
             Event("adverse_event", "create", "severity_grade"),
             Event("adverse_event", "create", "visit"),
+        ],
+    )
+
+
+@case("assessments.services.safety.safety_alert_raise_for")
+def safety_alert_raise_for(t: Trial) -> Case:
+    return Case(
+        dict(
+            participant=t.randomized,
+            source="vital_sign",
+            source_id=123,
+            rule_code="SBP_HIGH",
+            severity="high",
+            message="Vital sign SBP_HIGH: systolic_bp 170 (systolic_bp > 160) at PRE",
+        ),
+        by=t.alice,
+        participant=t.randomized,
+        events=[Event("safety_alert", "create", "source"), Event("safety_alert", "create", "rule_code")],
+    )
+
+
+@case("safety.services.dosing.dosing_session_open")
+def dosing_session_open(t: Trial) -> Case:
+    return Case(
+        dict(visit=t.visit("DOSE1"), kit_identifier="KIT-1", started_at=timezone.now() - dt.timedelta(hours=1)),
+        by=t.alice,
+        participant=t.randomized,
+        events=[Event("dosing_session", "create", "visit"), Event("dosing_session", "create", "kit_identifier")],
+    )
+
+
+@case("safety.services.dosing.dosing_session_record")
+def dosing_session_record(t: Trial) -> Case:
+    return Case(
+        dict(
+            session=t.dosing_session(),
+            kit_identifier="KIT-2",
+            present_others=[{"name": "A. Monitor", "role": "monitor"}],
+        ),
+        by=t.alice,
+        participant=t.randomized,
+        events=[
+            Event("dosing_session", "update", "kit_identifier"),
+            Event("dosing_session", "update", "present_others"),
+        ],
+    )
+
+
+@case("safety.services.dosing.dosing_doses_record")
+def dosing_doses_record(t: Trial) -> Case:
+    return Case(
+        dict(session=t.dosing_session(), initial_dose_mg="120", initial_dose_at=timezone.now() - dt.timedelta(hours=2)),
+        by=t.alice,
+        participant=t.randomized,
+        events=[
+            Event("dosing_session", "update", "initial_dose_mg"),
+            Event("dosing_session", "update", "initial_dose_at"),
+        ],
+    )
+
+
+@case("safety.services.dosing.vital_sign_record")
+def vital_sign_record(t: Trial) -> Case:
+    return Case(
+        dict(
+            session=t.dosing_session(),
+            timepoint_code="PRE",
+            measured_at=timezone.now() - dt.timedelta(hours=2),
+            systolic_bp=170,
+            diastolic_bp=90,
+        ),
+        by=t.alice,
+        participant=t.randomized,
+        events=[
+            Event("vital_sign", "create", "systolic_bp"),
+            Event("vital_sign", "create", "timepoint_code"),
+            Event("safety_alert", "create", "source"),
+        ],
+    )
+
+
+@case("safety.services.dosing.vital_sign_correct")
+def vital_sign_correct(t: Trial) -> Case:
+    return Case(
+        dict(vital_sign=t.vital_sign(), reason="misread the monitor", heart_rate=84),
+        by=t.alice,
+        participant=t.randomized,
+        events=[Event("vital_sign", "update", "heart_rate")],
+    )
+
+
+@case("safety.services.dosing.dosing_session_close")
+def dosing_session_close(t: Trial) -> Case:
+    return Case(
+        dict(session=t.vital_sign().session, missing_timepoints_reason="participant asleep"),
+        by=t.alice,
+        participant=t.randomized,
+        events=[
+            Event("dosing_session", "update", "closed_at"),
+            Event("dosing_session", "update", "missing_timepoints"),
         ],
     )
 

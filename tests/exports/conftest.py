@@ -95,6 +95,53 @@ def at_noon(visit: Visit, participant, *, day: dt.date | None = None):
     return time_machine.travel(noon(day or visit.target_date, participant.time_zone), tick=True)
 
 
+def dosing_session(dose, *, by):
+    """DOSE1's record at noon: started 09:00, 120 mg at 09:30 and 60 mg at 11:00 (local), a staff member and a
+    visiting monitor present (by name), and vital signs at PRE (with a note naming the participant) and T60."""
+    from safety import services as safety_services
+
+    now = dt.datetime.now(dt.UTC)
+    with transaction.atomic():
+        session = safety_services.dosing_session_open(
+            visit=dose,
+            by=by,
+            kit_identifier="KIT-SECRET-9",
+            started_at=now - dt.timedelta(hours=3),
+            present_staff=[by],
+            present_others=[{"name": "Dr Visiting Name", "role": "monitor"}],
+        )
+        safety_services.dosing_doses_record(
+            session=session,
+            by=by,
+            initial_dose_mg="120",
+            initial_dose_at=now - dt.timedelta(hours=2, minutes=30),
+            supplemental_dose_mg="60",
+            supplemental_dose_at=now - dt.timedelta(hours=1),
+        )
+        safety_services.vital_sign_record(
+            session=session,
+            timepoint_code="PRE",
+            measured_at=now - dt.timedelta(hours=2, minutes=45),
+            systolic_bp=128,
+            diastolic_bp=82,
+            heart_rate=76,
+            temperature_c="36.8",
+            note="Ada said she felt fine",
+            by=by,
+        )
+        safety_services.vital_sign_record(
+            session=session,
+            timepoint_code="T60",
+            measured_at=now - dt.timedelta(hours=1, minutes=30),
+            systolic_bp=150,
+            diastolic_bp=95,
+            heart_rate=104,
+            temperature_c="37.4",
+            by=by,
+        )
+    return session
+
+
 @pytest.fixture
 def trial(make_participant, alice, personas, nyc):
     """A small trial: P1 answered baseline (link + staff entry), had DOSE1 on target, INT1A two days after its window
@@ -116,6 +163,7 @@ def trial(make_participant, alice, personas, nyc):
             )
         alert = SafetyAlert.objects.get(participant=p1)
         assessments.safety_alert_acknowledge(alert=alert, note="called, safe", by=investigator)
+        dosing_session(dose1, by=alice)
     int1a = Visit.objects.get(participant=p1, code="INT1A")
     with at_noon(int1a, p1, day=int1a.window_end + dt.timedelta(days=2)):
         visit_complete(visit=int1a, occurred_at=dt.datetime.now(dt.UTC), by=alice)

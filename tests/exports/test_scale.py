@@ -11,8 +11,10 @@ from django.utils import timezone
 
 from assessments.models import Administration, Answer, Response, SafetyAlert, Score
 from participants.models import ContactDetails, Participant, Site, Study
+from safety.models import DosingSession, VitalSign
 from scheduling.models import ProtocolDeviation, Visit
 from tests.exports.conftest import body_of
+from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -96,21 +98,92 @@ def bulk_population(study: Study, site: Site, start: int, count: int) -> None:
     )
     SafetyAlert.objects.bulk_create(
         SafetyAlert(
-            participant=r.participant, response=r, rule_code="pcl5_rise", severity="medium", message="m", created_at=now
+            participant=r.participant,
+            response=r,
+            source_id=r.pk,
+            rule_code="pcl5_rise",
+            severity="medium",
+            message="m",
+            created_at=now,
         )
         for r in responses
+    )
+
+    # A dosing visit per participant, its session record (with a staff member present) and two vital signs.
+    doses = Visit.objects.bulk_create(
+        Visit(
+            participant=p,
+            site_id=p.site_id,
+            study_id=p.study_id,
+            code="DOSE1",
+            name="Dosing 1",
+            kind="dosing",
+            dosing_number=1,
+            target_date=today,
+            window_start=today,
+            window_end=today + dt.timedelta(days=3),
+            occurred_at=now,
+            status="completed",
+        )
+        for p in people
+    )
+    sessions = DosingSession.objects.bulk_create(
+        DosingSession(
+            participant_id=v.participant_id,
+            visit=v,
+            kit_identifier="KIT",
+            initial_dose_mg=120,
+            initial_dose_at=now,
+            supplemental_dose_mg=60,
+            supplemental_dose_at=now + dt.timedelta(minutes=90),
+            started_at=now - dt.timedelta(minutes=30),
+            ended_at=now + dt.timedelta(hours=8),
+            present_others=[{"name": "N", "role": "monitor"}],
+            recorded_at=now,
+        )
+        for v in doses
+    )
+    someone = UserFactory()
+    DosingSession.present_staff.through.objects.bulk_create(
+        DosingSession.present_staff.through(dosingsession_id=s.pk, user_id=someone.pk) for s in sessions
+    )
+    VitalSign.objects.bulk_create(
+        VitalSign(
+            session=s,
+            timepoint_code=code,
+            measured_at=now + dt.timedelta(minutes=minutes),
+            systolic_bp=130,
+            diastolic_bp=80,
+            heart_rate=90,
+            temperature_c="37.1",
+            note="a note",
+            recorded_at=now,
+        )
+        for s in sessions
+        for code, minutes in (("PRE", -30), ("T60", 60))
     )
 
 
 URLS = [
     *(
         f"{d}.{f}"
-        for d in ("participants", "visits", "responses", "scores", "deviations", "safety_alerts")
+        for d in (
+            "participants",
+            "visits",
+            "responses",
+            "scores",
+            "deviations",
+            "safety_alerts",
+            "dosing_sessions",
+            "vital_signs",
+        )
         for f in ("csv", "json")
     ),
     "scores.csv?layout=wide",
     "scores.json?layout=wide",
     "responses.sav",
+    "dosing_sessions.sav",
+    "vital_signs.dta",
     "codebook.csv",
 ]
 

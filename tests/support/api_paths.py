@@ -22,6 +22,8 @@ COLLECTIONS = {
     "responses": "response",
     "safety-alerts": "alert",
     "adverse-events": "adverse_event",
+    "dosing-sessions": "dosing_session",
+    "vital-signs": "vital_sign",
     "alerts": "alert",
     "administrations": "administration",
     "notifications": "notification",

@@ -383,6 +383,7 @@ def seed_participants(study: Study, sites: list[Site], n: int, *, now: dt.dateti
             SafetyAlert(
                 participant=r.participant,
                 response=r,
+                source_id=r.pk,
                 rule_code="CSSRS_SCREEN_HIGH",
                 severity=SafetyAlert.Severity.HIGH,
                 message="High risk on the C-SSRS screen (seeded)",
