@@ -6,4 +6,10 @@ class SafetyConfig(AppConfig):
     verbose_name = "Safety"
 
     def ready(self) -> None:
-        from safety import checks  # noqa: F401  (registers the system checks of the AESI lists)
+        from safety import checks  # noqa: F401  (registers the system checks of the AESI and medication class lists)
+        from safety.services.medications import dosing_booking_check
+        from scheduling import hooks
+
+        # Scheduling never imports safety (arrows go one way): safety plugs its medication check into dosing
+        # bookings. Registering twice (a second ready() in tests) has no effect.
+        hooks.on_dosing_booking(dosing_booking_check)

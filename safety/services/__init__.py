@@ -1,7 +1,8 @@
 """Every write to safety data: validated, atomic, audited in the same transaction; Celery work only on commit, by task
 name. One module per noun: adverse_events (record, correct, follow up), reviews (investigator sign-off), alerting
-(the investigators' alert and the medical monitor's escalation). Dosing records, vitals, medications and blinding
-guesses come as modules of their own beside these.
+(the investigators' alert and the medical monitor's escalation), medications (concomitant medications, their
+stop, and the investigator's override of the dosing-booking check). Dosing records, vitals and blinding guesses come
+as modules of their own beside these.
 
 Reads live in ``safety.selectors``; the AESI lists in ``safety.aesi``.
 """
@@ -11,6 +12,12 @@ from safety.services.alerting import (
     adverse_event_escalation_notify,
     adverse_event_notify,
     adverse_events_escalate_due,
+)
+from safety.services.medications import (
+    medication_correct,
+    medication_override_record,
+    medication_record,
+    medication_stop,
 )
 from safety.services.reviews import adverse_event_review
 
@@ -22,4 +29,8 @@ __all__ = [
     "adverse_event_record",
     "adverse_event_review",
     "adverse_events_escalate_due",
+    "medication_correct",
+    "medication_override_record",
+    "medication_record",
+    "medication_stop",
 ]
