@@ -12,7 +12,13 @@ from django.shortcuts import get_object_or_404
 
 from participants.access import Actor, rater_site_ids, site_ids_for
 from safety.aesi import AesiList, aesi_list_for
-from safety.models import AdverseEvent, AdverseEventFollowUp, AdverseEventReview
+from safety.models import (
+    AdverseEvent,
+    AdverseEventFollowUp,
+    AdverseEventReview,
+    ConcomitantMedication,
+    MedicationOverride,
+)
 
 
 def hidden_from_raters(user: Actor, *, via: str = "participant") -> Q | None:
@@ -52,3 +58,36 @@ def adverse_event_get(user: Actor, event_id: int) -> AdverseEvent:
 
 def aesi_list_of_study(study_code: str) -> AesiList:
     return aesi_list_for(study_code)
+
+
+def medications_for(user: Actor) -> QuerySet[ConcomitantMedication]:
+    """Every concomitant medication the user may see (site scope, and hidden from raters as adverse events are), with
+    the participant and site a list row shows joined."""
+    qs = ConcomitantMedication.objects.filter(participant__site_id__in=sorted(site_ids_for(user)))
+    hidden = hidden_from_raters(user)
+    if hidden is not None:
+        qs = qs.exclude(hidden)
+    return qs.select_related("participant__site", "participant__study", "recorded_by")
+
+
+def medication_get(user: Actor, medication_id: int) -> ConcomitantMedication:
+    """One medication, or Http404 if it does not exist, lies outside the user's sites or is hidden by blinding."""
+    return get_object_or_404(medications_for(user), pk=medication_id)
+
+
+def medications_of(user: Actor, participant_pk: int) -> QuerySet[ConcomitantMedication]:
+    """A participant's medications the user may see, ongoing ones first, then by start date (latest first)."""
+    return medications_for(user).filter(participant_id=participant_pk).order_by("-start_date", "-id")
+
+
+def medication_overrides_for(user: Actor) -> QuerySet[MedicationOverride]:
+    """Every investigator override of the medication check the user may see (scoped and blinded as medications)."""
+    qs = MedicationOverride.objects.filter(participant__site_id__in=sorted(site_ids_for(user)))
+    hidden = hidden_from_raters(user)
+    if hidden is not None:
+        qs = qs.exclude(hidden)
+    return qs.select_related("participant__site", "participant__study", "visit", "recorded_by")
+
+
+def medication_override_get(user: Actor, override_id: int) -> MedicationOverride:
+    return get_object_or_404(medication_overrides_for(user), pk=override_id)
