@@ -171,30 +171,30 @@ class MedicationListCreate(ListAPIView[ConcomitantMedication]):
 
 class MedicationDetail(APIView):
     @extend_schema(responses=MedicationOutput)
-    def get(self, request: Request, medication_id: int) -> Response:
-        return Response(MedicationOutput(selectors.medication_get(request.user, medication_id)).data)
+    def get(self, request: Request, concomitant_medication_id: int) -> Response:
+        return Response(MedicationOutput(selectors.medication_get(request.user, concomitant_medication_id)).data)
 
 
 class MedicationCorrect(APIView):
     @extend_schema(request=MedicationCorrectInput, responses={200: MedicationOutput})
-    def post(self, request: Request, medication_id: int) -> Response:
-        medication = selectors.medication_get(request.user, medication_id)
+    def post(self, request: Request, concomitant_medication_id: int) -> Response:
+        medication = selectors.medication_get(request.user, concomitant_medication_id)
         payload = MedicationCorrectInput(data=request.data)
         payload.is_valid(raise_exception=True)
         values: dict[str, Any] = dict(payload.validated_data)
         reason = values.pop("reason")
         services.medication_correct(medication=medication, reason=reason, by=request.user, **values)
-        return Response(MedicationOutput(selectors.medication_get(request.user, medication_id)).data)
+        return Response(MedicationOutput(selectors.medication_get(request.user, concomitant_medication_id)).data)
 
 
 class MedicationStop(APIView):
     @extend_schema(request=MedicationStopInput, responses={200: MedicationOutput})
-    def post(self, request: Request, medication_id: int) -> Response:
-        medication = selectors.medication_get(request.user, medication_id)
+    def post(self, request: Request, concomitant_medication_id: int) -> Response:
+        medication = selectors.medication_get(request.user, concomitant_medication_id)
         payload = MedicationStopInput(data=request.data)
         payload.is_valid(raise_exception=True)
         services.medication_stop(medication=medication, by=request.user, **payload.validated_data)
-        return Response(MedicationOutput(selectors.medication_get(request.user, medication_id)).data)
+        return Response(MedicationOutput(selectors.medication_get(request.user, concomitant_medication_id)).data)
 
 
 class MedicationOverrideFilter(django_filters.FilterSet):
@@ -228,5 +228,7 @@ class MedicationOverrideListCreate(ListAPIView[MedicationOverride]):
 
 class MedicationOverrideDetail(APIView):
     @extend_schema(responses=MedicationOverrideOutput)
-    def get(self, request: Request, override_id: int) -> Response:
-        return Response(MedicationOverrideOutput(selectors.medication_override_get(request.user, override_id)).data)
+    def get(self, request: Request, medication_override_id: int) -> Response:
+        return Response(
+            MedicationOverrideOutput(selectors.medication_override_get(request.user, medication_override_id)).data
+        )

@@ -7,7 +7,7 @@ class SafetyConfig(AppConfig):
 
     def ready(self) -> None:
         from safety import checks  # noqa: F401  (registers the system checks of the AESI and medication class lists)
-        from safety.services.medications import dosing_booking_check
+        from safety.services._booking_check import dosing_booking_check
         from scheduling import hooks
 
         # Scheduling never imports safety (arrows go one way): safety plugs its medication check into dosing

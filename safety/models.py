@@ -193,6 +193,20 @@ class ConcomitantMedication(models.Model):
         INJECTION = "injection", _("Injection")
         OTHER = "other", _("Other")
 
+    class DoseUnit(models.TextChoices):
+        # A fixed list, not free text: the unit is exported beside the amount and must carry nothing else.
+        MG = "mg", "mg"
+        MCG = "mcg", "mcg"
+        G = "g", "g"
+        ML = "ml", "mL"
+        IU = "iu", "IU"
+        UNITS = "units", _("units")
+        TABLETS = "tablets", _("tablets")
+        CAPSULES = "capsules", _("capsules")
+        PUFFS = "puffs", _("puffs")
+        DROPS = "drops", _("drops")
+        PATCHES = "patches", _("patches")
+
     participant = models.ForeignKey(
         "participants.Participant", on_delete=models.PROTECT, related_name="concomitant_medications"
     )
@@ -200,7 +214,7 @@ class ConcomitantMedication(models.Model):
     medication_class = models.CharField(max_length=40)
     # A dose is an amount with its unit ("20" "mg"), or, when it does not fit that, text ("1-2 puffs").
     dose_amount = models.DecimalField(max_digits=10, decimal_places=3, null=True, blank=True)
-    dose_unit = models.CharField(max_length=20, blank=True)
+    dose_unit = models.CharField(max_length=20, choices=DoseUnit.choices, blank=True)
     dose_text = models.CharField(max_length=100, blank=True)
     frequency = models.CharField(max_length=100, blank=True)
     route = models.CharField(max_length=20, choices=Route.choices, blank=True)

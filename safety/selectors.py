@@ -7,10 +7,14 @@ No read here touches the allocation.
 
 from __future__ import annotations
 
+import datetime as dt
+from collections.abc import Collection
+
 from django.db.models import Count, Prefetch, Q, QuerySet
 from django.shortcuts import get_object_or_404
 
 from participants.access import Actor, rater_site_ids, site_ids_for
+from participants.models import Participant
 from safety.aesi import AesiList, aesi_list_for
 from safety.models import (
     AdverseEvent,
@@ -19,6 +23,8 @@ from safety.models import (
     ConcomitantMedication,
     MedicationOverride,
 )
+from safety.washout import blocks
+from scheduling import selectors as scheduling_selectors
 
 
 def hidden_from_raters(user: Actor, *, via: str = "participant") -> Q | None:
@@ -91,3 +97,44 @@ def medication_overrides_for(user: Actor) -> QuerySet[MedicationOverride]:
 
 def medication_override_get(user: Actor, override_id: int) -> MedicationOverride:
     return get_object_or_404(medication_overrides_for(user), pk=override_id)
+
+
+def prohibited_washouts(participant: Participant) -> dict[str, int]:
+    """Medication class -> washout days, for the classes the participant's protocol prohibits before dosing."""
+    return {m.medication_class: m.washout_days for m in scheduling_selectors.prohibited_medications_of(participant)}
+
+
+def blocking_medications(participant: Participant, day: dt.date) -> list[tuple[ConcomitantMedication, int]]:
+    """The participant's medications of a prohibited class taken on ``day`` or still washing out by it, each with its
+    washout in days (not scoped: the booking check asks on behalf of whoever books). Two queries at most."""
+    washouts = prohibited_washouts(participant)
+    if not washouts:
+        return []
+    candidates = ConcomitantMedication.objects.filter(
+        participant_id=participant.pk, medication_class__in=sorted(washouts), start_date__lte=day
+    ).order_by("start_date", "id")
+    return [(m, washouts[m.medication_class]) for m in candidates if blocks(m, washouts[m.medication_class], day)]
+
+
+def latest_medication_override(visit_id: int) -> MedicationOverride | None:
+    """The latest investigator override recorded for a visit, with who recorded it."""
+    return (
+        MedicationOverride.objects.filter(visit_id=visit_id)
+        .select_related("recorded_by")
+        .order_by("-recorded_at", "-id")
+        .first()
+    )
+
+
+# --- reads for exports ---
+
+
+def medications_at_sites(
+    site_ids: Collection[int], study_ids: Collection[int] | None = None
+) -> QuerySet[ConcomitantMedication]:
+    """Concomitant medications of participants at these sites (and of these studies, if given); unordered, nothing
+    joined. The export decides who may export; this only scopes."""
+    qs = ConcomitantMedication.objects.filter(participant__site_id__in=site_ids)
+    if study_ids is not None:
+        qs = qs.filter(participant__study_id__in=study_ids)
+    return qs

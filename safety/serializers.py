@@ -153,7 +153,9 @@ class MedicationInput(serializers.Serializer[Any]):
     dose_amount = serializers.DecimalField(
         max_digits=10, decimal_places=3, required=False, allow_null=True, default=None, min_value=Decimal("0.001")
     )
-    dose_unit = serializers.CharField(max_length=20, required=False, allow_blank=True, default="")
+    dose_unit = serializers.ChoiceField(
+        choices=ConcomitantMedication.DoseUnit.choices, required=False, allow_blank=True, default=""
+    )
     dose_text = serializers.CharField(max_length=100, required=False, allow_blank=True, default="")
     frequency = serializers.CharField(max_length=100, required=False, allow_blank=True, default="")
     route = serializers.ChoiceField(
@@ -174,7 +176,9 @@ class MedicationCorrectInput(serializers.Serializer[Any]):
     dose_amount = serializers.DecimalField(
         max_digits=10, decimal_places=3, required=False, allow_null=True, min_value=Decimal("0.001")
     )
-    dose_unit = serializers.CharField(max_length=20, required=False, allow_blank=True)
+    dose_unit = serializers.ChoiceField(
+        choices=ConcomitantMedication.DoseUnit.choices, required=False, allow_blank=True
+    )
     dose_text = serializers.CharField(max_length=100, required=False, allow_blank=True)
     frequency = serializers.CharField(max_length=100, required=False, allow_blank=True)
     route = serializers.ChoiceField(choices=ConcomitantMedication.Route.choices, required=False, allow_blank=True)

@@ -99,6 +99,20 @@ def world(make_participant, alice, personas, study, pdx):
             outcome="recovering",
             by=alice,
         )
+        medication = safety_services.medication_record(
+            participant=participant,
+            name="sertraline",
+            medication_class="ssri",
+            dose_amount=50,
+            dose_unit="mg",
+            start_date=timezone.localdate() - dt.timedelta(days=30),
+            by=alice,
+        )
+        medication_override = safety_services.medication_override_record(
+            visit=Visit.objects.get(participant=participant, code="DOSE1"),
+            reason="prescriber confirms a stable dose",
+            by=personas["investigator"],
+        )
         now = timezone.now()
         notification = Notification.objects.create(
             key=f"fuzz:{participant.pk}",
@@ -119,6 +133,8 @@ def world(make_participant, alice, personas, study, pdx):
             "response": response,
             "alert": alert,
             "adverse_event": adverse_event,
+            "medication": medication,
+            "medication_override": medication_override,
             "notification": notification,
             "token": token,
             "study": study,
@@ -134,6 +150,8 @@ def path_values(world) -> dict[str, str]:
         "response_id": str(world["response"].pk),
         "alert_id": str(world["alert"].pk),
         "adverse_event_id": str(world["adverse_event"].pk),
+        "concomitant_medication_id": str(world["medication"].pk),
+        "medication_override_id": str(world["medication_override"].pk),
         "notification_id": str(world["notification"].pk),
         "token": world["token"],
         "code": world["study"].code,

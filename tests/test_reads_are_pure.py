@@ -53,7 +53,16 @@ CSSRS_HIGH = {"CSSRS_1": 1, "CSSRS_2": 1, "CSSRS_3": 1, "CSSRS_4": 1, "CSSRS_5":
 EXPORTS = [
     *(
         {"dataset": name, "fmt": "csv"}
-        for name in ("participants", "visits", "responses", "scores", "deviations", "safety_alerts", "codebook")
+        for name in (
+            "participants",
+            "visits",
+            "responses",
+            "scores",
+            "deviations",
+            "safety_alerts",
+            "concomitant_medications",
+            "codebook",
+        )
     ),
     {"dataset": "scores", "fmt": "json"},
     {"dataset": "responses", "fmt": "sav"},
@@ -185,6 +194,19 @@ def seed(freeze_dir) -> dict:
                 by=coordinator,
             )
             safety.adverse_event_follow_up(event=adverse_event, note="discharged", by=coordinator)
+            medication = safety.medication_record(
+                participant=main,
+                name="sertraline",
+                medication_class="ssri",
+                dose_amount=50,
+                dose_unit="mg",
+                start_date=timezone.localdate() - dt.timedelta(days=60),
+                by=coordinator,
+            )
+            safety.medication_stop(medication=medication, stop_date=timezone.localdate(), by=coordinator)
+            medication_override = safety.medication_override_record(
+                visit=dose, reason="prescriber confirms the taper", by=personas[Role.INVESTIGATOR]
+            )
         for p in (main, linked, withdrawn, elsewhere):
             notifications.notifications_reconcile(participant_id=p.pk)
         with override_settings(FREEZE_DIR=freeze_dir):
@@ -222,6 +244,8 @@ def seed(freeze_dir) -> dict:
         ],
         "alert": [{"id": str(alert.pk)}],
         "adverse_event": [{"id": str(adverse_event.pk), "label": "serious, with a follow-up"}],
+        "concomitant_medication": [{"id": str(medication.pk), "label": "stopped SSRI"}],
+        "medication_override": [{"id": str(medication_override.pk), "label": "override of DOSE1"}],
         "notification": [{"id": str(n.pk)} for n in Notification.objects.order_by("id")[:1]],
         "link": [{"token": token, "label": "open link"}, {"token": used_token, "label": "used link"}],
         "study": [{"id": str(study.pk), "code": study.code}],

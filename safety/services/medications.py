@@ -2,13 +2,12 @@
 investigator's override that lets a dosing session go ahead despite a prohibited medication.
 
 Never deleted: a medication entered in error is corrected with a reason (the audit keeps every earlier value). The
-booking check (``dosing_booking_check``) is registered with ``scheduling.hooks``: scheduling never imports safety.
+booking check (``safety.services._booking_check``) is registered with ``scheduling.hooks``: scheduling never imports safety.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import zoneinfo
 from decimal import Decimal
 from typing import Any
 
@@ -17,12 +16,10 @@ from django.utils import timezone
 
 from audit.models import AuditEvent
 from audit.services import audit_participant_record, diff
-from participants.access import Actor, acting_person, acting_user, has_role, require_role
+from participants.access import Actor, acting_person, acting_user, has_role
 from participants.models import Participant
-from safety import medication_classes
 from safety.models import ConcomitantMedication, MedicationOverride
-from safety.services._rules import RECORDERS
-from scheduling import selectors as scheduling_selectors
+from safety.services._medication_rules import check_values, require_medication_recorder
 from scheduling.models import Visit
 from scheduling.protocol import VisitKind
 from trialsite.errors import Conflict, PermissionDeniedError, ServiceError
@@ -46,48 +43,6 @@ CORRECTABLE = (
     "taper_note",
 )
 _TEXT = ("name", "dose_unit", "dose_text", "frequency", "route", "indication", "taper_note")
-_LIMITS = {"name": 200, "dose_unit": 20, "dose_text": 100, "frequency": 100, "indication": 300}
-
-
-def require_medication_recorder(by: Actor, participant: Participant) -> None:
-    # The staff who record adverse events record medications too: they hear of them in clinic and in session.
-    require_role(by, participant.site_id, RECORDERS, "record concomitant medications")
-
-
-def site_today(participant: Participant) -> dt.date:
-    return timezone.now().astimezone(zoneinfo.ZoneInfo(participant.site.time_zone)).date()
-
-
-def check_values(participant: Participant, values: dict[str, Any]) -> dict[str, list[str]]:
-    """Field errors of a full set of medication values (after a correction is applied, the whole row is checked)."""
-    errors: dict[str, list[str]] = {}
-    if not str(values.get("name") or "").strip():
-        errors["name"] = ["required"]
-    for name, limit in _LIMITS.items():
-        if len(str(values.get(name) or "")) > limit:
-            errors.setdefault(name, []).append(f"at most {limit} characters")
-    if values.get("medication_class") not in medication_classes.medication_classes().codes:
-        errors["medication_class"] = ["not a medication class of the class list"]
-    amount, unit, text = values.get("dose_amount"), values.get("dose_unit"), values.get("dose_text")
-    if amount is not None and (not isinstance(amount, Decimal | int) or amount <= 0):
-        errors["dose_amount"] = ["a positive amount"]
-    elif amount is not None and not unit:
-        errors["dose_unit"] = ["a dose amount needs its unit"]
-    elif amount is None and unit:
-        errors["dose_amount"] = ["a unit needs its dose amount"]
-    elif amount is None and not text:
-        errors["dose_amount"] = ["give the dose as an amount with its unit, or as text"]
-    if values.get("route") not in {"", *ConcomitantMedication.Route.values}:
-        errors["route"] = ["not one of the allowed values"]
-    start, stop = values.get("start_date"), values.get("stop_date")
-    if not isinstance(start, dt.date):
-        errors["start_date"] = ["required"]
-    elif start > site_today(participant):
-        errors["start_date"] = ["cannot be in the future"]
-    # A stop date may lie ahead: a taper is planned to end on it.
-    if isinstance(start, dt.date) and isinstance(stop, dt.date) and stop < start:
-        errors["stop_date"] = ["cannot be before the start date"]
-    return errors
 
 
 def _validate(participant: Participant, values: dict[str, Any]) -> None:
@@ -262,69 +217,3 @@ def medication_override_record(*, visit: Visit, reason: str, by: Actor) -> Medic
         changes=[("visit", None, visit.pk), ("visit_code", None, visit.code), ("reason", None, override.reason)],
     )
     return override
-
-
-# --- the booking check, registered with scheduling.hooks.on_dosing_booking ----------------------------------------
-
-
-def washout_end(medication: ConcomitantMedication, washout_days: int) -> dt.date | None:
-    """The last day of the washout: ``washout_days`` after the stop date. None while the medication is ongoing."""
-    if medication.stop_date is None:
-        return None
-    return medication.stop_date + dt.timedelta(days=washout_days)
-
-
-def blocking_medications(participant: Participant, day: dt.date) -> list[tuple[ConcomitantMedication, int]]:
-    """The participant's medications of a class their protocol prohibits that are taken on ``day`` or whose washout
-    has not ended by it, each with its washout in days. One query for the protocol, one for the medications."""
-    washouts = {m.medication_class: m.washout_days for m in scheduling_selectors.prohibited_medications_of(participant)}
-    if not washouts:
-        return []
-    candidates = ConcomitantMedication.objects.filter(
-        participant_id=participant.pk, medication_class__in=sorted(washouts), start_date__lte=day
-    ).order_by("start_date", "id")
-    return [
-        (m, washouts[m.medication_class])
-        for m in candidates
-        if m.stop_date is None or day <= m.stop_date + dt.timedelta(days=washouts[m.medication_class])
-    ]
-
-
-def describe_block(medication: ConcomitantMedication, washout_days: int) -> str:
-    label = medication_classes.medication_classes().label(medication.medication_class)
-    end = washout_end(medication, washout_days)
-    if end is None:
-        return f"{medication.name} ({label}) is being taken; its washout ends {washout_days} days after it stops"
-    return f"{medication.name} ({label}) stopped on {medication.stop_date}; its washout ends on {end.isoformat()}"
-
-
-def dosing_booking_check(*, visit: Visit, start: dt.datetime, by: Actor) -> list[tuple[str, Any, Any]]:
-    """Refuse (409) a dosing session on a day a prohibited medication is taken or inside its washout, naming each
-    medication and its washout end, unless an investigator recorded an override for this visit: then the booking
-    goes ahead and its audit event names the override."""
-    participant = visit.participant
-    day = start.astimezone(zoneinfo.ZoneInfo(participant.site.time_zone)).date()
-    blocking = blocking_medications(participant, day)
-    if not blocking:
-        return []
-    override = (
-        MedicationOverride.objects.filter(visit_id=visit.pk)
-        .select_related("recorded_by")
-        .order_by("-recorded_at", "-id")
-        .first()
-    )
-    messages = [describe_block(m, days) for m, days in blocking]
-    if override is None:
-        raise Conflict(
-            f"{visit.code} cannot be booked on {day.isoformat()}: {'; '.join(messages)}. "
-            "An investigator may record an override with a reason.",
-            field_errors={"medications": messages},
-            code="prohibited_medication",
-        )
-    return [
-        (
-            "medication_override",
-            None,
-            f"override {override.pk} by {override.recorded_by.username}: {override.reason} ({'; '.join(messages)})",
-        )
-    ]

@@ -20,6 +20,8 @@ EXPORTS = [
     ("scores", {}),
     ("deviations", {}),
     ("safety_alerts", {}),
+    ("concomitant_medications", {}),
+    ("concomitant_medications", {"dates": "iso"}),
     ("per_participant", {}),
     ("scores", {"layout": "wide"}),
     ("visits", {"visit_code": "DOSE1,INT1A"}),

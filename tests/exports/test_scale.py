@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from assessments.models import Administration, Answer, Response, SafetyAlert, Score
 from participants.models import ContactDetails, Participant, Site, Study
+from safety.models import ConcomitantMedication
 from scheduling.models import ProtocolDeviation, Visit
 from tests.exports.conftest import body_of
 
@@ -94,6 +95,19 @@ def bulk_population(study: Study, site: Site, start: int, count: int) -> None:
         ProtocolDeviation(participant=v.participant, visit=v, type="out_of_window", description="late", days_outside=1)
         for v in visits
     )
+    ConcomitantMedication.objects.bulk_create(
+        ConcomitantMedication(
+            participant=p,
+            name="sertraline",
+            medication_class="ssri",
+            dose_amount=50,
+            dose_unit="mg",
+            start_date=today - dt.timedelta(days=60),
+            stop_date=today - dt.timedelta(days=20),
+            recorded_at=now,
+        )
+        for p in people
+    )
     SafetyAlert.objects.bulk_create(
         SafetyAlert(
             participant=r.participant, response=r, rule_code="pcl5_rise", severity="medium", message="m", created_at=now
@@ -105,9 +119,18 @@ def bulk_population(study: Study, site: Site, start: int, count: int) -> None:
 URLS = [
     *(
         f"{d}.{f}"
-        for d in ("participants", "visits", "responses", "scores", "deviations", "safety_alerts")
+        for d in (
+            "participants",
+            "visits",
+            "responses",
+            "scores",
+            "deviations",
+            "safety_alerts",
+            "concomitant_medications",
+        )
         for f in ("csv", "json")
     ),
+    "concomitant_medications.sav",
     "scores.csv?layout=wide",
     "scores.json?layout=wide",
     "responses.sav",

@@ -22,6 +22,8 @@ COLLECTIONS = {
     "responses": "response",
     "safety-alerts": "alert",
     "adverse-events": "adverse_event",
+    "concomitant-medications": "concomitant_medication",
+    "medication-overrides": "medication_override",
     "alerts": "alert",
     "administrations": "administration",
     "notifications": "notification",
