@@ -556,6 +556,10 @@ def _page_context(user: Any, participant: Participant, now: dt.datetime, history
     return {
         "participant": participant,
         "site_zone": participant.site.time_zone,
+        # The medications page, unless safety data of this participant is hidden from the viewer (a rater).
+        "medications_visible": not access.safety_hidden_from(
+            user, site_id=participant.site_id, study=participant.study
+        ),
         "status_label": PARTICIPANT_STATUS.get(participant.status, participant.status),
         "withdrawal_label": WITHDRAWAL_LEVEL.get(participant.withdrawal_level, participant.withdrawal_level),
         # The arm is read only for a viewer who may see it: for anyone else it is never in the context at all.

@@ -4,7 +4,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
-from dashboard import actions, calendar, instrument_texts, links, matrix, overview, views
+from dashboard import actions, calendar, instrument_texts, links, matrix, medications, overview, views
 from dashboard.participant import participant_page
 
 urlpatterns = [
@@ -46,6 +46,17 @@ urlpatterns = [
         "participants/<str:participant_id>/responses/<int:response_id>/correct/",
         actions.response_correct,
         name="dashboard-response-correct",
+    ),
+    path("participants/<str:participant_id>/medications/", medications.medications, name="dashboard-medications"),
+    path(
+        "participants/<str:participant_id>/medications/<int:medication_id>/correct/",
+        medications.medication_correct,
+        name="dashboard-medication-correct",
+    ),
+    path(
+        "participants/<str:participant_id>/medications/<int:medication_id>/stop/",
+        medications.medication_stop,
+        name="dashboard-medication-stop",
     ),
     path("visits/<int:visit_id>/schedule/", actions.visit_schedule, name="dashboard-visit-schedule"),
     path("visits/<int:visit_id>/complete/", actions.visit_complete, name="dashboard-visit-complete"),

@@ -1,4 +1,5 @@
-"""Safety API (v1): adverse events and dosing sessions (doses, vital signs, closing). Thin views: parse, fetch with an access check, call one service, render.
+"""Safety API (v1): adverse events, dosing sessions (doses, vital signs, closing), concomitant medications and the
+investigators' medication overrides. Thin views: parse, fetch with an access check, call one service, render.
 
 Every role at a site reads its adverse events, except an independent rater where the study hides safety data from
 raters (404, and absent from lists). Coordinators, investigators, administrators and therapists record, correct
@@ -21,7 +22,7 @@ from participants import selectors as participant_selectors
 from participants.access import site_ids_with
 from participants.models import Participant
 from safety import selectors, services
-from safety.models import AdverseEvent, DosingSession
+from safety.models import AdverseEvent, ConcomitantMedication, DosingSession, MedicationOverride
 from safety.serializers import (
     AdverseEventCorrectInput,
     AdverseEventDetailOutput,
@@ -34,6 +35,12 @@ from safety.serializers import (
     DosingSessionRecordInput,
     FollowUpInput,
     FollowUpOutput,
+    MedicationCorrectInput,
+    MedicationInput,
+    MedicationOutput,
+    MedicationOverrideInput,
+    MedicationOverrideOutput,
+    MedicationStopInput,
     ReviewInput,
     ReviewOutput,
     VitalSignCorrectInput,
@@ -141,6 +148,101 @@ class AdverseEventReviewCreate(APIView):
         payload.is_valid(raise_exception=True)
         review = services.adverse_event_review(event=event, by=request.user, **payload.validated_data)
         return Response(ReviewOutput(review).data, status=status.HTTP_201_CREATED)
+
+
+class MedicationFilter(django_filters.FilterSet):
+    site = django_filters.CharFilter(field_name="participant__site__code")
+    participant = django_filters.CharFilter(field_name="participant__participant_id")
+    study = django_filters.CharFilter(field_name="participant__study__code")
+    medication_class = django_filters.CharFilter()
+    ongoing = django_filters.BooleanFilter(field_name="stop_date", lookup_expr="isnull")
+
+    class Meta:
+        model = ConcomitantMedication
+        fields = ["site", "participant", "study", "medication_class", "ongoing"]
+
+
+class MedicationListCreate(ListAPIView[ConcomitantMedication]):
+    serializer_class = MedicationOutput
+    filterset_class = MedicationFilter
+
+    def get_queryset(self) -> QuerySet[ConcomitantMedication]:
+        return selectors.medications_for(self.request.user).order_by("-start_date", "-id")
+
+    @extend_schema(request=MedicationInput, responses={201: MedicationOutput})
+    def post(self, request: Request) -> Response:
+        payload = MedicationInput(data=request.data)
+        payload.is_valid(raise_exception=True)
+        values: dict[str, Any] = dict(payload.validated_data)
+        participant = participant_selectors.participant_get(request.user, values.pop("participant_id"))
+        medication = services.medication_record(participant=participant, by=request.user, **values)
+        row = selectors.medication_get(request.user, medication.pk)
+        return Response(MedicationOutput(row).data, status=status.HTTP_201_CREATED)
+
+
+class MedicationDetail(APIView):
+    @extend_schema(responses=MedicationOutput)
+    def get(self, request: Request, concomitant_medication_id: int) -> Response:
+        return Response(MedicationOutput(selectors.medication_get(request.user, concomitant_medication_id)).data)
+
+
+class MedicationCorrect(APIView):
+    @extend_schema(request=MedicationCorrectInput, responses={200: MedicationOutput})
+    def post(self, request: Request, concomitant_medication_id: int) -> Response:
+        medication = selectors.medication_get(request.user, concomitant_medication_id)
+        payload = MedicationCorrectInput(data=request.data)
+        payload.is_valid(raise_exception=True)
+        values: dict[str, Any] = dict(payload.validated_data)
+        reason = values.pop("reason")
+        services.medication_correct(medication=medication, reason=reason, by=request.user, **values)
+        return Response(MedicationOutput(selectors.medication_get(request.user, concomitant_medication_id)).data)
+
+
+class MedicationStop(APIView):
+    @extend_schema(request=MedicationStopInput, responses={200: MedicationOutput})
+    def post(self, request: Request, concomitant_medication_id: int) -> Response:
+        medication = selectors.medication_get(request.user, concomitant_medication_id)
+        payload = MedicationStopInput(data=request.data)
+        payload.is_valid(raise_exception=True)
+        services.medication_stop(medication=medication, by=request.user, **payload.validated_data)
+        return Response(MedicationOutput(selectors.medication_get(request.user, concomitant_medication_id)).data)
+
+
+class MedicationOverrideFilter(django_filters.FilterSet):
+    site = django_filters.CharFilter(field_name="participant__site__code")
+    participant = django_filters.CharFilter(field_name="participant__participant_id")
+    visit = django_filters.NumberFilter(field_name="visit_id")
+
+    class Meta:
+        model = MedicationOverride
+        fields = ["site", "participant", "visit"]
+
+
+class MedicationOverrideListCreate(ListAPIView[MedicationOverride]):
+    serializer_class = MedicationOverrideOutput
+    filterset_class = MedicationOverrideFilter
+
+    def get_queryset(self) -> QuerySet[MedicationOverride]:
+        return selectors.medication_overrides_for(self.request.user).order_by("-recorded_at", "-id")
+
+    @extend_schema(request=MedicationOverrideInput, responses={201: MedicationOverrideOutput})
+    def post(self, request: Request) -> Response:
+        payload = MedicationOverrideInput(data=request.data)
+        payload.is_valid(raise_exception=True)
+        visit = scheduling_selectors.visit_get(request.user, payload.validated_data["visit"])
+        override = services.medication_override_record(
+            visit=visit, reason=payload.validated_data["reason"], by=request.user
+        )
+        row = selectors.medication_override_get(request.user, override.pk)
+        return Response(MedicationOverrideOutput(row).data, status=status.HTTP_201_CREATED)
+
+
+class MedicationOverrideDetail(APIView):
+    @extend_schema(responses=MedicationOverrideOutput)
+    def get(self, request: Request, medication_override_id: int) -> Response:
+        return Response(
+            MedicationOverrideOutput(selectors.medication_override_get(request.user, medication_override_id)).data
+        )
 
 
 # --- dosing sessions ------------------------------------------------------------------------------------------------

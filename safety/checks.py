@@ -1,4 +1,5 @@
-"""System checks: every AESI list file parses (a broken list must stop start-up, not an adverse event entry)."""
+"""System checks: every AESI list file parses, the medication class list parses, and every shipped protocol names only
+known medication classes (a broken list must stop start-up, not an adverse event or a medication entry)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ from typing import Any
 
 from django.core import checks
 
-from safety import aesi
+from safety import aesi, medication_classes
+from scheduling import selectors as scheduling_selectors
 
 
 @checks.register()
@@ -21,3 +23,19 @@ def aesi_lists_valid(app_configs: Any = None, **kwargs: Any) -> list[checks.Chec
         except (aesi.AesiListError, ValueError, OSError) as exc:
             errors.append(checks.Error(f"AESI list: {exc}", id="safety.E002"))
     return errors
+
+
+@checks.register()
+def medication_classes_valid(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    try:
+        known = medication_classes.medication_classes().codes
+    except (medication_classes.MedicationClassListError, ValueError, OSError) as exc:
+        return [checks.Error(f"medication class list: {exc}", id="safety.E003")]
+    return [
+        checks.Error(
+            f"protocol {code}: prohibited_medications names the unknown medication class {cls!r}", id="safety.E004"
+        )
+        for code, classes in scheduling_selectors.shipped_prohibited_classes().items()
+        for cls in classes
+        if cls not in known
+    ]

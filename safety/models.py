@@ -24,7 +24,16 @@ SERIOUSNESS_CRITERIA = (
 
 # The audit entity types of safety records: left out of a participant's history for a viewer the study hides safety
 # data from (registered with audit by SafetyConfig.ready).
-SAFETY_ENTITY_TYPES = ("adverse_event", "adverse_event_follow_up", "adverse_event_review")
+SAFETY_ENTITY_TYPES = (
+    "adverse_event",
+    "adverse_event_follow_up",
+    "adverse_event_review",
+    "dosing_session",
+    "vital_sign",
+    "concomitant_medication",
+    "medication_override",
+    "treatment_guess",
+)
 
 
 class Relatedness(models.TextChoices):
@@ -178,6 +187,100 @@ class AdverseEventReview(models.Model):
 
     def __str__(self) -> str:
         return f"review {self.pk} of AE {self.event_id}"
+
+
+class ConcomitantMedication(models.Model):
+    """A medication a participant takes beside the study treatment. Never deleted: a correction changes the row with a
+    reason (the audit keeps the earlier value), and a taper is a stop date with an optional note.
+
+    ``medication_class`` is a code of the class list (``safety.medication_classes``); the protocol names the classes
+    that keep a participant from a dosing session while taken and until their washout has passed."""
+
+    class Route(models.TextChoices):
+        ORAL = "oral", _("Oral")
+        SUBLINGUAL = "sublingual", _("Sublingual")
+        TOPICAL = "topical", _("Topical")
+        TRANSDERMAL = "transdermal", _("Transdermal")
+        INHALED = "inhaled", _("Inhaled")
+        INTRANASAL = "intranasal", _("Intranasal")
+        INJECTION = "injection", _("Injection")
+        OTHER = "other", _("Other")
+
+    class DoseUnit(models.TextChoices):
+        # A fixed list, not free text: the unit is exported beside the amount and must carry nothing else.
+        MG = "mg", "mg"
+        MCG = "mcg", "mcg"
+        G = "g", "g"
+        ML = "ml", "mL"
+        IU = "iu", "IU"
+        UNITS = "units", _("units")
+        TABLETS = "tablets", _("tablets")
+        CAPSULES = "capsules", _("capsules")
+        PUFFS = "puffs", _("puffs")
+        DROPS = "drops", _("drops")
+        PATCHES = "patches", _("patches")
+
+    participant = models.ForeignKey(
+        "participants.Participant", on_delete=models.PROTECT, related_name="concomitant_medications"
+    )
+    name = models.CharField(max_length=200)
+    medication_class = models.CharField(max_length=40)
+    # A dose is an amount with its unit ("20" "mg"), or, when it does not fit that, text ("1-2 puffs").
+    dose_amount = models.DecimalField(max_digits=10, decimal_places=3, null=True, blank=True)
+    dose_unit = models.CharField(max_length=20, choices=DoseUnit.choices, blank=True)
+    dose_text = models.CharField(max_length=100, blank=True)
+    frequency = models.CharField(max_length=100, blank=True)
+    route = models.CharField(max_length=20, choices=Route.choices, blank=True)
+    indication = models.CharField(max_length=300, blank=True)
+    start_date = models.DateField()
+    # None while ongoing. A taper ends with the stop date; the washout runs from it.
+    stop_date = models.DateField(null=True, blank=True)
+    taper_note = models.TextField(blank=True)
+    recorded_at = models.DateTimeField()
+    recorded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["-start_date", "-id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(stop_date__isnull=True) | models.Q(stop_date__gte=models.F("start_date")),
+                name="conmed_stop_after_start",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(dose_amount__isnull=True) | models.Q(dose_amount__gt=0),
+                name="conmed_dose_positive",
+            ),
+        ]
+        indexes = [models.Index(fields=["participant", "start_date"], name="conmed_participant_start_idx")]
+
+    def __str__(self) -> str:
+        return f"medication {self.pk} of participant {self.participant_id} ({self.medication_class})"
+
+    @property
+    def ongoing(self) -> bool:
+        return self.stop_date is None
+
+
+class MedicationOverride(models.Model):
+    """An investigator's decision that a dosing session goes ahead despite a prohibited medication or an unfinished
+    washout, with the reason. Appended, never changed; booking the visit then proceeds and its audit names this."""
+
+    participant = models.ForeignKey(
+        "participants.Participant", on_delete=models.PROTECT, related_name="medication_overrides"
+    )
+    visit = models.ForeignKey("scheduling.Visit", on_delete=models.PROTECT, related_name="medication_overrides")
+    reason = models.TextField()
+    recorded_at = models.DateTimeField()
+    recorded_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+
+    class Meta:
+        ordering = ["recorded_at", "id"]
+        indexes = [models.Index(fields=["visit", "recorded_at"], name="medoverride_visit_idx")]
+
+    def __str__(self) -> str:
+        return f"medication override {self.pk} for visit {self.visit_id}"
 
 
 # --- dosing sessions ------------------------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ No read here touches the allocation.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
@@ -17,9 +18,19 @@ from django.shortcuts import get_object_or_404
 
 from assessments import selectors as assessment_selectors
 from participants.access import Actor, rater_site_ids, site_ids_for
+from participants.models import Participant
 from safety.aesi import AesiList, aesi_list_for
 from safety.dosing_grid import GridRow, grid, missing_timepoints
-from safety.models import AdverseEvent, AdverseEventFollowUp, AdverseEventReview, DosingSession, VitalSign
+from safety.models import (
+    AdverseEvent,
+    AdverseEventFollowUp,
+    AdverseEventReview,
+    ConcomitantMedication,
+    DosingSession,
+    MedicationOverride,
+    VitalSign,
+)
+from safety.washout import blocks
 from scheduling import selectors as scheduling_selectors
 from scheduling.protocol import DosingDeclaration
 
@@ -61,6 +72,80 @@ def adverse_event_get(user: Actor, event_id: int) -> AdverseEvent:
 
 def aesi_list_of_study(study_code: str) -> AesiList:
     return aesi_list_for(study_code)
+
+
+def medications_for(user: Actor) -> QuerySet[ConcomitantMedication]:
+    """Every concomitant medication the user may see (site scope, and hidden from raters as adverse events are), with
+    the participant and site a list row shows joined."""
+    qs = ConcomitantMedication.objects.filter(participant__site_id__in=sorted(site_ids_for(user)))
+    hidden = hidden_from_raters(user)
+    if hidden is not None:
+        qs = qs.exclude(hidden)
+    return qs.select_related("participant__site", "participant__study", "recorded_by")
+
+
+def medication_get(user: Actor, medication_id: int) -> ConcomitantMedication:
+    """One medication, or Http404 if it does not exist, lies outside the user's sites or is hidden by blinding."""
+    return get_object_or_404(medications_for(user), pk=medication_id)
+
+
+def medications_of(user: Actor, participant_pk: int) -> QuerySet[ConcomitantMedication]:
+    """A participant's medications the user may see, ongoing ones first, then by start date (latest first)."""
+    return medications_for(user).filter(participant_id=participant_pk).order_by("-start_date", "-id")
+
+
+def medication_overrides_for(user: Actor) -> QuerySet[MedicationOverride]:
+    """Every investigator override of the medication check the user may see (scoped and blinded as medications)."""
+    qs = MedicationOverride.objects.filter(participant__site_id__in=sorted(site_ids_for(user)))
+    hidden = hidden_from_raters(user)
+    if hidden is not None:
+        qs = qs.exclude(hidden)
+    return qs.select_related("participant__site", "participant__study", "visit", "recorded_by")
+
+
+def medication_override_get(user: Actor, override_id: int) -> MedicationOverride:
+    return get_object_or_404(medication_overrides_for(user), pk=override_id)
+
+
+def prohibited_washouts(participant: Participant) -> dict[str, int]:
+    """Medication class -> washout days, for the classes the participant's protocol prohibits before dosing."""
+    return {m.medication_class: m.washout_days for m in scheduling_selectors.prohibited_medications_of(participant)}
+
+
+def blocking_medications(participant: Participant, day: dt.date) -> list[tuple[ConcomitantMedication, int]]:
+    """The participant's medications of a prohibited class taken on ``day`` or still washing out by it, each with its
+    washout in days (not scoped: the booking check asks on behalf of whoever books). Two queries at most."""
+    washouts = prohibited_washouts(participant)
+    if not washouts:
+        return []
+    candidates = ConcomitantMedication.objects.filter(
+        participant_id=participant.pk, medication_class__in=sorted(washouts), start_date__lte=day
+    ).order_by("start_date", "id")
+    return [(m, washouts[m.medication_class]) for m in candidates if blocks(m, washouts[m.medication_class], day)]
+
+
+def latest_medication_override(visit_id: int) -> MedicationOverride | None:
+    """The latest investigator override recorded for a visit, with who recorded it."""
+    return (
+        MedicationOverride.objects.filter(visit_id=visit_id)
+        .select_related("recorded_by")
+        .order_by("-recorded_at", "-id")
+        .first()
+    )
+
+
+# --- reads for exports ---
+
+
+def medications_at_sites(
+    site_ids: Collection[int], study_ids: Collection[int] | None = None
+) -> QuerySet[ConcomitantMedication]:
+    """Concomitant medications of participants at these sites (and of these studies, if given); unordered, nothing
+    joined. The export decides who may export; this only scopes."""
+    qs = ConcomitantMedication.objects.filter(participant__site_id__in=site_ids)
+    if study_ids is not None:
+        qs = qs.filter(participant__study_id__in=study_ids)
+    return qs
 
 
 # --- dosing sessions ------------------------------------------------------------------------------------------------

@@ -5,11 +5,20 @@ from __future__ import annotations
 
 import datetime as dt
 import zoneinfo
+from decimal import Decimal
 from typing import Any
 
 from rest_framework import serializers
 
-from safety.models import SERIOUSNESS_CRITERIA, AdverseEvent, AdverseEventFollowUp, AdverseEventReview, Relatedness
+from safety.models import (
+    SERIOUSNESS_CRITERIA,
+    AdverseEvent,
+    AdverseEventFollowUp,
+    AdverseEventReview,
+    ConcomitantMedication,
+    MedicationOverride,
+    Relatedness,
+)
 
 
 class SiteLocalDateTimeField(serializers.DateTimeField):
@@ -135,6 +144,92 @@ class AdverseEventDetailOutput(AdverseEventOutput):
     recorded_by = serializers.CharField(source="recorded_by.username", allow_null=True, default=None)
     follow_ups = FollowUpOutput(many=True)
     reviews = ReviewOutput(many=True)
+
+
+class MedicationInput(serializers.Serializer[Any]):
+    participant_id = serializers.CharField(max_length=40)
+    name = serializers.CharField(max_length=200)
+    medication_class = serializers.CharField(max_length=40)
+    dose_amount = serializers.DecimalField(
+        max_digits=10, decimal_places=3, required=False, allow_null=True, default=None, min_value=Decimal("0.001")
+    )
+    dose_unit = serializers.ChoiceField(
+        choices=ConcomitantMedication.DoseUnit.choices, required=False, allow_blank=True, default=""
+    )
+    dose_text = serializers.CharField(max_length=100, required=False, allow_blank=True, default="")
+    frequency = serializers.CharField(max_length=100, required=False, allow_blank=True, default="")
+    route = serializers.ChoiceField(
+        choices=ConcomitantMedication.Route.choices, required=False, allow_blank=True, default=""
+    )
+    indication = serializers.CharField(max_length=300, required=False, allow_blank=True, default="")
+    start_date = serializers.DateField()
+    stop_date = serializers.DateField(required=False, allow_null=True, default=None)
+    taper_note = serializers.CharField(max_length=2000, required=False, allow_blank=True, default="")
+
+
+class MedicationCorrectInput(serializers.Serializer[Any]):
+    """Only the fields given change; a reason is required."""
+
+    reason = serializers.CharField(max_length=2000)
+    name = serializers.CharField(max_length=200, required=False)
+    medication_class = serializers.CharField(max_length=40, required=False)
+    dose_amount = serializers.DecimalField(
+        max_digits=10, decimal_places=3, required=False, allow_null=True, min_value=Decimal("0.001")
+    )
+    dose_unit = serializers.ChoiceField(
+        choices=ConcomitantMedication.DoseUnit.choices, required=False, allow_blank=True
+    )
+    dose_text = serializers.CharField(max_length=100, required=False, allow_blank=True)
+    frequency = serializers.CharField(max_length=100, required=False, allow_blank=True)
+    route = serializers.ChoiceField(choices=ConcomitantMedication.Route.choices, required=False, allow_blank=True)
+    indication = serializers.CharField(max_length=300, required=False, allow_blank=True)
+    start_date = serializers.DateField(required=False)
+    stop_date = serializers.DateField(required=False, allow_null=True)
+    taper_note = serializers.CharField(max_length=2000, required=False, allow_blank=True)
+
+
+class MedicationStopInput(serializers.Serializer[Any]):
+    stop_date = serializers.DateField()
+    taper_note = serializers.CharField(max_length=2000, required=False, allow_blank=True, default="")
+
+
+class MedicationOutput(serializers.Serializer[ConcomitantMedication]):
+    """One medication. No arm, ever."""
+
+    id = serializers.IntegerField()
+    participant_id = serializers.CharField(source="participant.participant_id")
+    site = serializers.CharField(source="participant.site.code")
+    study = serializers.CharField(source="participant.study.code")
+    name = serializers.CharField()
+    medication_class = serializers.CharField()
+    dose_amount = serializers.DecimalField(max_digits=10, decimal_places=3, allow_null=True)
+    dose_unit = serializers.CharField()
+    dose_text = serializers.CharField()
+    frequency = serializers.CharField()
+    route = serializers.CharField()
+    indication = serializers.CharField()
+    start_date = serializers.DateField()
+    stop_date = serializers.DateField(allow_null=True)
+    ongoing = serializers.BooleanField()
+    taper_note = serializers.CharField()
+    recorded_at = serializers.DateTimeField()
+    recorded_by = serializers.CharField(source="recorded_by.username", allow_null=True, default=None)
+
+
+class MedicationOverrideInput(serializers.Serializer[Any]):
+    visit = serializers.IntegerField(min_value=1)
+    reason = serializers.CharField(max_length=2000)
+
+
+class MedicationOverrideOutput(serializers.Serializer[MedicationOverride]):
+    id = serializers.IntegerField()
+    participant_id = serializers.CharField(source="participant.participant_id")
+    site = serializers.CharField(source="participant.site.code")
+    visit = serializers.IntegerField(source="visit_id")
+    visit_code = serializers.CharField(source="visit.code")
+    reason = serializers.CharField()
+    recorded_at = serializers.DateTimeField()
+    recorded_by = serializers.CharField(source="recorded_by.username")
 
 
 # --- dosing sessions ------------------------------------------------------------------------------------------------

@@ -20,6 +20,28 @@ urlpatterns = [
         api.AdverseEventReviewCreate.as_view(),
         name="adverse-event-review",
     ),
+    path("concomitant-medications/", api.MedicationListCreate.as_view(), name="medication-list"),
+    path(
+        "concomitant-medications/<int:concomitant_medication_id>/",
+        api.MedicationDetail.as_view(),
+        name="medication-detail",
+    ),
+    path(
+        "concomitant-medications/<int:concomitant_medication_id>/correct/",
+        api.MedicationCorrect.as_view(),
+        name="medication-correct",
+    ),
+    path(
+        "concomitant-medications/<int:concomitant_medication_id>/stop/",
+        api.MedicationStop.as_view(),
+        name="medication-stop",
+    ),
+    path("medication-overrides/", api.MedicationOverrideListCreate.as_view(), name="medication-override-list"),
+    path(
+        "medication-overrides/<int:medication_override_id>/",
+        api.MedicationOverrideDetail.as_view(),
+        name="medication-override-detail",
+    ),
 ]
 
 urlpatterns += [

@@ -36,6 +36,7 @@ __all__ = [
     "InstrumentDue",
     "Phase",
     "PrimaryComparison",
+    "ProhibitedMedication",
     "Protocol",
     "ProtocolError",
     "Source",
@@ -165,6 +166,17 @@ class Phase:
 
 
 @dataclass(frozen=True)
+class ProhibitedMedication:
+    """A medication class (a code of the safety app's class list) a participant may not take into a dosing session:
+    while it is taken, and for ``washout_days`` after it stops, no dosing session is booked."""
+
+    medication_class: str
+    washout_days: int
+    illustrative: bool = False
+    source: str | None = None
+
+
+@dataclass(frozen=True)
 class ComparisonVisits:
     """The visit codes of one arm's primary comparison: change is measured from ``baseline`` to ``endpoint``."""
 
@@ -251,6 +263,7 @@ class Protocol:
     randomization_after: str | None = None
     sources: tuple[Source, ...] = ()
     phases: tuple[Phase, ...] = ()
+    prohibited_medications: tuple[ProhibitedMedication, ...] = ()
     primary_comparison: PrimaryComparison | None = None
     dosing_session: DosingDeclaration | None = None
     # The validated source document, kept so a loader can store exactly what was checked.
@@ -444,6 +457,7 @@ def _semantic_errors(data: Any, known_instruments: frozenset[str]) -> list[str]:
             arm_codes[arm_code] = set(common_codes) | {v["code"] for _, v in own}
     errors += _randomization_after_errors(data, common_codes)
     errors += _phase_errors(data, common, source_ids)
+    errors += _prohibited_medication_errors(data, source_ids)
     errors += _comparison_errors(data, arm_codes, source_ids)
     errors += _dosing_session_errors(data, arm_codes, source_ids)
     return errors
@@ -504,6 +518,31 @@ def _phase_errors(
         source = phase.get("source")
         if isinstance(source, str) and source not in source_ids:
             errors.append(f"{path}.source: unknown source {source!r} (declare it in 'sources')")
+    return errors
+
+
+def _prohibited_medication_errors(data: dict[str, Any], source_ids: frozenset[str]) -> list[str]:
+    """A class is declared once (two washouts for one class would leave the booking check to guess), and a cited
+    source is declared. Whether the class is known is the safety app's start-up check: scheduling does not read it."""
+    items = data.get("prohibited_medications")
+    if not isinstance(items, list):
+        return []
+    errors: list[str] = []
+    seen: dict[str, int] = {}
+    for i, item in enumerate(items):
+        if not isinstance(item, dict):
+            continue
+        cls = item.get("class")
+        if isinstance(cls, str):
+            if cls in seen:
+                errors.append(
+                    f"prohibited_medications[{i}].class: class {cls!r} is declared twice "
+                    f"(also at prohibited_medications[{seen[cls]}])"
+                )
+            seen.setdefault(cls, i)
+        source = item.get("source")
+        if isinstance(source, str) and source not in source_ids:
+            errors.append(f"prohibited_medications[{i}].source: unknown source {source!r} (declare it in 'sources')")
     return errors
 
 
@@ -762,6 +801,15 @@ def parse_protocol(
                 source=p.get("source"),
             )
             for p in data.get("phases", [])
+        ),
+        prohibited_medications=tuple(
+            ProhibitedMedication(
+                medication_class=m["class"],
+                washout_days=m["washout_days"],
+                illustrative=m.get("illustrative", False),
+                source=m.get("source"),
+            )
+            for m in data.get("prohibited_medications", [])
         ),
         primary_comparison=_comparison_from(data),
         dosing_session=_dosing_from(data),

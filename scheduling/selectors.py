@@ -39,6 +39,7 @@ from scheduling.models import ParticipantSchedule, ProtocolDeviation, ProtocolVe
 from scheduling.protocol import (
     ComparisonVisits,
     DosingDeclaration,
+    ProhibitedMedication,
     Protocol,
     ProtocolError,
     VisitKind,
@@ -379,6 +380,31 @@ def _shipped_protocol(code: str) -> Protocol | None:
     # The shipped files do not change while the process runs; parsing one validates it against the JSON schema.
     path = next((p for p in shipped_protocol_paths() if p.stem == code), None)
     return load_protocol_file(path) if path is not None else None
+
+
+def prohibited_medications_of(participant: Participant) -> tuple[ProhibitedMedication, ...]:
+    """The medication classes the participant's protocol prohibits before a dosing session, each with its washout:
+    the version the participant follows, else (not yet scheduled) the study's protocol; empty when there is none.
+    One query for a scheduled participant (the version row; its parsed form is cached)."""
+    schedule = ParticipantSchedule.objects.filter(participant_id=participant.pk).select_related("protocol_version")
+    row = schedule.first()
+    if row is not None:
+        return row.protocol_version.protocol().prohibited_medications
+    protocol = study_protocol(participant.study.protocol_code)
+    return protocol.prohibited_medications if protocol is not None else ()
+
+
+def shipped_prohibited_classes() -> dict[str, list[str]]:
+    """Protocol code -> the medication classes each shipped protocol file prohibits (files only, no database: the
+    safety app's start-up check holds them to its class list). A file that does not parse is left to scheduling.E001."""
+    out: dict[str, list[str]] = {}
+    for path in shipped_protocol_paths():
+        try:
+            protocol = load_protocol_file(path)
+        except ProtocolError:
+            continue
+        out[protocol.code] = [m.medication_class for m in protocol.prohibited_medications]
+    return out
 
 
 def matrix_visits(participant_pks: Collection[int]) -> QuerySet[Visit]:

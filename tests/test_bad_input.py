@@ -111,6 +111,20 @@ def world(make_participant, alice, personas, study, pdx):
             heart_rate=80,
             by=alice,
         )
+        medication = safety_services.medication_record(
+            participant=participant,
+            name="sertraline",
+            medication_class="ssri",
+            dose_amount=50,
+            dose_unit="mg",
+            start_date=timezone.localdate() - dt.timedelta(days=30),
+            by=alice,
+        )
+        medication_override = safety_services.medication_override_record(
+            visit=Visit.objects.get(participant=participant, code="DOSE1"),
+            reason="prescriber confirms a stable dose",
+            by=personas["investigator"],
+        )
         now = timezone.now()
         notification = Notification.objects.create(
             key=f"fuzz:{participant.pk}",
@@ -133,6 +147,8 @@ def world(make_participant, alice, personas, study, pdx):
             "adverse_event": adverse_event,
             "dosing_session": dosing_session,
             "vital_sign": vital_sign,
+            "medication": medication,
+            "medication_override": medication_override,
             "notification": notification,
             "token": token,
             "study": study,
@@ -150,6 +166,8 @@ def path_values(world) -> dict[str, str]:
         "adverse_event_id": str(world["adverse_event"].pk),
         "dosing_session_id": str(world["dosing_session"].pk),
         "vital_sign_id": str(world["vital_sign"].pk),
+        "concomitant_medication_id": str(world["medication"].pk),
+        "medication_override_id": str(world["medication_override"].pk),
         "notification_id": str(world["notification"].pk),
         "token": world["token"],
         "code": world["study"].code,

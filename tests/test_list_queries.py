@@ -56,6 +56,8 @@ FEEDS = ("/api/v1/calendar/me.ics", "/api/v1/calendar/sites/{site_code}.ics")
 # The lists this test must find in the schema (a renamed operation must not make it measure nothing).
 EXPECTED = {
     "/api/v1/adverse-events/",
+    "/api/v1/concomitant-medications/",
+    "/api/v1/medication-overrides/",
     "/api/v1/deviations/",
     "/api/v1/dosing-sessions/",
     "/api/v1/export/freezes/",
@@ -185,6 +187,7 @@ class Trial:
                 self.book(visits[1])
                 self.adverse_event(p, first)
                 self.dosing_session(p)
+                self.medication(p, visits)
         notifications.notifications_reconcile(participant_id=p.pk)
         return p
 
@@ -225,6 +228,20 @@ class Trial:
             heart_rate=120,
             by=self.admin,
         )
+
+    def medication(self, p: Participant, visits: list[Visit]) -> None:
+        """A medication recorded by the administrator and an investigator's override on the first dosing session."""
+        safety.medication_record(
+            participant=p,
+            name="lorazepam",
+            medication_class="benzodiazepine",
+            dose_text="0.5 mg as needed",
+            start_date=timezone.localdate() - dt.timedelta(days=10),
+            by=self.admin,
+        )
+        dose = next((v for v in visits if v.kind == "dosing"), None)
+        if dose is not None:
+            safety.medication_override_record(visit=dose, reason="considered", by=self.investigator)
 
     def book(self, visit: Visit) -> None:
         """A session with a room and two staff (one of them the measured administrator, for their own calendar)."""

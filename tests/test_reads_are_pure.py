@@ -62,6 +62,7 @@ EXPORTS = [
             "safety_alerts",
             "dosing_sessions",
             "vital_signs",
+            "concomitant_medications",
             "codebook",
         )
     ),
@@ -207,6 +208,19 @@ def seed(freeze_dir) -> dict:
                 diastolic_bp=90,
                 by=coordinator,
             )
+            medication = safety.medication_record(
+                participant=main,
+                name="sertraline",
+                medication_class="ssri",
+                dose_amount=50,
+                dose_unit="mg",
+                start_date=timezone.localdate() - dt.timedelta(days=60),
+                by=coordinator,
+            )
+            safety.medication_stop(medication=medication, stop_date=timezone.localdate(), by=coordinator)
+            medication_override = safety.medication_override_record(
+                visit=dose, reason="prescriber confirms the taper", by=personas[Role.INVESTIGATOR]
+            )
         for p in (main, linked, withdrawn, elsewhere):
             notifications.notifications_reconcile(participant_id=p.pk)
         with override_settings(FREEZE_DIR=freeze_dir):
@@ -246,6 +260,8 @@ def seed(freeze_dir) -> dict:
         "adverse_event": [{"id": str(adverse_event.pk), "label": "serious, with a follow-up"}],
         "dosing_session": [{"id": str(dosing_session.pk), "label": "open, one vital sign over a threshold"}],
         "vital_sign": [{"id": str(vital_sign.pk), "label": "PRE, over the SBP threshold"}],
+        "concomitant_medication": [{"id": str(medication.pk), "label": "stopped SSRI"}],
+        "medication_override": [{"id": str(medication_override.pk), "label": "override of DOSE1"}],
         "notification": [{"id": str(n.pk)} for n in Notification.objects.order_by("id")[:1]],
         "link": [{"token": token, "label": "open link"}, {"token": used_token, "label": "used link"}],
         "study": [{"id": str(study.pk), "code": study.code}],

@@ -6,6 +6,7 @@ from exports.datasets.alerts import SAFETY_ALERTS
 from exports.datasets.base import Dataset
 from exports.datasets.deviations import DEVIATIONS
 from exports.datasets.dosing_sessions import DOSING_SESSIONS
+from exports.datasets.medications import CONCOMITANT_MEDICATIONS
 from exports.datasets.participants import PARTICIPANTS
 from exports.datasets.per_participant import PER_PARTICIPANT
 from exports.datasets.responses import RESPONSES
@@ -15,6 +16,7 @@ from exports.datasets.vital_signs import VITAL_SIGNS
 
 __all__ = [
     "ACCEPTS",
+    "CONCOMITANT_MEDICATIONS",
     "DATASETS",
     "DEVIATIONS",
     "DOSING_SESSIONS",
@@ -40,6 +42,7 @@ DATASETS: dict[str, Dataset] = {
         SAFETY_ALERTS,
         DOSING_SESSIONS,
         VITAL_SIGNS,
+        CONCOMITANT_MEDICATIONS,
         PER_PARTICIPANT,
     )
 }

@@ -1,7 +1,7 @@
 """Every write to safety data: validated, atomic, audited in the same transaction; Celery work only on commit, by task
 name. One module per noun: adverse_events (record, correct, follow up), reviews (investigator sign-off), alerting
-(the investigators' alert and the medical monitor's escalation), dosing (sessions, doses, vital signs, closing).
-Medications and blinding guesses come as modules of their own beside these.
+(the investigators' alert and the medical monitor's escalation), dosing (sessions, doses, vital signs, closing),
+medications (concomitant medications, their stop, and the investigator's override of the dosing-booking check).
 
 Reads live in ``safety.selectors``; the AESI lists in ``safety.aesi``.
 """
@@ -20,6 +20,12 @@ from safety.services.dosing import (
     vital_sign_correct,
     vital_sign_record,
 )
+from safety.services.medications import (
+    medication_correct,
+    medication_override_record,
+    medication_record,
+    medication_stop,
+)
 from safety.services.reviews import adverse_event_review
 
 __all__ = [
@@ -36,4 +42,8 @@ __all__ = [
     "dosing_session_record",
     "vital_sign_correct",
     "vital_sign_record",
+    "medication_correct",
+    "medication_override_record",
+    "medication_record",
+    "medication_stop",
 ]

@@ -52,13 +52,17 @@ def visit_schedule(
     _check_room(room, site)
     is_dosing = visit.kind == VisitKind.DOSING
     users = _staff_users(staff, site, therapists_only=is_dosing)
+    notes: list[tuple[str, Any, Any]] = []
     if is_dosing:
         _check_dosing_session(visit, users=users, room=room, start=start, end=end)
+        # Other apps may refuse a dosing session (the safety app: a prohibited medication or its washout) or note
+        # what let it go ahead; the notes go into this booking's audit event.
+        notes = hooks.dosing_booking_checked(visit=visit, start=start, by=by)
     wanted = _bookings_wanted(visit, users=users, room=room, start=start, end=end, site_tz=zone_of(site))
     _refuse_clash(visit, wanted, site_tz=zone_of(site))
     _hold(visit, wanted)
     warnings = _dyad_warnings(visit, users) if is_dosing else []
-    if _record_slot(visit, start=start, end=end, room=room, users=users, by=by, reason=reason):
+    if _record_slot(visit, start=start, end=end, room=room, users=users, by=by, reason=reason, notes=notes):
         hooks.visits_changed(participant=visit.participant, visits=[visit], by=by)
     reconcile_reminders_on_commit(visit.participant_id)
     return visit, warnings
@@ -225,6 +229,7 @@ def _record_slot(
     users: list[User],
     by: Actor,
     reason: str | None,
+    notes: list[tuple[str, Any, Any]] | None = None,
 ) -> bool:
     """Store the slot on the visit and audit what changed. True when the status or the slot's times changed (what
     the visits-changed hooks care about)."""
@@ -247,6 +252,6 @@ def _record_slot(
         "staff": sorted(u.username for u in users),
     }
     changes = [(k, old[k], new[k]) for k in new if old[k] != new[k]]
-    if changes:
-        _audit_visit(visit, by=by, action=AuditEvent.Action.UPDATE, changes=changes, reason=reason)
+    if changes or notes:
+        _audit_visit(visit, by=by, action=AuditEvent.Action.UPDATE, changes=changes + list(notes or []), reason=reason)
     return any(k in ("status", "scheduled_start", "scheduled_end") for k, _, _ in changes)

@@ -1239,6 +1239,74 @@ def adverse_event_review(t: Trial) -> Case:
     )
 
 
+def _medication(t: Trial, **extra: Any):
+    values: dict[str, Any] = dict(
+        participant=t.randomized,
+        name="sertraline",
+        medication_class="ssri",
+        dose_amount=50,
+        dose_unit="mg",
+        start_date=timezone.localdate() - dt.timedelta(days=30),
+        by=t.alice,
+    )
+    with transaction.atomic():
+        return safety_services.medication_record(**(values | extra))
+
+
+@case("safety.services.medications.medication_record")
+def medication_record(t: Trial) -> Case:
+    return Case(
+        dict(
+            participant=t.randomized,
+            name="sertraline",
+            medication_class="ssri",
+            dose_amount=50,
+            dose_unit="mg",
+            start_date=timezone.localdate() - dt.timedelta(days=30),
+        ),
+        by=t.alice,
+        participant=t.randomized,
+        events=[
+            Event("concomitant_medication", "create", "name"),
+            Event("concomitant_medication", "create", "medication_class"),
+            Event("concomitant_medication", "create", "start_date"),
+        ],
+    )
+
+
+@case("safety.services.medications.medication_correct")
+def medication_correct(t: Trial) -> Case:
+    return Case(
+        dict(medication=_medication(t), reason="dose read from the label", dose_amount=100),
+        by=t.alice,
+        participant=t.randomized,
+        events=[Event("concomitant_medication", "update", "dose_amount")],
+    )
+
+
+@case("safety.services.medications.medication_stop")
+def medication_stop(t: Trial) -> Case:
+    return Case(
+        dict(medication=_medication(t), stop_date=timezone.localdate(), taper_note="halved for a week"),
+        by=t.alice,
+        participant=t.randomized,
+        events=[
+            Event("concomitant_medication", "update", "stop_date"),
+            Event("concomitant_medication", "update", "taper_note"),
+        ],
+    )
+
+
+@case("safety.services.medications.medication_override_record")
+def medication_override_record(t: Trial) -> Case:
+    return Case(
+        dict(visit=t.visit("DOSE1"), reason="stable dose confirmed with the prescriber"),
+        by=t.investigator,
+        participant=t.randomized,
+        events=[Event("medication_override", "create", "visit"), Event("medication_override", "create", "reason")],
+    )
+
+
 @case("safety.services.alerting.adverse_events_escalate_due")
 def adverse_events_escalate_due(t: Trial) -> Case:
     event = t.adverse_event()

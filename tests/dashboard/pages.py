@@ -12,6 +12,7 @@ test_pages_registry.py fails when a URL name of dashboard.urls has no entry. Reg
 - ``scoped``: the URL names a site's object (a participant, an alert, ...): another site's staff get a 404.
 - ``data(world, site)``: a POST body the page accepts from a user allowed to send it.
 - ``more_data(world, site)``: further bodies, where one form does different things (a link by e-mail or shown).
+- ``safety``: the page shows a participant's safety data, so a rater of the world's (blinded) study gets a 404.
 - ``user``: the walks' persona (a role of ``world.users``) who sends that body: the investigator, who may do every
   action at both sites, except for what only an administrator may (the rooms).
 
@@ -53,6 +54,9 @@ class Page:
     data: Callable[[World, SiteObjects], dict[str, Any]] = field(default=lambda w, s: {})
     user: str = "investigator"
     more_data: Callable[[World, SiteObjects], list[dict[str, Any]]] = field(default=lambda w, s: [])
+    # A page of a participant's safety data (medications, adverse events): a 404 to an independent rater where the
+    # study hides safety data from raters (the world's blinded study does), as if the participant did not exist.
+    safety: bool = False
 
     def url(self, world: World, site: SiteObjects) -> str:
         return self.urls(world, site)[0]
@@ -278,6 +282,56 @@ PAGES: dict[str, Page] = {
         GET_POST,
         scoped=True,
         data=lambda w, s: {"reason": "not needed", "confirm": "on"},
+    ),  # fmt: skip
+    "dashboard-medications": Page(
+        lambda w, s: [reverse("dashboard-medications", args=[s.medication.participant.participant_id])],
+        GET_POST,
+        scoped=True,
+        safety=True,
+        data=lambda w, s: {
+            "name": "sertraline",
+            "medication_class": "ssri",
+            "dose_amount": "50",
+            "dose_unit": "mg",
+            "dose_text": "",
+            "frequency": "once daily",
+            "route": "oral",
+            "indication": "",
+            "start_date": "2026-01-05",
+            "stop_date": "",
+            "taper_note": "",
+        },
+    ),  # fmt: skip
+    "dashboard-medication-correct": Page(
+        lambda w, s: [
+            reverse("dashboard-medication-correct", args=[s.medication.participant.participant_id, s.medication.pk])
+        ],
+        GET_POST,
+        scoped=True,
+        safety=True,
+        data=lambda w, s: {
+            "name": "lorazepam",
+            "medication_class": "benzodiazepine",
+            "dose_amount": "0.5",
+            "dose_unit": "mg",
+            "dose_text": "",
+            "frequency": "",
+            "route": "",
+            "indication": "",
+            "start_date": "2026-01-10",
+            "stop_date": "",
+            "taper_note": "",
+            "reason": "dose read from the label",
+        },
+    ),  # fmt: skip
+    "dashboard-medication-stop": Page(
+        lambda w, s: [
+            reverse("dashboard-medication-stop", args=[s.medication.participant.participant_id, s.medication.pk])
+        ],
+        GET_POST,
+        scoped=True,
+        safety=True,
+        data=lambda w, s: {"stop_date": "2026-03-01", "taper_note": "halved for a week"},
     ),  # fmt: skip
     "dashboard-overview": Page(
         lambda w, s: [reverse("dashboard-overview"), f"{reverse('dashboard-overview')}?study={w.study.code}"]

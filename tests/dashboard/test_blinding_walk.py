@@ -31,14 +31,18 @@ def blinded(world: World, role: str) -> bool:
 
 
 def walk(world: World, role: str) -> dict[str, tuple[int, list[str]]]:
-    """URL -> (status, arm strings found in the body), for every GET URL of the registry over both sites."""
+    """URL -> (status, arm strings found in the body), for every GET URL of the registry over both sites. A rater
+    gets a 404 for every page of safety data (the world's blinded study hides it from raters), and only then."""
     client = Client()
     found = {}
+    pages = get_pages()
     with time_machine.travel(NOW, tick=False):
         client.force_login(world.users[role])
         for name, url in get_urls(world):
             response = client.get(url)
-            assert response.status_code in (200, 302, 400, 403), (role, name, url, response.status_code)
+            hidden = pages[name].safety and role == Role.RATER and world.study.hides_safety_from_raters
+            allowed = (404,) if hidden else (200, 302, 400, 403)
+            assert response.status_code in allowed, (role, name, url, response.status_code)
             found[url] = (response.status_code, hits(without_own_address(response.content.decode(), url)))
     return found
 

@@ -17,6 +17,7 @@ from assessments.models import Administration, Response, SafetyAlert
 from dashboard.worklists import home_worklists
 from notifications.models import Notification
 from participants.models import Participant
+from safety import services as safety_services
 from scheduling import services as scheduling_services
 from scheduling.models import Visit
 from tests.dashboard.pages import get_pages
@@ -60,11 +61,31 @@ def seeded_world(study, sites, users) -> World:
             },
             administration=Administration.objects.filter(participant=first).order_by("-id").first(),
             response=Response.objects.filter(participant__site=site).order_by("id").first(),
+            medication=_medications(first, users),
         )
     pdx = objects["PDX"]  # the site whose pages are counted
     _dosing_session_this_week(pdx, users)
     assert all(pdx.participants.values()) and all(pdx.visits.values()) and pdx.administration and pdx.response
     return World(study=study, sites=objects, users=users)
+
+
+def _medications(participant: Participant, users):
+    """Three medications of the participant whose pages are counted, one of a prohibited class stopped before the
+    session booked below: the page flags each against the protocol with the same reads whatever their number.
+    Returns the ongoing one."""
+    with time_machine.travel(NOW, tick=False), transaction.atomic():
+        values = {"participant": participant, "dose_amount": 1, "dose_unit": "mg", "by": users[Role.COORDINATOR]}
+        first = safety_services.medication_record(
+            name="lorazepam", medication_class="benzodiazepine", start_date=dt.date(2026, 1, 1), **values
+        )
+        stopped = safety_services.medication_record(
+            name="sertraline", medication_class="ssri", start_date=dt.date(2025, 12, 1), **values
+        )
+        safety_services.medication_stop(medication=stopped, stop_date=dt.date(2026, 2, 1), by=users[Role.COORDINATOR])
+        safety_services.medication_record(
+            name="ibuprofen", medication_class="other", start_date=dt.date(2026, 2, 1), **values
+        )
+    return first
 
 
 def _dosing_session_this_week(objects: SiteObjects, users) -> None:

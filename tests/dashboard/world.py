@@ -30,6 +30,8 @@ from assessments.models import Administration, Response, SafetyAlert
 from notifications.models import Notification
 from participants import services as participant_services
 from participants.models import Participant, Site, Study
+from safety import services as safety_services
+from safety.models import ConcomitantMedication
 from scheduling import services as scheduling_services
 from scheduling.models import Room, Visit
 from scheduling.protocol import shipped_protocol_paths
@@ -92,6 +94,9 @@ class SiteObjects:
     therapists: list[str] = field(default_factory=list)
     administration: Administration | None = None  # a questionnaire still to open (to open early)
     response: Response | None = None  # a stored staff-entered response (to correct)
+    medication: ConcomitantMedication | None = (
+        None  # an ongoing medication of the booked participant (to correct, stop)
+    )
 
     @property
     def all_participants(self) -> list[Participant]:
@@ -243,6 +248,15 @@ def _site_actions(objects: SiteObjects, therapists: list[str]) -> None:
             start=dt.datetime(2026, 3, day, 9, 0, tzinfo=zone),
             room=objects.rooms["in_use"],
             staff=therapists,
+            by=by,
+        )
+        objects.medication = safety_services.medication_record(
+            participant=done,
+            name="lorazepam",
+            medication_class="benzodiazepine",
+            dose_amount=1,
+            dose_unit="mg",
+            start_date=dt.date(2026, 1, 10),
             by=by,
         )
         # The baseline's self-report opened early: the visit has a questionnaire to answer now, so a link may go out.

@@ -6,6 +6,7 @@ import csv
 import datetime as dt
 import io
 import zoneinfo
+from decimal import Decimal
 
 import pytest
 import time_machine
@@ -164,6 +165,34 @@ def trial(make_participant, alice, personas, nyc):
         alert = SafetyAlert.objects.get(participant=p1)
         assessments.safety_alert_acknowledge(alert=alert, note="called, safe", by=investigator)
         dosing_session(dose1, by=alice)
+    with transaction.atomic():
+        # A tapered SSRI (its indication and note are free text that never reaches an export) and an ongoing
+        # medication whose dose is text.
+        from safety import services as safety_services
+
+        taper = safety_services.medication_record(
+            participant=p1,
+            name="sertraline (Ada's GP)",
+            medication_class="ssri",
+            dose_amount=Decimal("37.5"),
+            dose_unit="mg",
+            route="oral",
+            indication="low mood after the divorce",
+            start_date=dose1.target_date - dt.timedelta(days=200),
+            by=alice,
+        )
+        safety_services.medication_stop(
+            medication=taper, stop_date=dose1.target_date - dt.timedelta(days=40), taper_note="halved weekly", by=alice
+        )
+        safety_services.medication_record(
+            participant=p1,
+            name="salbutamol",
+            medication_class="other",
+            dose_text="2 puffs as needed",
+            frequency="as needed",
+            start_date=dose1.target_date - dt.timedelta(days=10),
+            by=alice,
+        )
     int1a = Visit.objects.get(participant=p1, code="INT1A")
     with at_noon(int1a, p1, day=int1a.window_end + dt.timedelta(days=2)):
         visit_complete(visit=int1a, occurred_at=dt.datetime.now(dt.UTC), by=alice)

@@ -23,6 +23,8 @@ EXPORTS = [
     ("dosing_sessions", {}),
     ("vital_signs", {}),
     ("vital_signs", {"visit_code": "DOSE1", "dates": "iso"}),
+    ("concomitant_medications", {}),
+    ("concomitant_medications", {"dates": "iso"}),
     ("per_participant", {}),
     ("scores", {"layout": "wide"}),
     ("visits", {"visit_code": "DOSE1,INT1A"}),

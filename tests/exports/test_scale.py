@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from assessments.models import Administration, Answer, Response, SafetyAlert, Score
 from participants.models import ContactDetails, Participant, Site, Study
-from safety.models import DosingSession, VitalSign
+from safety.models import ConcomitantMedication, DosingSession, VitalSign
 from scheduling.models import ProtocolDeviation, Visit
 from tests.exports.conftest import body_of
 from tests.factories import UserFactory
@@ -96,6 +96,19 @@ def bulk_population(study: Study, site: Site, start: int, count: int) -> None:
         ProtocolDeviation(participant=v.participant, visit=v, type="out_of_window", description="late", days_outside=1)
         for v in visits
     )
+    ConcomitantMedication.objects.bulk_create(
+        ConcomitantMedication(
+            participant=p,
+            name="sertraline",
+            medication_class="ssri",
+            dose_amount=50,
+            dose_unit="mg",
+            start_date=today - dt.timedelta(days=60),
+            stop_date=today - dt.timedelta(days=20),
+            recorded_at=now,
+        )
+        for p in people
+    )
     SafetyAlert.objects.bulk_create(
         SafetyAlert(
             participant=r.participant,
@@ -176,9 +189,11 @@ URLS = [
             "safety_alerts",
             "dosing_sessions",
             "vital_signs",
+            "concomitant_medications",
         )
         for f in ("csv", "json")
     ),
+    "concomitant_medications.sav",
     "scores.csv?layout=wide",
     "scores.json?layout=wide",
     "responses.sav",

@@ -24,6 +24,8 @@ COLLECTIONS = {
     "adverse-events": "adverse_event",
     "dosing-sessions": "dosing_session",
     "vital-signs": "vital_sign",
+    "concomitant-medications": "concomitant_medication",
+    "medication-overrides": "medication_override",
     "alerts": "alert",
     "administrations": "administration",
     "notifications": "notification",
