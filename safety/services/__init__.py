@@ -12,6 +12,7 @@ from safety.services.alerting import (
     adverse_event_notify,
     adverse_events_escalate_due,
 )
+from safety.services.guesses import guess_correct, guess_record
 from safety.services.reviews import adverse_event_review
 
 __all__ = [
@@ -22,4 +23,6 @@ __all__ = [
     "adverse_event_record",
     "adverse_event_review",
     "adverse_events_escalate_due",
+    "guess_correct",
+    "guess_record",
 ]
