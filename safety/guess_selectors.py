@@ -182,3 +182,12 @@ def blinding_report(user: Actor, study: Study) -> dict[str, Any]:
         "arm_level": arm_level,
         "timepoints": timepoints,
     }
+
+
+def guesses_at_sites(site_ids: Iterable[int], study_ids: Iterable[int] | None = None) -> QuerySet[TreatmentGuess]:
+    """Guesses of participants at these sites (and of these studies, if given), for exports: unordered, nothing
+    joined, no arm (the export adds it only where ``participants.access.arm_visible_in_export`` allows)."""
+    qs = TreatmentGuess.objects.filter(participant__site_id__in=list(site_ids))
+    if study_ids is not None:
+        qs = qs.filter(participant__study_id__in=list(study_ids))
+    return qs

@@ -99,6 +99,14 @@ def world(make_participant, alice, personas, study, pdx):
             outcome="recovering",
             by=alice,
         )
+        treatment_guess = safety_services.guess_record(
+            participant=participant,
+            visit=Visit.objects.get(participant=participant, code="DOSE1"),
+            respondent="participant",
+            guess="dont_know",
+            confidence=10,
+            by=alice,
+        )
         now = timezone.now()
         notification = Notification.objects.create(
             key=f"fuzz:{participant.pk}",
@@ -119,6 +127,7 @@ def world(make_participant, alice, personas, study, pdx):
             "response": response,
             "alert": alert,
             "adverse_event": adverse_event,
+            "treatment_guess": treatment_guess,
             "notification": notification,
             "token": token,
             "study": study,
@@ -134,6 +143,8 @@ def path_values(world) -> dict[str, str]:
         "response_id": str(world["response"].pk),
         "alert_id": str(world["alert"].pk),
         "adverse_event_id": str(world["adverse_event"].pk),
+        "treatment_guess_id": str(world["treatment_guess"].pk),
+        "study_code": world["study"].code,
         "notification_id": str(world["notification"].pk),
         "token": world["token"],
         "code": world["study"].code,

@@ -56,6 +56,7 @@ FEEDS = ("/api/v1/calendar/me.ics", "/api/v1/calendar/sites/{site_code}.ics")
 # The lists this test must find in the schema (a renamed operation must not make it measure nothing).
 EXPECTED = {
     "/api/v1/adverse-events/",
+    "/api/v1/treatment-guesses/",
     "/api/v1/deviations/",
     "/api/v1/export/freezes/",
     "/api/v1/instruments/",
@@ -207,6 +208,17 @@ class Trial:
         safety.adverse_event_review(
             event=event, causality_drug="possible", causality_therapy="unlikely", by=self.investigator
         )
+        dose = Visit.objects.filter(participant=p, kind="dosing").order_by("dosing_number", "id").first()
+        if dose is not None:
+            guess = safety.guess_record(
+                participant=p,
+                visit=dose,
+                respondent="participant",
+                guess="dont_know",
+                confidence=0,
+                by=self.investigator,
+            )
+            safety.guess_correct(treatment_guess=guess, reason="read again", confidence=20, by=self.investigator)
 
     def book(self, visit: Visit) -> None:
         """A session with a room and two staff (one of them the measured administrator, for their own calendar)."""

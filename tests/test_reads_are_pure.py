@@ -185,6 +185,10 @@ def seed(freeze_dir) -> dict:
                 by=coordinator,
             )
             safety.adverse_event_follow_up(event=adverse_event, note="discharged", by=coordinator)
+            guess = safety.guess_record(
+                participant=main, visit=dose, respondent="participant", guess="mdma", confidence=60, by=coordinator
+            )
+            safety.guess_correct(treatment_guess=guess, reason="mis-keyed", guess="dont_know", by=coordinator)
         for p in (main, linked, withdrawn, elsewhere):
             notifications.notifications_reconcile(participant_id=p.pk)
         with override_settings(FREEZE_DIR=freeze_dir):
@@ -222,6 +226,7 @@ def seed(freeze_dir) -> dict:
         ],
         "alert": [{"id": str(alert.pk)}],
         "adverse_event": [{"id": str(adverse_event.pk), "label": "serious, with a follow-up"}],
+        "treatment_guess": [{"id": str(guess.pk), "label": "participant's guess, corrected"}],
         "notification": [{"id": str(n.pk)} for n in Notification.objects.order_by("id")[:1]],
         "link": [{"token": token, "label": "open link"}, {"token": used_token, "label": "used link"}],
         "study": [{"id": str(study.pk), "code": study.code}],

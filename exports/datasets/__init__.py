@@ -5,6 +5,7 @@ from __future__ import annotations
 from exports.datasets.alerts import SAFETY_ALERTS
 from exports.datasets.base import Dataset
 from exports.datasets.deviations import DEVIATIONS
+from exports.datasets.guesses import BLINDING_GUESSES
 from exports.datasets.participants import PARTICIPANTS
 from exports.datasets.per_participant import PER_PARTICIPANT
 from exports.datasets.responses import RESPONSES
@@ -13,6 +14,7 @@ from exports.datasets.visits import VISITS
 
 __all__ = [
     "ACCEPTS",
+    "BLINDING_GUESSES",
     "DATASETS",
     "DEVIATIONS",
     "PARTICIPANTS",
@@ -26,7 +28,17 @@ __all__ = [
 
 # In this order in the codebook, the freezes and every list of datasets.
 DATASETS: dict[str, Dataset] = {
-    d.name: d for d in (PARTICIPANTS, VISITS, RESPONSES, SCORES, DEVIATIONS, SAFETY_ALERTS, PER_PARTICIPANT)
+    d.name: d
+    for d in (
+        PARTICIPANTS,
+        VISITS,
+        RESPONSES,
+        SCORES,
+        DEVIATIONS,
+        SAFETY_ALERTS,
+        BLINDING_GUESSES,
+        PER_PARTICIPANT,
+    )
 }
 # Filters each dataset accepts (the rest of the request parameters are refused with a 400 naming them).
 ACCEPTS: dict[str, frozenset[str]] = {

@@ -43,7 +43,7 @@ from notifications.models import Notification
 from participants import services as participant_services
 from participants.models import EligibilityCriterion, Participant, Site
 from safety import services as safety_services
-from safety.models import AdverseEvent
+from safety.models import AdverseEvent, TreatmentGuess
 from scheduling import services as scheduling_services
 from scheduling.models import ProtocolVersion, Room, Visit
 from scheduling.protocol import SHIPPED_DIR, VisitKind
@@ -291,6 +291,18 @@ class Trial:
         )
         with transaction.atomic():
             return safety_services.adverse_event_record(**(values | extra))
+
+    def guess(self) -> TreatmentGuess:
+        """The participant's own guess after DOSE1, entered by the coordinator."""
+        with transaction.atomic():
+            return safety_services.guess_record(
+                participant=self.randomized,
+                visit=self.visit("DOSE1"),
+                respondent="participant",
+                guess="dont_know",
+                confidence=10,
+                by=self.alice,
+            )
 
     def outbox(self) -> Notification:
         """BASELINE booked for Monday 9 March, 14:00 in Portland, and the outbox planned: returns the reminder due
@@ -1082,6 +1094,36 @@ def adverse_event_record(t: Trial) -> Case:
             Event("adverse_event", "create", "severity_grade"),
             Event("adverse_event", "create", "visit"),
         ],
+    )
+
+
+@case("safety.services.guesses.guess_record")
+def guess_record(t: Trial) -> Case:
+    return Case(
+        dict(
+            participant=t.randomized,
+            visit=t.visit("DOSE1"),
+            respondent="independent_rater",
+            guess="mdma",
+            confidence=40,
+        ),
+        by=t.rater,
+        participant=t.randomized,
+        events=[
+            Event("treatment_guess", "create", "respondent"),
+            Event("treatment_guess", "create", "guess"),
+            Event("treatment_guess", "create", "confidence"),
+        ],
+    )
+
+
+@case("safety.services.guesses.guess_correct")
+def guess_correct(t: Trial) -> Case:
+    return Case(
+        dict(treatment_guess=t.guess(), reason="answer read again from the paper form", guess="placebo"),
+        by=t.alice,
+        participant=t.randomized,
+        events=[Event("treatment_guess", "update", "guess")],
     )
 
 

@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from assessments.models import Administration, Answer, Response, SafetyAlert, Score
 from participants.models import ContactDetails, Participant, Site, Study
+from safety.models import TreatmentGuess
 from scheduling.models import ProtocolDeviation, Visit
 from tests.exports.conftest import body_of
 
@@ -100,14 +101,23 @@ def bulk_population(study: Study, site: Site, start: int, count: int) -> None:
         )
         for r in responses
     )
+    TreatmentGuess.objects.bulk_create(
+        TreatmentGuess(
+            participant=v.participant, visit=v, respondent=respondent, guess="dont_know", confidence=10, recorded_at=now
+        )
+        for v in visits
+        for respondent in ("participant", "lead_therapist")
+    )
 
 
 URLS = [
     *(
         f"{d}.{f}"
-        for d in ("participants", "visits", "responses", "scores", "deviations", "safety_alerts")
+        for d in ("participants", "visits", "responses", "scores", "deviations", "safety_alerts", "blinding_guesses")
         for f in ("csv", "json")
     ),
+    "blinding_guesses.sav",
+    "blinding_guesses.dta",
     "scores.csv?layout=wide",
     "scores.json?layout=wide",
     "responses.sav",

@@ -22,6 +22,7 @@ COLLECTIONS = {
     "responses": "response",
     "safety-alerts": "alert",
     "adverse-events": "adverse_event",
+    "treatment-guesses": "treatment_guess",
     "alerts": "alert",
     "administrations": "administration",
     "notifications": "notification",
