@@ -248,6 +248,11 @@ def sites_with_public_contact() -> QuerySet[Site]:
 # --- reads for scheduling ---
 
 
+def study_arm_codes(study_pk: int) -> list[str]:
+    """The codes of a study's arms, in their configured order: configuration, which names no one's allocation."""
+    return list(Arm.objects.filter(study_id=study_pk).order_by("id").values_list("code", flat=True))
+
+
 def arm_code_of(participant: Participant) -> str | None:
     """The code of the arm the participant is allocated to, or None before randomization. Scheduling plans visits
     from it and never shows it."""

@@ -1,5 +1,6 @@
 """Safety API (v1): adverse events, dosing sessions (doses, vital signs, closing), concomitant medications and the
-investigators' medication overrides. Thin views: parse, fetch with an access check, call one service, render.
+investigators' medication overrides, and treatment guesses with the blinding report. Thin views: parse, fetch with an
+access check, call one service, render.
 
 Every role at a site reads its adverse events, except an independent rater where the study hides safety data from
 raters (404, and absent from lists). Coordinators, investigators, administrators and therapists record, correct
@@ -11,6 +12,7 @@ from typing import Any
 
 import django_filters
 from django.db.models import Q, QuerySet
+from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema
 from rest_framework import status
 from rest_framework.generics import ListAPIView
@@ -21,8 +23,8 @@ from rest_framework.views import APIView
 from participants import selectors as participant_selectors
 from participants.access import site_ids_with
 from participants.models import Participant
-from safety import selectors, services
-from safety.models import AdverseEvent, ConcomitantMedication, DosingSession, MedicationOverride
+from safety import guess_selectors, selectors, services
+from safety.models import AdverseEvent, ConcomitantMedication, DosingSession, MedicationOverride, TreatmentGuess
 from safety.serializers import (
     AdverseEventCorrectInput,
     AdverseEventDetailOutput,
@@ -35,6 +37,10 @@ from safety.serializers import (
     DosingSessionRecordInput,
     FollowUpInput,
     FollowUpOutput,
+    GuessCorrectInput,
+    GuessInput,
+    GuessOutput,
+    GuessReceiptOutput,
     MedicationCorrectInput,
     MedicationInput,
     MedicationOutput,
@@ -148,6 +154,78 @@ class AdverseEventReviewCreate(APIView):
         payload.is_valid(raise_exception=True)
         review = services.adverse_event_review(event=event, by=request.user, **payload.validated_data)
         return Response(ReviewOutput(review).data, status=status.HTTP_201_CREATED)
+
+
+# --- treatment guesses (blinding assessment) ---
+
+
+class GuessFilter(django_filters.FilterSet):
+    site = django_filters.CharFilter(field_name="participant__site__code")
+    participant = django_filters.CharFilter(field_name="participant__participant_id")
+    study = django_filters.CharFilter(field_name="participant__study__code")
+    respondent = django_filters.ChoiceFilter(choices=TreatmentGuess.Respondent.choices)
+    visit_code = django_filters.CharFilter(field_name="visit__code")
+
+    class Meta:
+        model = TreatmentGuess
+        fields = ["site", "participant", "study", "respondent", "visit_code"]
+
+
+def _guess_body(request: Request, entry: TreatmentGuess) -> dict[str, Any]:
+    """The guess read back through the readers' selector, or a receipt for a user who may not read it back."""
+    if guess_selectors.may_read_guesses(request.user, entry.participant):
+        return dict(GuessOutput(guess_selectors.guess_get(request.user, entry.pk)).data)
+    return dict(GuessReceiptOutput(entry).data)
+
+
+class TreatmentGuessListCreate(ListAPIView[TreatmentGuess]):
+    """Guesses of the participants' arms: read by staff at the participants' sites except independent raters, who
+    record theirs and get a receipt back."""
+
+    serializer_class = GuessOutput
+    filterset_class = GuessFilter
+
+    def get_queryset(self) -> QuerySet[TreatmentGuess]:
+        return guess_selectors.guesses_for(self.request.user).order_by("-recorded_at", "-id")
+
+    @extend_schema(request=GuessInput, responses={201: GuessOutput})
+    def post(self, request: Request) -> Response:
+        payload = GuessInput(data=request.data)
+        payload.is_valid(raise_exception=True)
+        values: dict[str, Any] = dict(payload.validated_data)
+        participant = participant_selectors.participant_get(request.user, values.pop("participant_id"))
+        visit = _visit(participant, values.pop("visit"))
+        assert visit is not None
+        entry = services.guess_record(participant=participant, visit=visit, by=request.user, **values)
+        return Response(_guess_body(request, entry), status=status.HTTP_201_CREATED)
+
+
+class TreatmentGuessDetail(APIView):
+    @extend_schema(responses=GuessOutput)
+    def get(self, request: Request, treatment_guess_id: int) -> Response:
+        return Response(GuessOutput(guess_selectors.guess_get(request.user, treatment_guess_id)).data)
+
+
+class TreatmentGuessCorrect(APIView):
+    @extend_schema(request=GuessCorrectInput, responses={200: GuessOutput})
+    def post(self, request: Request, treatment_guess_id: int) -> Response:
+        entry = guess_selectors.guess_for_correction(request.user, treatment_guess_id)
+        payload = GuessCorrectInput(data=request.data)
+        payload.is_valid(raise_exception=True)
+        values: dict[str, Any] = dict(payload.validated_data)
+        reason = values.pop("reason")
+        entry = services.guess_correct(treatment_guess=entry, reason=reason, by=request.user, **values)
+        return Response(_guess_body(request, entry))
+
+
+class BlindingIndexReport(APIView):
+    """The study's blinding report over the user's sites: indices per arm and respondent for a role that may see
+    the allocation, the pooled distribution of answers for any other (``safety.guess_selectors.blinding_report``)."""
+
+    @extend_schema(responses=dict)
+    def get(self, request: Request, study_code: str) -> Response:
+        study = get_object_or_404(participant_selectors.studies_for(request.user), code=study_code)
+        return Response(guess_selectors.blinding_report(request.user, study))
 
 
 class MedicationFilter(django_filters.FilterSet):

@@ -189,6 +189,62 @@ class AdverseEventReview(models.Model):
         return f"review {self.pk} of AE {self.event_id}"
 
 
+class TreatmentGuess(models.Model):
+    """A guess of a participant's arm, asked to assess blinding (Bang, Ni & Davis 2004; James et al. 1996).
+
+    Asked after each dosing session (a visit of kind "dosing") and at the protocol's primary endpoint visit, of three
+    respondents: the participant (entered by staff on their behalf), the lead therapist and the independent rater.
+    One guess per participant, visit and respondent. A guess is never deleted: a correction (``guess_correct``)
+    carries a reason and the audit trail keeps the earlier value.
+
+    The row holds no arm and no "correct" flag: whether a guess was right is worked out at read time, and only for a
+    role that may see the allocation (``safety.guess_selectors``).
+
+    ``confidence`` is on a 0-100 scale: 0 = a pure guess, 50 = fairly sure, 100 = certain. A "don't know" answer
+    records the confidence the respondent gives, usually 0.
+    """
+
+    DONT_KNOW = "dont_know"
+    CONFIDENCE_MAX = 100
+
+    class Respondent(models.TextChoices):
+        PARTICIPANT = "participant", _("Participant")
+        LEAD_THERAPIST = "lead_therapist", _("Lead therapist")
+        INDEPENDENT_RATER = "independent_rater", _("Independent rater")
+
+    participant = models.ForeignKey(
+        "participants.Participant", on_delete=models.PROTECT, related_name="treatment_guesses"
+    )
+    visit = models.ForeignKey("scheduling.Visit", on_delete=models.PROTECT, related_name="treatment_guesses")
+    respondent = models.CharField(max_length=20, choices=Respondent.choices)
+    # An arm code of the participant's study, or "dont_know" (checked by the service against the study's arms).
+    guess = models.CharField(max_length=30)
+    confidence = models.PositiveSmallIntegerField()
+    recorded_at = models.DateTimeField()
+    recorded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    corrected_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["participant", "visit", "respondent"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["participant", "visit", "respondent"], name="guess_one_per_participant_visit_respondent"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(confidence__gte=0, confidence__lte=100), name="guess_confidence_0_to_100"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(respondent__in=["participant", "lead_therapist", "independent_rater"]),
+                name="guess_known_respondent",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"guess {self.pk} by {self.respondent} for participant {self.participant_id} at visit {self.visit_id}"
+
+
 class ConcomitantMedication(models.Model):
     """A medication a participant takes beside the study treatment. Never deleted: a correction changes the row with a
     reason (the audit keeps the earlier value), and a taper is a stop date with an optional note.

@@ -18,6 +18,7 @@ from safety.models import (
     ConcomitantMedication,
     MedicationOverride,
     Relatedness,
+    TreatmentGuess,
 )
 
 
@@ -144,6 +145,49 @@ class AdverseEventDetailOutput(AdverseEventOutput):
     recorded_by = serializers.CharField(source="recorded_by.username", allow_null=True, default=None)
     follow_ups = FollowUpOutput(many=True)
     reviews = ReviewOutput(many=True)
+
+
+# --- treatment guesses ---
+
+
+class GuessInput(serializers.Serializer[Any]):
+    """The study's arm codes are checked by the service (they differ by study): ``guess`` is one of them or
+    "dont_know"; ``confidence`` is on the 0-100 scale."""
+
+    participant_id = serializers.CharField(max_length=40)
+    visit = serializers.IntegerField(min_value=1)
+    respondent = serializers.ChoiceField(choices=TreatmentGuess.Respondent.choices)
+    guess = serializers.CharField(max_length=30)
+    confidence = serializers.IntegerField(min_value=0, max_value=TreatmentGuess.CONFIDENCE_MAX)
+
+
+class GuessCorrectInput(serializers.Serializer[Any]):
+    reason = serializers.CharField(max_length=2000)
+    guess = serializers.CharField(max_length=30, required=False)
+    confidence = serializers.IntegerField(min_value=0, max_value=TreatmentGuess.CONFIDENCE_MAX, required=False)
+
+
+class GuessReceiptOutput(serializers.Serializer[TreatmentGuess]):
+    """What a respondent who may not read guesses back (an independent rater) gets for an entry: that it was
+    recorded, and where; not the answer, not the confidence."""
+
+    id = serializers.IntegerField()
+    participant_id = serializers.CharField(source="participant.participant_id")
+    site = serializers.CharField(source="participant.site.code")
+    visit = serializers.IntegerField(source="visit_id")
+    visit_code = serializers.CharField(source="visit.code")
+    respondent = serializers.CharField()
+    recorded_at = serializers.DateTimeField()
+    corrected_at = serializers.DateTimeField(allow_null=True)
+
+
+class GuessOutput(GuessReceiptOutput):
+    """A guess as staff who may read it see it. Never the participant's arm, nor whether the guess was right."""
+
+    study = serializers.CharField(source="participant.study.code")
+    guess = serializers.CharField()
+    confidence = serializers.IntegerField()
+    recorded_by = serializers.CharField(source="recorded_by.username", allow_null=True, default=None)
 
 
 class MedicationInput(serializers.Serializer[Any]):

@@ -42,6 +42,16 @@ urlpatterns = [
         api.MedicationOverrideDetail.as_view(),
         name="medication-override-detail",
     ),
+    path("treatment-guesses/", api.TreatmentGuessListCreate.as_view(), name="treatment-guess-list"),
+    path(
+        "treatment-guesses/<int:treatment_guess_id>/", api.TreatmentGuessDetail.as_view(), name="treatment-guess-detail"
+    ),
+    path(
+        "treatment-guesses/<int:treatment_guess_id>/correct/",
+        api.TreatmentGuessCorrect.as_view(),
+        name="treatment-guess-correct",
+    ),
+    path("blinding-index/<str:study_code>/", api.BlindingIndexReport.as_view(), name="blinding-index-report"),
 ]
 
 urlpatterns += [

@@ -125,6 +125,14 @@ def world(make_participant, alice, personas, study, pdx):
             reason="prescriber confirms a stable dose",
             by=personas["investigator"],
         )
+        treatment_guess = safety_services.guess_record(
+            participant=participant,
+            visit=Visit.objects.get(participant=participant, code="DOSE1"),
+            respondent="participant",
+            guess="dont_know",
+            confidence=10,
+            by=alice,
+        )
         now = timezone.now()
         notification = Notification.objects.create(
             key=f"fuzz:{participant.pk}",
@@ -149,6 +157,7 @@ def world(make_participant, alice, personas, study, pdx):
             "vital_sign": vital_sign,
             "medication": medication,
             "medication_override": medication_override,
+            "treatment_guess": treatment_guess,
             "notification": notification,
             "token": token,
             "study": study,
@@ -168,6 +177,8 @@ def path_values(world) -> dict[str, str]:
         "vital_sign_id": str(world["vital_sign"].pk),
         "concomitant_medication_id": str(world["medication"].pk),
         "medication_override_id": str(world["medication_override"].pk),
+        "treatment_guess_id": str(world["treatment_guess"].pk),
+        "study_code": world["study"].code,
         "notification_id": str(world["notification"].pk),
         "token": world["token"],
         "code": world["study"].code,

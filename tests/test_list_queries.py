@@ -58,6 +58,7 @@ EXPECTED = {
     "/api/v1/adverse-events/",
     "/api/v1/concomitant-medications/",
     "/api/v1/medication-overrides/",
+    "/api/v1/treatment-guesses/",
     "/api/v1/deviations/",
     "/api/v1/dosing-sessions/",
     "/api/v1/export/freezes/",
@@ -242,6 +243,17 @@ class Trial:
         dose = next((v for v in visits if v.kind == "dosing"), None)
         if dose is not None:
             safety.medication_override_record(visit=dose, reason="considered", by=self.investigator)
+        dose = Visit.objects.filter(participant=p, kind="dosing").order_by("dosing_number", "id").first()
+        if dose is not None:
+            guess = safety.guess_record(
+                participant=p,
+                visit=dose,
+                respondent="participant",
+                guess="dont_know",
+                confidence=0,
+                by=self.investigator,
+            )
+            safety.guess_correct(treatment_guess=guess, reason="read again", confidence=20, by=self.investigator)
 
     def book(self, visit: Visit) -> None:
         """A session with a room and two staff (one of them the measured administrator, for their own calendar)."""

@@ -221,6 +221,10 @@ def seed(freeze_dir) -> dict:
             medication_override = safety.medication_override_record(
                 visit=dose, reason="prescriber confirms the taper", by=personas[Role.INVESTIGATOR]
             )
+            guess = safety.guess_record(
+                participant=main, visit=dose, respondent="participant", guess="mdma", confidence=60, by=coordinator
+            )
+            safety.guess_correct(treatment_guess=guess, reason="mis-keyed", guess="dont_know", by=coordinator)
         for p in (main, linked, withdrawn, elsewhere):
             notifications.notifications_reconcile(participant_id=p.pk)
         with override_settings(FREEZE_DIR=freeze_dir):
@@ -262,6 +266,7 @@ def seed(freeze_dir) -> dict:
         "vital_sign": [{"id": str(vital_sign.pk), "label": "PRE, over the SBP threshold"}],
         "concomitant_medication": [{"id": str(medication.pk), "label": "stopped SSRI"}],
         "medication_override": [{"id": str(medication_override.pk), "label": "override of DOSE1"}],
+        "treatment_guess": [{"id": str(guess.pk), "label": "participant's guess, corrected"}],
         "notification": [{"id": str(n.pk)} for n in Notification.objects.order_by("id")[:1]],
         "link": [{"token": token, "label": "open link"}, {"token": used_token, "label": "used link"}],
         "study": [{"id": str(study.pk), "code": study.code}],

@@ -6,6 +6,7 @@ from exports.datasets.alerts import SAFETY_ALERTS
 from exports.datasets.base import Dataset
 from exports.datasets.deviations import DEVIATIONS
 from exports.datasets.dosing_sessions import DOSING_SESSIONS
+from exports.datasets.guesses import BLINDING_GUESSES
 from exports.datasets.medications import CONCOMITANT_MEDICATIONS
 from exports.datasets.participants import PARTICIPANTS
 from exports.datasets.per_participant import PER_PARTICIPANT
@@ -17,6 +18,7 @@ from exports.datasets.vital_signs import VITAL_SIGNS
 __all__ = [
     "ACCEPTS",
     "CONCOMITANT_MEDICATIONS",
+    "BLINDING_GUESSES",
     "DATASETS",
     "DEVIATIONS",
     "DOSING_SESSIONS",
@@ -43,6 +45,7 @@ DATASETS: dict[str, Dataset] = {
         DOSING_SESSIONS,
         VITAL_SIGNS,
         CONCOMITANT_MEDICATIONS,
+        BLINDING_GUESSES,
         PER_PARTICIPANT,
     )
 }

@@ -1,7 +1,8 @@
 """Every write to safety data: validated, atomic, audited in the same transaction; Celery work only on commit, by task
 name. One module per noun: adverse_events (record, correct, follow up), reviews (investigator sign-off), alerting
 (the investigators' alert and the medical monitor's escalation), dosing (sessions, doses, vital signs, closing),
-medications (concomitant medications, their stop, and the investigator's override of the dosing-booking check).
+medications (concomitant medications, their stop, and the investigator's override of the dosing-booking check),
+guesses (treatment guesses for the blinding report).
 
 Reads live in ``safety.selectors``; the AESI lists in ``safety.aesi``.
 """
@@ -20,6 +21,7 @@ from safety.services.dosing import (
     vital_sign_correct,
     vital_sign_record,
 )
+from safety.services.guesses import guess_correct, guess_record
 from safety.services.medications import (
     medication_correct,
     medication_override_record,
@@ -46,4 +48,6 @@ __all__ = [
     "medication_override_record",
     "medication_record",
     "medication_stop",
+    "guess_correct",
+    "guess_record",
 ]

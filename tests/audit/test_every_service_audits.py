@@ -43,7 +43,7 @@ from notifications.models import Notification
 from participants import services as participant_services
 from participants.models import EligibilityCriterion, Participant, Site
 from safety import services as safety_services
-from safety.models import AdverseEvent
+from safety.models import AdverseEvent, TreatmentGuess
 from scheduling import services as scheduling_services
 from scheduling.models import ProtocolVersion, Room, Visit
 from scheduling.protocol import SHIPPED_DIR, VisitKind
@@ -306,6 +306,18 @@ class Trial:
                 timepoint_code="PRE",
                 measured_at=timezone.now() - dt.timedelta(hours=2),
                 heart_rate=80,
+                by=self.alice,
+            )
+
+    def guess(self) -> TreatmentGuess:
+        """The participant's own guess after DOSE1, entered by the coordinator."""
+        with transaction.atomic():
+            return safety_services.guess_record(
+                participant=self.randomized,
+                visit=self.visit("DOSE1"),
+                respondent="participant",
+                guess="dont_know",
+                confidence=10,
                 by=self.alice,
             )
 
@@ -1199,6 +1211,36 @@ def dosing_session_close(t: Trial) -> Case:
             Event("dosing_session", "update", "closed_at"),
             Event("dosing_session", "update", "missing_timepoints"),
         ],
+    )
+
+
+@case("safety.services.guesses.guess_record")
+def guess_record(t: Trial) -> Case:
+    return Case(
+        dict(
+            participant=t.randomized,
+            visit=t.visit("DOSE1"),
+            respondent="independent_rater",
+            guess="mdma",
+            confidence=40,
+        ),
+        by=t.rater,
+        participant=t.randomized,
+        events=[
+            Event("treatment_guess", "create", "respondent"),
+            Event("treatment_guess", "create", "guess"),
+            Event("treatment_guess", "create", "confidence"),
+        ],
+    )
+
+
+@case("safety.services.guesses.guess_correct")
+def guess_correct(t: Trial) -> Case:
+    return Case(
+        dict(treatment_guess=t.guess(), reason="answer read again from the paper form", guess="placebo"),
+        by=t.alice,
+        participant=t.randomized,
+        events=[Event("treatment_guess", "update", "guess")],
     )
 
 

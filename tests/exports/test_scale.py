@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from assessments.models import Administration, Answer, Response, SafetyAlert, Score
 from participants.models import ContactDetails, Participant, Site, Study
-from safety.models import ConcomitantMedication, DosingSession, VitalSign
+from safety.models import ConcomitantMedication, DosingSession, TreatmentGuess, VitalSign
 from scheduling.models import ProtocolDeviation, Visit
 from tests.exports.conftest import body_of
 from tests.factories import UserFactory
@@ -175,6 +175,13 @@ def bulk_population(study: Study, site: Site, start: int, count: int) -> None:
         for s in sessions
         for code, minutes in (("PRE", -30), ("T60", 60))
     )
+    TreatmentGuess.objects.bulk_create(
+        TreatmentGuess(
+            participant=v.participant, visit=v, respondent=respondent, guess="dont_know", confidence=10, recorded_at=now
+        )
+        for v in visits
+        for respondent in ("participant", "lead_therapist")
+    )
 
 
 URLS = [
@@ -190,10 +197,13 @@ URLS = [
             "dosing_sessions",
             "vital_signs",
             "concomitant_medications",
+            "blinding_guesses",
         )
         for f in ("csv", "json")
     ),
     "concomitant_medications.sav",
+    "blinding_guesses.sav",
+    "blinding_guesses.dta",
     "scores.csv?layout=wide",
     "scores.json?layout=wide",
     "responses.sav",

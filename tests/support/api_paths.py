@@ -26,6 +26,7 @@ COLLECTIONS = {
     "vital-signs": "vital_sign",
     "concomitant-medications": "concomitant_medication",
     "medication-overrides": "medication_override",
+    "treatment-guesses": "treatment_guess",
     "alerts": "alert",
     "administrations": "administration",
     "notifications": "notification",
