@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from exports.datasets.adverse_events import ADVERSE_EVENTS
 from exports.datasets.alerts import SAFETY_ALERTS
 from exports.datasets.base import Dataset
 from exports.datasets.deviations import DEVIATIONS
@@ -13,6 +14,7 @@ from exports.datasets.visits import VISITS
 
 __all__ = [
     "ACCEPTS",
+    "ADVERSE_EVENTS",
     "DATASETS",
     "DEVIATIONS",
     "PARTICIPANTS",
@@ -26,7 +28,8 @@ __all__ = [
 
 # In this order in the codebook, the freezes and every list of datasets.
 DATASETS: dict[str, Dataset] = {
-    d.name: d for d in (PARTICIPANTS, VISITS, RESPONSES, SCORES, DEVIATIONS, SAFETY_ALERTS, PER_PARTICIPANT)
+    d.name: d
+    for d in (PARTICIPANTS, VISITS, RESPONSES, SCORES, DEVIATIONS, SAFETY_ALERTS, ADVERSE_EVENTS, PER_PARTICIPANT)
 }
 # Filters each dataset accepts (the rest of the request parameters are refused with a 400 naming them).
 ACCEPTS: dict[str, frozenset[str]] = {

@@ -41,6 +41,7 @@ def test_freeze_snapshots_every_dataset_with_a_manifest(trial, statistician, api
         "scores.csv",
         "deviations.csv",
         "safety_alerts.csv",
+        "adverse_events.csv",
         "per_participant.csv",
         "scores_wide.csv",
         "codebook.csv",

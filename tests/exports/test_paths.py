@@ -20,6 +20,8 @@ EXPORTS = [
     ("scores", {}),
     ("deviations", {}),
     ("safety_alerts", {}),
+    ("adverse_events", {}),
+    ("adverse_events", {"dates": "iso", "visit_code": "DOSE1"}),
     ("per_participant", {}),
     ("scores", {"layout": "wide"}),
     ("visits", {"visit_code": "DOSE1,INT1A"}),
