@@ -110,6 +110,35 @@ def _participant_page(name: str, key: str) -> Callable[[World, SiteObjects], lis
     return lambda w, s: [reverse(name, args=[s.participants[key].participant_id])]
 
 
+def _event_page(name: str) -> Callable[[World, SiteObjects], list[str]]:
+    return lambda w, s: [reverse(name, args=[s.adverse_event.pk])]
+
+
+def _ae_log(w: World, s: SiteObjects) -> list[str]:
+    """The log, with each filter, a participant's events and a later page."""
+    base = reverse("dashboard-adverse-events")
+    participant = s.adverse_event.participant.participant_id
+    return [
+        base,
+        f"{base}?site={s.site.code}",
+        f"{base}?serious=yes&aesi=yes",
+        f"{base}?clock=unreviewed",
+        f"{base}?clock=overdue",
+        f"{base}?participant={participant}",
+        f"{base}?page=2",
+    ]
+
+
+# Pages of safety records: an independent rater of a study that hides safety data from raters gets a 404 for them
+# (the event does not exist for that rater), which the walks accept from that role only.
+HIDDEN_FROM_RATERS = {
+    "dashboard-adverse-event",
+    "dashboard-adverse-event-correct",
+    "dashboard-adverse-event-follow-up",
+    "dashboard-adverse-event-review",
+}
+
+
 def _visit_page(name: str, key: str) -> Callable[[World, SiteObjects], list[str]]:
     return lambda w, s: [reverse(name, args=[s.visits[key].pk])]
 
@@ -278,6 +307,65 @@ PAGES: dict[str, Page] = {
         GET_POST,
         scoped=True,
         data=lambda w, s: {"reason": "not needed", "confirm": "on"},
+    ),  # fmt: skip
+    "dashboard-adverse-events": Page(_ae_log),
+    "dashboard-adverse-event-summary": Page(
+        lambda w, s: [
+            reverse("dashboard-adverse-event-summary"),
+            f"{reverse('dashboard-adverse-event-summary')}?study={w.study.code}",
+        ]
+    ),  # fmt: skip
+    "dashboard-adverse-event": Page(_event_page("dashboard-adverse-event"), scoped=True),
+    "dashboard-adverse-event-new": Page(
+        lambda w, s: [reverse("dashboard-adverse-event-new")],
+        GET_POST,
+        data=lambda w, s: {
+            "participant": s.participants["randomized3"].participant_id,
+            "verbatim_term": "headache after the session",
+            "coded_term_code": "",
+            "coded_term_text": "",
+            "onset_at": "2026-03-05T09:00",
+            "resolved_at": "",
+            "severity_grade": "1",
+            "relatedness_drug": "possible",
+            "relatedness_therapy": "not_related",
+            "expectedness": "expected",
+            "action_taken": "dose_not_changed",
+            "outcome": "recovered",
+        },
+    ),  # fmt: skip
+    "dashboard-adverse-event-correct": Page(
+        _event_page("dashboard-adverse-event-correct"),
+        GET_POST,
+        scoped=True,
+        data=lambda w, s: {
+            "verbatim_term": f"fainted in the waiting room at {s.site.code}",
+            "coded_term_code": "10042772",
+            "coded_term_text": "Syncope",
+            "onset_at": "2026-03-02T08:00",
+            "resolved_at": "",
+            "severity_grade": "2",
+            "seriousness": ["serious_hospitalisation"],
+            "aesi_categories": ["cardiovascular"],
+            "relatedness_drug": "possible",
+            "relatedness_therapy": "unlikely",
+            "expectedness": "unexpected",
+            "action_taken": "dose_not_changed",
+            "outcome": "recovering",
+            "reason": "grade misread from the notes",
+        },
+    ),  # fmt: skip
+    "dashboard-adverse-event-follow-up": Page(
+        _event_page("dashboard-adverse-event-follow-up"),
+        GET_POST,
+        scoped=True,
+        data=lambda w, s: {"note": "discharged home", "outcome": "recovered", "resolved_at": "2026-03-04T10:00"},
+    ),  # fmt: skip
+    "dashboard-adverse-event-review": Page(
+        _event_page("dashboard-adverse-event-review"),
+        GET_POST,
+        scoped=True,
+        data=lambda w, s: {"causality_drug": "possible", "causality_therapy": "unlikely", "note": ""},
     ),  # fmt: skip
     "dashboard-overview": Page(
         lambda w, s: [reverse("dashboard-overview"), f"{reverse('dashboard-overview')}?study={w.study.code}"]
