@@ -4,7 +4,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
-from dashboard import actions, calendar, instrument_texts, links, matrix, medications, overview, views
+from dashboard import actions, adverse_events, calendar, instrument_texts, links, matrix, medications, overview, views
 from dashboard.participant import participant_page
 
 urlpatterns = [
@@ -65,5 +65,15 @@ urlpatterns = [
     # Django's set_language: the language switch before signing in (a cookie; signed-in staff keep theirs per user).
     path("i18n/", include("django.conf.urls.i18n")),
     path("overview/", overview.overview, name="dashboard-overview"),
+    # The adverse-event pages (dashboard/adverse_events.py): "new" and "summary" before an event's number.
+    path("adverse-events/", adverse_events.log, name="dashboard-adverse-events"),
+    path("adverse-events/new/", adverse_events.record, name="dashboard-adverse-event-new"),
+    path("adverse-events/summary/", adverse_events.summary, name="dashboard-adverse-event-summary"),
+    path("adverse-events/<int:event_id>/", adverse_events.detail, name="dashboard-adverse-event"),
+    path("adverse-events/<int:event_id>/correct/", adverse_events.correct, name="dashboard-adverse-event-correct"),
+    path(
+        "adverse-events/<int:event_id>/follow-up/", adverse_events.follow_up, name="dashboard-adverse-event-follow-up"
+    ),
+    path("adverse-events/<int:event_id>/review/", adverse_events.review, name="dashboard-adverse-event-review"),
     path("instrument-texts/", instrument_texts.instrument_texts, name="dashboard-instrument-texts"),
 ]

@@ -57,6 +57,9 @@ class Scope:
     study_ids: tuple[int, ...] | None = None
     with_arm: bool = False
     with_dates: bool = False
+    # Sites (among site_ids) where the caller is also an independent rater: safety datasets leave out the participants
+    # there whose study hides safety data from raters (the blinded role wins, as with the arm).
+    rater_site_ids: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)

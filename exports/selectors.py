@@ -10,7 +10,7 @@ from django.contrib.auth.models import PermissionsMixin
 from exports.columns import Scope
 from exports.errors import NotFound
 from exports.models import ExportFreeze
-from participants.access import Actor, arm_visible_in_export, export_site_ids, site_ids_for
+from participants.access import Actor, arm_visible_in_export, export_site_ids, rater_site_ids, site_ids_for
 from participants.models import Site, Study
 from participants.selectors import sites_all, studies_at_sites, studies_by_code, studies_of_sites
 from trialsite.errors import PermissionDeniedError, ServiceError
@@ -79,6 +79,7 @@ def export_scope(
         study_ids=study_ids,
         with_arm=arm_visible_in_export(user, site_ids, studies),
         with_dates=dates,
+        rater_site_ids=tuple(sorted(rater_site_ids(user) & set(site_ids))) if user is not None else (),
     )
     return scope, chosen
 

@@ -93,6 +93,9 @@ def select_sql(
     dataset with pseudonymous staff columns."""
     cols = [(c.name, c.type, c.expr) for c in dataset.visible(scope)]
     where = filter_clauses(dataset.filter_sql, dataset.changed_sql, filters)
+    hidden = dataset.hidden_sql(scope) if dataset.hidden_sql is not None else None
+    if hidden is not None:
+        where.append(hidden)
     return sql.SQL("{px}SELECT {cols} FROM px {from_} {where} ORDER BY {order}").format(
         px=_px(scope, staff),
         cols=_select_list(cols, escape),

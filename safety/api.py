@@ -13,7 +13,7 @@ from typing import Any
 import django_filters
 from django.db.models import Q, QuerySet
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
 from rest_framework.generics import ListAPIView
 from rest_framework.request import Request
@@ -49,6 +49,7 @@ from safety.serializers import (
     MedicationStopInput,
     ReviewInput,
     ReviewOutput,
+    SummaryOutput,
     VitalSignCorrectInput,
     VitalSignInput,
     dosing_detail,
@@ -154,6 +155,22 @@ class AdverseEventReviewCreate(APIView):
         payload.is_valid(raise_exception=True)
         review = services.adverse_event_review(event=event, by=request.user, **payload.validated_data)
         return Response(ReviewOutput(review).data, status=status.HTTP_201_CREATED)
+
+
+class AdverseEventSummaryView(APIView):
+    """The study's adverse events counted per AESI category: pooled, and per arm only for a user who may see the
+    allocation at every one of their sites in the study (the body of anyone else holds no arm)."""
+
+    @extend_schema(
+        parameters=[OpenApiParameter("study", str, required=True, description="study code")],
+        responses=SummaryOutput,
+    )
+    def get(self, request: Request) -> Response:
+        code = str(request.query_params.get("study") or "").strip()
+        if not code:
+            raise ServiceError("which study?", field_errors={"study": ["required: a study code"]})
+        study = get_object_or_404(participant_selectors.studies_for(request.user), code=code)
+        return Response(SummaryOutput(selectors.adverse_event_summary(request.user, study=study)).data)
 
 
 # --- treatment guesses (blinding assessment) ---

@@ -12,13 +12,15 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
-from django.db.models import Count, OuterRef, Prefetch, Q, QuerySet, Subquery
+from django.db.models import Count, IntegerField, OuterRef, Prefetch, Q, QuerySet, Subquery, Value
 from django.db.models.functions import Coalesce
+from django.http import Http404
 from django.shortcuts import get_object_or_404
 
 from assessments import selectors as assessment_selectors
-from participants.access import Actor, rater_site_ids, site_ids_for
-from participants.models import Participant
+from participants import selectors as participant_selectors
+from participants.access import Actor, can_see_allocation, rater_site_ids, safety_hidden_from, site_ids_for
+from participants.models import Participant, Study
 from safety.aesi import AesiList, aesi_list_for
 from safety.dosing_grid import GridRow, grid, missing_timepoints
 from safety.models import (
@@ -35,17 +37,22 @@ from scheduling import selectors as scheduling_selectors
 from scheduling.protocol import DosingDeclaration
 
 
-def hidden_from_raters(user: Actor, *, via: str = "participant") -> Q | None:
-    """The rows this user may not see for blinding, as a filter on rows that reach the participant through ``via``
-    (``"participant"`` for a row with a participant foreign key, ``"visit__participant"`` and so on); None when
-    there are none. Every safety record (adverse events, dosing sessions, vital signs, medications, guesses) uses it:
-    an independent rater at a site sees none of them for a participant whose study hides safety data from raters."""
-    rater_sites = rater_site_ids(user)
+def hidden_at_rater_sites(rater_sites: Collection[int], *, via: str = "participant") -> Q | None:
+    """The rows hidden for blinding from someone who is an independent rater at ``rater_sites``, as a filter on rows
+    that reach the participant through ``via``; None when there are none (no rater site)."""
     if not rater_sites:
         return None
     study = f"{via}__study__safety_hidden_from_raters"
     hides = Q(**{study: True}) | Q(**{f"{study}__isnull": True, f"{via}__study__blinded": True})
     return Q(**{f"{via}__site_id__in": sorted(rater_sites)}) & hides
+
+
+def hidden_from_raters(user: Actor, *, via: str = "participant") -> Q | None:
+    """The rows this user may not see for blinding, as a filter on rows that reach the participant through ``via``
+    (``"participant"`` for a row with a participant foreign key, ``"visit__participant"`` and so on); None when
+    there are none. Every safety record (adverse events, dosing sessions, vital signs, medications, guesses) uses it:
+    an independent rater at a site sees none of them for a participant whose study hides safety data from raters."""
+    return hidden_at_rater_sites(rater_site_ids(user), via=via)
 
 
 def adverse_events_for(user: Actor) -> QuerySet[AdverseEvent]:
@@ -72,6 +79,152 @@ def adverse_event_get(user: Actor, event_id: int) -> AdverseEvent:
 
 def aesi_list_of_study(study_code: str) -> AesiList:
     return aesi_list_for(study_code)
+
+
+# --- reads for exports ---
+
+
+def _count_of(model: type[AdverseEventFollowUp] | type[AdverseEventReview]) -> Coalesce:
+    counted = model.objects.filter(event=OuterRef("pk")).order_by().values("event").annotate(n=Count("id"))
+    return Coalesce(Subquery(counted.values("n"), output_field=IntegerField()), Value(0))
+
+
+def adverse_events_at_sites(
+    site_ids: Collection[int], study_ids: Collection[int] | None = None, *, rater_sites: Collection[int] = ()
+) -> QuerySet[AdverseEvent]:
+    """Adverse events of participants at these sites (and of these studies, if given), less those hidden from a
+    rater at ``rater_sites``; unordered. Each carries its follow-up and review counts and the latest review's
+    causality as annotations (subqueries: one query for any number of rows)."""
+    qs = AdverseEvent.objects.filter(participant__site_id__in=site_ids)
+    if study_ids is not None:
+        qs = qs.filter(participant__study_id__in=study_ids)
+    hidden = hidden_at_rater_sites(rater_sites)
+    if hidden is not None:
+        qs = qs.exclude(hidden)
+    latest = AdverseEventReview.objects.filter(event=OuterRef("pk")).order_by("-reviewed_at", "-id")
+    return qs.annotate(
+        follow_up_count=_count_of(AdverseEventFollowUp),
+        review_count=_count_of(AdverseEventReview),
+        latest_causality_drug=Subquery(latest.values("causality_drug")[:1]),
+        latest_causality_therapy=Subquery(latest.values("causality_therapy")[:1]),
+    )
+
+
+# --- the summary by arm and AESI category ---
+
+#: The category row every summary starts with: any adverse event, of special interest or not.
+ANY_EVENT = "any"
+
+
+@dataclass(frozen=True)
+class SummaryCounts:
+    """Counts of one cell: participants with at least one event, events, events of grade 3 or more, serious events."""
+
+    participants: int
+    events: int
+    events_grade_3_or_more: int
+    serious_events: int
+
+
+@dataclass(frozen=True)
+class SummaryRow:
+    category: str  # ANY_EVENT or an AESI category code
+    label: str
+    counts: SummaryCounts
+
+
+@dataclass(frozen=True)
+class ArmSummary:
+    code: str  # "" for participants with events but no allocation (not randomized)
+    label: str
+    randomized: int  # participants randomized to the arm at the sites counted (the denominator)
+    rows: tuple[SummaryRow, ...]
+
+
+@dataclass(frozen=True)
+class AdverseEventSummary:
+    """The study's adverse events as the user may see them: ``pooled`` always; ``arms`` only for a user who may see
+    the allocation at every one of their sites in the study (None otherwise, so a template cannot show it)."""
+
+    study: Study
+    site_ids: tuple[int, ...]
+    pooled: tuple[SummaryRow, ...]
+    arms: tuple[ArmSummary, ...] | None
+
+    @property
+    def by_arm(self) -> bool:
+        return self.arms is not None
+
+
+class _Tally:
+    def __init__(self) -> None:
+        self.participants: set[int] = set()
+        self.events = self.severe = self.serious = 0
+
+    def add(self, participant: int, grade: int, serious: bool) -> None:
+        self.participants.add(participant)
+        self.events += 1
+        self.severe += grade >= 3
+        self.serious += serious
+
+    def counts(self) -> SummaryCounts:
+        return SummaryCounts(len(self.participants), self.events, self.severe, self.serious)
+
+
+def summary_sites(user: Actor, study: Study) -> list[int]:
+    """The user's sites of the study whose adverse events they may see (a rater's sites drop out where the study
+    hides safety data from raters)."""
+    sites = set(participant_selectors.matrix_sites(user, study).values_list("id", flat=True))
+    return sorted(sid for sid in sites if not safety_hidden_from(user, site_id=sid, study=study))
+
+
+def adverse_event_summary(user: Actor, *, study: Study) -> AdverseEventSummary:
+    """Participants affected, events, events of grade 3 or more and serious events of the study, for any event and
+    per AESI category of the study's list, pooled, and per arm for a user who may see the allocation at every site
+    counted (one blinded site among them is enough to pool: totals add sites up). Http404 when the user sees no
+    adverse event of the study at all. One query, whatever the number of events: counted in Python from a stream."""
+    site_ids = summary_sites(user, study)
+    if not site_ids:
+        raise Http404("no such study")
+    by_arm = all(can_see_allocation(user, site_id=sid, study=study) for sid in site_ids)
+    aesi = aesi_list_for(study.code)
+    labels = {ANY_EVENT: "Any adverse event"} | {c.code: c.label for c in aesi.categories}
+    fields = ["participant_id", "severity_grade", "serious", "aesi_categories"]
+    if by_arm:  # the allocation is joined only for a user who may see it
+        fields.append("participant__allocation__arm__code")
+    events = AdverseEvent.objects.filter(participant__study=study, participant__site_id__in=site_ids).order_by()
+    pooled: dict[str, _Tally] = {code: _Tally() for code in labels}
+    per_arm: dict[str, dict[str, _Tally]] = {}
+    for row in events.values_list(*fields).iterator(chunk_size=2000):
+        participant, grade, serious, categories = row[:4]
+        tallies = [pooled]
+        if by_arm:
+            tallies.append(per_arm.setdefault(row[4] or "", {code: _Tally() for code in labels}))
+        for tally in tallies:
+            for code in (ANY_EVENT, *categories):
+                if code in tally:  # a category since removed from the study's list is counted under "any" only
+                    tally[code].add(participant, grade, serious)
+
+    def rows(tally: dict[str, _Tally]) -> tuple[SummaryRow, ...]:
+        return tuple(SummaryRow(code, label, tally[code].counts()) for code, label in labels.items())
+
+    arms = None
+    if by_arm:
+        arm_labels = {arm.code: arm.label for arm in study.arms.all()}
+        randomized: dict[str, int] = {}
+        for by_site in participant_selectors.overview_randomized_by_arm(user, study=study, site_ids=site_ids).values():
+            for code, n in by_site.items():
+                randomized[code] = randomized.get(code, 0) + n
+        order = list(arm_labels) + sorted(set(per_arm) - set(arm_labels))
+        empty = {code: _Tally() for code in labels}
+        arms = tuple(
+            ArmSummary(
+                code, arm_labels.get(code, "Not randomized"), randomized.get(code, 0), rows(per_arm.get(code, empty))
+            )
+            for code in order
+            if code in arm_labels or code in per_arm
+        )
+    return AdverseEventSummary(study=study, site_ids=tuple(site_ids), pooled=rows(pooled), arms=arms)
 
 
 def medications_for(user: Actor) -> QuerySet[ConcomitantMedication]:

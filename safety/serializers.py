@@ -147,6 +147,37 @@ class AdverseEventDetailOutput(AdverseEventOutput):
     reviews = ReviewOutput(many=True)
 
 
+class SummaryCountsOutput(serializers.Serializer[Any]):
+    category = serializers.CharField()
+    label = serializers.CharField()
+    participants = serializers.IntegerField(source="counts.participants")
+    events = serializers.IntegerField(source="counts.events")
+    events_grade_3_or_more = serializers.IntegerField(source="counts.events_grade_3_or_more")
+    serious_events = serializers.IntegerField(source="counts.serious_events")
+
+
+class ArmSummaryOutput(serializers.Serializer[Any]):
+    arm = serializers.CharField(source="code")
+    label = serializers.CharField()
+    randomized = serializers.IntegerField()
+    rows = SummaryCountsOutput(many=True)
+
+
+class SummaryOutput(serializers.Serializer[Any]):
+    """The pooled rows always; ``arms`` only in the body of a user who may see the allocation (absent otherwise)."""
+
+    study = serializers.CharField(source="study.code")
+    by_arm = serializers.BooleanField()
+    pooled = SummaryCountsOutput(many=True)
+    arms = ArmSummaryOutput(many=True, required=False)
+
+    def to_representation(self, instance: Any) -> dict[str, Any]:
+        data = super().to_representation(instance)
+        if instance.arms is None:
+            data.pop("arms", None)
+        return data
+
+
 # --- treatment guesses ---
 
 

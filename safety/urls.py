@@ -4,6 +4,7 @@ from safety import api
 
 urlpatterns = [
     path("adverse-events/", api.AdverseEventListCreate.as_view(), name="adverse-event-list"),
+    path("adverse-events/summary/", api.AdverseEventSummaryView.as_view(), name="adverse-event-summary"),
     path("adverse-events/<int:adverse_event_id>/", api.AdverseEventDetail.as_view(), name="adverse-event-detail"),
     path(
         "adverse-events/<int:adverse_event_id>/correct/",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from exports.datasets.adverse_events import ADVERSE_EVENTS
 from exports.datasets.alerts import SAFETY_ALERTS
 from exports.datasets.base import Dataset
 from exports.datasets.deviations import DEVIATIONS
@@ -19,6 +20,7 @@ __all__ = [
     "ACCEPTS",
     "CONCOMITANT_MEDICATIONS",
     "BLINDING_GUESSES",
+    "ADVERSE_EVENTS",
     "DATASETS",
     "DEVIATIONS",
     "DOSING_SESSIONS",
@@ -42,6 +44,7 @@ DATASETS: dict[str, Dataset] = {
         SCORES,
         DEVIATIONS,
         SAFETY_ALERTS,
+        ADVERSE_EVENTS,
         DOSING_SESSIONS,
         VITAL_SIGNS,
         CONCOMITANT_MEDICATIONS,

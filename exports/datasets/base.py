@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.db.models import OrderBy, Q, QuerySet
+from psycopg.sql import Composable
 
 from exports.columns import Column, Filters, PCtx, Scope
 from exports.pseudonyms import StaffIds, staff_ids
@@ -37,9 +38,14 @@ class RowSource:
     instrument: str | None = None  # the lookup ?instrument compares with (None: not a filter of this dataset)
     visit_code: str | None = None  # the lookup ?visit_code compares with
     changed: tuple[str, ...] = ()  # the instants ?changed_since compares with (a row matches if any is as late)
+    # The owning app's selector when it must also leave out rows hidden from the caller's rater sites (safety data).
+    blinded_queryset: Callable[[Scope], QuerySet[Any]] | None = None
 
     def filtered(self, scope: Scope, filters: Filters) -> QuerySet[Any]:
-        qs = self.queryset(scope.site_ids, scope.study_ids)
+        if self.blinded_queryset is not None:
+            qs = self.blinded_queryset(scope)
+        else:
+            qs = self.queryset(scope.site_ids, scope.study_ids)
         if filters.instruments and self.instrument:
             qs = qs.filter(**{f"{self.instrument}__in": filters.instruments})
         if filters.visit_codes and self.visit_code:
@@ -77,6 +83,8 @@ class Dataset:
     dynamic_columns: Callable[[], tuple[Column, ...]] | None = None
     # Rows computed in Python on every database; such a dataset has no SQL path (COPY is for long tables).
     summary_rows: SummaryRows | None = None
+    # SQL condition on the FROM clause that leaves out rows hidden from the caller (None: nothing to leave out).
+    hidden_sql: Callable[[Scope], Composable | None] | None = None
 
     def all_columns(self) -> tuple[Column, ...]:
         return self.dynamic_columns() if self.dynamic_columns is not None else self.columns

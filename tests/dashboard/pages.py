@@ -114,6 +114,25 @@ def _participant_page(name: str, key: str) -> Callable[[World, SiteObjects], lis
     return lambda w, s: [reverse(name, args=[s.participants[key].participant_id])]
 
 
+def _event_page(name: str) -> Callable[[World, SiteObjects], list[str]]:
+    return lambda w, s: [reverse(name, args=[s.adverse_event.pk])]
+
+
+def _ae_log(w: World, s: SiteObjects) -> list[str]:
+    """The log, with each filter, a participant's events and a later page."""
+    base = reverse("dashboard-adverse-events")
+    participant = s.adverse_event.participant.participant_id
+    return [
+        base,
+        f"{base}?site={s.site.code}",
+        f"{base}?serious=yes&aesi=yes",
+        f"{base}?clock=unreviewed",
+        f"{base}?clock=overdue",
+        f"{base}?participant={participant}",
+        f"{base}?page=2",
+    ]
+
+
 def _visit_page(name: str, key: str) -> Callable[[World, SiteObjects], list[str]]:
     return lambda w, s: [reverse(name, args=[s.visits[key].pk])]
 
@@ -332,6 +351,68 @@ PAGES: dict[str, Page] = {
         scoped=True,
         safety=True,
         data=lambda w, s: {"stop_date": "2026-03-01", "taper_note": "halved for a week"},
+    ),  # fmt: skip
+    "dashboard-adverse-events": Page(_ae_log),
+    "dashboard-adverse-event-summary": Page(
+        lambda w, s: [
+            reverse("dashboard-adverse-event-summary"),
+            f"{reverse('dashboard-adverse-event-summary')}?study={w.study.code}",
+        ]
+    ),  # fmt: skip
+    "dashboard-adverse-event": Page(_event_page("dashboard-adverse-event"), scoped=True, safety=True),
+    "dashboard-adverse-event-new": Page(
+        lambda w, s: [reverse("dashboard-adverse-event-new")],
+        GET_POST,
+        data=lambda w, s: {
+            "participant": s.participants["randomized3"].participant_id,
+            "verbatim_term": "headache after the session",
+            "coded_term_code": "",
+            "coded_term_text": "",
+            "onset_at": "2026-03-05T09:00",
+            "resolved_at": "",
+            "severity_grade": "1",
+            "relatedness_drug": "possible",
+            "relatedness_therapy": "not_related",
+            "expectedness": "expected",
+            "action_taken": "dose_not_changed",
+            "outcome": "recovered",
+        },
+    ),  # fmt: skip
+    "dashboard-adverse-event-correct": Page(
+        _event_page("dashboard-adverse-event-correct"),
+        GET_POST,
+        scoped=True,
+        safety=True,
+        data=lambda w, s: {
+            "verbatim_term": f"fainted in the waiting room at {s.site.code}",
+            "coded_term_code": "10042772",
+            "coded_term_text": "Syncope",
+            "onset_at": "2026-03-02T08:00",
+            "resolved_at": "",
+            "severity_grade": "2",
+            "seriousness": ["serious_hospitalisation"],
+            "aesi_categories": ["cardiovascular"],
+            "relatedness_drug": "possible",
+            "relatedness_therapy": "unlikely",
+            "expectedness": "unexpected",
+            "action_taken": "dose_not_changed",
+            "outcome": "recovering",
+            "reason": "grade misread from the notes",
+        },
+    ),  # fmt: skip
+    "dashboard-adverse-event-follow-up": Page(
+        _event_page("dashboard-adverse-event-follow-up"),
+        GET_POST,
+        scoped=True,
+        safety=True,
+        data=lambda w, s: {"note": "discharged home", "outcome": "recovered", "resolved_at": "2026-03-04T10:00"},
+    ),  # fmt: skip
+    "dashboard-adverse-event-review": Page(
+        _event_page("dashboard-adverse-event-review"),
+        GET_POST,
+        scoped=True,
+        safety=True,
+        data=lambda w, s: {"causality_drug": "possible", "causality_therapy": "unlikely", "note": ""},
     ),  # fmt: skip
     "dashboard-overview": Page(
         lambda w, s: [reverse("dashboard-overview"), f"{reverse('dashboard-overview')}?study={w.study.code}"]

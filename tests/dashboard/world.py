@@ -31,7 +31,7 @@ from notifications.models import Notification
 from participants import services as participant_services
 from participants.models import Participant, Site, Study
 from safety import services as safety_services
-from safety.models import ConcomitantMedication
+from safety.models import AdverseEvent, ConcomitantMedication
 from scheduling import services as scheduling_services
 from scheduling.models import Room, Visit
 from scheduling.protocol import shipped_protocol_paths
@@ -97,6 +97,7 @@ class SiteObjects:
     medication: ConcomitantMedication | None = (
         None  # an ongoing medication of the booked participant (to correct, stop)
     )
+    adverse_event: AdverseEvent | None = None  # a serious adverse event, not yet reviewed (to correct, follow, review)
 
     @property
     def all_participants(self) -> list[Participant]:
@@ -275,6 +276,23 @@ def _site_actions(objects: SiteObjects, therapists: list[str]) -> None:
     }
     objects.administration = Administration.objects.get(visit=baseline, instrument_code="SCS")
     objects.response = Response.objects.get(participant=done, instrument_code="CSSRS_SCREEN")
+    with transaction.atomic():
+        objects.adverse_event = safety_services.adverse_event_record(
+            participant=done,
+            verbatim_term=f"fainted in the waiting room at {site.code}",
+            coded_term_code="10042772",
+            coded_term_text="Syncope",
+            onset_at=dt.datetime(2026, 3, 2, 8, 0, tzinfo=zone),
+            severity_grade=3,
+            relatedness_drug="possible",
+            relatedness_therapy="unlikely",
+            expectedness="unexpected",
+            action_taken="dose_not_changed",
+            outcome="recovering",
+            seriousness=frozenset({"serious_hospitalisation"}),
+            aesi_categories=["cardiovascular"],
+            by=by,
+        )
 
 
 def build_world() -> World:

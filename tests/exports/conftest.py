@@ -146,10 +146,12 @@ def dosing_session(dose, *, by):
 @pytest.fixture
 def trial(make_participant, alice, personas, nyc):
     """A small trial: P1 answered baseline (link + staff entry), had DOSE1 on target, INT1A two days after its window
-    (a deviation, whose description holds dates) and a high-risk C-SSRS at DOSE1 (an acknowledged alert); P2 was
+    (a deviation, whose description holds dates), a high-risk C-SSRS at DOSE1 (an acknowledged alert) and a reviewed
+    adverse event at DOSE1; P2 was
     withdrawn; P3 belongs to NYC, outside the PDX users' sites."""
     from assessments.models import SafetyAlert
     from participants.services import participant_withdraw
+    from safety.services import adverse_event_record, adverse_event_review
     from scheduling.services import visit_complete
 
     rater, investigator = personas["rater"], personas["investigator"]
@@ -193,6 +195,23 @@ def trial(make_participant, alice, personas, nyc):
             start_date=dose1.target_date - dt.timedelta(days=10),
             by=alice,
         )
+        with transaction.atomic():  # an adverse event in session, whose verbatim term is free text
+            ae = adverse_event_record(
+                participant=p1,
+                visit=dose1,
+                verbatim_term="nausea after the dose, per Ada",
+                coded_term_code="10028813",
+                coded_term_text="Nausea",
+                onset_at=dt.datetime.now(dt.UTC) - dt.timedelta(hours=1),
+                severity_grade=1,
+                relatedness_drug="probable",
+                relatedness_therapy="not_related",
+                expectedness="expected",
+                action_taken="dose_not_changed",
+                outcome="recovering",
+                by=alice,
+            )
+            adverse_event_review(event=ae, causality_drug="probable", causality_therapy="unlikely", by=investigator)
     int1a = Visit.objects.get(participant=p1, code="INT1A")
     with at_noon(int1a, p1, day=int1a.window_end + dt.timedelta(days=2)):
         visit_complete(visit=int1a, occurred_at=dt.datetime.now(dt.UTC), by=alice)

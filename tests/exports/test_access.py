@@ -156,6 +156,7 @@ def test_no_contact_data_token_free_text_or_date_in_any_dataset(trial, personas,
         "moved away",
         "called, safe",
         "Bo Example",
+        "nausea after the dose",
     ]
     needles += [token, links.token_hash(token)]
     date_re = re.compile(rb"\b(19|20)\d\d-\d\d-\d\d\b")

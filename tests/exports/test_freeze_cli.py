@@ -42,6 +42,7 @@ def test_freeze_snapshots_every_dataset_with_a_manifest(trial, statistician, api
         "deviations.csv",
         "safety_alerts.csv",
         "concomitant_medications.csv",
+        "adverse_events.csv",
         "per_participant.csv",
         "scores_wide.csv",
         "codebook.csv",

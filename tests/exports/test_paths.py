@@ -25,6 +25,8 @@ EXPORTS = [
     ("vital_signs", {"visit_code": "DOSE1", "dates": "iso"}),
     ("concomitant_medications", {}),
     ("concomitant_medications", {"dates": "iso"}),
+    ("adverse_events", {}),
+    ("adverse_events", {"dates": "iso", "visit_code": "DOSE1"}),
     ("per_participant", {}),
     ("scores", {"layout": "wide"}),
     ("visits", {"visit_code": "DOSE1,INT1A"}),
