@@ -169,6 +169,8 @@ class AdverseEventSummaryView(APIView):
         code = str(request.query_params.get("study") or "").strip()
         if not code:
             raise ServiceError("which study?", field_errors={"study": ["required: a study code"]})
+        if "\x00" in code:  # no code holds NUL, and PostgreSQL text cannot: unknown, not an error
+            raise ServiceError("unknown study", field_errors={"study": [f"no study {code!r}"]})
         study = get_object_or_404(participant_selectors.studies_for(request.user), code=code)
         return Response(SummaryOutput(selectors.adverse_event_summary(request.user, study=study)).data)
 

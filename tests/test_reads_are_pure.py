@@ -198,7 +198,16 @@ def seed(freeze_dir) -> dict:
             safety.adverse_event_follow_up(event=adverse_event, note="discharged", by=coordinator)
         with transaction.atomic():
             dosing_session = safety.dosing_session_open(
-                visit=dose, by=coordinator, started_at=timezone.now() - dt.timedelta(hours=3)
+                visit=dose,
+                by=coordinator,
+                started_at=timezone.now() - dt.timedelta(hours=3),
+                kit_identifier="KIT-ZQ-4471",
+            )
+            safety.dosing_doses_record(
+                session=dosing_session,
+                initial_dose_mg="120",
+                initial_dose_at=timezone.now() - dt.timedelta(hours=2, minutes=30),
+                by=coordinator,
             )
             vital_sign = safety.vital_sign_record(
                 session=dosing_session,
@@ -206,6 +215,7 @@ def seed(freeze_dir) -> dict:
                 measured_at=timezone.now() - dt.timedelta(hours=2),
                 systolic_bp=170,
                 diastolic_bp=90,
+                note="VITALS-ZQ-NOTE",
                 by=coordinator,
             )
             medication = safety.medication_record(
@@ -219,12 +229,12 @@ def seed(freeze_dir) -> dict:
             )
             safety.medication_stop(medication=medication, stop_date=timezone.localdate(), by=coordinator)
             medication_override = safety.medication_override_record(
-                visit=dose, reason="prescriber confirms the taper", by=personas[Role.INVESTIGATOR]
+                visit=dose, reason="prescriber confirms the ZQ taper", by=personas[Role.INVESTIGATOR]
             )
             guess = safety.guess_record(
                 participant=main, visit=dose, respondent="participant", guess="mdma", confidence=60, by=coordinator
             )
-            safety.guess_correct(treatment_guess=guess, reason="mis-keyed", guess="dont_know", by=coordinator)
+            safety.guess_correct(treatment_guess=guess, reason="GUESS-ZQ mis-keyed", guess="dont_know", by=coordinator)
         for p in (main, linked, withdrawn, elsewhere):
             notifications.notifications_reconcile(participant_id=p.pk)
         with override_settings(FREEZE_DIR=freeze_dir):

@@ -30,19 +30,39 @@ _reads_setup = shared._reads_setup
 SENTINELS = {
     "adverse event": "palpitations",
     "adverse event follow-up": "discharged",
+    "dosing session (kit)": "KIT-ZQ-4471",
+    "vital sign": "VITALS-ZQ-NOTE",
+    "medication": "sertraline",
+    "medication override": "prescriber confirms the ZQ taper",
+    "treatment guess": "GUESS-ZQ",
+}
+# Keys of the API's bodies that carry a safety record's values: present with a value only where a record is shown.
+SAFETY_KEYS = {
+    "verbatim_term": "adverse event",
+    "kit_identifier": "dosing session (kit)",
+    "initial_dose_mg": "dose",
+    "systolic_bp": "vital sign",
+    "heart_rate": "vital sign",
+    "medication_class": "medication",
+    "guess": "treatment guess",
+    "confidence": "treatment guess",
 }
 
 
-def _arm_keys(value, path="") -> Iterator[str]:
-    """Paths of JSON keys naming an arm that carry a value."""
+def _keyed(value, path="") -> Iterator[str]:
+    """What a JSON body shows through its keys: an arm (a key naming an arm, with a value) or a safety record (one of
+    SAFETY_KEYS with a value)."""
     if isinstance(value, dict):
         for key, item in value.items():
-            if "arm" in key.lower().split("_") and item not in (None, "", [], {}):
-                yield f"{path}.{key}"
-            yield from _arm_keys(item, f"{path}.{key}")
+            if item not in (None, "", [], {}, False):
+                if "arm" in key.lower().split("_"):
+                    yield f"arm at {path}.{key}"
+                if key in SAFETY_KEYS:
+                    yield f"{SAFETY_KEYS[key]} at {path}.{key}"
+            yield from _keyed(item, f"{path}.{key}")
     elif isinstance(value, list):
         for item in value:
-            yield from _arm_keys(item, f"{path}[]")
+            yield from _keyed(item, f"{path}[]")
 
 
 def bodies(client, world) -> dict[str, bytes]:
@@ -70,7 +90,7 @@ def leaks(found: dict[str, bytes]) -> dict[str, list[str]]:
         hits = [kind for kind, sentinel in SENTINELS.items() if sentinel in text]
         if url.startswith("/api/v1/") and body[:1] in (b"{", b"["):
             try:
-                hits += [f"arm at {key}" for key in _arm_keys(json.loads(body))]
+                hits += list(_keyed(json.loads(body)))
             except ValueError:
                 pass
         if hits:
@@ -89,4 +109,5 @@ def test_the_scan_finds_every_record_for_an_administrator(world, api):
     found = bodies(api(world["users"]["superuser"]), world)
     seen = {kind for hits in leaks(found).values() for kind in hits}
     assert set(SENTINELS) <= seen, set(SENTINELS) - seen
-    assert any(kind.startswith("arm at") for kind in seen)
+    kinds = {kind.split(" at ")[0] for kind in seen}
+    assert {"arm", *SAFETY_KEYS.values()} <= kinds, {"arm", *SAFETY_KEYS.values()} - kinds

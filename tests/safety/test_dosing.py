@@ -402,14 +402,14 @@ def test_the_detail_costs_the_same_for_more_vital_signs(session, alice, api):
 def test_an_always_blinded_role_never_receives_the_doses(session, alice, personas, api):
     with transaction.atomic():
         services.dosing_doses_record(
-            session=session, by=alice, initial_dose_mg="120", initial_dose_at=NOW - dt.timedelta(hours=2)
+            session=session, by=alice, initial_dose_mg="117.5", initial_dose_at=NOW - dt.timedelta(hours=2)
         )
     statistician = personas["statistician"]
     listed = api(statistician).get("/api/v1/dosing-sessions/").json()["results"]
     detail = api(statistician).get(f"/api/v1/dosing-sessions/{session.pk}/").json()
     for body in (listed[0], detail):
         assert body["initial_dose_mg"] is None and body["doses_hidden"] is True
-        assert "120" not in json.dumps(body)
+        assert "117.5" not in json.dumps(body)
     mine = api(alice).get(f"/api/v1/dosing-sessions/{session.pk}/").json()
-    assert mine["initial_dose_mg"] == 120.0 and mine["doses_hidden"] is False
-    assert DosingSession.objects.get().initial_dose_mg == Decimal("120.00")
+    assert mine["initial_dose_mg"] == 117.5 and mine["doses_hidden"] is False
+    assert DosingSession.objects.get().initial_dose_mg == Decimal("117.50")

@@ -94,7 +94,7 @@ def test_the_selector_reads_the_participants_protocol_version(make_participant):
 
 @pytest.mark.django_db
 def test_the_migration_adds_the_declaration_to_a_stored_shipped_version_only():
-    migration = importlib.import_module("scheduling.migrations.0008_declare_prohibited_medications")
+    migration = importlib.import_module("scheduling.migrations.0009_declare_prohibited_medications")
     shipped = _shipped("mapp-v2")
     old = copy.deepcopy(shipped)
     del old["prohibited_medications"]
