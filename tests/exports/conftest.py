@@ -99,7 +99,7 @@ def at_noon(visit: Visit, participant, *, day: dt.date | None = None):
 def trial(make_participant, alice, personas, nyc):
     """A small trial: P1 answered baseline (link + staff entry), had DOSE1 on target, INT1A two days after its window
     (a deviation, whose description holds dates) and a high-risk C-SSRS at DOSE1 (an acknowledged alert); P2 was
-    withdrawn; P3 belongs to NYC, outside the PDX users' sites."""
+    withdrawn; P1 answered "don't know" when asked to guess their arm after DOSE1; P3 belongs to NYC, outside the PDX users' sites."""
     from assessments.models import SafetyAlert
     from participants.services import participant_withdraw
     from scheduling.services import visit_complete
@@ -116,6 +116,13 @@ def trial(make_participant, alice, personas, nyc):
             )
         alert = SafetyAlert.objects.get(participant=p1)
         assessments.safety_alert_acknowledge(alert=alert, note="called, safe", by=investigator)
+        from safety.services import guess_record
+
+        with transaction.atomic():
+            # "Don't know": no arm code in the body, so the blinded exports hold none.
+            guess_record(
+                participant=p1, visit=dose1, respondent="participant", guess="dont_know", confidence=0, by=alice
+            )
     int1a = Visit.objects.get(participant=p1, code="INT1A")
     with at_noon(int1a, p1, day=int1a.window_end + dt.timedelta(days=2)):
         visit_complete(visit=int1a, occurred_at=dt.datetime.now(dt.UTC), by=alice)
