@@ -192,6 +192,20 @@ PAGES: dict[str, Page] = {
         },
         user="admin",
     ),  # fmt: skip
+    "dashboard-guesses": Page(
+        lambda w, s: [reverse("dashboard-guesses"), f"{reverse('dashboard-guesses')}?study={w.study.code}"]
+    ),  # fmt: skip
+    "dashboard-participant-guesses": Page(
+        lambda w, s: [reverse("dashboard-participant-guesses", args=[s.visits["dosing"].participant.participant_id])],
+        GET_POST,
+        scoped=True,
+        data=lambda w, s: {
+            "visit": s.visits["dosing"].pk,
+            "respondent": "participant",
+            "guess": "dont_know",
+            "confidence": "10",
+        },
+    ),  # fmt: skip
     "dashboard-instrument-texts": Page(
         lambda w, s: [reverse("dashboard-instrument-texts")],
         GET_POST,

@@ -12,7 +12,7 @@ from django.test import Client
 
 from participants import access
 from tests.dashboard.pages import get_pages, get_urls
-from tests.dashboard.world import NOW, World, hits, without_own_address
+from tests.dashboard.world import NOW, World, hits, without_arm_options, without_own_address
 from trialsite.roles import ALWAYS_BLINDED, Role
 
 pytestmark = pytest.mark.django_db
@@ -39,7 +39,8 @@ def walk(world: World, role: str) -> dict[str, tuple[int, list[str]]]:
         for name, url in get_urls(world):
             response = client.get(url)
             assert response.status_code in (200, 302, 400, 403), (role, name, url, response.status_code)
-            found[url] = (response.status_code, hits(without_own_address(response.content.decode(), url)))
+            body = without_arm_options(without_own_address(response.content.decode(), url))
+            found[url] = (response.status_code, hits(body))
     return found
 
 
