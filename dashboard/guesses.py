@@ -156,7 +156,7 @@ def participant_guesses(request: HttpRequest, participant_id: str) -> HttpRespon
             confidence = int(values["confidence"])
         except ValueError:
             errors["confidence"] = [_("A whole number from 0 to 100.")]
-        if not errors:
+        if not errors and visit is not None:
             try:
                 safety_services.guess_record(
                     participant=participant,
