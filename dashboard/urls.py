@@ -4,7 +4,18 @@
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
-from dashboard import actions, adverse_events, calendar, instrument_texts, links, matrix, medications, overview, views
+from dashboard import (
+    actions,
+    adverse_events,
+    calendar,
+    guesses,
+    instrument_texts,
+    links,
+    matrix,
+    medications,
+    overview,
+    views,
+)
 from dashboard.participant import participant_page
 
 urlpatterns = [
@@ -25,6 +36,12 @@ urlpatterns = [
     # Before the participant page: "new" is not a participant id.
     path("participants/new/", actions.participant_new, name="dashboard-participant-new"),
     path("participants/<str:participant_id>/", participant_page, name="dashboard-participant"),
+    path(
+        "participants/<str:participant_id>/guesses/",
+        guesses.participant_guesses,
+        name="dashboard-participant-guesses",
+    ),
+    path("guesses/", guesses.guesses, name="dashboard-guesses"),
     path("calendar/", calendar.calendar, name="dashboard-calendar"),
     path("calendar/book/", calendar.book, name="dashboard-calendar-book"),
     path("calendar/rooms/", calendar.room_create, name="dashboard-calendar-room-create"),

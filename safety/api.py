@@ -213,8 +213,9 @@ class TreatmentGuessListCreate(ListAPIView[TreatmentGuess]):
         payload.is_valid(raise_exception=True)
         values: dict[str, Any] = dict(payload.validated_data)
         participant = participant_selectors.participant_get(request.user, values.pop("participant_id"))
-        visit = _visit(participant, values.pop("visit"))
-        assert visit is not None
+        visit = scheduling_selectors.visit_of(participant, values.pop("visit"))
+        if visit is None:
+            raise ServiceError("unknown visit", field_errors={"visit": ["not a visit of this participant"]})
         entry = services.guess_record(participant=participant, visit=visit, by=request.user, **values)
         return Response(_guess_body(request, entry), status=status.HTTP_201_CREATED)
 

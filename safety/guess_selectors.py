@@ -16,7 +16,7 @@ Nothing here writes. Whether a guess was right is never stored: it is worked out
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from django.db.models import Q, QuerySet
@@ -112,7 +112,7 @@ def arm_level_visible(user: Actor, study: Study, site_ids: Iterable[int]) -> boo
     return bool(site_ids) and all(can_see_allocation(user, site_id=sid, study=study) for sid in site_ids)
 
 
-def _timepoint_order(row: dict[str, Any]) -> tuple[bool, int, str]:
+def _timepoint_order(row: Mapping[str, Any]) -> tuple[bool, int, str]:
     number = row["visit__dosing_number"]
     return (number is None, number or 0, row["visit__code"])
 
@@ -135,7 +135,7 @@ def blinding_report(user: Actor, study: Study) -> dict[str, Any]:
     )
     arm_level = arm_level_visible(user, study, site_ids)
     allocation = participant_selectors.arm_codes({row["participant_id"] for row in rows}) if arm_level else {}
-    grouped: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    grouped: dict[tuple[str, str], list[Mapping[str, Any]]] = {}
     order: dict[str, tuple[bool, int, str]] = {}
     for row in rows:
         grouped.setdefault((row["visit__code"], row["respondent"]), []).append(row)

@@ -137,6 +137,18 @@ def _visit_page(name: str, key: str) -> Callable[[World, SiteObjects], list[str]
     return lambda w, s: [reverse(name, args=[s.visits[key].pk])]
 
 
+def _guess_visit(s: SiteObjects) -> Any:
+    """A dosing session of one of the site's randomized participants: the one the world books, else the first of
+    the first randomized participant (the query-count world seeds no booking at every site)."""
+    from scheduling.models import Visit
+
+    booked = s.visits.get("dosing") or s.visits.get("booked")
+    if booked is not None:
+        return booked
+    randomized = next(p for p in s.participants.values() if p is not None and p.status == Participant.Status.RANDOMIZED)
+    return Visit.objects.filter(participant=randomized, kind="dosing").order_by("id").first()
+
+
 PAGES: dict[str, Page] = {
     "root": Page(lambda w, s: [reverse("root")]),
     "password_change": Page(
@@ -214,6 +226,20 @@ PAGES: dict[str, Page] = {
             f"retire-{s.rooms['spare'].pk}-confirm": "on",
         },
         user="admin",
+    ),  # fmt: skip
+    "dashboard-guesses": Page(
+        lambda w, s: [reverse("dashboard-guesses"), f"{reverse('dashboard-guesses')}?study={w.study.code}"]
+    ),  # fmt: skip
+    "dashboard-participant-guesses": Page(
+        lambda w, s: [reverse("dashboard-participant-guesses", args=[_guess_visit(s).participant.participant_id])],
+        GET_POST,
+        scoped=True,
+        data=lambda w, s: {
+            "visit": _guess_visit(s).pk,
+            "respondent": "participant",
+            "guess": "dont_know",
+            "confidence": "10",
+        },
     ),  # fmt: skip
     "dashboard-instrument-texts": Page(
         lambda w, s: [reverse("dashboard-instrument-texts")],

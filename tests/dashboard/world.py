@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 import tempfile
 import zoneinfo
 from dataclasses import dataclass, field
@@ -59,6 +60,16 @@ def needles() -> list[str]:
     """Every string that would reveal an arm: the study's arm codes and labels, the protocol's arm labels, and the
     arm-only visit's code and name."""
     return [*ARMS, *ARMS.values(), *PROTOCOL_ARM_LABELS.values(), *ARM_ONLY_VISIT]
+
+
+ARM_OPTION = re.compile(r"<(\w+)\b[^>]*\sdata-arm-option\b[^>]*>.*?</\1>", re.DOTALL)
+
+
+def without_arm_options(body: str) -> str:
+    """The body less the elements marked ``data-arm-option``: the study's arms offered as the answers of a treatment
+    guess (the same list for every participant, so it names no one's arm) and the answers given. The marked element
+    holds the option's name alone; everything around it is still scanned."""
+    return ARM_OPTION.sub("", body)
 
 
 def without_own_address(body: str, url: str) -> str:

@@ -148,7 +148,7 @@ def trial(make_participant, alice, personas, nyc):
     """A small trial: P1 answered baseline (link + staff entry), had DOSE1 on target, INT1A two days after its window
     (a deviation, whose description holds dates), a high-risk C-SSRS at DOSE1 (an acknowledged alert) and a reviewed
     adverse event at DOSE1; P2 was
-    withdrawn; P3 belongs to NYC, outside the PDX users' sites."""
+    withdrawn; P1 answered "don't know" when asked to guess their arm after DOSE1; P3 belongs to NYC, outside the PDX users' sites."""
     from assessments.models import SafetyAlert
     from participants.services import participant_withdraw
     from safety.services import adverse_event_record, adverse_event_review
@@ -212,6 +212,13 @@ def trial(make_participant, alice, personas, nyc):
                 by=alice,
             )
             adverse_event_review(event=ae, causality_drug="probable", causality_therapy="unlikely", by=investigator)
+        from safety.services import guess_record
+
+        with transaction.atomic():
+            # "Don't know": no arm code in the body, so the blinded exports hold none.
+            guess_record(
+                participant=p1, visit=dose1, respondent="participant", guess="dont_know", confidence=0, by=alice
+            )
     int1a = Visit.objects.get(participant=p1, code="INT1A")
     with at_noon(int1a, p1, day=int1a.window_end + dt.timedelta(days=2)):
         visit_complete(visit=int1a, occurred_at=dt.datetime.now(dt.UTC), by=alice)

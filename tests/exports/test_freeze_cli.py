@@ -36,6 +36,7 @@ def test_freeze_snapshots_every_dataset_with_a_manifest(trial, statistician, api
     names = set(zf.namelist())
     assert names == {
         "participants.csv",
+        "blinding_guesses.csv",
         "visits.csv",
         "responses.csv",
         "scores.csv",
