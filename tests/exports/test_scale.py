@@ -182,8 +182,6 @@ URLS = [
     "scores.csv?layout=wide",
     "scores.json?layout=wide",
     "responses.sav",
-    "dosing_sessions.sav",
-    "vital_signs.dta",
     "codebook.csv",
 ]
 
