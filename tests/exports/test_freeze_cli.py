@@ -41,6 +41,8 @@ def test_freeze_snapshots_every_dataset_with_a_manifest(trial, statistician, api
         "scores.csv",
         "deviations.csv",
         "safety_alerts.csv",
+        "dosing_sessions.csv",
+        "vital_signs.csv",
         "per_participant.csv",
         "scores_wide.csv",
         "codebook.csv",
