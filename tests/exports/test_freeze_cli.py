@@ -44,6 +44,8 @@ def test_freeze_snapshots_every_dataset_with_a_manifest(trial, statistician, api
         "safety_alerts.csv",
         "concomitant_medications.csv",
         "adverse_events.csv",
+        "dosing_sessions.csv",
+        "vital_signs.csv",
         "per_participant.csv",
         "scores_wide.csv",
         "codebook.csv",

@@ -207,8 +207,6 @@ URLS = [
     "scores.csv?layout=wide",
     "scores.json?layout=wide",
     "responses.sav",
-    "dosing_sessions.sav",
-    "vital_signs.dta",
     "codebook.csv",
 ]
 
@@ -227,6 +225,9 @@ def counts(api, user) -> dict[str, tuple[int, int]]:
 def test_query_count_is_the_same_for_10_and_1000_participants(study, pdx, personas, api):
     statistician = personas["statistician"]
     bulk_population(study, pdx, 1, 10)
+    # Once to warm the process-wide caches (a stored protocol version is parsed once, checking its instrument codes),
+    # whose first use depends on which test ran before in this process; then measured.
+    counts(api, statistician)
     small = counts(api, statistician)
     bulk_population(study, pdx, 11, 990)
     large = counts(api, statistician)

@@ -408,8 +408,25 @@ def test_an_always_blinded_role_never_receives_the_doses(session, alice, persona
     listed = api(statistician).get("/api/v1/dosing-sessions/").json()["results"]
     detail = api(statistician).get(f"/api/v1/dosing-sessions/{session.pk}/").json()
     for body in (listed[0], detail):
-        assert body["initial_dose_mg"] is None and body["doses_hidden"] is True
+        assert body["doses_hidden"] is True
+        assert (body["initial_dose_mg"], body["supplemental_dose_mg"], body["supplemental_dose_at"]) == (None,) * 3
         assert "117.5" not in json.dumps(body)
     mine = api(alice).get(f"/api/v1/dosing-sessions/{session.pk}/").json()
+    assert mine["initial_dose_mg"] == 117.5 and mine["doses_hidden"] is False
+    assert DosingSession.objects.get().initial_dose_mg == Decimal("117.50")
+
+
+def test_a_vital_sign_alert_shows_on_the_home_pages_alert_list(session, alice, investigator, client, alert_tasks):
+    vital = vitals(session, alice, heart_rate=131)
+    alert = SafetyAlert.objects.get(source_id=vital.pk)
+    client.force_login(investigator)
+    page = client.get("/home/?list=alerts")
+    assert page.status_code == 200
+    body = page.content.decode()
+    assert f'id="alert-{alert.pk}"' in body and "heart_rate 131" in body
+    r = client.post(f"/alerts/{alert.pk}/acknowledge/", {"note": "rechecked: 96"})
+    assert r.status_code == 302
+    alert.refresh_from_db()
+    assert alert.acknowledged_by == investigator and alert.acknowledgement_note == "rechecked: 96"
     assert mine["initial_dose_mg"] == 117.5 and mine["doses_hidden"] is False
     assert DosingSession.objects.get().initial_dose_mg == Decimal("117.50")
