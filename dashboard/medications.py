@@ -30,11 +30,12 @@ from safety import selectors as safety_selectors
 from safety import services as safety_services
 from safety.medication_classes import medication_classes
 from safety.models import ConcomitantMedication
-from safety.washout import washout_end
+from safety.washout import blocks, washout_end
 from trialsite.errors import ServiceError
 from trialsite.roles import MANAGE, Role
 
 TEMPLATE = "dashboard/participant/medications.html"
+# The roles the medication services let record (safety.services._rules.RECORDERS): the forms show for these only.
 RECORDERS = MANAGE | {Role.THERAPIST}
 _FIELDS = (
     "name",
@@ -87,7 +88,7 @@ def _rows(request: HttpRequest, participant: Participant) -> list[Row]:
                 prohibited=days is not None,
                 washout_days=days,
                 washout_ends=end,
-                blocks_today=days is not None and (end is None or today <= end),
+                blocks_today=days is not None and blocks(m, days, today),
             )
         )
     return rows
