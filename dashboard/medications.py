@@ -30,11 +30,12 @@ from safety import selectors as safety_selectors
 from safety import services as safety_services
 from safety.medication_classes import medication_classes
 from safety.models import ConcomitantMedication
-from safety.washout import washout_end
+from safety.washout import blocks, washout_end
 from trialsite.errors import ServiceError
 from trialsite.roles import MANAGE, Role
 
 TEMPLATE = "dashboard/participant/medications.html"
+# The roles the medication services let record (safety.services._rules.RECORDERS): the forms show for these only.
 RECORDERS = MANAGE | {Role.THERAPIST}
 _FIELDS = (
     "name",
@@ -87,7 +88,7 @@ def _rows(request: HttpRequest, participant: Participant) -> list[Row]:
                 prohibited=days is not None,
                 washout_days=days,
                 washout_ends=end,
-                blocks_today=days is not None and (end is None or today <= end),
+                blocks_today=days is not None and blocks(m, days, today),
             )
         )
     return rows
@@ -123,16 +124,16 @@ def _render(request: HttpRequest, participant: Participant, status: int = 200, *
 
 
 def _submit(
-    request: HttpRequest, participant: Participant, form: forms.Form, perform: Any, **context: Any
+    request: HttpRequest, participant: Participant, bound: forms.Form, perform: Any, **context: Any
 ) -> HttpResponse:
     """Validate the form, call the service and redirect to the page with its message; else the page again with the
     messages (400, or the service's status: 403, 409), nothing saved."""
     status = 400
-    if form.is_valid():
+    if bound.is_valid():
         try:
-            done = perform(form.cleaned_data)
+            done = perform(bound.cleaned_data)
         except ServiceError as exc:
-            _service_errors(form, exc)
+            _service_errors(bound, exc)
             status = exc.status_code
         else:
             messages.success(request, done)
@@ -180,7 +181,7 @@ def medication_correct(request: HttpRequest, participant_id: str, medication_id:
         return _refused(request, participant)
     initial = {name: getattr(medication, name) for name in _FIELDS}
     form = MedicationCorrectForm(request.POST if request.method == "POST" else None, initial=initial)
-    context = {"correct_form": form, "editing": medication}
+    context: dict[str, Any] = {"correct_form": form, "editing": medication}
     if request.method != "POST":
         return _render(request, participant, **context)
 
@@ -200,7 +201,7 @@ def medication_stop(request: HttpRequest, participant_id: str, medication_id: in
     if not _may_record(request, participant):
         return _refused(request, participant)
     form = MedicationStopForm(request.POST if request.method == "POST" else None)
-    context = {"stop_form": form, "stopping": medication}
+    context: dict[str, Any] = {"stop_form": form, "stopping": medication}
     if request.method != "POST":
         return _render(request, participant, **context)
 

@@ -52,7 +52,7 @@ def _columns() -> tuple[Column, ...]:
             "Dose unit",
             "NULLIF(cm.dose_unit, '')",
             lambda r, p: r["dose_unit"] or None,
-            values=dict(ConcomitantMedication.DoseUnit.choices),
+            values={v: str(label) for v, label in ConcomitantMedication.DoseUnit.choices},
         ),
         Column(
             "route",

@@ -8,7 +8,7 @@ booking check (``safety.services._booking_check``) is registered with ``scheduli
 from __future__ import annotations
 
 import datetime as dt
-from decimal import Decimal
+from decimal import Context, Decimal, InvalidOperation
 from typing import Any
 
 from django.db import transaction
@@ -42,6 +42,7 @@ CORRECTABLE = (
     "stop_date",
     "taper_note",
 )
+_THOUSANDTHS = Decimal("0.001")
 _TEXT = ("name", "dose_unit", "dose_text", "frequency", "route", "indication", "taper_note")
 
 
@@ -52,9 +53,26 @@ def _validate(participant: Participant, values: dict[str, Any]) -> None:
 
 
 def _clean(values: dict[str, Any]) -> dict[str, Any]:
-    return {
+    """Text stripped; an amount at the column's three decimals, so that 30 and 30.000 are one value to the audit trail
+    and to a correction's comparison."""
+    out = {
         name: (str(value).strip() if name in _TEXT and value is not None else value) for name, value in values.items()
     }
+    amount = out.get("dose_amount")
+    if isinstance(amount, int | Decimal) and not isinstance(amount, bool):
+        try:
+            out["dose_amount"] = Decimal(amount).quantize(
+                _THOUSANDTHS, context=Context(prec=28, traps=[InvalidOperation])
+            )
+        except InvalidOperation:
+            raise ServiceError(
+                "the medication is not valid", field_errors={"dose_amount": ["at most 7 digits before the point"]}
+            ) from None
+        if out["dose_amount"] >= Decimal("10000000"):
+            raise ServiceError(
+                "the medication is not valid", field_errors={"dose_amount": ["at most 7 digits before the point"]}
+            )
+    return out
 
 
 @transaction.atomic

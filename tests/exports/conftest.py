@@ -180,11 +180,14 @@ def trial(make_participant, alice, personas, nyc):
             dose_unit="mg",
             route="oral",
             indication="low mood after the divorce",
-            start_date=dose1.target_date - dt.timedelta(days=200),
+            start_date=dt.datetime.now(dt.UTC).date() - dt.timedelta(days=200),
             by=alice,
         )
         safety_services.medication_stop(
-            medication=taper, stop_date=dose1.target_date - dt.timedelta(days=40), taper_note="halved weekly", by=alice
+            medication=taper,
+            stop_date=dt.datetime.now(dt.UTC).date() - dt.timedelta(days=40),
+            taper_note="halved weekly",
+            by=alice,
         )
         safety_services.medication_record(
             participant=p1,
@@ -192,7 +195,7 @@ def trial(make_participant, alice, personas, nyc):
             medication_class="other",
             dose_text="2 puffs as needed",
             frequency="as needed",
-            start_date=dose1.target_date - dt.timedelta(days=10),
+            start_date=dt.datetime.now(dt.UTC).date() - dt.timedelta(days=10),
             by=alice,
         )
         with transaction.atomic():  # an adverse event in session, whose verbatim term is free text
