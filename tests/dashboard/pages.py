@@ -138,6 +138,9 @@ HIDDEN_FROM_RATERS = {
     "dashboard-adverse-event-review",
 }
 
+# Pages only an investigator at the site may use: other roles get the page's refusal (403).
+INVESTIGATORS_ONLY = {"dashboard-adverse-event-review"}
+
 
 def _visit_page(name: str, key: str) -> Callable[[World, SiteObjects], list[str]]:
     return lambda w, s: [reverse(name, args=[s.visits[key].pk])]
