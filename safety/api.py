@@ -8,10 +8,12 @@ and follow up (checked by the services); only an investigator at the event's sit
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import django_filters
 from django.db.models import Q, QuerySet
+from django.http import Http404
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
@@ -58,6 +60,8 @@ from scheduling import selectors as scheduling_selectors
 from scheduling.models import Visit
 from trialsite.errors import ServiceError
 from trialsite.roles import ALWAYS_BLINDED
+
+STUDY_CODE = re.compile(r"[A-Za-z0-9_-]{1,40}")
 
 
 def _visit(participant: Participant, visit_id: int | None) -> Visit | None:
@@ -162,16 +166,18 @@ class AdverseEventSummaryView(APIView):
     allocation at every one of their sites in the study (the body of anyone else holds no arm)."""
 
     @extend_schema(
-        parameters=[OpenApiParameter("study", str, required=True, description="study code")],
+        parameters=[OpenApiParameter("study", str, description="study code (default: the first of your sites')")],
         responses=SummaryOutput,
     )
     def get(self, request: Request) -> Response:
         code = str(request.query_params.get("study") or "").strip()
-        if not code:
-            raise ServiceError("which study?", field_errors={"study": ["required: a study code"]})
-        if "\x00" in code:  # no code holds NUL, and PostgreSQL text cannot: unknown, not an error
-            raise ServiceError("unknown study", field_errors={"study": [f"no study {code!r}"]})
-        study = get_object_or_404(participant_selectors.studies_for(request.user), code=code)
+        if code and not STUDY_CODE.fullmatch(code):
+            raise ServiceError("not a study code", field_errors={"study": ["not a study code"]})
+        studies = participant_selectors.studies_for(request.user)
+        # Without ?study=, the first study of the user's sites (by code), as the dashboard's summary page does.
+        study = get_object_or_404(studies, code=code) if code else studies.first()
+        if study is None:
+            raise Http404("no study at your sites")
         return Response(SummaryOutput(selectors.adverse_event_summary(request.user, study=study)).data)
 
 

@@ -137,6 +137,10 @@ def _visit_page(name: str, key: str) -> Callable[[World, SiteObjects], list[str]
     return lambda w, s: [reverse(name, args=[s.visits[key].pk])]
 
 
+# Pages only an investigator at the site may use: other roles get the page's refusal (403).
+INVESTIGATORS_ONLY = {"dashboard-adverse-event-review"}
+
+
 def _guess_visit(s: SiteObjects) -> Any:
     """A dosing session of one of the site's randomized participants: the one the world books, else the first of
     the first randomized participant (the query-count world seeds no booking at every site)."""

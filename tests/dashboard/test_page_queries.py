@@ -12,15 +12,17 @@ from django.db import connection, transaction
 from django.http import QueryDict
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
 from assessments.models import Administration, Response, SafetyAlert
 from dashboard.worklists import home_worklists
 from notifications.models import Notification
 from participants.models import Participant
 from safety import services as safety_services
+from safety.models import AdverseEvent
 from scheduling import services as scheduling_services
 from scheduling.models import Visit
-from tests.dashboard.pages import get_pages
+from tests.dashboard.pages import INVESTIGATORS_ONLY, get_pages
 from tests.dashboard.world import NOW, SiteObjects, World, walk_study
 from tests.factories import staff
 from tests.support.seed import seed_participants
@@ -62,6 +64,7 @@ def seeded_world(study, sites, users) -> World:
             administration=Administration.objects.filter(participant=first).order_by("-id").first(),
             response=Response.objects.filter(participant__site=site).order_by("id").first(),
             medication=_medications(first, users),
+            adverse_event=_adverse_event_at(first, users[Role.COORDINATOR]),
         )
     pdx = objects["PDX"]  # the site whose pages are counted
     _dosing_session_this_week(pdx, users)
@@ -86,6 +89,26 @@ def _medications(participant: Participant, users):
             name="ibuprofen", medication_class="other", start_date=dt.date(2026, 2, 1), **values
         )
     return first
+
+
+def _adverse_event_at(participant: Participant, by) -> AdverseEvent:
+    """The site's first adverse event, or one the coordinator records now (a seed may have none)."""
+    found = AdverseEvent.objects.filter(participant__site_id=participant.site_id).order_by("id").first()
+    if found is not None:
+        return found
+    with transaction.atomic():
+        return safety_services.adverse_event_record(
+            participant=participant,
+            verbatim_term="headache",
+            onset_at=timezone.now() - dt.timedelta(hours=2),
+            severity_grade=1,
+            relatedness_drug="possible",
+            relatedness_therapy="not_related",
+            expectedness="expected",
+            action_taken="dose_not_changed",
+            outcome="recovered",
+            by=by,
+        )
 
 
 def _dosing_session_this_week(objects: SiteObjects, users) -> None:
@@ -123,7 +146,9 @@ def counts(world: World) -> dict[tuple[str, str], int]:
                 client.get(url)  # warm: the session, the translations, the protocol cache
                 with CaptureQueriesContext(connection) as captured:
                     response = client.get(url)
-                assert response.status_code in (200, 302), (role, name, url, response.status_code)
+                # A page for investigators only answers these roles with its refusal, at a cost of its own.
+                allowed = (200, 302, 403) if name in INVESTIGATORS_ONLY else (200, 302)
+                assert response.status_code in allowed, (role, name, url, response.status_code)
                 out[(role.value, url)] = len(captured)
     return out
 

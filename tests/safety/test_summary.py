@@ -143,9 +143,11 @@ def test_nyc_sees_only_its_own_event(events, api, nyc):
     assert all(v == ZERO for code, v in by_arm.items() if code != arm)
 
 
-def test_a_missing_or_unknown_study_is_400_or_404(personas, api):
+def test_a_missing_study_is_the_first_and_a_bad_one_400_or_404(personas, api):
     r = api(personas["coordinator"]).get("/api/v1/adverse-events/summary/")
-    assert r.status_code == 400 and r.json()["study"] == ["required: a study code"]
+    assert r.status_code == 200 and r.json()["study"] == "MAP"  # the first study of the user's sites
+    r = api(personas["coordinator"]).get("/api/v1/adverse-events/summary/?study=MAP%00")
+    assert r.status_code == 400 and r.json()["study"] == ["not a study code"]
     assert api(personas["coordinator"]).get("/api/v1/adverse-events/summary/?study=NOPE").status_code == 404
     assert AdverseEvent.objects.count() == 0
 
