@@ -23,7 +23,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from participants import selectors as participant_selectors
-from participants.access import site_ids_with
+from participants.access import is_superuser, site_ids_with
 from participants.models import Participant
 from safety import guess_selectors, selectors, services
 from safety.models import AdverseEvent, ConcomitantMedication, DosingSession, MedicationOverride, TreatmentGuess
@@ -365,7 +365,9 @@ def _staff(participant: Participant, usernames: list[str]) -> list[Any]:
 
 
 def _dose_hidden_sites(user: Any) -> set[int]:
-    return site_ids_with(user, ALWAYS_BLINDED)
+    """The sites where the user holds an always-blinded role (a superuser holds none: site_ids_with would name
+    every site for them)."""
+    return set() if is_superuser(user) else site_ids_with(user, ALWAYS_BLINDED)
 
 
 def _detail(request: Request, session_id: int, *, status_code: int = status.HTTP_200_OK) -> Response:

@@ -186,8 +186,10 @@ def test_rows_limited_to_the_users_sites_and_filters_apply(trial, statistician, 
     assert set(df["instrument"]) == {"CAPS5"} and len(df) == len(CAPS5)
     df = frame(api(statistician).get("/api/v1/export/scores.csv?visit_code=DOSE1"))
     assert set(df["visit_code"]) == {"DOSE1"}
-    # NYC is not the PDX statistician's: asking for it is refused, not silently emptied.
-    assert api(statistician).get("/api/v1/export/responses.csv?site=NYC").status_code == 403
+    # NYC is not the PDX statistician's: asking for it is refused as an unknown site (no existence oracle), not
+    # silently emptied.
+    refused = api(statistician).get("/api/v1/export/responses.csv?site=NYC")
+    assert refused.status_code == 400 and refused.json()["site"] == ["no site NYC"]
     admin = personas["admin"]
     assert api(admin).get("/api/v1/export/responses.csv?site=PDX").status_code == 200
 
