@@ -123,16 +123,16 @@ def _render(request: HttpRequest, participant: Participant, status: int = 200, *
 
 
 def _submit(
-    request: HttpRequest, participant: Participant, form: forms.Form, perform: Any, **context: Any
+    request: HttpRequest, participant: Participant, bound: forms.Form, perform: Any, /, **context: Any
 ) -> HttpResponse:
     """Validate the form, call the service and redirect to the page with its message; else the page again with the
     messages (400, or the service's status: 403, 409), nothing saved."""
     status = 400
-    if form.is_valid():
+    if bound.is_valid():
         try:
-            done = perform(form.cleaned_data)
+            done = perform(bound.cleaned_data)
         except ServiceError as exc:
-            _service_errors(form, exc)
+            _service_errors(bound, exc)
             status = exc.status_code
         else:
             messages.success(request, done)
