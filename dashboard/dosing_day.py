@@ -154,7 +154,13 @@ def _render(request: HttpRequest, visit: Visit, status: int = 200, **context: An
         "page_url": _page_url(visit),
         "participant_url": reverse("dashboard-participant", args=[visit.participant.participant_id]),
         "alerts_url": f"{reverse('dashboard-home')}?list=alerts#alerts",
-        "measures": [_("Systolic BP"), _("Diastolic BP"), _("Heart rate"), _("Temperature (°C)")],
+        # Short headings for a narrow grid, each with its full name.
+        "measures": [
+            ("SBP", _("Systolic blood pressure (mmHg)")),
+            ("DBP", _("Diastolic blood pressure (mmHg)")),
+            ("HR", _("Heart rate (per minute)")),
+            ("°C", _("Temperature (°C)")),
+        ],
     }
     if may_record and session is None:
         base["open_form"] = OpenForm(zone=zone, staff=_staff_choices(visit))
@@ -162,7 +168,7 @@ def _render(request: HttpRequest, visit: Visit, status: int = 200, **context: An
         if not base["doses_hidden"]:
             base["doses_form"] = DosesForm(zone=zone, initial={f: getattr(session, f) for f in _DOSE_FIELDS})
         if session.closed_at is None:
-            base["vital_form"] = _vital_form(visit, view, initial={"timepoint_code": request.GET.get("timepoint", "")})
+            base["vital_form"] = _vital_form(visit, view, initial={"timepoint_code": request.GET.get("timepoint") or next(iter(view.missing), "")})
             base["close_form"] = CloseForm(zone=zone)
         correct = request.GET.get("correct", "")
         if correct.isdigit() and "correct_form" not in context:
