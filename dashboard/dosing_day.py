@@ -168,7 +168,9 @@ def _render(request: HttpRequest, visit: Visit, status: int = 200, **context: An
         if not base["doses_hidden"]:
             base["doses_form"] = DosesForm(zone=zone, initial={f: getattr(session, f) for f in _DOSE_FIELDS})
         if session.closed_at is None:
-            base["vital_form"] = _vital_form(visit, view, initial={"timepoint_code": request.GET.get("timepoint") or next(iter(view.missing), "")})
+            base["vital_form"] = _vital_form(
+                visit, view, initial={"timepoint_code": request.GET.get("timepoint") or next(iter(view.missing), "")}
+            )
             base["close_form"] = CloseForm(zone=zone)
         correct = request.GET.get("correct", "")
         if correct.isdigit() and "correct_form" not in context:
