@@ -141,6 +141,16 @@ def _visit_page(name: str, key: str) -> Callable[[World, SiteObjects], list[str]
 INVESTIGATORS_ONLY = {"dashboard-adverse-event-review"}
 
 
+def _site_clock(s: SiteObjects, at: Any, minutes: int) -> str:
+    """``at`` plus ``minutes`` as the site's clock shows it, as a datetime-local field sends it."""
+    import datetime as dt
+    import zoneinfo
+
+    return (
+        (at + dt.timedelta(minutes=minutes)).astimezone(zoneinfo.ZoneInfo(s.site.time_zone)).strftime("%Y-%m-%dT%H:%M")
+    )
+
+
 def _guess_visit(s: SiteObjects) -> Any:
     """A dosing session of one of the site's randomized participants: the one the world books, else the first of
     the first randomized participant (the query-count world seeds no booking at every site)."""
@@ -444,6 +454,77 @@ PAGES: dict[str, Page] = {
         safety=True,
         data=lambda w, s: {"causality_drug": "possible", "causality_therapy": "unlikely", "note": ""},
     ),  # fmt: skip
+    "dashboard-dosing-day": Page(
+        lambda w, s: [
+            reverse("dashboard-dosing-day", args=[s.visits["dosing"].pk]),
+            reverse("dashboard-dosing-day", args=[s.visits["booked"].pk]),
+            f"{reverse('dashboard-dosing-day', args=[s.visits['booked'].pk])}?timepoint=T60",
+            f"{reverse('dashboard-dosing-day', args=[s.visits['booked'].pk])}?correct={s.vital_sign.pk}",
+        ],
+        GET_POST,
+        scoped=True,
+        safety=True,
+        data=lambda w, s: {
+            "kit_identifier": f"KIT-{s.site.code}-NEW",
+            "started_at": "2026-03-05T08:00",
+            "present_staff": [s.coordinator.username],
+            "present_others": "Dana Vale, monitor",
+        },
+    ),  # fmt: skip
+    "dashboard-dosing-doses": Page(
+        _visit_page("dashboard-dosing-doses", "booked"),
+        POST,
+        scoped=True,
+        safety=True,
+        data=lambda w, s: {
+            "initial_dose_mg": "120",
+            "initial_dose_at": _site_clock(s, s.dosing_session.started_at, 30),
+            "supplemental_dose_mg": "",
+            "supplemental_dose_at": "",
+            "reason": "",
+        },
+    ),  # fmt: skip
+    "dashboard-dosing-vital": Page(
+        _visit_page("dashboard-dosing-vital", "booked"),
+        POST,
+        scoped=True,
+        safety=True,
+        data=lambda w, s: {
+            "timepoint_code": "T60",
+            "measured_at": _site_clock(s, s.dosing_session.started_at, 50),
+            "systolic_bp": "130",
+            "diastolic_bp": "80",
+            "heart_rate": "80",
+            "temperature_c": "36.8",
+            "note": "",
+        },
+    ),  # fmt: skip
+    "dashboard-dosing-vital-correct": Page(
+        lambda w, s: [reverse("dashboard-dosing-vital-correct", args=[s.visits["booked"].pk, s.vital_sign.pk])],
+        POST,
+        scoped=True,
+        safety=True,
+        data=lambda w, s: {
+            "timepoint_code": "PRE",
+            "measured_at": _site_clock(s, s.vital_sign.measured_at, 0),
+            "systolic_bp": "122",
+            "diastolic_bp": "78",
+            "heart_rate": "75",
+            "temperature_c": "36.6",
+            "note": "",
+            "reason": "pulse misread from the monitor",
+        },
+    ),  # fmt: skip
+    "dashboard-dosing-close": Page(
+        _visit_page("dashboard-dosing-close", "booked"),
+        POST,
+        scoped=True,
+        safety=True,
+        data=lambda w, s: {"ended_at": "", "missing_timepoints_reason": "participant asleep at the later timepoints"},
+    ),  # fmt: skip
+    "dashboard-dosing-sessions": Page(
+        lambda w, s: [reverse("dashboard-dosing-sessions"), f"{reverse('dashboard-dosing-sessions')}?page=2"]
+    ),
     "dashboard-overview": Page(
         lambda w, s: [reverse("dashboard-overview"), f"{reverse('dashboard-overview')}?study={w.study.code}"]
     ),

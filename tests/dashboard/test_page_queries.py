@@ -23,7 +23,7 @@ from safety.models import AdverseEvent
 from scheduling import services as scheduling_services
 from scheduling.models import Visit
 from tests.dashboard.pages import INVESTIGATORS_ONLY, get_pages
-from tests.dashboard.world import NOW, SiteObjects, World, walk_study
+from tests.dashboard.world import NOW, SiteObjects, World, open_dosing_session, walk_study
 from tests.factories import staff
 from tests.support.seed import seed_participants
 from trialsite.roles import Role
@@ -131,6 +131,16 @@ def _dosing_session_this_week(objects: SiteObjects, users) -> None:
             visit=visit, start=dt.datetime(2026, 3, 6, 9, 0, tzinfo=zone), room=room, staff=therapists,
             by=users[Role.ADMIN],
         )  # fmt: skip
+        visit.refresh_from_db()
+        objects.visits["booked"] = visit
+        objects.dosing_session = open_dosing_session(visit, by=users[Role.ADMIN], kit="KIT-Q-1")
+        objects.vital_sign = objects.dosing_session.vital_signs.get()
+    objects.visits["dosing"] = (
+        Visit.objects.filter(participant__site=site, kind="dosing", status=Visit.Status.PLANNED)
+        .exclude(pk=visit.pk)
+        .order_by("id")
+        .first()
+    )
 
 
 def counts(world: World) -> dict[tuple[str, str], int]:

@@ -32,7 +32,7 @@ from notifications.models import Notification
 from participants import services as participant_services
 from participants.models import Participant, Site, Study
 from safety import services as safety_services
-from safety.models import AdverseEvent, ConcomitantMedication
+from safety.models import AdverseEvent, ConcomitantMedication, DosingSession, VitalSign
 from scheduling import services as scheduling_services
 from scheduling.models import Room, Visit
 from scheduling.protocol import shipped_protocol_paths
@@ -109,6 +109,10 @@ class SiteObjects:
         None  # an ongoing medication of the booked participant (to correct, stop)
     )
     adverse_event: AdverseEvent | None = None  # a serious adverse event, not yet reviewed (to correct, follow, review)
+    # The booked visit's dosing session, opened with a kit and one vital sign at its first timepoint (the dosing-day
+    # screen records, corrects and closes it).
+    dosing_session: DosingSession | None = None
+    vital_sign: VitalSign | None = None
 
     @property
     def all_participants(self) -> list[Participant]:
@@ -286,6 +290,9 @@ def _site_actions(objects: SiteObjects, therapists: list[str]) -> None:
         "cancel": _visit(fresh, "PREP1"),
     }
     objects.administration = Administration.objects.get(visit=baseline, instrument_code="SCS")
+    with transaction.atomic():
+        objects.dosing_session = open_dosing_session(objects.visits["booked"], by=by, kit=f"KIT-{site.code}-ZQ7731")
+        objects.vital_sign = objects.dosing_session.vital_signs.get()
     objects.response = Response.objects.get(participant=done, instrument_code="CSSRS_SCREEN")
     with transaction.atomic():
         objects.adverse_event = safety_services.adverse_event_record(
@@ -304,6 +311,23 @@ def _site_actions(objects: SiteObjects, therapists: list[str]) -> None:
             aesi_categories=["cardiovascular"],
             by=by,
         )
+
+
+def open_dosing_session(visit: Visit, *, by, kit: str) -> DosingSession:
+    """The visit's dosing session opened an hour ago (the site's clock) with a kit and its first declared timepoint's
+    vital signs (all under the thresholds: no alert)."""
+    from django.utils import timezone
+
+    zone = zoneinfo.ZoneInfo(visit.participant.site.time_zone)
+    now = timezone.now().astimezone(zone).replace(second=0, microsecond=0)
+    session = safety_services.dosing_session_open(
+        visit=visit, kit_identifier=kit, started_at=now - dt.timedelta(hours=1), by=by
+    )
+    safety_services.vital_sign_record(
+        session=session, timepoint_code="PRE", measured_at=now - dt.timedelta(minutes=50), systolic_bp=122,
+        diastolic_bp=78, heart_rate=72, temperature_c="36.6", by=by,
+    )  # fmt: skip
+    return session
 
 
 def build_world() -> World:
