@@ -157,4 +157,6 @@ class LogFilterForm(forms.Form):
 
     def __init__(self, *args: Any, sites: Sequence[str], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["site"].choices = [("", _("All my sites")), *((code, code) for code in sites)]
+        site = self.fields["site"]
+        assert isinstance(site, forms.ChoiceField)
+        site.choices = [("", _("All my sites")), *((code, code) for code in sites)]

@@ -137,8 +137,10 @@ def history_of(event: AdverseEvent) -> list[HistoryEntry]:
             "old": "—" if change.old_value in (None, "", []) else change.old_value,
             "new": "—" if change.new_value in (None, "", []) else change.new_value,
         }
-        lines = (line, _("Reason: %(reason)s") % {"reason": change.reason}) if change.reason else (line,)
-        entries.append(HistoryEntry(change.occurred_at, "correction", change.actor_username, lines))
+        said: tuple[str, ...] = (
+            (line, _("Reason: %(reason)s") % {"reason": change.reason}) if change.reason else (line,)
+        )
+        entries.append(HistoryEntry(change.occurred_at, "correction", change.actor_username, said))
     return sorted(entries, key=lambda e: e.at)
 
 
@@ -193,7 +195,7 @@ def record(request: HttpRequest) -> HttpResponse:
         back=reverse("dashboard-adverse-events"),
         about=_("A serious event or one of special interest alerts the site's investigators when you save it."),
     )
-    refused = None
+    refused: ServiceError | None = None
     if not access.site_ids_with(user, RECORDERS):
         refused = PermissionDeniedError("your role cannot record adverse events")
     elif participant is not None:

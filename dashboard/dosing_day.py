@@ -165,6 +165,7 @@ def _render(request: HttpRequest, visit: Visit, status: int = 200, **context: An
     if may_record and session is None:
         base["open_form"] = OpenForm(zone=zone, staff=_staff_choices(visit))
     elif may_record and session is not None:
+        assert view is not None  # a session has its view
         if not base["doses_hidden"]:
             base["doses_form"] = DosesForm(zone=zone, initial={f: getattr(session, f) for f in _DOSE_FIELDS})
         if session.closed_at is None:

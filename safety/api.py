@@ -353,10 +353,14 @@ class MedicationOverrideDetail(APIView):
 
 
 def _staff(participant: Participant, usernames: list[str]) -> list[Any]:
-    users, unknown = [], []
+    users: list[Any] = []
+    unknown: list[str] = []
     for name in usernames:
         user = participant_selectors.staff_member_at(participant.site, name)
-        (users if user is not None else unknown).append(user if user is not None else name)
+        if user is None:
+            unknown.append(name)
+        else:
+            users.append(user)
     if unknown:
         raise ServiceError(
             "unknown staff", field_errors={"present_staff": [f"no staff member at this site: {', '.join(unknown)}"]}

@@ -381,7 +381,8 @@ def dosing_sessions_at_sites(
         vitals = VitalSign.objects.filter(session_id=OuterRef("pk"))
         qs = qs.annotate(
             present_staff_count=Coalesce(
-                Subquery(staff.order_by().values("dosingsession_id").annotate(n=Count("id")).values("n")), 0
+                Subquery(staff.order_by().values("dosingsession_id").annotate(n=Count("id")).values("n")),  # type: ignore[misc]
+                0,
             ),
             vital_sign_count=Coalesce(
                 Subquery(vitals.order_by().values("session_id").annotate(n=Count("id")).values("n")), 0

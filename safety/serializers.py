@@ -149,7 +149,7 @@ class AdverseEventDetailOutput(AdverseEventOutput):
 
 class SummaryCountsOutput(serializers.Serializer[Any]):
     category = serializers.CharField()
-    label = serializers.CharField()
+    label = serializers.CharField()  # type: ignore[assignment]  # a field named label (the stubs see Field.label)
     participants = serializers.IntegerField(source="counts.participants")
     events = serializers.IntegerField(source="counts.events")
     events_grade_3_or_more = serializers.IntegerField(source="counts.events_grade_3_or_more")
@@ -158,7 +158,7 @@ class SummaryCountsOutput(serializers.Serializer[Any]):
 
 class ArmSummaryOutput(serializers.Serializer[Any]):
     arm = serializers.CharField(source="code")
-    label = serializers.CharField()
+    label = serializers.CharField()  # type: ignore[assignment]  # a field named label (the stubs see Field.label)
     randomized = serializers.IntegerField()
     rows = SummaryCountsOutput(many=True)
 

@@ -368,7 +368,7 @@ def visit_dosing_declaration(visit: Visit) -> DosingDeclaration | None:
     not a dosing visit or the protocol declares none."""
     if visit.kind != VisitKind.DOSING:
         return None
-    if visit.protocol_version_id is not None:
+    if visit.protocol_version is not None:
         protocol: Protocol | None = visit.protocol_version.protocol()
     else:
         protocol = study_protocol(visit.study.protocol_code)

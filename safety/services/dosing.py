@@ -160,7 +160,9 @@ def dosing_session_open(
     return session
 
 
-def _update(session: DosingSession, changes: dict[str, Any], *, allowed: tuple[str, ...], reason: str, by: Actor):
+def _update(
+    session: DosingSession, changes: dict[str, Any], *, allowed: tuple[str, ...], reason: str, by: Actor
+) -> DosingSession:
     session = _session(session)
     participant = session.participant
     require_role_to_record_dosing(by, participant)
@@ -270,7 +272,7 @@ def _check_timepoint(code: str, declaration: DosingDeclaration | None) -> None:
         )
 
 
-def _raise_alerts(vital: VitalSign, participant: Participant, declaration: DosingDeclaration | None, by: Actor):
+def _raise_alerts(vital: VitalSign, participant: Participant, declaration: DosingDeclaration | None, by: Actor) -> None:
     """An alert per declared threshold the row crosses, once per row and threshold (a correction that crosses a
     further threshold raises that one; one that no longer crosses leaves the raised alert for acknowledgement)."""
     if declaration is None:
@@ -433,7 +435,7 @@ def dosing_session_close(
                 ]
             },
         )
-    changes = [("closed_at", None, now)]
+    changes: list[tuple[str, Any, Any]] = [("closed_at", None, now)]
     if ended != session.ended_at:
         changes.append(("ended_at", session.ended_at, ended))
     if missing:

@@ -68,7 +68,7 @@ def _clean(values: dict[str, Any]) -> dict[str, Any]:
             raise ServiceError(
                 "the medication is not valid", field_errors={"dose_amount": ["at most 7 digits before the point"]}
             ) from None
-        if out["dose_amount"] >= Decimal("10000000"):
+        if Decimal(out["dose_amount"]) >= Decimal("10000000"):
             raise ServiceError(
                 "the medication is not valid", field_errors={"dose_amount": ["at most 7 digits before the point"]}
             )
