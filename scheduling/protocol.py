@@ -27,6 +27,8 @@ __all__ = [
     "VISIT_KINDS",
     "VisitKind",
     "Arm",
+    "BlindEnd",
+    "BlindedSchedule",
     "ComparisonVisits",
     "DosingDeclaration",
     "VITAL_COMPARISONS",
@@ -40,7 +42,9 @@ __all__ = [
     "Protocol",
     "ProtocolError",
     "Source",
+    "Timepoint",
     "VisitDef",
+    "blinded_schedule",
     "check_shipped_protocols",
     "dosing_number",
     "load_protocol_file",
@@ -48,6 +52,7 @@ __all__ = [
     "parse_protocol",
     "primary_comparison",
     "protocol_schema",
+    "same_timing",
     "shipped_protocol_paths",
 ]
 
@@ -250,6 +255,54 @@ class DosingDeclaration:
 
 
 @dataclass(frozen=True)
+class Timepoint:
+    """An assessment moment every arm has, under a neutral code and label (e.g. PRIMARY, "Primary endpoint"), with the
+    visit of each arm that serves it (``visits``: arm code -> visit code). Blinded roles see a participant's schedule
+    as these timepoints only, and blinded exports align on them, so that no visit code, name or date names the arm."""
+
+    code: str
+    label: str
+    visits: Mapping[str, str] = field(hash=False)
+    endpoint: bool = False
+
+    def visit_for(self, arm: str) -> str | None:
+        return self.visits.get(arm)
+
+
+@dataclass(frozen=True)
+class BlindEnd:
+    """The blind ends for ``roles`` once a participant's ``after`` timepoint is done (e.g. the delayed arm of a
+    waitlist design is treated openly after the primary endpoint)."""
+
+    roles: frozenset[str]
+    after: str
+
+
+@dataclass(frozen=True)
+class BlindedSchedule:
+    """What blinded roles see of the schedule: the protocol's timepoints, and where the blind ends for a role.
+    ``declared`` is False when derived for a protocol that does not declare it (see ``blinded_schedule``)."""
+
+    timepoints: tuple[Timepoint, ...]
+    blind_ends: tuple[BlindEnd, ...] = ()
+    declared: bool = True
+
+    def timepoint(self, code: str) -> Timepoint | None:
+        return next((t for t in self.timepoints if t.code == code), None)
+
+    def timepoint_of(self, arm: str, visit_code: str) -> Timepoint | None:
+        """The timepoint an arm's visit serves, or None (the visit is not shown to blinded roles)."""
+        return next((t for t in self.timepoints if t.visits.get(arm) == visit_code), None)
+
+    def blind_ends_after(self, role: str) -> Timepoint | None:
+        """The timepoint after which the blind ends for ``role``, or None (it never ends by protocol)."""
+        for end in self.blind_ends:
+            if role in end.roles:
+                return self.timepoint(end.after)
+        return None
+
+
+@dataclass(frozen=True)
 class Protocol:
     code: str
     version: int
@@ -266,6 +319,7 @@ class Protocol:
     prohibited_medications: tuple[ProhibitedMedication, ...] = ()
     primary_comparison: PrimaryComparison | None = None
     dosing_session: DosingDeclaration | None = None
+    declared_blinded_schedule: BlindedSchedule | None = None
     # The validated source document, kept so a loader can store exactly what was checked.
     raw: Mapping[str, Any] = field(default_factory=dict, compare=False, hash=False, repr=False)
 
@@ -307,6 +361,53 @@ def primary_comparison(protocol: Protocol) -> PrimaryComparison | None:
         arms=arms,
         declared=False,
     )
+
+
+def same_timing(protocol: Protocol, timepoint: Timepoint) -> bool:
+    """Whether every arm's visit of ``timepoint`` is due at the same time: the same anchor, offset and window. Only
+    then may a blinded role see the timepoint's target date and study day (otherwise the date names the arm)."""
+
+    def timing(arm: Arm, code: str, depth: int = 0) -> tuple[Any, ...]:
+        # The whole anchor chain counts: the same offset from a visit that is itself due at another time differs.
+        v = arm.visit(code)
+        anchor = v.anchor_visit
+        base: Any = timing(arm, anchor, depth + 1) if anchor and depth < 50 else v.anchor
+        return (base, v.offset_days, v.window_before_days, v.window_after_days)
+
+    timings = set()
+    for arm_code, visit_code in timepoint.visits.items():
+        arm = protocol.arms.get(arm_code)
+        if arm is None or visit_code not in arm.codes:
+            return False
+        timings.add(timing(arm, visit_code))
+    return len(timings) == 1
+
+
+def blinded_schedule(protocol: Protocol) -> BlindedSchedule:
+    """The protocol's declared blinded schedule, else one derived from what it declares: the common visits (named
+    as in the protocol), then the primary comparison's baseline and endpoint as BASELINE and PRIMARY. No blind end."""
+    if protocol.declared_blinded_schedule is not None:
+        return protocol.declared_blinded_schedule
+    timepoints: list[Timepoint] = [
+        Timepoint(code=v.code, label=v.name, visits={arm: v.code for arm in protocol.arms})
+        for v in protocol.common_visits
+    ]
+    comparison = primary_comparison(protocol)
+    if comparison is not None:
+        for key, code, label, endpoint in (
+            ("baseline", "BASELINE", "Baseline", False),
+            ("endpoint", "PRIMARY", "Primary endpoint", True),
+        ):
+            visits = {arm: getattr(c, key) for arm, c in comparison.arms.items()}
+            if any(t.visits == visits for t in timepoints):
+                continue
+            taken = {t.code for t in timepoints}
+            timepoints.append(
+                Timepoint(
+                    code=code if code not in taken else f"{code}_TP", label=label, visits=visits, endpoint=endpoint
+                )
+            )
+    return BlindedSchedule(timepoints=tuple(timepoints), declared=False)
 
 
 @cache
@@ -460,6 +561,43 @@ def _semantic_errors(data: Any, known_instruments: frozenset[str]) -> list[str]:
     errors += _prohibited_medication_errors(data, source_ids)
     errors += _comparison_errors(data, arm_codes, source_ids)
     errors += _dosing_session_errors(data, arm_codes, source_ids)
+    errors += _blinded_schedule_errors(data, arm_codes)
+    return errors
+
+
+def _blinded_schedule_errors(data: dict[str, Any], arm_codes: Mapping[str, set[str]]) -> list[str]:
+    """Every timepoint names a visit the arm has, for every arm; codes are unique; one endpoint at most; a blind end
+    names a declared timepoint."""
+    declared = data.get("blinded_schedule")
+    if not isinstance(declared, dict):
+        return []
+    errors: list[str] = []
+    seen: set[str] = set()
+    endpoints = 0
+    for i, tp in enumerate(declared.get("timepoints", [])):
+        if not isinstance(tp, dict):
+            continue
+        path = f"blinded_schedule.timepoints[{i}]"
+        code = str(tp.get("code"))
+        if code in seen:
+            errors.append(f"{path}.code: timepoint {code!r} is declared twice")
+        seen.add(code)
+        endpoints += bool(tp.get("endpoint"))
+        raw_visits = tp.get("visits")
+        visits: dict[str, Any] = raw_visits if isinstance(raw_visits, dict) else {}
+        for arm_code in arm_codes:
+            if arm_code not in visits:
+                errors.append(f"{path}.visits: arm {arm_code!r} has no visit for this timepoint")
+        for arm_code, visit_code in visits.items():
+            if arm_code not in arm_codes:
+                errors.append(f"{path}.visits.{arm_code}: unknown arm {arm_code!r}")
+            elif visit_code not in arm_codes[arm_code]:
+                errors.append(f"{path}.visits.{arm_code}: arm {arm_code!r} has no visit {visit_code!r}")
+    if endpoints > 1:
+        errors.append("blinded_schedule.timepoints: only one timepoint may be the endpoint")
+    for i, end in enumerate(declared.get("blind_ends", [])):
+        if isinstance(end, dict) and end.get("after") not in seen:
+            errors.append(f"blinded_schedule.blind_ends[{i}].after: unknown timepoint {end.get('after')!r}")
     return errors
 
 
@@ -724,6 +862,21 @@ def _matching_errors(protocol: Protocol, comparison: PrimaryComparison) -> list[
     return errors
 
 
+def _blinded_schedule_from(data: Mapping[str, Any]) -> BlindedSchedule | None:
+    declared = data.get("blinded_schedule")
+    if not isinstance(declared, Mapping):
+        return None
+    return BlindedSchedule(
+        timepoints=tuple(
+            Timepoint(code=t["code"], label=t["label"], visits=dict(t["visits"]), endpoint=t.get("endpoint", False))
+            for t in declared["timepoints"]
+        ),
+        blind_ends=tuple(
+            BlindEnd(roles=frozenset(e["roles"]), after=e["after"]) for e in declared.get("blind_ends", [])
+        ),
+    )
+
+
 def _visit_from(v: dict[str, Any]) -> VisitDef:
     return VisitDef(
         code=v["code"],
@@ -813,6 +966,7 @@ def parse_protocol(
         ),
         primary_comparison=_comparison_from(data),
         dosing_session=_dosing_from(data),
+        declared_blinded_schedule=_blinded_schedule_from(data),
         raw=data,
     )
     errors = _order_and_matching_errors(protocol)
