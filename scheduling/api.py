@@ -12,7 +12,7 @@ from typing import Any
 
 import django_filters
 from django.db.models import Q, QuerySet
-from django.http import Http404, HttpResponse
+from django.http import Http404, HttpResponse, HttpResponseBase
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.generics import ListAPIView
@@ -306,8 +306,19 @@ class ICalRenderer(BaseRenderer):
         return JSONRenderer().render(data)
 
 
-class SiteCalendar(APIView):
+class _CalendarView(APIView):
     renderer_classes = [JSONRenderer, ICalRenderer]
+
+    def finalize_response(self, request: Request, response: HttpResponseBase, *args: Any, **kwargs: Any) -> Any:
+        # An error (unknown site, no credentials) is a JSON body and says so, even to a client that asked for a
+        # calendar (Accept: text/calendar, ?format=ics): it is not one.
+        if isinstance(response, Response) and response.status_code >= 400:
+            request.accepted_renderer = JSONRenderer()
+            request.accepted_media_type = JSONRenderer.media_type
+        return super().finalize_response(request, response, *args, **kwargs)
+
+
+class SiteCalendar(_CalendarView):
 
     @extend_schema(responses={(200, "text/calendar"): OpenApiResponse(description="iCalendar feed")})
     def get(self, request: Request, site_code: str) -> HttpResponse:
@@ -318,8 +329,7 @@ class SiteCalendar(APIView):
         return _ics(body, f"{site.code}.ics")
 
 
-class MyCalendar(APIView):
-    renderer_classes = [JSONRenderer, ICalRenderer]
+class MyCalendar(_CalendarView):
 
     @extend_schema(responses={(200, "text/calendar"): OpenApiResponse(description="iCalendar feed")})
     def get(self, request: Request) -> HttpResponse:
