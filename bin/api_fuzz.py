@@ -12,6 +12,7 @@ run near two minutes on two cores). FUZZ_SEED fixes the generated data; FUZZ_KEE
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import shutil
@@ -23,7 +24,10 @@ import tempfile
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
+
+import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 PY = os.environ.get("PY", sys.executable)
@@ -56,6 +60,51 @@ def issue_token(env: dict[str, str], username: str) -> str:
     ).stdout
     # The token is the last non-empty line the command prints (it may say more before it).
     return [line.strip() for line in out.splitlines() if line.strip()][-1].split()[-1]
+
+
+# Values that name real objects of the seeded database, by path parameter: the fuzzer draws from them part of the time
+# (and makes up values otherwise), so operations reach real records, not only their 404. Integer ids of a fresh
+# database are small; text ids are read from it.
+KNOWN_VALUES = """
+import json
+from assessments import library
+from exports.datasets import DATASETS
+from exports.request import FORMATS
+from participants.models import Participant, Site, Study
+studies = sorted(Study.objects.values_list("code", flat=True))
+print(json.dumps({
+    "participant_id": sorted(Participant.objects.values_list("participant_id", flat=True)),
+    "study_code": studies,
+    "site_code": sorted(Site.objects.values_list("code", flat=True)),
+    "code": studies + sorted(i.code for i in library.instruments_all()),
+    "dataset": sorted(DATASETS),
+    "fmt": list(FORMATS),
+}))
+"""
+INTEGER_IDS = list(range(1, 13))
+KNOWN_PROBABILITY = 0.6
+
+
+def fuzz_config(env: dict[str, str], schema: dict[str, Any]) -> str:
+    """The fuzzer's configuration (TOML): a dictionary of real values for each path parameter."""
+    out = subprocess.run(
+        [PY, "manage.py", "shell", "-c", KNOWN_VALUES], cwd=ROOT, env=env, check=True, capture_output=True, text=True
+    ).stdout
+    known: dict[str, list[Any]] = json.loads(out.strip().splitlines()[-1])
+    for item in schema.get("paths", {}).values():
+        for operation in item.values():
+            for parameter in operation.get("parameters", []) if isinstance(operation, dict) else []:
+                if parameter.get("in") == "path" and parameter.get("schema", {}).get("type") == "integer":
+                    known.setdefault(parameter["name"], INTEGER_IDS)
+    lines = []
+    for name, values in sorted(known.items()):
+        if values:
+            lines += [f"[dictionaries.{name}]", f"values = {json.dumps(values)}", ""]
+    lines.append("[parameters]")
+    for name, values in sorted(known.items()):
+        if values:
+            lines.append(f'"path.{name}" = {{ dictionary = "{name}", probability = {KNOWN_PROBABILITY} }}')
+    return "\n".join(lines) + "\n"
 
 
 def admin_url(url: str) -> tuple[str, str]:
@@ -165,6 +214,8 @@ def main() -> int:
         schema_file = work_dir / "openapi.yaml"
         with urllib.request.urlopen(f"{origin}/api/schema/", timeout=60) as response:  # noqa: S310 (loopback)
             schema_file.write_bytes(response.read())
+        config_file = work_dir / "fuzz.toml"
+        config_file.write_text(fuzz_config(setup_env, yaml.safe_load(schema_file.read_text())))
 
         # The roles run side by side, each in one process with one worker: the generator is not safe to run in
         # threads on every Python this project supports, and two processes use both cores.
@@ -174,6 +225,8 @@ def main() -> int:
             output = tempfile.TemporaryFile(mode="w+")
             command = [
                 str(BIN / "schemathesis"),
+                "--config-file",
+                str(config_file),
                 "run",
                 str(schema_file),
                 "--url",
