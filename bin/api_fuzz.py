@@ -157,6 +157,8 @@ def main() -> int:
         "CELERY_BROKER_URL": REDIS_URL,
         "EMAIL_URL": "locmem://",
         "DATABASE_CONN_MAX_AGE": "0",
+        # A throwaway key for a keyed audit trail, the same for the seeding and the server.
+        "AUDIT_KEY": secrets.token_hex(32),
     }
     setup_env = {**base, "DEBUG": "true"}
     port = free_port()

@@ -12,7 +12,7 @@ from typing import Any
 
 import django_filters
 from django.db.models import Q, QuerySet
-from django.http import Http404, HttpResponse, HttpResponseBase
+from django.http import Http404, HttpResponse
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.generics import ListAPIView
@@ -309,7 +309,7 @@ class ICalRenderer(BaseRenderer):
 class _CalendarView(APIView):
     renderer_classes = [JSONRenderer, ICalRenderer]
 
-    def finalize_response(self, request: Request, response: HttpResponseBase, *args: Any, **kwargs: Any) -> Any:
+    def finalize_response(self, request: Request, response: Response, *args: Any, **kwargs: Any) -> Any:
         # An error (unknown site, no credentials) is a JSON body and says so, even to a client that asked for a
         # calendar (Accept: text/calendar, ?format=ics): it is not one.
         if isinstance(response, Response) and response.status_code >= 400:
@@ -319,7 +319,6 @@ class _CalendarView(APIView):
 
 
 class SiteCalendar(_CalendarView):
-
     @extend_schema(responses={(200, "text/calendar"): OpenApiResponse(description="iCalendar feed")})
     def get(self, request: Request, site_code: str) -> HttpResponse:
         site = participant_selectors.site_visible(request.user, site_code)
@@ -330,7 +329,6 @@ class SiteCalendar(_CalendarView):
 
 
 class MyCalendar(_CalendarView):
-
     @extend_schema(responses={(200, "text/calendar"): OpenApiResponse(description="iCalendar feed")})
     def get(self, request: Request) -> HttpResponse:
         body = ical.calendar_for(
