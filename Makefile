@@ -7,7 +7,7 @@ PORT ?= 8000
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/trialsite
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/0
 
-.PHONY: install run test bench lint typecheck format lock check-python system-packages
+.PHONY: install run test bench fuzz lint typecheck format lock check-python system-packages
 
 check-python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "trialsite needs Python 3.11 or newer (found " + sys.version.split()[0] + ")")'
@@ -41,6 +41,11 @@ test: install system-packages node_modules/.installed
 bench: install
 	DEBUG=true DATABASE_URL=$${DATABASE_URL:-$(TEST_DATABASE_URL)} REDIS_URL=$${REDIS_URL:-$(TEST_REDIS_URL)} \
 		bash -c '$(PY) bin/preflight.py && $(PY) bench/run.py'
+
+# The API against its OpenAPI schema as two roles, on a fresh database and a production-configured server (about two
+# minutes): no 5xx, every status code and body as documented. bin/api_fuzz.py says what it does and its knobs.
+fuzz: install
+	$(PY) bin/api_fuzz.py
 
 lint: install
 	$(VENV)/bin/ruff check .

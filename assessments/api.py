@@ -50,7 +50,7 @@ LIMITED = {"detail": "Too many attempts. Please try again later.", "code": "rate
 
 
 class InstrumentList(APIView):
-    @extend_schema(operation_id="instruments_list", responses={200: OpenApiTypes.OBJECT})
+    @extend_schema(operation_id="instruments_list", responses={200: {"type": "array", "items": {"type": "object"}}})
     def get(self, request: Request) -> HttpResponse:
         return HttpResponse([render_instrument(i, full=False) for i in library.instruments_all()])
 
@@ -151,6 +151,7 @@ def link_state(link: ParticipantLink) -> dict[str, Any]:
 class _LinkView(APIView):
     authentication_classes: list[Any] = []
     permission_classes = [AllowAny]
+    rate_limited = True  # the wrong-token limit answers 429 (documented by trialsite.schema)
 
     def resolve(self, request: Request, token: str) -> ParticipantLink | HttpResponse:
         """The usable link, or the refusal to answer with (429 when limited, else 404 for any unusable token)."""

@@ -155,7 +155,8 @@ class StudyOutput(serializers.Serializer[Study]):
     blinded = serializers.BooleanField()
     unblinded = serializers.BooleanField()
     medical_monitor_name = serializers.CharField()
-    medical_monitor_email = serializers.EmailField()
+    # Blank when the study names no medical monitor: text, not an address format.
+    medical_monitor_email = serializers.CharField()
     hides_safety_from_raters = serializers.BooleanField()
     arms = serializers.SerializerMethodField()
 

@@ -306,9 +306,19 @@ class ICalRenderer(BaseRenderer):
         return JSONRenderer().render(data)
 
 
-class SiteCalendar(APIView):
+class _CalendarView(APIView):
     renderer_classes = [JSONRenderer, ICalRenderer]
 
+    def finalize_response(self, request: Request, response: Response, *args: Any, **kwargs: Any) -> Any:
+        # An error (unknown site, no credentials) is a JSON body and says so, even to a client that asked for a
+        # calendar (Accept: text/calendar, ?format=ics): it is not one.
+        if isinstance(response, Response) and response.status_code >= 400:
+            request.accepted_renderer = JSONRenderer()
+            request.accepted_media_type = JSONRenderer.media_type
+        return super().finalize_response(request, response, *args, **kwargs)
+
+
+class SiteCalendar(_CalendarView):
     @extend_schema(responses={(200, "text/calendar"): OpenApiResponse(description="iCalendar feed")})
     def get(self, request: Request, site_code: str) -> HttpResponse:
         site = participant_selectors.site_visible(request.user, site_code)
@@ -318,9 +328,7 @@ class SiteCalendar(APIView):
         return _ics(body, f"{site.code}.ics")
 
 
-class MyCalendar(APIView):
-    renderer_classes = [JSONRenderer, ICalRenderer]
-
+class MyCalendar(_CalendarView):
     @extend_schema(responses={(200, "text/calendar"): OpenApiResponse(description="iCalendar feed")})
     def get(self, request: Request) -> HttpResponse:
         body = ical.calendar_for(

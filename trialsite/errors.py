@@ -7,6 +7,8 @@ from __future__ import annotations
 from typing import Any
 
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.views import defaults
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -48,3 +50,32 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     if isinstance(exc, DjangoValidationError):
         exc = exceptions.ValidationError(detail=exc.message_dict if hasattr(exc, "error_dict") else exc.messages)
     return drf_exception_handler(exc, context)
+
+
+# --- answers Django gives before or outside a view: JSON under /api/, the usual pages elsewhere -------------------
+
+
+def _api_error(request: HttpRequest, status_code: int, detail: str, code: str) -> HttpResponse | None:
+    if request.path_info.startswith("/api/"):
+        return JsonResponse({"detail": detail, "code": code}, status=status_code)
+    return None
+
+
+def bad_request(request: HttpRequest, exception: Exception) -> HttpResponse:
+    return _api_error(request, 400, "Bad request.", "bad_request") or defaults.bad_request(request, exception)
+
+
+def permission_denied(request: HttpRequest, exception: Exception) -> HttpResponse:
+    return _api_error(request, 403, "You do not have permission to perform this action.", "permission_denied") or (
+        defaults.permission_denied(request, exception)
+    )
+
+
+def page_not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
+    """An API path that names nothing (an unknown path, an id that is not a number) answers the API's JSON 404, as a
+    view's own 404 does, not the HTML page."""
+    return _api_error(request, 404, "Not found.", "not_found") or defaults.page_not_found(request, exception)
+
+
+def server_error(request: HttpRequest) -> HttpResponse:
+    return _api_error(request, 500, "Server error.", "server_error") or defaults.server_error(request)

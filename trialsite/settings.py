@@ -315,7 +315,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "trialsite.pagination.Pagination",
     "PAGE_SIZE": 50,
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "trialsite.schema.AutoSchema",
     "EXCEPTION_HANDLER": "trialsite.errors.exception_handler",
     "DEFAULT_THROTTLE_RATES": {"link": "60/min"},
 }

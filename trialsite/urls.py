@@ -33,3 +33,9 @@ urlpatterns = [
     path("l/", include("assessments.page_urls")),
     path("", include("dashboard.urls")),
 ]
+
+# Outside a view (an unknown path, an id that is not a number), the API still answers JSON: trialsite.errors.
+handler400 = "trialsite.errors.bad_request"
+handler403 = "trialsite.errors.permission_denied"
+handler404 = "trialsite.errors.page_not_found"
+handler500 = "trialsite.errors.server_error"
