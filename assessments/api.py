@@ -1,7 +1,8 @@
 """Assessments API (v1). Thin views: parse, fetch with an access check, call one service, render.
 
 The participant link endpoints (``/api/v1/links/<token>/...``) take no login: the token is the credential. They answer
-404 alike for unknown, revoked, expired and submitted links, and 429 once an address has sent too many wrong tokens.
+404 alike for unknown, revoked, expired and submitted links, and 429 to a wrong token once its address has sent too
+many wrong tokens (a working token is always served).
 """
 
 from __future__ import annotations
@@ -43,7 +44,10 @@ from scheduling import selectors as scheduling_selectors
 from trialsite.errors import PermissionDeniedError
 
 GONE = {"detail": "This link cannot be used. Please contact your study team.", "code": "link_unavailable"}
-LIMITED = {"detail": "Too many attempts. Please try again later.", "code": "rate_limited"}
+LIMITED = {
+    "detail": "Too many wrong links were tried from this address. Please try again later.",
+    "code": "rate_limited",
+}
 
 
 # --- instruments --------------------------------------------------------------------------------------------------
@@ -148,6 +152,14 @@ def link_state(link: ParticipantLink) -> dict[str, Any]:
     }
 
 
+def _wrong_token(request: Request) -> HttpResponse:
+    """A token that opens nothing: counted against the address, 404, or 429 once the address sent too many. A working
+    token never comes here, so the limit never refuses one."""
+    if links.wrong_token_limited(links.client_address(request)):
+        return HttpResponse(LIMITED, status=status.HTTP_429_TOO_MANY_REQUESTS)
+    return HttpResponse(GONE, status=status.HTTP_404_NOT_FOUND)
+
+
 class _LinkView(APIView):
     authentication_classes: list[Any] = []
     permission_classes = [AllowAny]
@@ -155,13 +167,9 @@ class _LinkView(APIView):
 
     def resolve(self, request: Request, token: str) -> ParticipantLink | HttpResponse:
         """The usable link, or the refusal to answer with (429 when limited, else 404 for any unusable token)."""
-        address = links.client_address(request)
-        if links.is_limited(address):
-            return HttpResponse(LIMITED, status=status.HTTP_429_TOO_MANY_REQUESTS)
         link = selectors.link_find(token)
         if link is None:
-            links.record_failure(address)
-            return HttpResponse(GONE, status=status.HTTP_404_NOT_FOUND)
+            return _wrong_token(request)
         return link
 
 
@@ -190,15 +198,11 @@ class LinkSubmit(_LinkView):
     def post(self, request: Request, token: str) -> HttpResponse:
         """Submit the saved answers. A repeated submit (double click, retry, second tab) answers 200 with the same
         response ids as the first; it never stores a second response."""
-        address = links.client_address(request)
-        if links.is_limited(address):
-            return HttpResponse(LIMITED, status=status.HTTP_429_TOO_MANY_REQUESTS)
         link = selectors.link_find(token)
         if link is None:
             earlier = selectors.link_submitted(token)
             if earlier is None:
-                links.record_failure(address)
-                return HttpResponse(GONE, status=status.HTTP_404_NOT_FOUND)
+                return _wrong_token(request)
             return HttpResponse(_submitted_body(selectors.link_responses(earlier)))
         responses = services.link_submit(link=link)
         return HttpResponse(_submitted_body(responses))

@@ -245,7 +245,18 @@ class SafetyAlert(models.Model):
     message = models.CharField(max_length=300)
     details = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField()
+
+    class NotifiedTo(models.TextChoices):
+        """Who the alert's first mail reached (blank: not sent yet, or never mailed: not high, or self-escalating)."""
+
+        INVESTIGATORS = "investigators"
+        # No investigator at the site has an e-mail address: the mail went to the site's coordinators instead.
+        COORDINATORS = "coordinators"
+        # Nobody at the site could be mailed: the alert waits on the dashboard and is counted by /readyz.
+        NOBODY = "nobody"
+
     notified_at = models.DateTimeField(null=True, blank=True)
+    notified_to = models.CharField(max_length=20, choices=NotifiedTo.choices, blank=True)
     escalated_at = models.DateTimeField(null=True, blank=True)
     acknowledged_at = models.DateTimeField(null=True, blank=True)
     acknowledged_by = models.ForeignKey(

@@ -192,6 +192,20 @@ def safety_alert_get(user: Actor, alert_id: int) -> SafetyAlert:
     return get_object_or_404(safety_alerts_for(user), pk=alert_id)
 
 
+def safety_alerts_unnotified_counts() -> dict[str, int]:
+    """Open alerts whose first mail reached no investigator (the site has none with an e-mail address), in all sites:
+    ``no_investigator_notified`` (its coordinators were mailed instead, or nobody) and ``nobody_notified``. /readyz
+    reports them (counts only: it is public). One query."""
+    from django.db.models import Count, Q
+
+    unnotified = (SafetyAlert.NotifiedTo.COORDINATORS, SafetyAlert.NotifiedTo.NOBODY)
+    counts = SafetyAlert.objects.filter(acknowledged_at__isnull=True, notified_to__in=unnotified).aggregate(
+        no_investigator_notified=Count("id"),
+        nobody_notified=Count("id", filter=Q(notified_to=SafetyAlert.NotifiedTo.NOBODY)),
+    )
+    return {key: int(value or 0) for key, value in counts.items()}
+
+
 def escalate_after() -> dt.timedelta:
     """How long an alert may stay unacknowledged before it is escalated (SAFETY_ALERT_ESCALATE_AFTER_MINUTES)."""
     return dt.timedelta(minutes=int(getattr(settings, "SAFETY_ALERT_ESCALATE_AFTER_MINUTES", 60)))

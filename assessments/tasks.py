@@ -34,3 +34,10 @@ def safety_alert_escalation_notify_task(alert_id: int) -> bool:
 def safety_alerts_escalate() -> int:
     """Run by beat every few minutes (CELERY_BEAT_SCHEDULE entry "safety-alerts-escalate")."""
     return len(services.safety_alerts_escalate_due())
+
+
+@shared_task(name="assessments.safety_alerts_notify_pending")
+def safety_alerts_notify_pending() -> int:
+    """The sweep, run by beat every minute (CELERY_BEAT_SCHEDULE entry "safety-alerts-notify-pending"): mails each high
+    alert whose own task never reached the broker. Exactly once per alert, with or without that task."""
+    return len(services.safety_alerts_notify_pending())

@@ -65,16 +65,25 @@ def _unavailable(request: HttpRequest, status: int = 404) -> HttpResponse:
     return render(request, "assessments/unavailable.html", {"sites": sites}, status=status)
 
 
+def _limited(request: HttpRequest) -> HttpResponse:
+    """Too many wrong links from this address (429). It says what happened and that waiting helps; it never suggests
+    that a link was used up, since a working link is never refused here."""
+    request.session.pop(links.SESSION_KEY, None)
+    _activate_session_language(request)
+    sites = participant_selectors.sites_with_public_contact()
+    minutes = max(1, links.failure_window_seconds() // 60)
+    return render(request, "assessments/limited.html", {"sites": sites, "minutes": minutes}, status=429)
+
+
 @no_referrer
 @never_cache
 @require_http_methods(["GET", "HEAD"])
 def link_open(request: HttpRequest, token: str) -> HttpResponse:
-    address = links.client_address(request)
-    if links.is_limited(address):
-        return _unavailable(request, status=429)
+    # The token first: a working link is always served, however many wrong ones came from this address.
     link = selectors.link_find(token)
     if link is None:
-        links.record_failure(address)
+        if links.wrong_token_limited(links.client_address(request)):
+            return _limited(request)
         return _unavailable(request)
     # A fresh session key on entry: a session id planted before the link was opened cannot ride along.
     request.session.cycle_key()

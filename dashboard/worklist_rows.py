@@ -141,6 +141,17 @@ def questionnaire_row(
     )
 
 
+def _unnotified(alert: Any) -> SafeString | str:
+    """Said on an open alert whose mail reached no investigator: the site has none with an e-mail address."""
+    if alert.acknowledged_at or alert.notified_to not in ("coordinators", "nobody"):
+        return ""
+    if alert.notified_to == "coordinators":
+        text = _("No investigator notified: no investigator at this site has an e-mail address; its coordinators were.")
+    else:
+        text = _("Nobody notified: no investigator or coordinator at this site has an e-mail address.")
+    return format_html('<p class="alert-unnotified" role="alert">{}</p>', text)
+
+
 def alert_row(alert: Any, *, may_acknowledge: bool, csrf_token: str, error: str | None = None) -> SafeString:
     """An open (or just acknowledged) safety alert: who, when, what, and the investigator's acknowledge form."""
     participant = alert.participant
@@ -176,6 +187,7 @@ def alert_row(alert: Any, *, may_acknowledge: bool, csrf_token: str, error: str 
         '    <span class="site">{site}</span>\n'
         '    <time datetime="{utc}">{local}</time></p>\n'
         '  <p class="alert-message">{message}</p>\n'
+        "  {unnotified}\n"
         "  {error}\n"
         "  {outcome}\n"
         "</li>",
@@ -188,6 +200,7 @@ def alert_row(alert: Any, *, may_acknowledge: bool, csrf_token: str, error: str 
         utc=alert.created_at.astimezone(dt.UTC).isoformat(),
         local=_minute(_local(alert.created_at, zone)),
         message=alert.message,
+        unnotified=_unnotified(alert),
         error=format_html('<p class="field-error" role="alert">{}</p>', error) if error else "",
         outcome=outcome,
     )

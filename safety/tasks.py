@@ -34,3 +34,10 @@ def adverse_event_escalation_notify(event_id: int) -> bool:
 def adverse_events_escalate() -> int:
     """Run by beat every few minutes (CELERY_BEAT_SCHEDULE entry "safety-adverse-events-escalate")."""
     return len(services.adverse_events_escalate_due())
+
+
+@shared_task(name="safety.adverse_events_notify_pending")
+def adverse_events_notify_pending() -> int:
+    """The sweep, run by beat every minute (CELERY_BEAT_SCHEDULE entry "safety-adverse-events-notify-pending"): mails
+    each serious event or AESI whose own task never reached the broker."""
+    return len(services.adverse_events_notify_pending())

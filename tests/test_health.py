@@ -14,7 +14,14 @@ def test_healthz_answers(client):
 def test_readyz_checks_database_and_broker(client):
     response = client.get("/readyz")
     assert response.status_code == 200
-    assert response.json() == {"status": "ok", "database": "ok", "broker": "ok"}
+    # Besides readiness, the count of open safety alerts that reached no investigator (tests/assessments/
+    # test_alert_reach.py): reported, never failing readiness.
+    assert response.json() == {
+        "status": "ok",
+        "database": "ok",
+        "broker": "ok",
+        "safety_alerts": {"no_investigator_notified": 0, "nobody_notified": 0},
+    }
 
 
 def test_readyz_names_the_unreachable_broker_and_logs_the_error(client, settings, caplog):
@@ -23,7 +30,12 @@ def test_readyz_names_the_unreachable_broker_and_logs_the_error(client, settings
         response = client.get("/readyz")
     assert response.status_code == 503
     # Public: the failing part is named, and no internal detail (address, driver message) is in the body.
-    assert response.json() == {"status": "unavailable", "failing": ["broker"], "broker": "unavailable"}
+    assert response.json() == {
+        "status": "unavailable",
+        "failing": ["broker"],
+        "broker": "unavailable",
+        "safety_alerts": {"no_investigator_notified": 0, "nobody_notified": 0},
+    }
     assert b"127.0.0.1" not in response.content and b"Error" not in response.content
     assert any("broker unavailable" in r.getMessage() and "Error" in r.getMessage() for r in caplog.records)
 

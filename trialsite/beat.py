@@ -14,10 +14,21 @@ BEAT_SCHEDULE = {
         "schedule": crontab(minute="*/5"),
         "options": {"queue": "safety", "expires": 240},
     },
+    # The sweep for alert mail whose task never reached the broker (published after commit; Redis was down).
+    "safety-alerts-notify-pending": {
+        "task": "assessments.safety_alerts_notify_pending",
+        "schedule": crontab(),
+        "options": {"queue": "safety", "expires": 50},
+    },
     "safety-adverse-events-escalate": {
         "task": "safety.adverse_events_escalate",
         "schedule": crontab(minute="*/5"),
         "options": {"queue": "safety", "expires": 240},
+    },
+    "safety-adverse-events-notify-pending": {
+        "task": "safety.adverse_events_notify_pending",
+        "schedule": crontab(),
+        "options": {"queue": "safety", "expires": 50},
     },
     # The reminder outbox (notifications): claim due rows every minute; re-plan every participant every 5 minutes as
     # the safety net for a "reconcile this participant" hook that never reached the broker. Expiry below the period:

@@ -231,7 +231,14 @@ CELERY_BEAT_SCHEDULE = BEAT_SCHEDULE
 CELERY_TASK_ROUTES = TASK_ROUTES
 
 if REDIS_URL:
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+    # Fail fast when Redis is down (the participant link limit then counts in-process: assessments.links).
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},
+        }
+    }
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
@@ -244,6 +251,16 @@ SAFETY_AESI_DIR = env_str("SAFETY_AESI_DIR", "")
 # Wrong participant-link tokens from one address within the window before it is slowed down (429).
 ASSESSMENT_LINK_FAILURE_LIMIT = env_int("ASSESSMENT_LINK_FAILURE_LIMIT", 20, minimum=1)
 ASSESSMENT_LINK_FAILURE_WINDOW_SECONDS = env_int("ASSESSMENT_LINK_FAILURE_WINDOW_SECONDS", 900, minimum=1)
+
+# --- The client address behind a proxy (the wrong-token limit counts per address; docs/security.md, "Participant
+# links"). Empty (the default): REMOTE_ADDR. Otherwise the header the deployment's own proxy sets, as a request.META
+# name (HTTP_X_FORWARDED_FOR) or as the header's name (X-Forwarded-For); TRUSTED_PROXY_COUNT is how many proxies of
+# ours append to it, and the client is that many entries from the right (what the client wrote itself is never read).
+_proxy_header = env_str("TRUSTED_PROXY_HEADER", "").strip().upper().replace("-", "_")
+if _proxy_header and not _proxy_header.startswith("HTTP_") and _proxy_header != "REMOTE_ADDR":
+    _proxy_header = f"HTTP_{_proxy_header}"
+TRUSTED_PROXY_HEADER = _proxy_header
+TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 1, minimum=1)
 
 # --- Email. EMAIL_URL: smtp://user:password@host:port (smtp+tls:// for STARTTLS, smtps:// for implicit TLS),
 # console://, locmem://, or file:///absolute/folder (one file per message). With DEBUG on and no EMAIL_URL (the

@@ -3,6 +3,7 @@ from django.http import HttpRequest
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
+from assessments import selectors as assessment_selectors
 from trialsite import health
 
 
@@ -25,7 +26,8 @@ api_v1 = [
 
 urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
-    path("readyz", health.readyz, name="readyz"),
+    # /readyz also reports the open safety alerts that reached no investigator (counts only; readiness unaffected).
+    path("readyz", health.readyz, {"details": {"safety_alerts": assessment_selectors.safety_alerts_unnotified_counts}}),
     path("admin/", admin.site.urls),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="schema"), name="api-docs"),

@@ -27,6 +27,7 @@ from assessments.services.safety import (
     safety_alert_notify,
     safety_alert_raise_for,
     safety_alerts_escalate_due,
+    safety_alerts_notify_pending,
     safety_alerts_raise,
 )
 from assessments.services.texts import instrument_text_load
@@ -50,6 +51,7 @@ __all__ = [
     "safety_alert_acknowledge",
     "safety_alert_escalation_notify",
     "safety_alert_notify",
+    "safety_alerts_notify_pending",
     "safety_alert_raise_for",
     "safety_alerts_escalate_due",
     "safety_alerts_raise",

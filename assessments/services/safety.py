@@ -8,6 +8,7 @@ after commit, through ``trialsite.followups``.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 
 from django.conf import settings
 from django.db import transaction
@@ -34,6 +35,8 @@ NOTIFY_TASK = "assessments.safety_alert_notify"
 ESCALATION_TASK = "assessments.safety_alert_escalation_notify"
 # Safety mail goes ahead of anything else waiting on the safety queue.
 SAFETY_PRIORITY = 9
+
+logger = logging.getLogger(__name__)
 
 
 def _baseline_value(response: Response, scale: str) -> float | None:
@@ -162,7 +165,7 @@ def safety_alert_raise_for(
     return alert
 
 
-def _alert_mail(alert: SafetyAlert, *, escalation: bool) -> tuple[str, str]:
+def _alert_mail(alert: SafetyAlert, *, escalation: bool, no_investigator: bool = False) -> tuple[str, str]:
     """The subject and body of an alert's mail, in the active language (the reader's: see ``trialsite.staff_mail``)."""
     participant = alert.participant
     head = _("ESCALATED safety alert") if escalation else _("Safety alert")
@@ -185,27 +188,79 @@ def _alert_mail(alert: SafetyAlert, *, escalation: bool) -> tuple[str, str]:
         "raised": alert.created_at.isoformat(),
         "url": f"{settings.SITE_URL}/api/v1/safety-alerts/{alert.pk}/",
     }
+    if no_investigator:
+        body += "\n" + _(
+            "No investigator at this site has an e-mail address, so this alert comes to the site's coordinators. "
+            "Please make sure an investigator reviews it."
+        )
     return subject, body
 
 
 def safety_alert_notify(*, alert_id: int) -> bool:
     """E-mail the site's investigators about a new alert, once. The row is claimed with a conditional UPDATE before
-    sending (two deliveries of the task cannot both send) and released if sending fails, so a retry sends.
+    sending (two deliveries of the task, or the task and the sweep, cannot both send) and released if sending fails,
+    so a retry sends.
 
-    Not audited, by design: ``notified_at`` is a delivery claim, not trial data; the alert itself was audited when
-    it was raised."""
+    A site with no investigator to mail escalates at once to its coordinators; with nobody to mail, nothing is sent.
+    Either way ``notified_to`` says so: the dashboard's alert list shows it and /readyz counts it.
+
+    Not audited, by design: ``notified_at`` and ``notified_to`` are a delivery claim and its outcome, not trial data;
+    the alert itself was audited when it was raised."""
     now = timezone.now()
     if not SafetyAlert.objects.filter(pk=alert_id, notified_at__isnull=True).update(notified_at=now):
         return False
     alert = SafetyAlert.objects.select_related("participant__site").get(pk=alert_id)
-    recipients = participant_selectors.staff_emails_by_language_at(alert.participant.site_id, {Role.INVESTIGATOR})
+    site_id = alert.participant.site_id
+    reached = SafetyAlert.NotifiedTo.INVESTIGATORS
+    recipients = participant_selectors.staff_emails_by_language_at(site_id, {Role.INVESTIGATOR})
+    if not recipients:
+        recipients = participant_selectors.staff_emails_by_language_at(site_id, {Role.COORDINATOR})
+        reached = SafetyAlert.NotifiedTo.COORDINATORS if recipients else SafetyAlert.NotifiedTo.NOBODY
     try:
         if recipients:
-            send_in_each_language(lambda: _alert_mail(alert, escalation=False), recipients)
+            no_investigator = reached == SafetyAlert.NotifiedTo.COORDINATORS
+            send_in_each_language(
+                lambda: _alert_mail(alert, escalation=False, no_investigator=no_investigator), recipients
+            )
     except Exception:
         SafetyAlert.objects.filter(pk=alert_id, notified_at=now).update(notified_at=None)
         raise
+    SafetyAlert.objects.filter(pk=alert_id, notified_at=now).update(notified_to=reached)
+    if reached != SafetyAlert.NotifiedTo.INVESTIGATORS:
+        logger.error(
+            "safety alert %s: no investigator at site %s has an e-mail address; notified: %s",
+            alert_id,
+            alert.participant.site.code,
+            reached,
+        )
     return bool(recipients)
+
+
+def safety_alerts_notify_pending(*, limit: int = 100) -> list[int]:
+    """The sweep: mail every high alert whose mail has not gone out yet (its task was never published, say because
+    the broker was down when the entry committed, or was lost with Redis). Exactly once, whoever runs first: each
+    alert is claimed by ``safety_alert_notify``. Alerts already escalated or acknowledged are left alone (the
+    escalation mail, or the investigator, has dealt with them). The ids mailed are returned; one alert's failure is
+    logged and left for the next sweep."""
+    pending = list(
+        SafetyAlert.objects.filter(
+            severity=SafetyAlert.Severity.HIGH,
+            notified_at__isnull=True,
+            acknowledged_at__isnull=True,
+            escalated_at__isnull=True,
+        )
+        .exclude(source__in=SELF_ESCALATING_SOURCES)
+        .order_by("created_at", "id")
+        .values_list("id", flat=True)[:limit]
+    )
+    sent = []
+    for alert_id in pending:
+        try:
+            if safety_alert_notify(alert_id=alert_id):
+                sent.append(alert_id)
+        except Exception:
+            logger.exception("safety alert %s: mail failed; the next sweep tries again", alert_id)
+    return sent
 
 
 def safety_alert_escalation_notify(*, alert_id: int) -> bool:

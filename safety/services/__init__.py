@@ -12,6 +12,7 @@ from safety.services.alerting import (
     adverse_event_escalation_notify,
     adverse_event_notify,
     adverse_events_escalate_due,
+    adverse_events_notify_pending,
 )
 from safety.services.dosing import (
     dosing_doses_record,
@@ -38,6 +39,7 @@ __all__ = [
     "adverse_event_record",
     "adverse_event_review",
     "adverse_events_escalate_due",
+    "adverse_events_notify_pending",
     "dosing_doses_record",
     "dosing_session_close",
     "dosing_session_open",

@@ -130,6 +130,30 @@ def adverse_event_escalation_notify(*, event_id: int) -> bool:
     return bool(recipients)
 
 
+def adverse_events_notify_pending(*, limit: int = 100) -> list[int]:
+    """The sweep: mail each serious event or AESI whose investigators' mail has not gone out (its task never reached
+    the broker). Exactly once, whoever runs first: ``adverse_event_notify`` claims the row. Reviewed or escalated
+    events are left alone. One event's failure is logged and left for the next sweep."""
+    pending = list(
+        AdverseEvent.objects.filter(
+            alert_started_at__isnull=False,
+            notified_at__isnull=True,
+            reviewed_at__isnull=True,
+            escalated_at__isnull=True,
+        )
+        .order_by("alert_started_at", "id")
+        .values_list("id", flat=True)[:limit]
+    )
+    sent = []
+    for event_id in pending:
+        try:
+            if adverse_event_notify(event_id=event_id):
+                sent.append(event_id)
+        except Exception:
+            logger.exception("adverse event %s: mail failed; the next sweep tries again", event_id)
+    return sent
+
+
 def adverse_events_escalate_due(now: dt.datetime | None = None, *, by: Actor = None) -> list[int]:
     """Escalate every event whose reporting clock ran out unreviewed. Each is claimed with a conditional UPDATE, so
     two beats (or an overlapping run) escalate it once, and its mail is asked for after that claim commits."""

@@ -9,6 +9,7 @@ import pytest
 import time_machine
 from django.core.cache import cache
 
+from assessments import links
 from scheduling.models import Visit
 
 
@@ -16,8 +17,12 @@ from scheduling.models import Visit
 def _clean_cache():
     # The wrong-token counters live in the shared cache (Redis in these tests): start every test from zero.
     cache.clear()
+    links.local_counter.clear()
+    links._cache_down.clear()
     yield
     cache.clear()
+    links.local_counter.clear()
+    links._cache_down.clear()
 
 
 @pytest.fixture

@@ -124,3 +124,19 @@ def test_each_investigator_reads_the_alert_in_their_language(participant, alice,
     assert "Acontecimiento adverso grave" in by_reader[("ines@example.org",)].subject
     assert "Criterios de gravedad: hospitalisation" in by_reader[("ines@example.org",)].body
     assert "Serious adverse event" in by_reader[("ivy@example.org",)].subject
+
+
+def test_the_sweep_mails_an_event_whose_task_never_reached_the_broker_exactly_once(
+    participant, alice, investigator, requested_tasks
+):
+    # The task was asked for after commit; say the broker was down and it never arrived.
+    waiting = record(alice, **mild_values(participant, seriousness=frozenset({"serious_disability"})))
+    mild = record(alice, **mild_values(participant))
+    assert requested_tasks == [("safety.adverse_event_notify", [waiting.pk])]
+    assert services.adverse_events_notify_pending() == [waiting.pk]
+    assert services.adverse_events_notify_pending() == []
+    assert tasks.adverse_event_notify(waiting.pk) is False  # the task, arriving late, sends nothing
+    (message,) = mail.outbox
+    assert message.to == ["ivy@example.org"] and participant.participant_id in message.subject
+    assert AdverseEvent.objects.get(pk=waiting.pk).notified_at is not None
+    assert AdverseEvent.objects.get(pk=mild.pk).notified_at is None
