@@ -41,6 +41,30 @@ def _cache_of_this_worker(worker_id):
     override.disable()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _flush_passes_the_audit_truncate_trigger():
+    """Transactional tests end with Django's flush, a TRUNCATE of every table, which the audit table's trigger refuses
+    (migration audit 0003). The test database's superuser switches that one trigger off for the flush only."""
+    from django.db import transaction
+    from django.db.backends.postgresql.operations import DatabaseOperations
+
+    original = DatabaseOperations.execute_sql_flush
+
+    def execute_sql_flush(self, sql_list):
+        if not any("audit_auditevent" in sql for sql in sql_list):
+            return original(self, sql_list)
+        with transaction.atomic(using=self.connection.alias):
+            with self.connection.cursor() as cursor:
+                cursor.execute("ALTER TABLE audit_auditevent DISABLE TRIGGER audit_event_no_truncate")
+            original(self, sql_list)
+            with self.connection.cursor() as cursor:
+                cursor.execute("ALTER TABLE audit_auditevent ENABLE TRIGGER audit_event_no_truncate")
+
+    DatabaseOperations.execute_sql_flush = execute_sql_flush
+    yield
+    DatabaseOperations.execute_sql_flush = original
+
+
 @pytest.fixture
 def smtp_recorder():
     """A real SMTP server on loopback that keeps every message it accepts."""
