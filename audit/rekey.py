@@ -49,6 +49,8 @@ def rekey_chain(model: Any, old_hash: OldHash, new_key: bytes, *, using: str = "
     postgres = connection.vendor == "postgresql"
     with connection.cursor() as cursor:
         if postgres:
+            # Deferred foreign-key checks still pending in this transaction would make ALTER TABLE refuse.
+            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
             cursor.execute(f"ALTER TABLE {table} DISABLE TRIGGER {TRIGGER}")
         # Two steps so the unique hash column never holds an old and a new hash that happen to collide mid-way.
         cursor.execute(f"UPDATE {table} SET hash = 'rekey-' || id")  # noqa: S608

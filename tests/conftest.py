@@ -106,6 +106,12 @@ def _fast_password_hashing(settings):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
+@pytest.fixture(autouse=True)
+def _audit_checkpoints_of_this_test(settings, tmp_path):
+    # Each test writes and reads its own audit checkpoints, never the demo's under var/.
+    settings.AUDIT_CHECKPOINT_DIR = tmp_path / "audit-checkpoints"
+
+
 TRIAL_APPS = ("participants", "scheduling", "assessments", "safety", "notifications", "exports", "audit")
 
 
