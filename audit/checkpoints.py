@@ -94,12 +94,15 @@ def write_checkpoint(directory: Path | str | None = None, *, force: bool = False
     return record
 
 
-def read_checkpoints(directory: Path | str | None = None) -> tuple[list[Checkpoint], list[str]]:
-    """The checkpoints whose signature holds under the current key, and a problem for every line that does not."""
+def read_checkpoints(
+    directory: Path | str | None = None, *, key: bytes | None = None
+) -> tuple[list[Checkpoint], list[str]]:
+    """The checkpoints whose signature holds under the key (default: the audit key), and a problem for every line that
+    does not."""
     path = checkpoint_path(directory)
     if not path.exists():
         return [], []
-    key = audit_key()
+    key = key if key is not None else audit_key()
     current_key_id = key_id(key)
     good: list[Checkpoint] = []
     problems: list[str] = []

@@ -26,10 +26,12 @@ class VerifyResult:
         return self.broken_id is None and not self.checkpoint_problems
 
 
-def verify_chain(batch_size: int = 2000, checkpoints: Sequence[Checkpoint] = ()) -> VerifyResult:
+def verify_chain(
+    batch_size: int = 2000, checkpoints: Sequence[Checkpoint] = (), *, key: bytes | None = None
+) -> VerifyResult:
     """One pass over the chain: each row's prev_hash is the previous row's hash and its hash is the keyed hash of its
     content. For each checkpoint given, the row it names must be there with the hash and the row count it recorded."""
-    key = audit_key()
+    key = key if key is not None else audit_key()
     wanted: dict[int, list[Checkpoint]] = {}
     for checkpoint in checkpoints:
         if checkpoint.head_id:
@@ -72,11 +74,13 @@ def verify_chain(batch_size: int = 2000, checkpoints: Sequence[Checkpoint] = ())
     return result
 
 
-def verify_all(checkpoint_dir: Path | str | None = None, batch_size: int = 2000) -> VerifyResult:
+def verify_all(
+    checkpoint_dir: Path | str | None = None, batch_size: int = 2000, *, key: bytes | None = None
+) -> VerifyResult:
     """The chain and the checkpoints outside the database (``AUDIT_CHECKPOINT_DIR``): every checkpoint's signature
     must hold under the audit key, and the chain must still reach it unchanged."""
-    checkpoints, problems = read_checkpoints(checkpoint_dir)
-    result = verify_chain(batch_size, checkpoints)
+    checkpoints, problems = read_checkpoints(checkpoint_dir, key=key)
+    result = verify_chain(batch_size, checkpoints, key=key)
     result.checkpoint_problems = problems + result.checkpoint_problems
     result.last_checkpoint = max(checkpoints, key=lambda c: c.head_id, default=None)
     return result

@@ -113,7 +113,9 @@ def test_deleted_tail_rows_are_caught_against_the_checkpoint(make_participant, c
 
     assert not AuditEvent.objects.filter(id__in=tail).exists()
     assert verify_chain().ok, "a chain cut at its tail still links: only the checkpoint shows the cut"
-    with pytest.raises(CommandError, match=f"event {tail[-1]} is missing; the chain .* rows were deleted from its tail"):
+    with pytest.raises(
+        CommandError, match=f"event {tail[-1]} is missing; the chain .* rows were deleted from its tail"
+    ):
         call_command("audit_verify")
     # A row appended afterwards does not hide the cut.
     make_participant("screening")
@@ -224,3 +226,34 @@ def test_re_keying_a_chain_that_was_already_broken_keeps_that_on_record(make_par
     assert summary["old_chain"] == f"broken at event {victim.id}: content does not match its hash"
     assert AuditEvent.objects.order_by("id").last().new_value["old_chain"] == summary["old_chain"]
     assert verify_chain().ok
+
+
+def test_the_key_is_replaced_with_audit_rekey(make_participant, settings, tmp_path, capsys):
+    make_participant("enrolled")
+    call_command("audit_checkpoint")
+    old_key = audit_key()
+    old_key_file = tmp_path / "old-key"
+    old_key_file.write_bytes(old_key + b"\n")
+    contents = list(AuditEvent.objects.order_by("id").values_list("id", "new_value"))
+    settings.AUDIT_KEY = "the replacement key, at least thirty-two characters long"
+    assert not verify_all().ok
+
+    # The wrong old key: refused, nothing changed.
+    wrong = tmp_path / "wrong-key"
+    wrong.write_text("not the key the chain was made with, at all\n")
+    with pytest.raises(CommandError, match="does not verify under the old key; nothing was changed"):
+        call_command("audit_rekey", old_key_file=str(wrong))
+    assert verify_all(key=old_key).ok
+
+    call_command("audit_rekey", old_key_file=str(old_key_file))
+
+    assert f"re-keyed {len(contents)} events" in capsys.readouterr().out
+    result = verify_all()
+    assert result.ok and result.checkpoints_checked == 1
+    assert list(AuditEvent.objects.order_by("id").values_list("id", "new_value"))[:-1] == contents
+    record = AuditEvent.objects.order_by("id").last()
+    assert record.entity_type == "audit_chain" and record.new_value["old_chain"] == "intact"
+    assert key_id(old_key) in record.reason
+    archived = checkpoint_path().with_name(f"checkpoints-{key_id(old_key)}.jsonl")
+    assert json.loads(archived.read_text())["key_id"] == key_id(old_key)
+    assert json.loads(checkpoint_path().read_text())["head_id"] == record.id
