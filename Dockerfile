@@ -6,7 +6,7 @@ RUN apt-get update && apt-get install -y --no-install-recommends gettext && rm -
 COPY requirements.lock pyproject.toml ./
 RUN pip install --no-cache-dir -r requirements.lock
 COPY . .
-RUN useradd --system --uid 1001 trialsite && mkdir -p /app/var && chown trialsite /app/var
+RUN useradd --system --uid 1001 trialsite && mkdir -p /app/var/audit-checkpoints && chown -R trialsite /app/var
 # collectstatic needs settings but no database or secret of the deployment.
 RUN DEBUG=true python manage.py collectstatic --noinput
 USER trialsite

@@ -1,27 +1,79 @@
-"""Hash chain over audit events: each hash covers the row's content and the previous row's hash."""
+"""Keyed hash chain over audit events: pure functions of (key, previous hash, fields).
+
+Each row's hash is HMAC-SHA256 under the audit key (``settings.AUDIT_KEY``, never stored in the database) of the
+previous row's hash and the canonical JSON of the row's content. Whoever can write to the database but does not hold
+the key cannot recompute a chain that verifies. Checkpoints (head id, head hash, row count, time) are signed with the
+same key and kept outside the database (audit/checkpoints.py).
+"""
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from audit.models import AuditEvent
+from typing import Any, Protocol
 
 GENESIS = "0" * 64
+
+
+class _EventLike(Protocol):
+    """What a row's hash covers (an AuditEvent, or the historical model in a migration)."""
+
+    occurred_at: Any
+    actor_id: Any
+    actor_username: str
+    action: str
+    entity_type: str
+    entity_id: str
+    participant_id: str
+    site_code: str
+    field: str
+    old_value: Any
+    new_value: Any
+    reason: str
+    sensitivity: str
 
 
 def canonical(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
 
 
-def event_hash(prev_hash: str, fields: dict[str, Any]) -> str:
+def event_hash(key: bytes, prev_hash: str, fields: dict[str, Any]) -> str:
+    """HMAC-SHA256 under ``key`` of the previous hash and the row's content."""
+    payload = prev_hash + "\n" + canonical(fields)
+    return hmac.new(key, payload.encode("utf-8"), hashlib.sha256).hexdigest()
+
+
+def unkeyed_event_hash(prev_hash: str, fields: dict[str, Any]) -> str:
+    """The chain before it was keyed (plain SHA-256): read only to verify old rows once, before re-keying them."""
     payload = prev_hash + "\n" + canonical(fields)
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
 
-def hashed_fields(event: AuditEvent) -> dict[str, Any]:
+def chain_hashes(key: bytes, prev_hash: str, rows: list[dict[str, Any]]) -> list[str]:
+    """The hashes of consecutive rows appended after ``prev_hash``."""
+    hashes = []
+    for fields in rows:
+        prev_hash = event_hash(key, prev_hash, fields)
+        hashes.append(prev_hash)
+    return hashes
+
+
+def key_id(key: bytes) -> str:
+    """A public fingerprint of the key (written in checkpoints), so a checkpoint made under another key is told apart
+    from a forged one. It reveals nothing about the key."""
+    return hmac.new(key, b"trialsite audit key id", hashlib.sha256).hexdigest()[:16]
+
+
+def sign(key: bytes, payload: dict[str, Any]) -> str:
+    return hmac.new(key, canonical(payload).encode("utf-8"), hashlib.sha256).hexdigest()
+
+
+def signature_ok(key: bytes, payload: dict[str, Any], signature: str) -> bool:
+    return hmac.compare_digest(sign(key, payload), signature)
+
+
+def hashed_fields(event: _EventLike) -> dict[str, Any]:
     """The content a row's hash covers, read back the same way it was written."""
     return {
         "occurred_at": event.occurred_at.isoformat(timespec="microseconds"),

@@ -14,7 +14,8 @@ from django.db import connection, transaction
 from django.db.models import Model
 from django.utils import timezone
 
-from audit.chain import GENESIS, event_hash, hashed_fields
+from audit.chain import GENESIS, chain_hashes, hashed_fields
+from audit.keys import audit_key
 from audit.models import AuditEvent
 
 if TYPE_CHECKING:
@@ -94,9 +95,8 @@ def audit_record(
     now = timezone.now()
     actor = by if isinstance(by, get_user_model()) and by.pk else None
     username = actor_username if actor_username is not None else (actor.get_username() if actor else "system")
-    created = []
-    for field, old, new in changes:
-        event = AuditEvent(
+    events = [
+        AuditEvent(
             occurred_at=now,
             actor=actor,
             actor_username=username,
@@ -110,13 +110,15 @@ def audit_record(
             new_value=jsonable(new),
             reason=reason or "",
             sensitivity=sensitivity,
-            prev_hash=prev,
         )
-        event.hash = event_hash(prev, hashed_fields(event))
-        event.save(force_insert=True)
-        prev = event.hash
-        created.append(event)
-    return created
+        for field, old, new in changes
+    ]
+    # Hashes first, in Python (pure functions of key, previous hash and content); then one INSERT for the action.
+    hashes = chain_hashes(audit_key(), prev, [hashed_fields(event) for event in events])
+    for event, event_hash in zip(events, hashes, strict=True):
+        event.prev_hash, event.hash = prev, event_hash
+        prev = event_hash
+    return AuditEvent.objects.bulk_create(events)
 
 
 def audit_participant_record(

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import importlib
+import re
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
 import yaml
 
@@ -51,9 +53,68 @@ def test_every_service_command_refers_to_something_that_exists():
             raise AssertionError(f"{name}: unexpected command {command}")
     # The env file it names exists as an example with every variable the settings need in production.
     example = (ROOT / ".env.example").read_text()
-    for variable in ("SECRET_KEY", "ALLOWED_HOSTS", "DATABASE_URL", "REDIS_URL", "EMAIL_URL", "POSTGRES_PASSWORD"):
+    for variable in (
+        "SECRET_KEY",
+        "AUDIT_KEY",
+        "ALLOWED_HOSTS",
+        "REDIS_URL",
+        "EMAIL_URL",
+        "POSTGRES_PASSWORD",
+        "POSTGRES_APP_PASSWORD",
+    ):
         assert f"\n{variable}=" in "\n" + example
-    assert "redis:6379" in example and "postgres:5432" in example
+    assert "redis:6379" in example
+    # DATABASE_URL comes from docker-compose.yml (one per role), never from the env file, where it would be ambiguous.
+    assert "\nDATABASE_URL=" not in "\n" + example
+
+
+def interpolate(value: str, env: dict[str, str]) -> str:
+    """Compose's ${NAME}, ${NAME:-default} and ${NAME:?error} against ``env``."""
+
+    def one(match: re.Match[str]) -> str:
+        name, operator, word = match.group(1), match.group(2), match.group(3)
+        if env.get(name):
+            return env[name]
+        if operator == ":?":
+            raise AssertionError(f"{name} unset: {word}")
+        return word or ""
+
+    return re.sub(r"\$\{(\w+)(?:(:-|:\?)([^}]*))?\}", one, value)
+
+
+ENV = {"POSTGRES_PASSWORD": "owner-secret", "POSTGRES_APP_PASSWORD": "app-secret"}
+
+
+def database_user(url: str) -> str:
+    parsed = urlsplit(interpolate(url, ENV))
+    assert (parsed.scheme, parsed.hostname, parsed.port, parsed.path) == ("postgres", "postgres", 5432, "/trialsite")
+    return unquote(parsed.username or "")
+
+
+def test_migrations_run_as_the_owner_and_the_application_as_a_role_that_owns_nothing():
+    """migrate connects as the owner of the tables (POSTGRES_USER); web, worker and beat as the application role,
+    which the postgres container creates on its first start with deploy/postgres/app-role.sql."""
+    services = load()["services"]
+    postgres = services["postgres"]
+    owner = postgres["environment"]["POSTGRES_USER"]
+    assert database_user(services["migrate"]["environment"]["DATABASE_URL"]) == owner
+    app_users = {database_user(services[name]["environment"]["DATABASE_URL"]) for name in ("web", "worker", "beat")}
+    assert app_users == {"trialsite_app"} and owner not in app_users
+    assert interpolate(postgres["environment"]["POSTGRES_APP_USER"], ENV) == "trialsite_app"
+    app_url = urlsplit(interpolate(services["web"]["environment"]["DATABASE_URL"], ENV))
+    assert app_url.password == "app-secret"
+    assert interpolate(postgres["environment"]["POSTGRES_APP_PASSWORD"], ENV) == "app-secret"
+    assert urlsplit(interpolate(services["migrate"]["environment"]["DATABASE_URL"], ENV)).password == "owner-secret"
+    mounts = {target.split(":")[1]: target.split(":")[0] for target in postgres["volumes"] if target.startswith("./")}
+    init_script = ROOT / mounts["/docker-entrypoint-initdb.d/10-app-role.sh"]
+    sql = ROOT / mounts["/trialsite/app-role.sql"]
+    assert init_script.exists() and sql.exists() and "/trialsite/app-role.sql" in init_script.read_text()
+    assert init_script.stat().st_mode & 0o111, "the init script must be executable"
+    assert 'owner="$POSTGRES_USER"' in init_script.read_text() and "POSTGRES_APP_PASSWORD" in init_script.read_text()
+    # The audit checkpoints live on a volume of their own, where AUDIT_CHECKPOINT_DIR points by default.
+    for name in ("web", "worker", "beat", "migrate"):
+        assert "auditcheckpoints:/app/var/audit-checkpoints" in services[name]["volumes"], name
+    assert "auditcheckpoints" in load()["volumes"]
 
 
 def test_dockerfile_installs_the_lock_file():

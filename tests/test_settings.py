@@ -23,9 +23,12 @@ def manage(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
 def production_env(tmp_path) -> dict[str, str]:
     secret_file = tmp_path / "secret_key"
     secret_file.write_text(secrets.token_urlsafe(64) + "\n")
+    audit_key_file = tmp_path / "audit_key"
+    audit_key_file.write_text(secrets.token_hex(32) + "\n")
     return {
         "DEBUG": "false",
         "SECRET_KEY_FILE": str(secret_file),
+        "AUDIT_KEY_FILE": str(audit_key_file),
         "ALLOWED_HOSTS": "trialsite.example.org",
         "DATABASE_URL": os.environ["DATABASE_URL"],
         "REDIS_URL": os.environ["REDIS_URL"],
@@ -60,6 +63,34 @@ def test_secret_key_is_required_without_debug():
     result = manage("check", env={"DEBUG": "false", "ALLOWED_HOSTS": "x.example.org"})
     assert result.returncode != 0
     assert "SECRET_KEY is required when DEBUG is off" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        (None, "AUDIT_KEY is required when DEBUG is off (or set AUDIT_KEY_FILE)"),
+        ("short", "AUDIT_KEY must be at least 32 characters"),
+    ],
+)
+def test_the_audit_key_is_required_without_debug(tmp_path, value, message):
+    env = production_env(tmp_path)
+    del env["AUDIT_KEY_FILE"]
+    if value:
+        env["AUDIT_KEY"] = value
+    result = manage("check", env=env)
+    assert result.returncode != 0
+    assert message in result.stderr
+
+
+def test_with_debug_the_audit_key_is_derived_and_the_checkpoints_stay_under_var(tmp_path):
+    """`make run` needs no audit key: one is derived from the development SECRET_KEY."""
+    code = (
+        "from django.conf import settings as s; from audit.keys import audit_key; "
+        "print(len(audit_key()) >= 32, audit_key() != s.SECRET_KEY.encode(), s.AUDIT_CHECKPOINT_DIR)"
+    )
+    result = manage("shell", "-c", code, env={"DEBUG": "true", "TRIALSITE_VAR_DIR": str(tmp_path)})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[-1].split() == ["True", "True", str(tmp_path / "audit-checkpoints")]
 
 
 def test_unreadable_secret_file_names_the_variable(tmp_path):

@@ -43,6 +43,13 @@ BEAT_SCHEDULE = {
         "schedule": crontab(minute="*/5"),
         "options": {"queue": "reminders", "expires": 240},
     },
+    # Signed checkpoints of the audit chain's head, outside the database (audit/checkpoints.py): rows cut from the
+    # chain's tail after a checkpoint are caught by audit_verify.
+    "audit-checkpoint": {
+        "task": "audit.checkpoint",
+        "schedule": crontab(minute="*/10"),
+        "options": {"queue": "default", "expires": 540},
+    },
 }
 
 TASK_ROUTES = {

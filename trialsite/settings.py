@@ -262,6 +262,21 @@ if _proxy_header and not _proxy_header.startswith("HTTP_") and _proxy_header != 
 TRUSTED_PROXY_HEADER = _proxy_header
 TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 1, minimum=1)
 
+# --- Audit trail (docs/security.md, "The audit trail"). AUDIT_KEY (or AUDIT_KEY_FILE) keys the hash chain and signs
+# the checkpoints; it is never stored in the database, so whoever can write to the database cannot forge the chain.
+# Required when DEBUG is off (at least 32 characters). With DEBUG on (demo, tests) a development key is derived from
+# SECRET_KEY so `make run` needs nothing. Keep the key for the life of the deployment (docs/operations.md, "Audit key").
+AUDIT_KEY = env_str("AUDIT_KEY") or ""
+if not AUDIT_KEY:
+    if not DEBUG:
+        raise ImproperlyConfigured("AUDIT_KEY is required when DEBUG is off (or set AUDIT_KEY_FILE)")
+    AUDIT_KEY = f"development audit key derived from SECRET_KEY {SECRET_KEY}"
+elif not DEBUG and len(AUDIT_KEY) < 32:
+    raise ImproperlyConfigured("AUDIT_KEY must be at least 32 characters (e.g. 64 random hex digits)")
+# Signed checkpoints of the chain's head (one JSON line each, appended): a folder outside the database, ideally on
+# another machine or an append-only mount. Beat writes one every 10 minutes (trialsite/beat.py).
+AUDIT_CHECKPOINT_DIR = Path(env_str("AUDIT_CHECKPOINT_DIR", str(VAR_DIR / "audit-checkpoints")))
+
 # --- Email. EMAIL_URL: smtp://user:password@host:port (smtp+tls:// for STARTTLS, smtps:// for implicit TLS),
 # console://, locmem://, or file:///absolute/folder (one file per message). With DEBUG on and no EMAIL_URL (the
 # embedded demo), mail is written as files under var/mail/, where it can be read.
