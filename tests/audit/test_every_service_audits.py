@@ -141,6 +141,12 @@ NOT_AUDITED: dict[str, str] = {
     "assessments.services.safety.safety_alert_notify": (
         "notified_at is a delivery claim, not trial data; the alert was audited when it was raised"
     ),
+    "assessments.services.safety.safety_alerts_notify_pending": (
+        "the sweep claims notified_at through safety_alert_notify, a delivery claim and not trial data"
+    ),
+    "safety.services.alerting.adverse_events_notify_pending": (
+        "the sweep claims notified_at through adverse_event_notify, a delivery claim and not trial data"
+    ),
     "assessments.services.safety.safety_alert_escalation_notify": (
         "sends mail only and writes no row; the escalation itself is audited by safety_alerts_escalate_due"
     ),
@@ -703,6 +709,8 @@ def schedule_generate(t: Trial) -> Case:
     solo = json.loads((SHIPPED_DIR / "mapp-v1.json").read_text())
     solo.update(code="solo-v1", illustrative=False)
     solo["arms"] = {"mdma": solo["arms"]["mdma"]}
+    for timepoint in solo["blinded_schedule"]["timepoints"]:
+        timepoint["visits"] = {"mdma": timepoint["visits"]["mdma"]}
     with transaction.atomic():
         scheduling_services.protocol_version_load(path=t.write_json("solo-v1.json", solo), by=None)
     study, sites = build_study(code="SOLO", protocol_code="", site_codes=("PDX",))
@@ -1054,6 +1062,18 @@ def safety_alert_notify(t: Trial) -> Case:
     )
 
 
+@case("assessments.services.safety.safety_alerts_notify_pending")
+def safety_alerts_notify_pending(t: Trial) -> Case:
+    alert = t.alert()
+    SafetyAlert.objects.filter(pk=alert.pk).update(notified_at=None)  # its task never reached the broker
+    return Case(
+        dict(),
+        by=None,
+        writes=frozenset({table(SafetyAlert)}),
+        then=mailed("Safety alert (high)", to=t.investigator.email),
+    )
+
+
 @case("assessments.services.safety.safety_alert_escalation_notify")
 def safety_alert_escalation_notify(t: Trial) -> Case:
     return Case(
@@ -1364,6 +1384,18 @@ def adverse_events_escalate_due(t: Trial) -> Case:
 def adverse_event_notify(t: Trial) -> Case:
     return Case(
         dict(event_id=t.adverse_event().pk),
+        by=None,
+        writes=frozenset({table(AdverseEvent)}),
+        then=mailed("Serious adverse event", to=t.investigator.email),
+    )
+
+
+@case("safety.services.alerting.adverse_events_notify_pending")
+def adverse_events_notify_pending(t: Trial) -> Case:
+    event = t.adverse_event()
+    AdverseEvent.objects.filter(pk=event.pk).update(notified_at=None)  # its task never reached the broker
+    return Case(
+        dict(),
         by=None,
         writes=frozenset({table(AdverseEvent)}),
         then=mailed("Serious adverse event", to=t.investigator.email),
