@@ -703,6 +703,8 @@ def schedule_generate(t: Trial) -> Case:
     solo = json.loads((SHIPPED_DIR / "mapp-v1.json").read_text())
     solo.update(code="solo-v1", illustrative=False)
     solo["arms"] = {"mdma": solo["arms"]["mdma"]}
+    for timepoint in solo["blinded_schedule"]["timepoints"]:
+        timepoint["visits"] = {"mdma": timepoint["visits"]["mdma"]}
     with transaction.atomic():
         scheduling_services.protocol_version_load(path=t.write_json("solo-v1.json", solo), by=None)
     study, sites = build_study(code="SOLO", protocol_code="", site_codes=("PDX",))
