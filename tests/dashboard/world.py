@@ -138,6 +138,8 @@ def _walk_protocol() -> Path:
     data["title"] = "Walk protocol (test)"
     data["note"] = "Test protocol."
     data["arms"] = {SHIPPED_ARMS[code]: arm for code, arm in data["arms"].items()}
+    for timepoint in data["blinded_schedule"]["timepoints"]:
+        timepoint["visits"] = {SHIPPED_ARMS[code]: visit for code, visit in timepoint["visits"].items()}
     for code, arm in data["arms"].items():
         arm["label"] = PROTOCOL_ARM_LABELS[code]
         for visit in arm["visits"]:
