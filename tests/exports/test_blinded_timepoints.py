@@ -27,7 +27,7 @@ from participants.models import AllocationSlot, Participant, Study
 from scheduling import services as scheduling_services
 from scheduling.models import Visit
 from tests.conftest import advance
-from tests.exports.conftest import SCS, body_of, noon
+from tests.exports.conftest import SCS, body_of, noon, unblind
 from tests.factories import build_study
 
 pytestmark = pytest.mark.django_db
@@ -38,12 +38,6 @@ STYLES = {
     "mapp": ("MPP", "mapp-v2", ("mdma", "placebo"), {"mdma": "ENDPOINT", "placebo": "ENDPOINT"}),
 }
 EXPORTS = [f"{name}.csv" for name in DATASETS] + ["scores.csv?layout=wide"]
-
-
-def unblind(study: Study) -> None:
-    """The study's unblinded flag, set as the other export tests set it (the unblinding service's approvals are not
-    what these tests are about)."""
-    Study.objects.filter(pk=study.pk).update(unblinded=True)
 
 
 def _complete(visit: Visit, participant: Participant, *, by, scs_by=None) -> None:
@@ -186,7 +180,7 @@ def test_blinded_exports_hold_the_same_rows_for_either_arm_and_unblinded_ones_do
     _blinded_rows_are_equal(style, study, a, b, personas["statistician"], api)
     if style == "samati":
         _binary_rows_are_equal(study, a, b, personas["statistician"], api, tmp_path)
-    unblind(study)
+    unblind(study.code)
     assert Study.objects.get(pk=study.pk).unblinded
     _unblinded_rows_differ(style, study, a, b, personas["unblinded_statistician"], api)
     # The blinded statistician's exports stay aligned on timepoints after unblinding (the arm is never theirs).
