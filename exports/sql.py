@@ -40,7 +40,7 @@ def _px(scope: Scope, staff: StaffIds | None = None, timepoints: TimepointMap | 
         staff_cols = sql.SQL(
             ", {m}::jsonb AS staff, ({m}::jsonb ->> ('D:' || p.study_id || ':' || {members})) AS dyad_id"
         ).format(m=sql.Literal(json.dumps(staff.by_key, sort_keys=True)), members=sql.SQL(_TREATING_DYAD_MEMBERS))
-    arm_col = sql.SQL(", arm.code AS arm") if scope.with_arm else sql.SQL("")
+    arm_col: sql.Composable = sql.SQL(", arm.code AS arm") if scope.with_arm else sql.SQL("")
     if timepoints is not None:
         arm_col += sql.SQL(", ps.protocol_version_id AS pv_id, COALESCE(arm.code, '') AS tp_arm")
     arm_join = (

@@ -86,23 +86,23 @@ BLINDED_TIMING = (
 )
 
 
-def blinded_column(col: Column) -> Column:
-    """A column as a blinded export of visit rows gives it: its declared replacement, or (a study day or date) empty
-    unless the row's timepoint has the same timing in every arm (or the row has no visit)."""
+def blinded_column(col: Column, *, timed: bool = True) -> Column:
+    """A column as a blinded export of visit rows gives it: its declared replacement, or (a study day or date, when
+    ``timed``) empty unless the row's timepoint has the same timing in every arm (or the row has no visit)."""
     if col.blinded_sql is not None and col.blinded_py is not None:
         return dataclasses.replace(col, sql=col.blinded_sql, py=col.blinded_py)
-    if not col.timing:
+    if not col.timing or not timed:
         return col
     expr = col.expr
     py = col.py
 
-    def timed(r: Mapping[str, Any], p: PCtx) -> Any:
+    def when_same_timing(r: Mapping[str, Any], p: PCtx) -> Any:
         return py(r, p) if not r.get("_has_visit") or r.get("_same_timing") else None
 
     return dataclasses.replace(
         col,
         sql=sql.SQL("CASE WHEN v.id IS NULL OR tp.same_timing THEN {} END").format(expr),
-        py=timed,
+        py=when_same_timing,
         derivation=col.derivation + BLINDED_TIMING,
     )
 
@@ -142,10 +142,8 @@ class Dataset:
 
     def visible(self, scope: Scope) -> list[Column]:
         cols = [c for c in self.all_columns() if c.visible(scope)]
-        if self.blinded(scope) and self.visit_rows in _TIMED:
-            return [blinded_column(c) for c in cols]
         if self.blinded(scope):
-            return [dataclasses.replace(c, sql=c.blinded_sql, py=c.blinded_py) if c.blinded_py else c for c in cols]
+            return [blinded_column(c, timed=self.visit_rows in _TIMED) for c in cols]
         return cols
 
     def blinded_row_sql(self, scope: Scope) -> str | None:
