@@ -21,7 +21,12 @@ _FILTERS = [
     OpenApiParameter("study", str, description="Study code(s), comma-separated"),
     OpenApiParameter("site", str, description="Site code(s), comma-separated; must be sites you may export"),
     OpenApiParameter("instrument", str, description="Instrument code(s): responses, scores, safety_alerts"),
-    OpenApiParameter("visit_code", str, description="Visit code(s): every dataset but participants"),
+    OpenApiParameter(
+        "visit_code",
+        str,
+        description="Visit code(s): every dataset but participants. Blinded exports (no arm column) match "
+        "timepoint codes (BASELINE, PRIMARY ...) instead",
+    ),
     OpenApiParameter("changed_since", OpenApiTypes.DATETIME, description="Rows whose source changed since (ISO)"),
     OpenApiParameter("layout", str, enum=["long", "wide"], description="scores only"),
     OpenApiParameter("dates", str, enum=["iso"], description="Add ISO date columns (permission export_dates)"),

@@ -93,6 +93,10 @@ class PCtx:
     # Pseudonymous staff ids (exports.pseudonyms.StaffIds), for the datasets that carry them; shared by every row.
     staff: Any = None
     dyad_id: str | None = None  # the participant's treating dyad
+    # For the timepoint mapping only (exports.timepoints), never a column: the schedule's protocol version and the
+    # allocated arm's code ('' before randomization).
+    pv_id: int | None = None
+    tp_arm: str = ""
 
     def local(self, instant: dt.datetime | None) -> dt.date | None:
         return instant.astimezone(self.tz).date() if instant is not None else None
@@ -117,6 +121,12 @@ class Column:
     derivation: str = ""
     instrument: str = ""
     instrument_version: str = ""
+    # A study day or calendar date of the row's visit or of something done at it: in a blinded export it is given
+    # only where every arm's visit of the timepoint is due at the same time (exports.timepoints).
+    timing: bool = False
+    # What a blinded export (no arm column) of visit rows gives instead (exports.datasets.base.Dataset.visible).
+    blinded_sql: str | None = None
+    blinded_py: Callable[[Mapping[str, Any], PCtx], Any] | None = None
 
     @property
     def expr(self) -> Composable:
@@ -179,9 +189,29 @@ ARM = Column(
 )
 
 
-def visit_code_column(key: str) -> Column:
-    """The visit code, read from the row's ``key``."""
-    return Column("visit_code", TEXT, "Visit code (protocol)", "v.code", lambda r, p: r[key])
+VISIT_CODE_ONLY_WITH_ARM = (
+    "the arm's own visit code in the protocol; present only with the arm column (an arm's visit codes name it): "
+    "blinded exports carry the timepoint instead"
+)
+
+
+def visit_code_column(key: str, label: str = "Visit code (protocol)") -> Column:
+    """The visit code, read from the row's ``key``: only where the arm is visible (it names the arm)."""
+    return Column(
+        "visit_code", TEXT, label, "v.code", lambda r, p: r[key], role="arm", derivation=VISIT_CODE_ONLY_WITH_ARM
+    )
+
+
+TIMEPOINT = Column(
+    "timepoint",
+    TEXT,
+    "Timepoint (arm-neutral code the protocol declares)",
+    "tp.timepoint",
+    lambda r, p: r.get("_timepoint"),
+    derivation="the timepoint of the protocol's blinded schedule the visit serves in the participant's arm (e.g. "
+    "BASELINE, PRIMARY, FOLLOW_UP), the same code in every arm; empty for a visit that serves none (unblinded "
+    "exports only: blinded exports leave such visits out)",
+)
 
 
 def study_day_column(name: str, label: str, sql_instant: str, key: str) -> Column:
@@ -194,12 +224,15 @@ def study_day_column(name: str, label: str, sql_instant: str, key: str) -> Colum
         lambda r, p: p.day(p.local(r[key])),
         unit="days",
         derivation=STUDY_DAY,
+        timing=True,
     )
 
 
 def date_study_day_column(name: str, label: str, sql_date: str, key: str) -> Column:
     """The study day of a calendar date (the date minus day 0)."""
-    return Column(name, INT, label, day_sql(sql_date), lambda r, p: p.day(r[key]), unit="days", derivation=STUDY_DAY)
+    return Column(
+        name, INT, label, day_sql(sql_date), lambda r, p: p.day(r[key]), unit="days", derivation=STUDY_DAY, timing=True
+    )
 
 
 def local_date_column(name: str, label: str, sql_instant: str, key: str) -> Column:
@@ -212,6 +245,7 @@ def local_date_column(name: str, label: str, sql_instant: str, key: str) -> Colu
         lambda r, p: iso(p.local(r[key])),
         role="date",
         derivation="ISO local calendar date (participant's time zone); only with ?dates=iso",
+        timing=True,
     )
 
 
@@ -225,9 +259,14 @@ def date_column(name: str, label: str, sql_date: str, key: str) -> Column:
         lambda r, p: iso(r[key]),
         role="date",
         derivation="ISO local calendar date; only with ?dates=iso",
+        timing=True,
     )
 
 
+WITH_ARM_ONLY = (
+    "present only with the arm column: when and whether treatment sessions took place differs by arm in a "
+    "delayed-treatment design"
+)
 STAFF_IDS = (
     "keyed hash (HMAC-SHA-256, 10 hex digits) of the study and the staff user ids: stable within a study, unrelated "
     "across studies, never a name or username"
@@ -248,8 +287,9 @@ def visit_dyad_column(key: str) -> Column:
         "Pseudonymous id of the therapist dyad booked on this session",
         _VISIT_DYAD_SQL,
         lambda r, p: p.staff.visit_dyad.get(r[key]),
+        role="arm",
         derivation="D-<10 hex>: the staff booked on a preparation, dosing or integration session (empty for other "
-        "visits or none booked); " + STAFF_IDS,
+        "visits or none booked); " + STAFF_IDS + "; " + WITH_ARM_ONLY,
     )
 
 
@@ -259,6 +299,7 @@ TREATING_DYAD = Column(
     "Pseudonymous id of the participant's therapist dyad",
     "px.dyad_id",
     lambda r, p: p.dyad_id,
+    role="arm",
     derivation="D-<10 hex>: the staff booked on the participant's first dosing session that has staff (a dyad rarely "
-    "changes within a treatment; the visits dataset has each session's own); " + STAFF_IDS,
+    "changes within a treatment; the visits dataset has each session's own); " + STAFF_IDS + "; " + WITH_ARM_ONLY,
 )

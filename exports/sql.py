@@ -14,6 +14,7 @@ from psycopg import sql
 from exports.columns import TEXT, Filters, Scope, escape_sql
 from exports.datasets import SCORES, Dataset
 from exports.pseudonyms import StaffIds
+from exports.timepoints import TIMEPOINT_JOIN, TimepointMap, timepoint_cte, timepoint_map
 from exports.wide import WideColumn, index_columns
 from scheduling.protocol import VisitKind
 
@@ -28,24 +29,29 @@ _TREATING_DYAD_MEMBERS = (
 )
 
 
-def _px(scope: Scope, staff: StaffIds | None = None) -> sql.Composable:
+def _px(scope: Scope, staff: StaffIds | None = None, timepoints: TimepointMap | None = None) -> sql.Composable:
     """Participants in scope with their study, time zone, day 0 and (only when visible) arm; with ``staff``, the
     pseudonym mapping (a JSON literal computed in Python: the key never reaches the database) as ``px.staff`` and
-    the treating dyad's id as ``px.dyad_id``."""
+    the treating dyad's id as ``px.dyad_id``; with ``timepoints``, the mapping as the table ``tp`` and, for joining
+    it only (never a column of a blinded export), the schedule's protocol version and the arm key (exports.timepoints).
+    """
     staff_cols: sql.Composable = sql.SQL("")
     if staff is not None:
         staff_cols = sql.SQL(
             ", {m}::jsonb AS staff, ({m}::jsonb ->> ('D:' || p.study_id || ':' || {members})) AS dyad_id"
         ).format(m=sql.Literal(json.dumps(staff.by_key, sort_keys=True)), members=sql.SQL(_TREATING_DYAD_MEMBERS))
-    arm_col = sql.SQL(", arm.code AS arm") if scope.with_arm else sql.SQL("")
+    arm_col: sql.Composable = sql.SQL(", arm.code AS arm") if scope.with_arm else sql.SQL("")
+    if timepoints is not None:
+        arm_col += sql.SQL(", ps.protocol_version_id AS pv_id, COALESCE(arm.code, '') AS tp_arm")
     arm_join = (
         sql.SQL(
             " LEFT JOIN participants_allocationslot sl ON sl.participant_id = p.id"
             " LEFT JOIN participants_arm arm ON arm.id = sl.arm_id"
         )
-        if scope.with_arm
+        if scope.with_arm or timepoints is not None
         else sql.SQL("")
     )
+    tp_cte = sql.SQL(", {} ").format(timepoint_cte(timepoints)) if timepoints is not None else sql.SQL("")
     where = [sql.SQL("p.site_id = ANY({})").format(sql.Literal(list(scope.site_ids)))]
     if scope.study_ids is not None:
         where.append(sql.SQL("p.study_id = ANY({})").format(sql.Literal(list(scope.study_ids))))
@@ -57,8 +63,10 @@ def _px(scope: Scope, staff: StaffIds | None = None) -> sql.Composable:
         "LEFT JOIN participants_contactdetails c ON c.participant_id = p.id "
         "CROSS JOIN LATERAL (SELECT COALESCE(NULLIF(c.time_zone, ''), s.time_zone) AS tz) z "
         "LEFT JOIN scheduling_participantschedule ps ON ps.participant_id = p.id{arm_join} "
-        "WHERE {where}) "
-    ).format(staff_cols=staff_cols, arm_col=arm_col, arm_join=arm_join, where=sql.SQL(" AND ").join(where))
+        "WHERE {where}) {tp_cte}"
+    ).format(
+        staff_cols=staff_cols, arm_col=arm_col, arm_join=arm_join, where=sql.SQL(" AND ").join(where), tp_cte=tp_cte
+    )
 
 
 def filter_clauses(filter_sql: Mapping[str, str], changed_sql: str | None, filters: Filters) -> list[sql.Composable]:
@@ -86,27 +94,58 @@ def _select_list(columns: Sequence[tuple[str, str, sql.Composable]], escape: boo
     return sql.SQL(", ").join(parts)
 
 
+def _blinded_filters(filter_sql: Mapping[str, str], blinded: bool) -> Mapping[str, str]:
+    """A blinded export filters ?visit_code by timepoint code (an arm's own visit code would name the arm)."""
+    if blinded and "visit_code" in filter_sql:
+        return {**filter_sql, "visit_code": "tp.timepoint"}
+    return filter_sql
+
+
 def select_sql(
-    dataset: Dataset, scope: Scope, filters: Filters, *, escape: bool, staff: StaffIds | None = None
+    dataset: Dataset,
+    scope: Scope,
+    filters: Filters,
+    *,
+    escape: bool,
+    staff: StaffIds | None = None,
+    timepoints: TimepointMap | None = None,
 ) -> sql.Composed:
     """The dataset's rows; ``escape`` prefixes formula cells (for CSV, which spreadsheets open); ``staff`` for a
-    dataset with pseudonymous staff columns."""
+    dataset with pseudonymous staff columns; ``timepoints`` (read when not given) for a dataset of visit rows."""
     cols = [(c.name, c.type, c.expr) for c in dataset.visible(scope)]
-    where = filter_clauses(dataset.filter_sql, dataset.changed_sql, filters)
+    where = filter_clauses(_blinded_filters(dataset.filter_sql, dataset.blinded(scope)), dataset.changed_sql, filters)
     hidden = dataset.hidden_sql(scope) if dataset.hidden_sql is not None else None
     if hidden is not None:
         where.append(hidden)
+    from_ = dataset.from_sql
+    if dataset.visit_rows:
+        timepoints = timepoint_map(scope) if timepoints is None else timepoints
+        from_ += TIMEPOINT_JOIN
+        blinded_rows = dataset.blinded_row_sql(scope)
+        if blinded_rows:
+            where.append(sql.SQL(blinded_rows))
+    else:
+        timepoints = None
     return sql.SQL("{px}SELECT {cols} FROM px {from_} {where} ORDER BY {order}").format(
-        px=_px(scope, staff),
+        px=_px(scope, staff, timepoints),
         cols=_select_list(cols, escape),
-        from_=sql.SQL(dataset.from_sql),
+        from_=sql.SQL(from_),
         where=_where(where),
         order=sql.SQL(dataset.order_sql),
     )
 
 
-def wide_select_sql(wide: Sequence[WideColumn], scope: Scope, filters: Filters, *, escape: bool) -> sql.Composed:
-    """The wide scores: the long scores grouped per participant x visit, one aggregate per wide column."""
+def wide_select_sql(
+    wide: Sequence[WideColumn],
+    scope: Scope,
+    filters: Filters,
+    *,
+    escape: bool,
+    timepoints: TimepointMap | None = None,
+) -> sql.Composed:
+    """The wide scores: the long scores grouped per participant x visit, one aggregate per wide column; a blinded
+    export keeps to the visits that serve a timepoint, as the long scores do."""
+    timepoints = timepoint_map(scope) if timepoints is None else timepoints
     cols: list[tuple[str, str, sql.Composable]] = [(c.name, c.type, c.expr) for c in index_columns(scope)]
     for w in wide:
         value = sql.SQL("NULLIF(s.text_value, '')") if w.type == TEXT else sql.SQL("s.value")
@@ -120,8 +159,17 @@ def wide_select_sql(wide: Sequence[WideColumn], scope: Scope, filters: Filters, 
             )
         )
     # ?changed_since applies to the whole row (its latest change), hence HAVING rather than WHERE.
-    where = filter_clauses(SCORES.filter_sql, None, filters)
-    group = [sql.SQL("px.participant_id"), sql.SQL("px.site_code"), sql.SQL("v.id")]
+    where = filter_clauses(_blinded_filters(SCORES.filter_sql, SCORES.blinded(scope)), None, filters)
+    blinded_rows = SCORES.blinded_row_sql(scope)
+    if blinded_rows:
+        where.append(sql.SQL(blinded_rows))
+    group = [
+        sql.SQL("px.participant_id"),
+        sql.SQL("px.site_code"),
+        sql.SQL("v.id"),
+        sql.SQL("tp.timepoint"),
+        sql.SQL("tp.same_timing"),
+    ]
     if scope.with_arm:
         group.append(sql.SQL("px.arm"))
     having = (
@@ -130,9 +178,9 @@ def wide_select_sql(wide: Sequence[WideColumn], scope: Scope, filters: Filters, 
         else sql.SQL("")
     )
     return sql.SQL("{px}SELECT {cols} FROM px {from_} {where} GROUP BY {group}{having} ORDER BY {order}").format(
-        px=_px(scope),
+        px=_px(scope, None, timepoints),
         cols=_select_list(cols, escape),
-        from_=sql.SQL(SCORES.from_sql),
+        from_=sql.SQL(SCORES.from_sql + TIMEPOINT_JOIN),
         where=_where(where),
         group=sql.SQL(", ").join(group),
         having=having,

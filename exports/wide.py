@@ -18,6 +18,7 @@ from exports.columns import (
     SITE,
     STUDY_DAY,
     TEXT,
+    TIMEPOINT,
     YES_NO,
     Column,
     Filters,
@@ -26,8 +27,9 @@ from exports.columns import (
     local_sql,
     visit_code_column,
 )
-from exports.datasets.base import CHUNK_ROWS, participant_contexts
+from exports.datasets.base import CHUNK_ROWS, blinded_column, participant_contexts
 from exports.datasets.scores import SCORES
+from exports.timepoints import timepoint_map
 
 
 @dataclass(frozen=True)
@@ -107,6 +109,7 @@ WIDE_INDEX = (
     PARTICIPANT_ID,
     SITE,
     visit_code_column("visit_code"),
+    TIMEPOINT,
     Column(
         "study_day",
         INT,
@@ -115,23 +118,30 @@ WIDE_INDEX = (
         lambda r, p: None,
         unit="days",
         derivation=STUDY_DAY,
+        timing=True,
     ),
     ARM,
 )
 
 
 def index_columns(scope: Scope) -> list[Column]:
-    """The columns in front of the scores that the caller may see."""
-    return [c for c in WIDE_INDEX if c.visible(scope)]
+    """The columns in front of the scores that the caller may see (blinded: aligned on timepoints, as the long
+    scores are)."""
+    cols = [c for c in WIDE_INDEX if c.visible(scope)]
+    return cols if scope.with_arm else [blinded_column(c) for c in cols]
 
 
 def python_wide_rows(wide: Sequence[WideColumn], scope: Scope, filters: Filters) -> Iterator[tuple[Any, ...]]:
     """Wide rows from the long scores stream, grouped per participant x visit (the stream is ordered that way)."""
-    contexts = participant_contexts(scope)
+    contexts = participant_contexts(scope, with_timepoints=True)
+    mapping = timepoint_map(scope)
+    blinded = not scope.with_arm
+    # Blinded, ?visit_code names timepoints: compared after the mapping (see emit()).
+    wanted = set(filters.visit_codes or ()) if blinded else set()
     index = {(w.instrument, w.kind, w.code): i for i, w in enumerate(wide)}
     # ?changed_since applies to the whole row (its latest change), not to each score: see emit().
     assert SCORES.source is not None  # the long scores are a SELECT
-    qs = SCORES.source.filtered(scope, Filters(filters.instruments, filters.visit_codes, None))
+    qs = SCORES.source.filtered(scope, Filters(filters.instruments, None if blinded else filters.visit_codes, None))
     stream = qs.order_by(
         "response__participant__participant_id",
         F("response__visit__target_date").asc(nulls_last=True),
@@ -140,6 +150,7 @@ def python_wide_rows(wide: Sequence[WideColumn], scope: Scope, filters: Filters)
         "response__participant_id",
         "response__visit_id",
         "response__visit__code",
+        "response__visit__unscheduled",
         "response__instrument_code",
         "kind",
         "code",
@@ -149,27 +160,39 @@ def python_wide_rows(wide: Sequence[WideColumn], scope: Scope, filters: Filters)
         "response__updated_at",
         "computed_at",
     )
-    current: tuple[int, int, str] | None = None
+    current: tuple[int, int, str, bool] | None = None
     values: list[Any] = []
     first_day: int | None = None
     last_change: dt.datetime | None = None
 
-    def emit(current: tuple[int, int, str]) -> tuple[Any, ...] | None:
+    def emit(current: tuple[int, int, str, bool]) -> tuple[Any, ...] | None:
         ctx = contexts[current[0]]
         if filters.changed_since and (last_change is None or last_change < filters.changed_since):
             return None
-        head: list[Any] = [ctx.participant_id, ctx.site_code, current[2], first_day]
+        of = None if current[3] else mapping.get((ctx.pv_id or 0, ctx.tp_arm, current[2]))
+        timepoint = of.timepoint if of is not None else None
+        if blinded and (of is None or (wanted and timepoint not in wanted)):
+            return None
+        head: list[Any] = [ctx.participant_id, ctx.site_code]
+        if scope.with_arm:
+            head.append(current[2])
+        head += [timepoint, first_day if not blinded or (of is not None and of.same_timing) else None]
         if scope.with_arm:
             head.append(ctx.arm)
         return tuple(head + values)
 
-    for pid, vid, vcode, inst, kind, code, value, text, submitted, updated, computed in stream.iterator(
+    for pid, vid, vcode, unscheduled, inst, kind, code, value, text, submitted, updated, computed in stream.iterator(
         chunk_size=CHUNK_ROWS
     ):
         if current is None or (pid, vid) != current[:2]:
             if current is not None and (out := emit(current)) is not None:
                 yield out
-            current, values, first_day, last_change = (pid, vid, vcode), [None] * len(wide), None, None
+            current, values, first_day, last_change = (
+                (pid, vid, vcode, unscheduled),
+                [None] * len(wide),
+                None,
+                None,
+            )
         ctx = contexts[pid]
         day = ctx.day(ctx.local(submitted))
         if day is not None and (first_day is None or day < first_day):

@@ -24,6 +24,7 @@ from exports.columns import (
     PARTICIPANT_ID,
     SITE,
     TEXT,
+    TIMEPOINT,
     YES_NO,
     Column,
     PCtx,
@@ -33,8 +34,9 @@ from exports.columns import (
     hours_between,
     local_date_column,
     study_day_column,
+    visit_code_column,
 )
-from exports.datasets.base import Dataset, RowSource
+from exports.datasets.base import ANY_VISIT, Dataset, RowSource
 from safety.models import SERIOUSNESS_CRITERIA, AdverseEvent, Relatedness
 from safety.selectors import adverse_events_at_sites
 
@@ -95,13 +97,8 @@ ADVERSE_EVENTS = Dataset(
             lambda r, p: r["id"],
             derivation="the event's record number: stable across exports, says nothing about the participant",
         ),
-        Column(
-            "visit_code",
-            TEXT,
-            "Visit during or after which it began (empty if not tied to a visit)",
-            "v.code",
-            lambda r, p: r["visit__code"],
-        ),
+        visit_code_column("visit__code", "Visit during or after which it began (empty if not tied to a visit)"),
+        TIMEPOINT,
         Column(
             "coded_term_code",
             TEXT,
@@ -298,4 +295,5 @@ ADVERSE_EVENTS = Dataset(
         participant="participant_id",
         visit_code="visit__code",
     ),
+    visit_rows=ANY_VISIT,
 )

@@ -10,6 +10,7 @@ from exports.columns import (
     PARTICIPANT_ID,
     SITE,
     TEXT,
+    TIMEPOINT,
     YES_NO,
     Column,
     hours_between,
@@ -17,7 +18,7 @@ from exports.columns import (
     study_day_column,
     visit_code_column,
 )
-from exports.datasets.base import Dataset, RowSource
+from exports.datasets.base import VISIT_ROWS, Dataset, RowSource
 
 SAFETY_ALERTS = Dataset(
     name="safety_alerts",
@@ -26,6 +27,7 @@ SAFETY_ALERTS = Dataset(
         PARTICIPANT_ID,
         SITE,
         visit_code_column("response__visit__code"),
+        TIMEPOINT,
         Column("instrument", TEXT, "Instrument code", "r.instrument_code", lambda r, p: r["response__instrument_code"]),
         Column("rule_code", TEXT, "Safety rule code", "al.rule_code", lambda r, p: r["rule_code"]),
         Column(
@@ -90,4 +92,5 @@ SAFETY_ALERTS = Dataset(
         visit_code="response__visit__code",
         changed=("created_at", "acknowledged_at", "escalated_at"),
     ),
+    visit_rows=VISIT_ROWS,
 )

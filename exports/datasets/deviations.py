@@ -2,8 +2,19 @@
 
 from __future__ import annotations
 
-from exports.columns import ARM, INT, PARTICIPANT_ID, SITE, TEXT, Column, local_date_column, study_day_column
-from exports.datasets.base import Dataset, RowSource
+from exports.columns import (
+    ARM,
+    INT,
+    PARTICIPANT_ID,
+    SITE,
+    TEXT,
+    TIMEPOINT,
+    Column,
+    local_date_column,
+    study_day_column,
+    visit_code_column,
+)
+from exports.datasets.base import MAYBE_VISIT, Dataset, RowSource
 from scheduling.models import ProtocolDeviation
 from scheduling.selectors import deviations_at_sites
 
@@ -13,9 +24,8 @@ DEVIATIONS = Dataset(
     columns=(
         PARTICIPANT_ID,
         SITE,
-        Column(
-            "visit_code", TEXT, "Visit code (empty if not tied to a visit)", "v.code", lambda r, p: r["visit__code"]
-        ),
+        visit_code_column("visit__code", "Visit code (empty if not tied to a visit)"),
+        TIMEPOINT,
         Column(
             "deviation_type",
             TEXT,
@@ -52,4 +62,5 @@ DEVIATIONS = Dataset(
         visit_code="visit__code",
         changed=("recorded_at",),
     ),
+    visit_rows=MAYBE_VISIT,
 )

@@ -14,6 +14,7 @@ from exports.columns import (
     INT,
     PARTICIPANT_ID,
     SITE,
+    TIMEPOINT,
     YES_NO,
     Column,
     hours_between,
@@ -21,7 +22,7 @@ from exports.columns import (
     study_day_column,
     visit_code_column,
 )
-from exports.datasets.base import Dataset, RowSource
+from exports.datasets.base import VISIT_ROWS, Dataset, RowSource
 from safety.selectors import dosing_sessions_at_sites
 
 # As per_participant's dose<N>_mg: in a placebo-controlled study a dose can reveal the allocation.
@@ -44,12 +45,16 @@ DOSING_SESSIONS = Dataset(
         PARTICIPANT_ID,
         SITE,
         visit_code_column("visit__code"),
+        TIMEPOINT,
         Column(
             "dosing_number",
             INT,
             "Dosing session number within the participant's arm (1 = first)",
             "v.dosing_number",
             lambda r, p: r["visit__dosing_number"],
+            role="arm",
+            derivation="present only with the arm column (which session a visit is differs by arm in a "
+            "delayed-treatment design)",
         ),
         study_day_column("study_day", "Study day the session started", "ds.started_at", "started_at"),
         Column(
@@ -167,4 +172,5 @@ DOSING_SESSIONS = Dataset(
         participant="participant_id",
         visit_code="visit__code",
     ),
+    visit_rows=VISIT_ROWS,
 )

@@ -10,13 +10,14 @@ from exports.columns import (
     PARTICIPANT_ID,
     SITE,
     TEXT,
+    TIMEPOINT,
     YES_NO,
     Column,
     local_date_column,
     study_day_column,
     visit_code_column,
 )
-from exports.datasets.base import Dataset, RowSource
+from exports.datasets.base import VISIT_ROWS, Dataset, RowSource
 from safety.guess_selectors import guesses_at_sites
 
 RESPONDENTS = {
@@ -32,12 +33,16 @@ BLINDING_GUESSES = Dataset(
         PARTICIPANT_ID,
         SITE,
         visit_code_column("visit__code"),
+        TIMEPOINT,
         Column(
             "dosing_number",
             INT,
             "Dosing session number (empty at the endpoint)",
             "v.dosing_number",
             lambda r, p: r["visit__dosing_number"],
+            role="arm",
+            derivation="present only with the arm column (which session a visit is differs by arm in a "
+            "delayed-treatment design)",
         ),
         Column(
             "respondent",
@@ -97,4 +102,5 @@ BLINDING_GUESSES = Dataset(
         visit_code="visit__code",
         changed=("recorded_at", "corrected_at"),
     ),
+    visit_rows=VISIT_ROWS,
 )

@@ -177,8 +177,10 @@ def per_participant_columns() -> tuple[Column, ...]:
             "dosing_sessions",
             INT,
             "Dosing sessions received",
+            role="arm",
             unit="sessions",
-            derivation="dosing visits that took place (occurred), whatever the arm gave at them",
+            derivation="dosing visits that took place (occurred), whatever the arm gave at them; present only with "
+            "the arm column (a delayed-treatment arm receives none before its primary endpoint)",
         ),
         *_dose_columns(),
         ARM,

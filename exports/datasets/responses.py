@@ -10,13 +10,14 @@ from exports.columns import (
     SITE,
     STAFF_IDS,
     TEXT,
+    TIMEPOINT,
     TREATING_DYAD,
     Column,
     local_date_column,
     study_day_column,
     visit_code_column,
 )
-from exports.datasets.base import Dataset, RowSource
+from exports.datasets.base import VISIT_ROWS, Dataset, RowSource
 
 RESPONSES = Dataset(
     name="responses",
@@ -25,6 +26,7 @@ RESPONSES = Dataset(
         PARTICIPANT_ID,
         SITE,
         visit_code_column("response__visit__code"),
+        TIMEPOINT,
         Column("instrument", TEXT, "Instrument code", "r.instrument_code", lambda r, p: r["response__instrument_code"]),
         Column(
             "instrument_version",
@@ -107,4 +109,5 @@ RESPONSES = Dataset(
         changed=("response__updated_at",),
     ),
     needs_staff=True,
+    visit_rows=VISIT_ROWS,
 )

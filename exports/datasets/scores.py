@@ -14,6 +14,7 @@ from exports.columns import (
     PARTICIPANT_ID,
     SITE,
     TEXT,
+    TIMEPOINT,
     YES_NO,
     Column,
     blank_none,
@@ -22,7 +23,7 @@ from exports.columns import (
     study_day_column,
     visit_code_column,
 )
-from exports.datasets.base import Dataset, RowSource
+from exports.datasets.base import VISIT_ROWS, Dataset, RowSource
 
 # Scales before flags within a response, as the SQL path orders them.
 _SCALES_FIRST = Case(When(kind=Score.Kind.SCALE, then=Value(0)), default=Value(1), output_field=IntegerField())
@@ -34,6 +35,7 @@ SCORES = Dataset(
         PARTICIPANT_ID,
         SITE,
         visit_code_column("response__visit__code"),
+        TIMEPOINT,
         Column("instrument", TEXT, "Instrument code", "r.instrument_code", lambda r, p: r["response__instrument_code"]),
         Column(
             "instrument_version",
@@ -123,4 +125,5 @@ SCORES = Dataset(
         visit_code="response__visit__code",
         changed=("response__updated_at", "computed_at"),
     ),
+    visit_rows=VISIT_ROWS,
 )

@@ -13,6 +13,7 @@ from exports.columns import (
     PARTICIPANT_ID,
     SITE,
     TEXT,
+    TIMEPOINT,
     YES_NO,
     Column,
     PCtx,
@@ -25,7 +26,7 @@ from exports.columns import (
     visit_code_column,
     visit_dyad_column,
 )
-from exports.datasets.base import Dataset, RowSource
+from exports.datasets.base import VISIT_ROWS, Dataset, RowSource
 from scheduling.models import Visit
 from scheduling.protocol import VisitKind
 from scheduling.selectors import visits_at_sites
@@ -55,6 +56,7 @@ VISITS = Dataset(
         PARTICIPANT_ID,
         SITE,
         visit_code_column("code"),
+        TIMEPOINT,
         Column(
             "visit_kind",
             TEXT,
@@ -62,6 +64,9 @@ VISITS = Dataset(
             "v.kind",
             lambda r, p: r["kind"],
             values={k.value: k.value.replace("_", " ") for k in VisitKind},
+            derivation="blinded exports: the kind every arm's visit of the timepoint has, empty if they differ",
+            blinded_sql="tp.kind",
+            blinded_py=lambda r, p: r.get("_tp_kind"),
         ),
         Column(
             "unscheduled",
@@ -106,7 +111,8 @@ VISITS = Dataset(
             "Dosing session number",
             "v.dosing_number",
             lambda r, p: r["dosing_number"],
-            derivation="1, 2, 3 ... for dosing visits; empty otherwise",
+            role="arm",
+            derivation="1, 2, 3 ... for dosing visits; empty otherwise; present only with the arm column",
         ),
         Column(
             "days_since_last_dosing",
@@ -114,9 +120,11 @@ VISITS = Dataset(
             "Days since the most recent earlier dosing session",
             f"({_OCCURRED} - ld.last_dose)",
             _days_since_dosing,
+            role="arm",
             unit="days",
             derivation="local date this visit took place minus the local date of the latest other dosing visit that "
-            "took place on or before it; empty if none or not taken place",
+            "took place on or before it; empty if none or not taken place; present only with the arm column (when "
+            "dosing took place differs by arm in a delayed-treatment design)",
         ),
         visit_dyad_column("id"),
         ARM,
@@ -159,4 +167,5 @@ VISITS = Dataset(
     ),
     needs_dosing=True,
     needs_staff=True,
+    visit_rows=VISIT_ROWS,
 )

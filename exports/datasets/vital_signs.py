@@ -12,12 +12,14 @@ from exports.columns import (
     PARTICIPANT_ID,
     SITE,
     TEXT,
+    TIMEPOINT,
     Column,
     hours_between,
     local_date_column,
     study_day_column,
+    visit_code_column,
 )
-from exports.datasets.base import Dataset, RowSource
+from exports.datasets.base import VISIT_ROWS, Dataset, RowSource
 from safety.selectors import vital_signs_at_sites
 
 
@@ -39,9 +41,8 @@ VITAL_SIGNS = Dataset(
     columns=(
         PARTICIPANT_ID,
         SITE,
-        Column(
-            "visit_code", TEXT, "Visit code of the dosing session", "v.code", lambda r, p: r["session__visit__code"]
-        ),
+        visit_code_column("session__visit__code", "Visit code of the dosing session"),
+        TIMEPOINT,
         Column(
             "timepoint_code",
             TEXT,
@@ -91,4 +92,5 @@ VITAL_SIGNS = Dataset(
         participant="session__participant_id",
         visit_code="session__visit__code",
     ),
+    visit_rows=VISIT_ROWS,
 )

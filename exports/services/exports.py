@@ -28,6 +28,7 @@ from exports.pseudonyms import staff_ids
 from exports.request import CODEBOOK, ExportRequest, parse_request
 from exports.selectors import export_scope
 from exports.sql import select_sql, wide_select_sql
+from exports.timepoints import timepoint_map
 from exports.wide import index_columns, python_wide_rows, wide_columns
 from participants.access import Actor
 
@@ -99,8 +100,10 @@ def export_open(
                 Var(w.name, w.type, w.label, dict(w.values) if w.values and w.type != TEXT else None) for w in wide
             ]
 
+            tps = timepoint_map(scope) if pg else None
+
             def query(escape: bool) -> sql.Composed:
-                return wide_select_sql(wide, scope, request.filters, escape=escape)
+                return wide_select_sql(wide, scope, request.filters, escape=escape, timepoints=tps)
 
             def py_rows() -> Rows:
                 return python_wide_rows(wide, scope, request.filters)
@@ -110,9 +113,11 @@ def export_open(
             ds = DATASETS[dataset]
             variables = [Var(c.name, c.type, c.label, dict(c.values) if c.values else None) for c in ds.visible(scope)]
             staff = staff_ids(scope.site_ids, scope.study_ids) if ds.needs_staff and pg else None
+            # Read once for the count and the stream (exports.timepoints).
+            tps = timepoint_map(scope) if ds.visit_rows and pg else None
 
             def query(escape: bool) -> sql.Composed:
-                return select_sql(ds, scope, request.filters, escape=escape, staff=staff)
+                return select_sql(ds, scope, request.filters, escape=escape, staff=staff, timepoints=tps)
 
             def py_rows() -> Rows:
                 return python_rows(ds, scope, request.filters)

@@ -49,6 +49,21 @@ def unblinded(personas):
     return personas["unblinded_statistician"]
 
 
+def unblind(code: str = "MAP") -> None:
+    """Mark a study unblinded, as an investigator's unblinding leaves it (the approvals are not what the export tests
+    are about): the one place the export tests do it."""
+    from participants.models import Study
+
+    Study.objects.filter(code=code).update(unblinded=True)
+
+
+@pytest.fixture
+def open_view(personas, study):
+    """The unblinded statistician of an unblinded MAP: exports with the arm, every visit and its visit code."""
+    unblind(study.code)
+    return personas["unblinded_statistician"]
+
+
 @pytest.fixture
 def investigator(personas):
     return personas["investigator"]

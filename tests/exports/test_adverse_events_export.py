@@ -91,7 +91,8 @@ def _expected(events) -> dict[int, dict[str, object]]:
     """The rows as a statistician should read them, computed by hand: day 0 is the randomization date (NOW - 10 days,
     a local date in Portland), so an onset 3 days before NOW falls on study day 7."""
     p1, p2 = events["p1"].participant_id, events["p2"].participant_id
-    blank = dict.fromkeys(("visit_code", "coded_term_code", "coded_term", "aesi_categories"))
+    # Blinded: the timepoint of the visit an event is tied to, never the visit code (these events have no visit).
+    blank = dict.fromkeys(("timepoint", "coded_term_code", "coded_term", "aesi_categories"))
     base = {
         "site": "PDX",
         "serious": 0,
@@ -197,7 +198,7 @@ def test_every_format_round_trips_the_events_as_the_codebook_describes(events, p
     assert b"mother" not in body and b"outside" not in body
     df, meta = _frame(fmt, body, tmp_path, [row["variable"] for row in codebook if row["type"] == "string"])
     assert list(df.columns) == [row["variable"] for row in codebook]
-    assert "arm" not in df.columns and "onset_date" not in df.columns
+    assert "arm" not in df.columns and "onset_date" not in df.columns and "visit_code" not in df.columns
     got = {int(rec["ae_id"]): _normalise(rec) for rec in df.to_dict("records")}
     expected = _expected(events)
     assert set(got) == set(expected)

@@ -23,7 +23,7 @@ from audit.models import AuditEvent
 from exports import services
 from participants.models import AllocationSlot, Study
 from tests.exports.analysis_seed import seed_trial
-from tests.exports.conftest import body_of
+from tests.exports.conftest import body_of, unblind
 
 pytestmark = pytest.mark.django_db
 
@@ -190,14 +190,20 @@ def read_per_participant(api, user, fmt: str, tmp_path):
 
 
 def test_per_participant_round_trips_through_pandas_and_pyreadstat(seeded, personas, api, tmp_path):
-    user = personas["statistician"]
+    blinded, _meta, _body = read_per_participant(api, personas["statistician"], "csv", tmp_path)
+    assert list(blinded.participant_id) == sorted(p.participant_id for p in seeded.participants)
+    assert "arm" not in blinded.columns and not any(c.startswith("dose") for c in blinded.columns)
+    # The visit codes of the pair can differ by arm (a delayed arm's own endpoint), and so can the dosing sessions
+    # received and their dyad before a delayed arm's primary endpoint: they travel with the arm.
+    assert not {"baseline_visit", "endpoint_visit", "therapist_dyad_id", "dosing_sessions"} & set(blinded.columns)
+    blinded_book = pd.read_csv(io.BytesIO(body_of(api(personas["statistician"]).get("/api/v1/export/codebook.csv"))))
+    assert list(blinded_book[blinded_book.dataset == "per_participant"].variable) == list(blinded.columns)
+    unblind()
+    user = personas["unblinded_statistician"]
     csv, _meta, csv_body = read_per_participant(api, user, "csv", tmp_path)
-    assert list(csv.participant_id) == sorted(p.participant_id for p in seeded.participants)
-    assert "arm" not in csv.columns and not any(c.startswith("dose") for c in csv.columns)
+    assert csv.drop(columns=[c for c in csv.columns if c not in blinded.columns]).equals(blinded)
     for column in ["age_years", "sex", "gender", "race", "ethnicity", "education"]:
         assert column in csv.columns
-    # The visit codes of the pair can differ by arm (a delayed arm's own endpoint): they travel with the arm.
-    assert "baseline_visit" not in csv.columns and "endpoint_visit" not in csv.columns
     for scale in ["CAPS5_total", "PCL5_total", "LSAS_total", *SCS_VARIABLES]:
         assert {f"{scale}_baseline", f"{scale}_endpoint", f"{scale}_change"} <= set(csv.columns)
     base, end = stored("SCS_cs", "BASELINE"), stored("SCS_cs", "ENDPOINT")
@@ -258,7 +264,8 @@ def test_dose_columns_travel_with_the_arm_and_are_empty(seeded, personas, api, t
 
 
 def test_postgres_and_python_paths_give_the_same_staff_ids(seeded, personas):
-    user = personas["statistician"]
+    unblind()  # the dyads travel with the arm
+    user = personas["unblinded_statistician"]
     for dataset in ("visits", "responses"):
         pg = b"".join(services.export_open(user=user, dataset=dataset, fmt="csv").chunks)
         py = b"".join(services.export_open(user=user, dataset=dataset, fmt="csv", force_python=True).chunks)

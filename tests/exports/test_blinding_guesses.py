@@ -15,7 +15,7 @@ from participants import selectors as participant_selectors
 from safety import services as safety_services
 from safety.models import TreatmentGuess
 from scheduling.models import Visit
-from tests.exports.conftest import body_of
+from tests.exports.conftest import body_of, unblind
 
 pytestmark = pytest.mark.django_db
 
@@ -52,14 +52,18 @@ def codebook(api, user) -> pd.DataFrame:
     return df[df.dataset == "blinding_guesses"]
 
 
-def expected_rows() -> list[dict]:
+def expected_rows(blinded: bool = True) -> list[dict]:
+    """The guesses as the export should hold them: blinded, those at the primary endpoint only (ENDPOINT serves the
+    PRIMARY timepoint; DOSE1 serves none), under the timepoint; unblinded, all of them under their visit code."""
     rows = TreatmentGuess.objects.order_by("participant__participant_id", "recorded_at", "id").values(
         "participant__participant_id", "visit__code", "respondent", "guess", "confidence", "corrected_at"
     )
+    if blinded:
+        rows = rows.filter(visit__code="ENDPOINT")
     return [
         {
             "participant_id": r["participant__participant_id"],
-            "visit_code": r["visit__code"],
+            ("timepoint" if blinded else "visit_code"): "PRIMARY" if blinded else r["visit__code"],
             "respondent": r["respondent"],
             "guess": r["guess"],
             "confidence": r["confidence"],
@@ -77,13 +81,28 @@ def test_csv_and_json_round_trip_and_match_the_codebook(guessed, personas, api):
     df = pd.read_csv(io.BytesIO(body_of(r)), keep_default_na=False, na_values=[""])
     assert list(df.columns) == book["variable"].tolist()
     assert "arm" not in df.columns and "recorded_by" not in df.columns
-    keys = ["participant_id", "visit_code", "respondent", "guess", "confidence", "corrected"]
+    assert "visit_code" not in df.columns and "dosing_number" not in df.columns
+    keys = ["participant_id", "timepoint", "respondent", "guess", "confidence", "corrected"]
     assert df[keys].to_dict("records") == expected_rows()
+    assert len(df) == 2 and df["corrected"].sum() == 0
+    rows = json.loads(body_of(api(statistician).get("/api/v1/export/blinding_guesses.json")))
+    assert [{k: row[k] for k in keys} for row in rows] == expected_rows()
+    # Unblinded: every guess, under its visit code, with the dosing number.
+    unblind()
+    df = pd.read_csv(
+        io.BytesIO(body_of(api(personas["unblinded_statistician"]).get("/api/v1/export/blinding_guesses.csv"))),
+        keep_default_na=False,
+        na_values=[""],
+    )
+    keys = ["participant_id", "visit_code", "respondent", "guess", "confidence", "corrected"]
+    assert df[keys].to_dict("records") == expected_rows(blinded=False)
     assert len(df) == 6 and df["corrected"].sum() == 1
     assert set(df[df.visit_code == "DOSE1"]["dosing_number"]) == {1}
     assert df[df.visit_code == "ENDPOINT"]["dosing_number"].isna().all()
-    rows = json.loads(body_of(api(statistician).get("/api/v1/export/blinding_guesses.json")))
-    assert [{k: row[k] for k in keys} for row in rows] == expected_rows()
+    assert (
+        set(df[df.visit_code == "ENDPOINT"]["timepoint"]) == {"PRIMARY"}
+        and df[df.visit_code == "DOSE1"]["timepoint"].isna().all()
+    )
     # De-identified: no name, e-mail or username anywhere.
     body = body_of(r)
     assert b"Test Person" not in body and b"alice" not in body and b"@" not in body

@@ -83,14 +83,24 @@ def test_spss_and_stata_files_carry_variable_and_value_labels(answered, statisti
     path.write_bytes(body_of(r))
     df, meta = (pyreadstat.read_sav if fmt == "sav" else pyreadstat.read_dta)(str(path))
     assert meta.variable_value_labels["in_window"] == {0: "No", 1: "Yes"}
-    assert len(df) == Visit.objects.filter(participant=answered).count()
+    # Blinded: the visits that serve the protocol's timepoints, under their neutral codes.
+    assert df["timepoint"].tolist() == ["SCREENING", "BASELINE", "PRIMARY", "FOLLOW_UP"]
+    assert "visit_code" not in df.columns
+    assert (
+        len(df) == Visit.objects.filter(participant=answered, code__in=["SCREEN", "BASELINE", "ENDPOINT", "FU"]).count()
+    )
 
 
-def test_wide_layout_one_row_per_participant_visit_with_codebook_columns(trial, statistician, api):
-    r = api(statistician).get("/api/v1/export/scores.csv?layout=wide")
+def test_wide_layout_one_row_per_participant_visit_with_codebook_columns(trial, statistician, open_view, api):
+    # Blinded: the timepoints only (DOSE1 serves none), as its codebook says.
+    blinded = frame(api(statistician).get("/api/v1/export/scores.csv?layout=wide"))
+    codebook = frame(api(statistician).get("/api/v1/export/codebook.csv"))
+    assert list(blinded.columns) == codebook[codebook.dataset == "scores_wide"]["variable"].tolist()
+    assert blinded["timepoint"].tolist() == ["BASELINE"] and "visit_code" not in blinded.columns
+    r = api(open_view).get("/api/v1/export/scores.csv?layout=wide")
     assert r.status_code == 200
     df = frame(r)
-    codebook = frame(api(statistician).get("/api/v1/export/codebook.csv"))
+    codebook = frame(api(open_view).get("/api/v1/export/codebook.csv"))
     assert list(df.columns) == codebook[codebook.dataset == "scores_wide"]["variable"].tolist()
     p1 = trial[0]
     expected = set(
@@ -105,9 +115,9 @@ def test_wide_layout_one_row_per_participant_visit_with_codebook_columns(trial, 
     dose = df[df.visit_code == "DOSE1"].iloc[0]
     assert dose["CSSRS_SCREEN_risk"] == "high"
     assert pd.isna(dose["PCL5_total"])
-    assert base.participant_id == p1.participant_id
+    assert base.participant_id == p1.participant_id and base["timepoint"] == "BASELINE" and pd.isna(dose["timepoint"])
     # Restricting to an instrument keeps only its columns (and rows with its data).
-    df = frame(api(statistician).get("/api/v1/export/scores.csv?layout=wide&instrument=SCS"))
+    df = frame(api(open_view).get("/api/v1/export/scores.csv?layout=wide&instrument=SCS"))
     assert [c for c in df.columns if "_" in c and c.split("_")[0].isupper()] == [
         f"SCS_{s.code}" for s in SHIPPED["SCS"].scales
     ]
@@ -134,11 +144,12 @@ def test_study_days_come_from_local_dates(make_participant, alice, statistician,
     assert participants.loc[0, "randomized_study_day"] == 0
     responses = frame(api(statistician).get("/api/v1/export/responses.csv"))
     assert set(responses["study_day"]) == {(baseline.window_start - dt.date(2030, 3, 4)).days}
-    visits = frame(api(statistician).get("/api/v1/export/visits.csv")).set_index("visit_code")
+    visits = frame(api(statistician).get("/api/v1/export/visits.csv")).set_index("timepoint")
     assert visits.loc["BASELINE", "target_study_day"] == (baseline.target_date - dt.date(2030, 3, 4)).days
 
 
-def test_visit_columns_in_window_dosing_and_days_since_dosing(trial, statistician, api):
+def test_visit_columns_in_window_dosing_and_days_since_dosing(trial, open_view, api):
+    statistician = open_view  # every visit, with the arm: dosing numbers and days since dosing travel with it
     df = frame(api(statistician).get("/api/v1/export/visits.csv?visit_code=DOSE1,INT1A,DOSE2"))
     p1 = df[df.participant_id == trial[0].participant_id].set_index("visit_code")
     dose1 = Visit.objects.get(participant=trial[0], code="DOSE1")
@@ -154,7 +165,8 @@ def test_visit_columns_in_window_dosing_and_days_since_dosing(trial, statisticia
     assert pd.isna(p1.loc["DOSE2", "occurred_study_day"]) and p1.loc["DOSE2", "dosing_number"] == 2
     assert p1.loc["INT1A", "occurred_study_day"] == p1.loc["INT1A", "window_end_study_day"] + 2
     deviations = frame(api(statistician).get("/api/v1/export/deviations.csv"))
-    assert deviations.to_dict("records") == [
+    assert deviations["timepoint"].isna().all()  # INT1A serves no timepoint
+    assert deviations.drop(columns=["timepoint", "arm"]).to_dict("records") == [
         {
             "participant_id": trial[0].participant_id,
             "site": "PDX",
@@ -184,8 +196,10 @@ def test_rows_limited_to_the_users_sites_and_filters_apply(trial, statistician, 
     assert df.set_index("participant_id").loc[p2.participant_id, "withdrawal_level"] == "stop_follow_up"
     df = frame(api(statistician).get("/api/v1/export/responses.csv?instrument=CAPS5&site=PDX&study=MAP"))
     assert set(df["instrument"]) == {"CAPS5"} and len(df) == len(CAPS5)
-    df = frame(api(statistician).get("/api/v1/export/scores.csv?visit_code=DOSE1"))
-    assert set(df["visit_code"]) == {"DOSE1"}
+    # Blinded, ?visit_code names timepoints: an arm's visit code (DOSE1) matches none.
+    df = frame(api(statistician).get("/api/v1/export/scores.csv?visit_code=BASELINE"))
+    assert set(df["timepoint"]) == {"BASELINE"} and len(df) > 0
+    assert frame(api(statistician).get("/api/v1/export/scores.csv?visit_code=DOSE1")).empty
     # NYC is not the PDX statistician's: asking for it is refused as an unknown site (no existence oracle), not
     # silently emptied.
     refused = api(statistician).get("/api/v1/export/responses.csv?site=NYC")
@@ -252,7 +266,7 @@ def test_csv_is_rfc4180_crlf_utf8(answered, statistician, api):
     body = body_of(api(statistician).get("/api/v1/export/visits.csv"))
     lines = body.split(b"\r\n")
     assert lines[-1] == b"" and all(b"\n" not in line for line in lines)
-    assert lines[0].startswith(b"participant_id,site,visit_code,visit_kind")
+    assert lines[0].startswith(b"participant_id,site,timepoint,visit_kind")
     body.decode("utf-8")
     assert read_csv(api(statistician).get("/api/v1/export/visits.csv"))[0]["participant_id"] == answered.participant_id
 

@@ -12,8 +12,9 @@ from django.utils import timezone
 from assessments.models import Administration, Answer, Response, SafetyAlert, Score
 from participants.models import ContactDetails, Participant, Site, Study
 from safety.models import ConcomitantMedication, DosingSession, TreatmentGuess, VitalSign
-from scheduling.models import ProtocolDeviation, Visit
-from tests.exports.conftest import body_of
+from scheduling.models import ParticipantSchedule, ProtocolDeviation, Visit
+from scheduling.services.protocols import protocol_version_ensure
+from tests.exports.conftest import body_of, unblind
 from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -40,11 +41,17 @@ def bulk_population(study: Study, site: Site, start: int, count: int) -> None:
     ContactDetails.objects.bulk_create(
         ContactDetails(participant=p, full_name="X", email="x@example.org") for p in people
     )
+    # A schedule under the study's protocol, so that BASELINE serves its timepoint in blinded exports.
+    version = protocol_version_ensure(code=study.protocol_code, by=None)
+    ParticipantSchedule.objects.bulk_create(
+        ParticipantSchedule(participant=p, protocol_version=version, randomization_date=today) for p in people
+    )
     visits = Visit.objects.bulk_create(
         Visit(
             participant=p,
             site_id=p.site_id,
             study_id=p.study_id,
+            protocol_version=version,
             code="BASELINE",
             name="Baseline",
             kind="baseline",
@@ -211,9 +218,9 @@ URLS = [
 ]
 
 
-def counts(api, user) -> dict[str, tuple[int, int]]:
+def counts(api, user, urls=None) -> dict[str, tuple[int, int]]:
     out = {}
-    for url in URLS:
+    for url in urls or URLS:
         with CaptureQueriesContext(connection) as ctx:
             r = api(user).get(f"/api/v1/export/{url}")
             body = body_of(r)
@@ -224,16 +231,27 @@ def counts(api, user) -> dict[str, tuple[int, int]]:
 
 def test_query_count_is_the_same_for_10_and_1000_participants(study, pdx, personas, api):
     statistician = personas["statistician"]
+    # Blinded, the dosing sessions (at DOSE1, which serves no timepoint) are left out: the unblinded statistician
+    # measures those datasets with rows.
+    dosing = [url for url in URLS if url.startswith(("dosing_sessions", "vital_signs"))]
+    unblind(study.code)
+    unblinded = personas["unblinded_statistician"]
     bulk_population(study, pdx, 1, 10)
     # Once to warm the process-wide caches (a stored protocol version is parsed once, checking its instrument codes),
     # whose first use depends on which test ran before in this process; then measured.
     counts(api, statistician)
     small = counts(api, statistician)
+    small_open = counts(api, unblinded, dosing)
     bulk_population(study, pdx, 11, 990)
     large = counts(api, statistician)
+    large_open = counts(api, unblinded, dosing)
     for url in URLS:
         assert small[url][0] == large[url][0], (url, small[url][0], large[url][0])
-        if not url.startswith("codebook"):
+        if url in dosing:
+            assert large[url][1] == small[url][1], url  # blinded: a header, no row
+            assert small_open[url][0] == large_open[url][0], (url, small_open[url][0], large_open[url][0])
+            assert large_open[url][1] > small_open[url][1] * 20, url
+        elif not url.startswith("codebook"):
             assert large[url][1] > small[url][1] * 20, url  # the data really grew
     # The statement that streams the rows is among the queries counted.
     with CaptureQueriesContext(connection) as ctx:
