@@ -200,6 +200,7 @@ def test_a_superuser_configures_a_study_through_the_api(api, root, study):
         "medical_monitor_name": "",
         "medical_monitor_email": "",
         "hides_safety_from_raters": True,
+        "start_date": None,
         "arms": [],
     }
     r = client.post(
