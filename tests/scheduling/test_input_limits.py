@@ -71,7 +71,7 @@ def test_a_withdrawal_dated_in_the_future_is_refused(participant, alice, api):
     r = post(
         api(alice),
         f"/api/v1/participants/{participant.participant_id}/withdraw/",
-        {"level": "full", "reason": "moved away", "date": "2026-04-12"},
+        {"level": "stop_follow_up", "reason": "moved away", "date": "2026-04-12"},
     )
     assert r.status_code == 400 and r.json()["date"] == ["cannot be in the future"]
     assert changed_tables(before, table_state()) == []
