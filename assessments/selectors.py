@@ -16,6 +16,7 @@ from django.shortcuts import get_object_or_404
 from django.utils import timezone
 
 from assessments import links, texts
+from assessments.definitions import Instrument
 from assessments.models import Administration, Answer, ParticipantLink, Response, SafetyAlert, Score
 from assessments.windows import ANSWERABLE, SELF, administration_status, is_open
 from participants import access
@@ -380,3 +381,16 @@ def still_asked(prefix: str = "") -> Q:
     completed or lost to follow-up), as a condition on the participant reached through ``prefix`` (for a visit
     query, ``"participant__"``)."""
     return ~Q(**{f"{prefix}status__in": sorted(_NO_LONGER_ASKED)}) & ~Q(**{f"{prefix}withdrawal_level__gt": ""})
+
+
+def may_correct_response(user: Actor, *, site_id: int, entered_by_id: int | None, instrument: Instrument) -> bool:
+    """Who may correct a stored response. A self-report: any of the instrument's entry roles at the site. A clinician
+    rating is the rater's judgement: the clinician who entered it (while still holding an entry role at the site), or
+    an investigator (or administrator) of the site, who answers for its data; another entry role may not
+    (docs/security.md)."""
+    may_enter = access.has_role(user, site_id, instrument.entry_roles)
+    if instrument.respondent != "clinician":
+        return may_enter
+    if access.has_role(user, site_id, access.INVESTIGATORS):
+        return True
+    return may_enter and entered_by_id is not None and entered_by_id == getattr(user, "pk", None)

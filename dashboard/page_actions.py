@@ -13,12 +13,14 @@ from typing import Any
 
 from assessments.library import shipped_instruments
 from assessments.models import Administration
+from assessments.selectors import may_correct_response
 from assessments.windows import ANSWERABLE, SELF, administration_status
 from participants import access
 from participants.models import Participant
 from participants.transitions import ACTIVE, TRANSITIONS
 from scheduling.lifecycle import TRANSITIONS as VISIT_TRANSITIONS
 from scheduling.models import Visit
+from scheduling.protocol import THERAPY_SESSIONS
 from trialsite.roles import SCHEDULE
 
 S = Participant.Status
@@ -86,10 +88,12 @@ def page_actions(
     )
     for visit in visits:
         allowed = VISIT_TRANSITIONS.get(visit.status, frozenset())
+        # A therapist books only therapy sessions (scheduling.services.booking says the rest).
+        bookable = schedule and (manage or visit.kind in THERAPY_SESSIONS)
         actions = VisitActions(
             visit=visit,
-            schedule=schedule and V.SCHEDULED in allowed and visit.status != V.SCHEDULED,
-            reschedule=schedule and V.SCHEDULED in allowed and visit.status == V.SCHEDULED,
+            schedule=bookable and V.SCHEDULED in allowed and visit.status != V.SCHEDULED,
+            reschedule=bookable and V.SCHEDULED in allowed and visit.status == V.SCHEDULED,
             complete=manage and V.COMPLETED in allowed,
             miss=manage and V.MISSED in allowed,
             cancel=manage and V.CANCELLED in allowed,
@@ -109,7 +113,7 @@ def page_actions(
             correct_response_id=response.pk
             if response is not None
             and instrument is not None
-            and access.has_role(user, site_id, instrument.entry_roles)
+            and may_correct_response(user, site_id=site_id, entered_by_id=response.entered_by_id, instrument=instrument)
             else None,
         )
         if q_actions.any:

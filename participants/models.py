@@ -43,6 +43,11 @@ class Study(models.Model):
     safety_hidden_from_raters = models.BooleanField(
         null=True, blank=True, help_text="Hide safety data from independent raters (empty: hidden when blinded)."
     )
+    start_date = models.DateField(
+        null=True,
+        blank=True,
+        help_text="The study's first day: no clinical date before it is accepted (empty: CLINICAL_DATES_FROM).",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

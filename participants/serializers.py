@@ -22,6 +22,7 @@ from participants.models import (
     Study,
     validate_time_zone,
 )
+from trialsite.fields import OffsetDateTimeField
 from trialsite.roles import Role
 
 PHONE = r"^\+?[0-9 ()\-]{5,40}$"
@@ -82,7 +83,7 @@ class EligibilityInput(serializers.Serializer[Any]):
 
 class ConsentInput(serializers.Serializer[Any]):
     version = serializers.CharField(max_length=20)
-    signed_at = serializers.DateTimeField()
+    signed_at = OffsetDateTimeField()
     obtained_by = serializers.CharField(max_length=150, required=False, help_text="Username; defaults to you.")
 
 
@@ -158,6 +159,7 @@ class StudyOutput(serializers.Serializer[Study]):
     # Blank when the study names no medical monitor: text, not an address format.
     medical_monitor_email = serializers.CharField()
     hides_safety_from_raters = serializers.BooleanField()
+    start_date = serializers.DateField(allow_null=True)
     arms = serializers.SerializerMethodField()
 
     def get_arms(self, obj: Study) -> list[dict[str, Any]]:
@@ -201,6 +203,9 @@ class StudyCreateInput(serializers.Serializer[Any]):
     protocol_code = serializers.CharField(max_length=40, required=False, allow_blank=True, default="")
     target_enrollment = serializers.IntegerField(min_value=0, max_value=MAX_INT, required=False, default=0)
     blinded = serializers.BooleanField(required=False, default=False)
+    start_date = serializers.DateField(
+        required=False, allow_null=True, default=None, help_text="No clinical date before it is accepted."
+    )
 
 
 class StudyUpdateInput(_RefuseFields, serializers.Serializer[Any]):
@@ -218,6 +223,7 @@ class StudyUpdateInput(_RefuseFields, serializers.Serializer[Any]):
     medical_monitor_name = serializers.CharField(max_length=200, required=False, allow_blank=True)
     medical_monitor_email = serializers.EmailField(required=False, allow_blank=True)
     safety_hidden_from_raters = serializers.BooleanField(required=False)
+    start_date = serializers.DateField(required=False, help_text="No clinical date before it is accepted.")
     reason = serializers.CharField(max_length=2000, required=False, allow_blank=True)
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:

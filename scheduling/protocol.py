@@ -73,6 +73,8 @@ class VisitKind(StrEnum):
 
 
 VISIT_KINDS: tuple[str, ...] = tuple(kind.value for kind in VisitKind)
+# The therapy sessions: the visits therapists work on, and so the only ones a therapist books (docs/security.md).
+THERAPY_SESSIONS: frozenset[str] = frozenset({VisitKind.PREPARATION, VisitKind.DOSING, VisitKind.INTEGRATION})
 DAY0_ANCHORS: tuple[str, ...] = ("enrollment", "randomization")
 VISIT_ANCHOR_PREFIX = "visit:"
 _VISIT_ANCHOR_RE = re.compile(r"^visit:([A-Z][A-Z0-9_]*)$")

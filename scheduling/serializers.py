@@ -8,6 +8,7 @@ from rest_framework import serializers
 
 from scheduling.models import ProtocolDeviation, Room, Visit
 from scheduling.protocol import VISIT_KINDS
+from trialsite.fields import OffsetDateTimeField
 
 
 # Output serializers render one object or (many=True) a queryset of them, hence Serializer[Any].
@@ -61,15 +62,15 @@ class UnscheduledVisitInput(serializers.Serializer[Any]):
 
 
 class ScheduleInput(serializers.Serializer[Any]):
-    start = serializers.DateTimeField()
-    end = serializers.DateTimeField(required=False, allow_null=True)
+    start = OffsetDateTimeField()
+    end = OffsetDateTimeField(required=False, allow_null=True)
     room = serializers.CharField(required=False, allow_null=True, allow_blank=True, help_text="Room name at the site.")
     staff = serializers.ListField(child=serializers.CharField(), required=False, default=list)
     reason = serializers.CharField(required=False, allow_blank=True)
 
 
 class CompleteInput(serializers.Serializer[Any]):
-    occurred_at = serializers.DateTimeField()
+    occurred_at = OffsetDateTimeField()
     reason = serializers.CharField(required=False, allow_blank=True)
 
 

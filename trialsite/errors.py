@@ -42,6 +42,13 @@ class PermissionDeniedError(ServiceError):
     code = "permission_denied"
 
 
+class TooManyRequests(ServiceError):
+    """A per-user limit reached (e.g. data freezes per day): 429, and nothing done."""
+
+    status_code = status.HTTP_429_TOO_MANY_REQUESTS
+    code = "throttled"
+
+
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     if isinstance(exc, ServiceError):
         body: dict[str, Any] = {"detail": exc.message, "code": exc.code}

@@ -351,6 +351,10 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "trialsite.errors.exception_handler",
     "DEFAULT_THROTTLE_RATES": {"link": "60/min"},
 }
+# Input and role limits (docs/security.md): clinical dates lie on or after this day for a study with no start date of
+# its own; each user creates at most this many data freezes per UTC day (a 429 beyond).
+CLINICAL_DATES_FROM = "2000-01-01"
+EXPORT_FREEZES_PER_DAY = env_int("EXPORT_FREEZES_PER_DAY", 5, minimum=1)
 # Request-body limits of the API: no request nests deeper, and no field holds more text (a free-text note, a reason,
 # an instrument text pack's item wording all stay far below).
 API_MAX_JSON_DEPTH = 32

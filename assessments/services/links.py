@@ -18,7 +18,7 @@ from assessments.services._actors import account_of
 from assessments.services.responses import response_store
 from assessments.windows import ANSWERABLE, SELF, administration_status, is_open
 from audit.models import AuditEvent
-from audit.services import audit_participant_record
+from audit.services import audit_participant_record, audit_record
 from participants import selectors as participant_selectors
 from participants.access import Actor, can_manage
 from participants.models import Participant
@@ -26,6 +26,8 @@ from scheduling.models import Visit
 from trialsite.errors import Conflict, InvalidTransition, PermissionDeniedError, ServiceError
 
 A = Administration.Status
+# The actor named on the audit rows of a participant's own saves through a link (the link's id is the entity).
+LINK_ACTOR = "participant-link"
 
 
 @transaction.atomic
@@ -111,8 +113,9 @@ def link_save_answers(
     A saved answer that a new branching answer hides is dropped. An answer to a hidden item in the request itself is
     refused, unless ``prune_hidden`` (the HTML form, which without JavaScript posts every field) drops it instead.
 
-    Not audited, by design: a draft is the participant's work in progress, saved as each answer is chosen, and is
-    never the record. The answers are audited when they are submitted (``link_submit``)."""
+    Audited as one event per save (one row, whatever the number of answers: the page saves as each answer is chosen,
+    so a save stays cheap), actor ``participant-link``, naming the link's id (never its token) and each answer that
+    changed, old and new. The submitted answers are audited again as the response (``link_submit``)."""
     now = timezone.now()
     pending = {a.instrument_code: a for a in link_pending(link, now)}
     errors: dict[str, list[str]] = {}
@@ -152,12 +155,30 @@ def link_save_answers(
     if errors:
         raise ServiceError("some answers are not valid", field_errors=errors, code="invalid_answers")
     saved = []
+    before: dict[str, dict[str, Any]] = {}
+    after: dict[str, dict[str, Any]] = {}
     for adm, merged in updates:
+        for item in sorted(set(adm.draft_answers) | set(merged)):
+            if adm.draft_answers.get(item) != merged.get(item):
+                before.setdefault(adm.instrument_code, {})[item] = adm.draft_answers.get(item)
+                after.setdefault(adm.instrument_code, {})[item] = merged.get(item)
         adm.draft_answers = merged
         adm.draft_saved_at = now
         adm.status = A.IN_PROGRESS if merged else A.DUE
         adm.save(update_fields=["draft_answers", "draft_saved_at", "status", "text_pack", "updated_at"])
         saved.append(adm)
+    if after:
+        participant = link.participant
+        audit_record(
+            by=None,
+            actor_username=LINK_ACTOR,
+            action=AuditEvent.Action.UPDATE,
+            entity_type="draft_answers",
+            entity_id=link.pk,
+            participant_id=participant.participant_id,
+            site_code=participant.site.code,
+            changes=[("draft_answers", before, after)],
+        )
     ParticipantLink.objects.filter(pk=link.pk).update(last_used_at=now)
     return saved
 

@@ -14,6 +14,7 @@ from assessments.definitions import Instrument, validate_answers, visible_items
 from assessments.library import instrument_get
 from assessments.models import Administration, Answer, ParticipantLink, Response, Score
 from assessments.scoring import SCORING_VERSION, ScoreResult, score
+from assessments.selectors import may_correct_response
 from assessments.services._actors import account_of
 from assessments.services.administrations import administration_add
 from assessments.services.safety import safety_alerts_raise
@@ -220,8 +221,16 @@ def response_correct(*, response: Response, answers: Mapping[str, Any], reason: 
         raise ServiceError("a correction needs a reason", field_errors={"reason": ["required"]})
     response = Response.objects.select_for_update().select_related("participant__site").get(pk=response.pk)
     instrument = instrument_get(response.instrument_code, response.instrument_version)
-    if not _can_enter(by, response.participant, instrument):
+    may_correct = may_correct_response(
+        by, site_id=response.participant.site_id, entered_by_id=response.entered_by_id, instrument=instrument
+    )
+    if instrument.respondent != "clinician" and not may_correct:
         raise PermissionDeniedError(f"{instrument.code} may be corrected only by: {', '.join(instrument.entry_roles)}")
+    if not may_correct:
+        raise PermissionDeniedError(
+            f"{instrument.code} is a clinician rating: it may be corrected only by the clinician who entered it or an "
+            "investigator of the site"
+        )
     if not isinstance(answers, Mapping) or not answers:
         raise ServiceError("nothing to correct", field_errors={"answers": ["give the corrected items"]})
     current = {k: v for k, v in response.answers_dict().items() if v is not None}

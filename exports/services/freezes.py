@@ -3,6 +3,7 @@ SHA-256; and its audited download."""
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 import os
@@ -10,6 +11,7 @@ import zipfile
 from collections.abc import Iterator
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import connection, transaction
 from django.utils import timezone
@@ -24,7 +26,7 @@ from exports.request import CODEBOOK
 from exports.selectors import export_scope, freeze_get
 from exports.services.exports import export_open
 from participants.access import Actor
-from trialsite.errors import ServiceError
+from trialsite.errors import ServiceError, TooManyRequests
 
 # (file in the zip, dataset, request parameters)
 FREEZE_FILES: tuple[tuple[str, str, dict[str, str]], ...] = (
@@ -35,16 +37,34 @@ FREEZE_FILES: tuple[tuple[str, str, dict[str, str]], ...] = (
 )
 
 
+def _require_allowance(creator: User | None, *, lock: bool = False) -> None:
+    """At most ``EXPORT_FREEZES_PER_DAY`` freezes per user per UTC day (a freeze snapshots every dataset: it is
+    heavy, and each one is kept). The system (a command) is not limited. Beyond it: a 429, nothing created."""
+    if creator is None:
+        return
+    if lock:
+        User.objects.select_for_update().filter(pk=creator.pk).first()
+    now = timezone.now()
+    day = now.astimezone(dt.UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    limit = settings.EXPORT_FREEZES_PER_DAY
+    if ExportFreeze.objects.filter(created_by=creator, created_at__gte=day).count() >= limit:
+        raise TooManyRequests(
+            f"you have created {limit} data freezes today, the most a user may create in a day; "
+            f"the next may be created from {(day + dt.timedelta(days=1)).isoformat().replace('+00:00', 'Z')}"
+        )
+
+
 def freeze_create(*, by: Actor, label: str = "") -> ExportFreeze:
     """Snapshot every dataset (CSV), the wide scores, the codebook and a manifest (row counts, SHA-256 per file) in
     one zip, read in one REPEATABLE READ transaction so the files agree with each other; record the zip's SHA-256."""
     scope, sites = export_scope(by, site_codes=[], study_codes=[], dates=False)
+    creator = by if isinstance(by, User) and by.pk is not None else None
+    _require_allowance(creator)
     now = timezone.now()
     directory = freeze_dir()
     stamp = now.strftime("%Y%m%dT%H%M%S%fZ")
     final = directory / f"freeze-{stamp}.zip"
     partial = directory / f".freeze-{stamp}.zip.partial"
-    creator = by if isinstance(by, User) and by.pk is not None else None
     manifest: dict[str, Any] = {
         "created_at": now.isoformat(),
         "created_by": creator.get_username() if creator is not None else "system",
@@ -89,6 +109,8 @@ def freeze_create(*, by: Actor, label: str = "") -> ExportFreeze:
             partial.unlink()
     try:
         with transaction.atomic():
+            # Checked again under a lock on the user's row: two requests at once cannot both take the last one.
+            _require_allowance(creator, lock=True)
             freeze = ExportFreeze.objects.create(
                 created_at=now,
                 created_by=creator,

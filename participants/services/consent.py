@@ -12,6 +12,7 @@ from audit.services import audit_record
 from participants import access
 from participants.access import Actor
 from participants.models import ConsentDocument, ConsentRecord, Participant, Study
+from participants.plausible import require_plausible
 from participants.selectors import current_consent_document
 from participants.services._validation import _full_clean
 from participants.services.status import _audit_participant, _set_status
@@ -80,8 +81,7 @@ def consent_record(
             f"consent version {version} is outdated; the current version is {current_version}",
             field_errors={"version": [f"current version is {current_version}"]},
         )
-    if signed_at > timezone.now() + dt.timedelta(minutes=5):
-        raise ServiceError("signed_at lies in the future", field_errors={"signed_at": ["must not be in the future"]})
+    require_plausible(participant, {"signed_at": signed_at})
     if participant.status not in ACTIVE and participant.status != S.COMPLETED:
         raise InvalidTransition(
             f"cannot record consent for a participant with status '{participant.status}'",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 from django.db import transaction
@@ -33,6 +34,7 @@ def study_create(
     protocol_code: str = "",
     target_enrollment: int = 0,
     blinded: bool = False,
+    start_date: dt.date | None = None,
 ) -> Study:
     """Create a study (administrators). Sites join it through ``site_create`` / ``site_update``."""
     access.require_configure(by, "create a study")
@@ -45,6 +47,7 @@ def study_create(
         "protocol_code": protocol_code,
         "target_enrollment": target_enrollment,
         "blinded": blinded,
+        "start_date": start_date,
     }
     study = Study(**values)
     _full_clean(study, "study")
@@ -73,6 +76,7 @@ def study_update(
     medical_monitor_name: str | None = None,
     medical_monitor_email: str | None = None,
     safety_hidden_from_raters: bool | None = None,
+    start_date: dt.date | None = None,
 ) -> Study:
     """Change a study's settings (administrators), with a reason. The code never changes (participant ids carry
     it) and the unblinded flag is ``study_unblind``'s alone. Blinding and protocol are fixed once a participant is
@@ -90,6 +94,8 @@ def study_update(
         # Only ever set here (None means "leave as it is"): a study returns to "follow the blinding" by a migration
         # or a new study, never silently.
         "safety_hidden_from_raters": safety_hidden_from_raters,
+        # The first day a clinical date may fall on (participants.plausible); records already kept stay as they are.
+        "start_date": start_date,
     }
     changes = diff(study, {name: value for name, value in wanted.items() if value is not None})
     if not changes:

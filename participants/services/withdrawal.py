@@ -11,6 +11,7 @@ from audit.services import diff
 from participants import hooks
 from participants.access import Actor
 from participants.models import Participant
+from participants.plausible import require_plausible
 from participants.services.status import _audit_participant, _has_reason, _set_status
 from participants.transitions import require_transition
 from trialsite.errors import ServiceError
@@ -29,6 +30,7 @@ def participant_withdraw(*, participant: Participant, level: str, reason: str, d
         )
     if not _has_reason(reason):
         raise ServiceError("a withdrawal needs a reason", field_errors={"reason": ["required"]})
+    require_plausible(participant, {"date": date})
     require_transition(participant, S.WITHDRAWN)
     changes = diff(participant, {"withdrawal_level": level, "withdrawal_reason": reason, "withdrawal_date": date})
     for name, _, new in changes:

@@ -12,6 +12,7 @@ from django.utils import timezone
 from assessments import services as assessment_services
 from participants.access import Actor, require_role
 from participants.models import Participant
+from participants.plausible import participant_date_errors
 from safety import aesi
 from safety.models import SERIOUSNESS_CRITERIA, AdverseEvent
 from trialsite.followups import send_task_on_commit
@@ -58,12 +59,9 @@ def check_values(participant: Participant, values: dict[str, Any], *, now: dt.da
     if not isinstance(grade, int) or isinstance(grade, bool) or not 1 <= grade <= 5:
         errors["severity_grade"] = ["a CTCAE grade from 1 to 5"]
     onset, resolved = values.get("onset_at"), values.get("resolved_at")
-    if onset is not None and onset > now:
-        errors["onset_at"] = ["cannot be in the future"]
+    errors.update(participant_date_errors(participant, {"onset_at": onset, "resolved_at": resolved}, now=now))
     if resolved is not None and onset is not None and resolved < onset:
-        errors["resolved_at"] = ["cannot be before the onset"]
-    if resolved is not None and resolved > now:
-        errors.setdefault("resolved_at", []).append("cannot be in the future")
+        errors.setdefault("resolved_at", []).append("cannot be before the onset")
     if values.get("outcome") == AdverseEvent.Outcome.FATAL and not values.get("serious_death"):
         errors["serious_death"] = ["a fatal outcome makes the event serious (death)"]
     if values.get("serious_death") and values.get("outcome") not in (None, AdverseEvent.Outcome.FATAL):

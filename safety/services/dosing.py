@@ -22,6 +22,7 @@ from audit.models import AuditEvent
 from audit.services import audit_participant_record, diff
 from participants.access import Actor, acting_user, roles_at
 from participants.models import Participant
+from participants.plausible import participant_date_errors
 from safety.dosing_grid import missing_timepoints
 from safety.models import DOSE_MG_MAX, VITAL_LIMITS, VITAL_MEASURES, DosingSession, VitalSign
 from safety.services._rules import aware, require_role_to_record_dosing
@@ -88,11 +89,8 @@ def _dose(value: Any, name: str) -> Decimal | None:
     return dose.quantize(Decimal("0.01"))
 
 
-def _session_errors(values: dict[str, Any], *, now: dt.datetime) -> dict[str, list[str]]:
-    errors: dict[str, list[str]] = {}
-    for name in _TIMES:
-        if values.get(name) is not None and values[name] > now:
-            errors[name] = ["cannot be in the future"]
+def _session_errors(participant: Participant, values: dict[str, Any], *, now: dt.datetime) -> dict[str, list[str]]:
+    errors = participant_date_errors(participant, {name: values.get(name) for name in _TIMES}, now=now)
     started, ended = values.get("started_at"), values.get("ended_at")
     if ended is not None and (started is None or ended <= started):
         errors.setdefault("ended_at", []).append("must be after the session's start")
@@ -135,7 +133,7 @@ def dosing_session_open(
         "started_at": aware(started_at, participant),
         "present_others": _present_others(present_others or []),
     }
-    errors = _session_errors(values, now=now)
+    errors = _session_errors(participant, values, now=now)
     if errors:
         raise ServiceError("the dosing session is not valid", field_errors=errors)
     try:
@@ -185,7 +183,7 @@ def _update(
     now = timezone.now()
     values = {name: getattr(session, name) for name in (*SESSION_FIELDS[:-2], "present_others", *DOSE_FIELDS)}
     values |= changes
-    errors = _session_errors(values, now=now)
+    errors = _session_errors(participant, values, now=now)
     if session.closed_at is not None and "ended_at" in changes and changes["ended_at"] is None:
         errors.setdefault("ended_at", []).append("a closed session keeps its end")
     if errors:
@@ -236,7 +234,7 @@ def dosing_doses_record(*, session: DosingSession, by: Actor, reason: str = "", 
     return _update(session, changes, allowed=DOSE_FIELDS, reason=reason, by=by)
 
 
-def _vital_errors(values: dict[str, Any], *, now: dt.datetime) -> dict[str, list[str]]:
+def _vital_errors(participant: Participant, values: dict[str, Any], *, now: dt.datetime) -> dict[str, list[str]]:
     errors: dict[str, list[str]] = {}
     for name, (low, high) in VITAL_LIMITS.items():
         value = values.get(name)
@@ -249,8 +247,8 @@ def _vital_errors(values: dict[str, Any], *, now: dt.datetime) -> dict[str, list
         errors.setdefault("diastolic_bp", []).append("must be below the systolic pressure")
     if values.get("measured_at") is None:
         errors["measured_at"] = ["required"]
-    elif values["measured_at"] > now:
-        errors["measured_at"] = ["cannot be in the future"]
+    else:
+        errors.update(participant_date_errors(participant, {"measured_at": values["measured_at"]}, now=now))
     return errors
 
 
@@ -337,7 +335,7 @@ def vital_sign_record(
         "temperature_c": _temperature(temperature_c),
         "note": (note or "").strip(),
     }
-    errors = _vital_errors(values, now=now)
+    errors = _vital_errors(participant, values, now=now)
     if errors:
         raise ServiceError("the vital signs are not valid", field_errors=errors)
     vital = VitalSign.objects.create(session=session, recorded_at=now, recorded_by=acting_user(by), **values)
@@ -381,7 +379,7 @@ def vital_sign_correct(*, vital_sign: VitalSign, reason: str, by: Actor, **chang
     if "note" in changes:
         changes["note"] = (changes["note"] or "").strip()
     values = {name: getattr(vital, name) for name in VITAL_FIELDS} | changes
-    errors = _vital_errors(values, now=timezone.now())
+    errors = _vital_errors(participant, values, now=timezone.now())
     if errors:
         raise ServiceError("the vital signs are not valid", field_errors=errors)
     found = diff(vital, changes)
@@ -418,7 +416,7 @@ def dosing_session_close(
     now = timezone.now()
     ended = aware(ended_at, participant) or session.ended_at or now
     values = {name: getattr(session, name) for name in (*_TIMES, *DOSE_FIELDS)} | {"ended_at": ended}
-    errors = _session_errors(values, now=now)
+    errors = _session_errors(participant, values, now=now)
     if session.started_at is None:
         errors = {"started_at": ["record when the session started before closing it"]}
     if errors:

@@ -11,21 +11,22 @@ from typing import Any
 from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
 from django.db.models import Q
-from django.utils import timezone
 
 from audit.models import AuditEvent
+from participants import access
 from participants import selectors as participant_selectors
 from participants.access import Actor
 from participants.models import Site
+from participants.plausible import require_plausible
 from scheduling import hooks
 from scheduling.lifecycle import check_transition
 from scheduling.local_time import format_span, overnight_room_end, zone_of
 from scheduling.models import Booking, Room, Visit
-from scheduling.protocol import VisitKind
+from scheduling.protocol import THERAPY_SESSIONS, VisitKind
 from scheduling.services._visit_rows import _audit_visit, _lock, _release_bookings
-from trialsite.errors import Conflict, ServiceError
+from trialsite.errors import Conflict, PermissionDeniedError, ServiceError
 from trialsite.followups import reconcile_reminders_on_commit
-from trialsite.roles import Role
+from trialsite.roles import MANAGE, SCHEDULE, Role
 
 V = Visit.Status
 
@@ -46,12 +47,15 @@ def visit_schedule(
     Dosing sessions need ``staff_required`` distinct therapists and a room; an overnight stay keeps the room until
     09:00 local the next morning. A therapist or room already booked at an overlapping time is a 409."""
     visit = _lock(visit)
+    therapist_only = _require_may_book(visit, by)
     check_transition(visit, V.SCHEDULED)
     site = visit.participant.site
     end = _session_end(visit, start, end)
     _check_room(room, site)
     is_dosing = visit.kind == VisitKind.DOSING
     users = _staff_users(staff, site, therapists_only=is_dosing)
+    if therapist_only and not any(user.pk == getattr(by, "pk", None) for user in users):
+        raise PermissionDeniedError("a therapist books only the sessions they work on: name yourself among the staff")
     notes: list[tuple[str, Any, Any]] = []
     if is_dosing:
         _check_dosing_session(visit, users=users, room=room, start=start, end=end)
@@ -71,10 +75,25 @@ def visit_schedule(
 # --- the steps of visit_schedule, in the order it takes them ------------------------------------------------------
 
 
+def _require_may_book(visit: Visit, by: Actor) -> bool:
+    """Coordinators, investigators and administrators book any visit (and the system, as None). A therapist books
+    only the therapy sessions (preparation, dosing, integration) they work on; True says the caller is such a
+    therapist, who must then be among the session's staff."""
+    site_id = visit.participant.site_id
+    if by is None or access.has_role(by, site_id, MANAGE):
+        return False
+    access.require_role(by, site_id, SCHEDULE, "schedule visits")
+    if visit.kind not in THERAPY_SESSIONS:
+        raise PermissionDeniedError(
+            "a therapist books only therapy sessions (preparation, dosing, integration), not this visit"
+        )
+    return True
+
+
 def _session_end(visit: Visit, start: dt.datetime, end: dt.datetime | None) -> dt.datetime:
     """The end of the session: as given, or the visit's duration after ``start``."""
-    if timezone.is_naive(start) or (end is not None and timezone.is_naive(end)):
-        raise ServiceError("times need a time zone", field_errors={"start": ["include a UTC offset"]})
+    # A booking is planned ahead: only "not before the study's start" (and an offset) applies to it.
+    require_plausible(visit.participant, {"start": start, "end": end}, future=False)
     end = end or start + dt.timedelta(minutes=visit.duration_minutes)
     if end <= start:
         raise ServiceError("the session must end after it starts", field_errors={"end": ["must be after start"]})

@@ -7,12 +7,12 @@ import datetime as dt
 from typing import Any
 
 from django.db import transaction
-from django.utils import timezone
 
 from audit.models import AuditEvent
 from participants import selectors as participant_selectors
 from participants.access import Actor
 from participants.models import Participant
+from participants.plausible import require_plausible
 from scheduling import hooks
 from scheduling.lifecycle import OPEN, check_transition
 from scheduling.local_time import days_outside, local_date, zone_of
@@ -25,8 +25,6 @@ from trialsite.errors import InvalidTransition, ServiceError
 from trialsite.followups import reconcile_reminders_on_commit
 
 V = Visit.Status
-# How far in the future a completion time may lie: clocks of the devices staff type on drift a little.
-_CLOCK_SKEW = dt.timedelta(minutes=5)
 
 
 @transaction.atomic
@@ -35,12 +33,7 @@ def visit_complete(*, visit: Visit, occurred_at: dt.datetime, by: Actor, reason:
     re-planned from the actual date."""
     visit = _lock(visit)
     check_transition(visit, V.COMPLETED)
-    if timezone.is_naive(occurred_at):
-        raise ServiceError("occurred_at needs a time zone", field_errors={"occurred_at": ["include a UTC offset"]})
-    if occurred_at > timezone.now() + _CLOCK_SKEW:
-        raise ServiceError(
-            "occurred_at lies in the future", field_errors={"occurred_at": ["must not be in the future"]}
-        )
+    require_plausible(visit.participant, {"occurred_at": occurred_at})
     old_status = visit.status
     visit.status, visit.occurred_at, visit.needs_reschedule = V.COMPLETED, occurred_at, False
     visit.save(update_fields=["status", "occurred_at", "needs_reschedule", "updated_at"])

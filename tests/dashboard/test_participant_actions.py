@@ -187,7 +187,7 @@ def test_consent_is_read_in_the_sites_time(client, alice, make_participant):
     # In the future: the service refuses, and says why at the field.
     response = post(client, alice, url, {"version": "1.0", "signed_at": "2026-03-21T09:30"})
     assert response.status_code == 400
-    assert "signed_at lies in the future" in body(response) and "must not be in the future" in body(response)
+    assert "signed_at lies in the future" in body(response) and "cannot be in the future" in body(response)
     assert ConsentRecord.objects.filter(participant=p).count() == 1
 
 
@@ -376,18 +376,30 @@ def test_complete_miss_and_cancel(client, alice, make_participant):
     assert "cannot change visit status from &#x27;cancelled&#x27; to &#x27;cancelled&#x27;" in body(response)
 
 
-def test_a_therapist_may_schedule_but_not_complete(client, pdx, make_participant):
+def test_a_therapist_books_the_sessions_they_work_on_and_no_other_visit(client, pdx, make_participant):
     therapist = staff("theo", Role.THERAPIST, pdx)
     p = randomized(make_participant)
-    baseline = visit(p, "BASELINE")
+    baseline, prep1 = visit(p, "BASELINE"), visit(p, "PREP1")
     client.force_login(therapist)
     page = body(client.get(f"/participants/{p.participant_id}/"))
-    assert f'href="/visits/{baseline.pk}/schedule/"' in page and f'href="/visits/{baseline.pk}/complete/"' not in page
+    assert f'href="/visits/{prep1.pk}/schedule/"' in page
+    assert f'href="/visits/{baseline.pk}/schedule/"' not in page
+    assert f'href="/visits/{baseline.pk}/complete/"' not in page
     response = post(client, therapist, f"/visits/{baseline.pk}/complete/", {"occurred_at": "2026-03-20T08:15"})
     assert response.status_code == 403 and "your role at this site cannot change visits" in body(response)
+    response = post(client, therapist, f"/visits/{baseline.pk}/schedule/", {"start": "2026-04-01T10:00"})
+    assert response.status_code == 403
+    assert "a therapist books only therapy sessions (preparation, dosing, integration)" in body(response)
     assert visit(p, "BASELINE").status == "planned"
-    assert post(client, therapist, f"/visits/{baseline.pk}/schedule/", {"start": "2026-04-01T10:00"}).status_code == 302
-    assert visit(p, "BASELINE").status == "scheduled"
+    response = post(client, therapist, f"/visits/{prep1.pk}/schedule/", {"start": "2026-04-01T10:00"})
+    assert response.status_code == 403 and "name yourself among the staff" in body(response)
+    assert visit(p, "PREP1").status == "planned"
+    response = post(
+        client, therapist, f"/visits/{prep1.pk}/schedule/", {"start": "2026-04-01T10:00", "staff": ["theo"]}
+    )
+    assert response.status_code == 302
+    assert visit(p, "PREP1").status == "scheduled"
+    assert [u.username for u in visit(p, "PREP1").staff.all()] == ["theo"]
 
 
 # --- questionnaires -----------------------------------------------------------------------------------------------

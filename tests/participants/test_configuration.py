@@ -200,6 +200,7 @@ def test_a_superuser_configures_a_study_through_the_api(api, root, study):
         "medical_monitor_name": "",
         "medical_monitor_email": "",
         "hides_safety_from_raters": True,
+        "start_date": None,
         "arms": [],
     }
     r = client.post(
@@ -413,6 +414,7 @@ def test_studies_and_sites_lists_keep_their_shape(api, alice, root, study):
         "medical_monitor_name",
         "medical_monitor_email",
         "hides_safety_from_raters",
+        "start_date",
         "arms",
     }
     body = api(alice).get("/api/v1/sites/").json()
