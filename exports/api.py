@@ -8,7 +8,7 @@ from typing import Any
 
 from django.http import StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -83,6 +83,9 @@ class FreezeInput(serializers.Serializer[Any]):
 
 
 class FreezeListCreate(APIView):
+    # A user's freezes of the day are limited (EXPORT_FREEZES_PER_DAY): the create answers 429 beyond them.
+    rate_limited = True
+
     @extend_schema(summary="Data freezes you may download", responses=FreezeOutput(many=True))
     def get(self, request: Request) -> Response:
         return Response(FreezeOutput(selectors.freezes_for(request.user), many=True).data)
@@ -90,10 +93,7 @@ class FreezeListCreate(APIView):
     @extend_schema(
         summary="Freeze every dataset, the codebook and a manifest into one zip",
         request=FreezeInput,
-        responses={
-            201: FreezeOutput,
-            429: OpenApiResponse(description="The user's data freezes of the day (EXPORT_FREEZES_PER_DAY) are made"),
-        },
+        responses={201: FreezeOutput},
     )
     def post(self, request: Request) -> Response:
         data = FreezeInput(data=request.data)
