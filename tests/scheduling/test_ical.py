@@ -7,9 +7,9 @@ import datetime as dt
 import pytest
 import time_machine
 from icalendar import Calendar
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
+from accounts.services import token_issue
 from scheduling.models import Visit
 from scheduling.services import room_create
 from tests.factories import staff
@@ -21,7 +21,8 @@ NOW = dt.datetime(2026, 3, 20, 18, 0, tzinfo=dt.UTC)
 
 def token_client(user) -> APIClient:
     client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.get_or_create(user=user)[0].key}")
+    _token, secret = token_issue(user=user, days=30, by=user)
+    client.credentials(HTTP_AUTHORIZATION=f"Token {secret}")
     return client
 
 
