@@ -6,7 +6,6 @@ import datetime as dt
 from typing import Any
 
 from axes.models import AccessAttempt
-
 from django.conf import settings
 from django.db.models import Max, QuerySet
 from django_otp.plugins.otp_totp.models import TOTPDevice

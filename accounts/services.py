@@ -129,7 +129,13 @@ def totp_confirm(*, user: Any, code: str) -> TOTPDevice | None:
     TOTPDevice.objects.filter(user=user, confirmed=True).delete()  # a credential, not a trial record
     device.confirmed = True
     device.save(update_fields=["confirmed"])
-    audit_record(by=user, action="create", entity_type="second_factor", entity_id=device.pk, changes=[("totp", None, "confirmed")])
+    audit_record(
+        by=user,
+        action="create",
+        entity_type="second_factor",
+        entity_id=device.pk,
+        changes=[("totp", None, "confirmed")],
+    )
     return device
 
 
@@ -147,7 +153,7 @@ def totp_verify(*, user: Any, code: str) -> TOTPDevice | None:
 @transaction.atomic
 def totp_reset(*, user: Any, by: Any, actor_username: str | None = None, reason: str) -> int:
     """Remove the user's TOTP devices (a lost phone): they enrol again at their next sign-in."""
-    removed, _ = TOTPDevice.objects.filter(user=user).delete()
+    removed: int = TOTPDevice.objects.filter(user=user).delete()[0]
     audit_record(
         by=by,
         action="delete",

@@ -123,7 +123,14 @@ def _grouped(secret: str) -> str:
 # --- The account page: tokens and the calendar feed -----------------------------------------------------------------
 
 
-def _account_page(request: HttpRequest, *, new_token: str = "", new_feed_url: str = "", form: TokenForm | None = None, status: int = 200) -> HttpResponse:
+def _account_page(
+    request: HttpRequest,
+    *,
+    new_token: str = "",
+    new_feed_url: str = "",
+    form: TokenForm | None = None,
+    status: int = 200,
+) -> HttpResponse:
     user = request.user
     now = timezone.now()
     tokens = [
@@ -163,7 +170,9 @@ def token_create(request: HttpRequest) -> HttpResponse:
     if not form.is_valid():
         return _account_page(request, form=form, status=400)
     try:
-        _token, secret = account_services.token_issue(user=request.user, days=form.cleaned_data["days"], by=request.user)
+        _token, secret = account_services.token_issue(
+            user=request.user, days=form.cleaned_data["days"], by=request.user
+        )
     except ServiceError as exc:
         form.add_error("days", exc.message)
         return _account_page(request, form=form, status=400)
@@ -214,7 +223,9 @@ def calendar_feed(request: HttpRequest, secret: str) -> HttpResponse:
 # --- Lockout ------------------------------------------------------------------------------------------------------
 
 
-def locked_out(request: HttpRequest, original_response: HttpResponse | None = None, credentials: Any = None) -> HttpResponse:
+def locked_out(
+    request: HttpRequest, original_response: HttpResponse | None = None, credentials: Any = None
+) -> HttpResponse:
     """The page a sign-in gets while its account is locked (settings.AXES_LOCKOUT_CALLABLE): when to try again, in
     minutes, rather than an error."""
     now = timezone.now()
