@@ -5,11 +5,13 @@ trail."""
 from __future__ import annotations
 
 import datetime as dt
+import time
 from typing import Any
 
 from django.db import transaction
 from django.utils import timezone
-from django_otp.plugins.otp_totp.models import TOTPDevice
+from django_otp.oath import TOTP
+from django_otp.plugins.otp_totp.models import TOTPDevice, default_key
 
 from accounts import keys
 from accounts.models import ApiToken, CalendarFeed
@@ -109,26 +111,32 @@ def _feed_revoke_active(user: Any) -> CalendarFeed | None:
 # --- The TOTP second factor ---------------------------------------------------------------------------------------
 
 
-def totp_pending_device(user: Any) -> TOTPDevice:
-    """The user's unconfirmed TOTP device, made on first call: its key is shown for enrolment until a code confirms
-    it. Not audited: nothing protects the account until it is confirmed (totp_confirm)."""
-    device = TOTPDevice.objects.filter(user=user, confirmed=False).order_by("id").first()
-    if device is None:
-        device = TOTPDevice.objects.create(user=user, name="Authenticator app", confirmed=False)
-    return device
+def totp_new_key() -> str:
+    """A fresh TOTP key (hex) for enrolment. It is kept in the enrolling session, not the database, until a code
+    confirms it (totp_confirm), so opening the enrolment page writes nothing."""
+    return str(default_key())
+
+
+def totp_device_for_key(user: Any, key: str) -> TOTPDevice:
+    """An unsaved device with this key: its configuration URL is what the authenticator app scans."""
+    return TOTPDevice(user=user, key=key, name="Authenticator app", confirmed=False)
 
 
 @transaction.atomic
-def totp_confirm(*, user: Any, code: str) -> TOTPDevice | None:
-    """Confirm the pending device with a code from the app. The confirmed device replaces any earlier one. None (and
-    a failed attempt audited) when the code is wrong."""
-    device = TOTPDevice.objects.select_for_update().filter(user=user, confirmed=False).order_by("id").first()
-    if device is None or not device.verify_token(_clean(code)):
+def totp_confirm(*, user: Any, key: str, code: str) -> TOTPDevice | None:
+    """Save the enrolling key as the user's device once a code from the app proves the app holds it; the new device
+    replaces any earlier one. None (and a failed attempt audited) when the code is wrong."""
+    device = TOTPDevice(user=user, key=key, name="Authenticator app", confirmed=True)
+    device.full_clean(exclude=["user"])
+    check = TOTP(device.bin_key, device.step, device.t0, device.digits, device.drift)
+    check.time = time.time()
+    cleaned = _clean(code)
+    if not (cleaned.isdigit() and check.verify(int(cleaned), device.tolerance)):
         _audit_wrong_code(user, "enrolment")
         return None
-    TOTPDevice.objects.filter(user=user, confirmed=True).delete()  # a credential, not a trial record
-    device.confirmed = True
-    device.save(update_fields=["confirmed"])
+    device.last_t = check.t()  # the confirming code cannot be used again to sign in
+    TOTPDevice.objects.filter(user=user).delete()  # a credential, not a trial record
+    device.save()
     audit_record(
         by=user,
         action="create",

@@ -33,6 +33,9 @@ from scheduling import ical
 from scheduling import selectors as scheduling_selectors
 from trialsite.errors import ServiceError
 
+# The key being enrolled lives in the session until a code confirms it.
+PENDING_KEY_SESSION = "accounts_totp_pending_key"
+
 
 class CodeForm(forms.Form):
     code = forms.CharField(
@@ -92,16 +95,18 @@ def second_factor_setup(request: HttpRequest) -> HttpResponseBase:
     user = request.user
     if account_selectors.has_second_factor(user) and account_selectors.second_factor_missing(user):
         return redirect(f"{reverse('login-second-factor')}?{urlencode({'next': request.get_full_path()})}")
-    device = account_services.totp_pending_device(user)
+    key = request.session.get(PENDING_KEY_SESSION) or account_services.totp_new_key()
+    request.session[PENDING_KEY_SESSION] = key
     form = CodeForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
-        confirmed = account_services.totp_confirm(user=user, code=form.cleaned_data["code"])
+        confirmed = account_services.totp_confirm(user=user, key=key, code=form.cleaned_data["code"])
         if confirmed is not None:
+            del request.session[PENDING_KEY_SESSION]
             django_otp.login(request, confirmed)
             messages.success(request, _("Your authenticator app is set up. Sign-ins now ask for its code."))
             return redirect(_safe_next(request))
         form.add_error("code", _("That code is not right. Check the app's clock and enter the current code."))
-        device = account_services.totp_pending_device(user)
+    device = account_services.totp_device_for_key(user, key)
     uri = device.config_url
     context = {
         "form": form,

@@ -5,6 +5,7 @@ it is verified. Wrong codes are refused and audited."""
 from __future__ import annotations
 
 import datetime as dt
+from base64 import b32decode
 
 import pytest
 import time_machine
@@ -32,12 +33,19 @@ def wrong_code(device: TOTPDevice) -> str:
 def enrol(client, user) -> TOTPDevice:
     """The enrolment as a signed-in user does it: open the setup page, confirm with the app's current code."""
     body = page_text(client.get("/login/two-factor/setup/"))
-    device = TOTPDevice.objects.get(user=user, confirmed=False)
     assert "<h1>Set up your authenticator app</h1>" in body and "<svg" in body
-    response = client.post("/login/two-factor/setup/", {"code": code_for(device)})
+    assert not TOTPDevice.objects.filter(user=user, confirmed=False).exists()  # the page wrote nothing
+    # The key as the page shows it for typing in (base32), as an app would read it.
+    typed = body.split('id="totp-key" class="link-text" type="text" value="', 1)[1].split('"', 1)[0]
+    key = b32decode(typed.replace(" ", "")).hex()
+    app = TOTPDevice(key=key)
+    response = client.post("/login/two-factor/setup/", {"code": wrong_code(app)})
+    assert response.status_code == 200 and "That code is not right" in response.content.decode()
+    assert not TOTPDevice.objects.filter(user=user).exists()
+    response = client.post("/login/two-factor/setup/", {"code": code_for(app)})
     assert response.status_code == 302
-    device.refresh_from_db()
-    assert device.confirmed
+    device = TOTPDevice.objects.get(user=user)
+    assert device.confirmed and device.key == key
     return device
 
 
@@ -79,7 +87,7 @@ def test_a_staff_login_in_production_without_a_second_factor_is_refused(client, 
         response = client.post("/login/two-factor/", {"code": wrong_code(device), "next": "/home/"})
         assert response.status_code == 200
         assert "That code is not right" in response.content.decode()
-        failed = AuditEvent.objects.get(entity_type="second_factor", action="login_failed")
+        failed = AuditEvent.objects.get(entity_type="second_factor", action="login_failed", new_value="sign-in")
         assert (failed.actor_id, failed.entity_id, failed.new_value) == (alice.pk, str(alice.pk), "sign-in")
         assert client.get("/home/").status_code == 302
         assert client.get("/api/v1/participants/").status_code == 401
@@ -94,7 +102,14 @@ def test_a_staff_login_in_production_without_a_second_factor_is_refused(client, 
         other = client.__class__()
         other.post("/login/", {"username": "alice", "password": PASSWORD})
         assert other.post("/login/two-factor/", {"code": code_for(device)}).status_code == 200
-        assert AuditEvent.objects.filter(entity_type="second_factor", action="login_failed").count() == 2
+        assert (
+            AuditEvent.objects.filter(entity_type="second_factor", action="login_failed", new_value="sign-in").count()
+            == 2
+        )
+        assert (
+            AuditEvent.objects.filter(entity_type="second_factor", action="login_failed", new_value="enrolment").count()
+            == 1
+        )
 
 
 @override_settings(STAFF_REQUIRE_2FA=True)
