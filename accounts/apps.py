@@ -7,3 +7,4 @@ class AccountsConfig(AppConfig):
 
     def ready(self) -> None:
         from accounts import admin_cleanup  # noqa: F401  (takes credential stores out of the Django admin)
+        from accounts import schema  # noqa: F401  (the authentication schemes of the OpenAPI schema)
