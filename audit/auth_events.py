@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from axes.signals import user_locked_out
 from django.contrib.auth.models import AbstractBaseUser
 from django.contrib.auth.signals import user_logged_in, user_logged_out, user_login_failed
 from django.db import transaction
@@ -34,3 +35,22 @@ def _login_failed(sender: Any, credentials: dict[str, Any], request: HttpRequest
     username = str(credentials.get("username", ""))[:150]
     with transaction.atomic():
         audit_record(by=None, action="login_failed", entity_type="user", entity_id=username, actor_username=username)
+
+
+@receiver(user_locked_out, dispatch_uid="audit_lockout")
+def _locked_out(sender: Any, request: HttpRequest, username: str | None = None, **kwargs: Any) -> None:
+    # Sent when wrong passwords lock an account, and again on each attempt refused while it is locked (each of those
+    # is already a failed log-in above). Only the locking is recorded here: the handler then carries the count.
+    failures = getattr(request, "axes_failures_since_start", None)
+    if failures is None:
+        return
+    name = str(username or "")[:150]
+    with transaction.atomic():
+        audit_record(
+            by=None,
+            action="login_failed",
+            entity_type="lockout",
+            entity_id=name,
+            changes=[("failures", None, int(failures))],
+            actor_username=name,
+        )

@@ -1,10 +1,11 @@
-"""Staff pages at the root of the site: /, /login/, /logout/, /password/, /home/, /settings/language/, /calendar/,
+"""Staff pages at the root of the site: /, /login/ (and its second factor), /logout/, /password/, /account/, /home/, /settings/language/, /calendar/,
 /overview/, /instrument-texts/, and the worklist actions."""
 
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
 from dashboard import (
+    account,
     actions,
     adverse_events,
     calendar,
@@ -23,6 +24,16 @@ urlpatterns = [
     path("", views.root, name="root"),
     path("login/", views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    # The second factor after the password, and its first enrolment (dashboard/account.py).
+    path("login/two-factor/", account.second_factor, name="login-second-factor"),
+    path("login/two-factor/setup/", account.second_factor_setup, name="login-second-factor-setup"),
+    path("account/", account.account, name="dashboard-account"),
+    path("account/tokens/", account.token_create, name="dashboard-account-token-create"),
+    path("account/tokens/<int:token_id>/revoke/", account.token_revoke, name="dashboard-account-token-revoke"),
+    path("account/calendar-feed/", account.feed_create, name="dashboard-account-feed-create"),
+    path("account/calendar-feed/revoke/", account.feed_revoke, name="dashboard-account-feed-revoke"),
+    # A personal calendar feed: the secret in the URL is the credential (calendar apps cannot sign in).
+    path("calendar/feed/<str:secret>.ics", account.calendar_feed, name="calendar-feed"),
     path("password/", views.PasswordChangeView.as_view(), name="password_change"),
     path("password/done/", views.PasswordChangeDoneView.as_view(), name="password_change_done"),
     path("home/", views.home, name="dashboard-home"),

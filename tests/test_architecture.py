@@ -28,6 +28,7 @@ DOMAIN_APPS = (
     "exports",
     "audit",
     "dashboard",
+    "accounts",
 )
 PACKAGES = (PROJECT, *DOMAIN_APPS)
 # The project hub wires every app together (URLs, the Celery app and its schedule, settings, the server entry points),
@@ -51,7 +52,10 @@ ALLOWED = {
     "notifications": {CORE, "audit", "participants", "scheduling", "assessments", "safety"},
     "exports": {CORE, "audit", "participants", "scheduling", "assessments", "safety", "notifications"},
     # The staff pages read through every domain app's selectors and write through its services; nothing imports them.
-    "dashboard": {CORE, "audit", "participants", "scheduling", "assessments", "safety", "notifications"},
+    "dashboard": {CORE, "audit", "participants", "scheduling", "assessments", "safety", "notifications", "accounts"},
+    # Staff accounts' own credentials (API tokens, calendar-feed secrets, the second factor): only the staff pages and
+    # the hub (settings) use it.
+    "accounts": {CORE, "audit"},
     CORE: {"audit", "participants", "scheduling", "assessments"},
 }
 # Tests are not part of the graph: the packages above are the application. (Tests may import whatever they check.)

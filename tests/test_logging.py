@@ -29,9 +29,11 @@ def test_request_path_loggers_redact_link_tokens(name):
         # The shape of gunicorn's access line (a format with a dict of atoms) and of Django's "Not Found: %s".
         logger.warning('%(h)s "%(r)s" %(s)s', {"h": "203.0.113.9", "r": f"GET /l/{TOKEN}/ HTTP/1.1", "s": "302"})
         logger.warning("Not Found: %s", f"/api/v1/links/{TOKEN}/submit/")
+        logger.warning("Not Found: %s", f"/calendar/feed/{TOKEN}.ics")
     finally:
         logger.removeHandler(keep)
     assert keep.lines == [
         '203.0.113.9 "GET /l/[redacted]/ HTTP/1.1" 302',
         "Not Found: /api/v1/links/[redacted]/submit/",
+        "Not Found: /calendar/feed/[redacted].ics",
     ]

@@ -41,7 +41,6 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
-    "rest_framework.authtoken",
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",
@@ -334,8 +333,8 @@ if not CELERY_BROKER_URL.startswith("filesystem://"):
 # --- REST API
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
-        "rest_framework.authentication.SessionAuthentication",
+        "accounts.authentication.ApiTokenAuthentication",
+        "accounts.authentication.VerifiedSessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     # JSON and forms with a depth and a text-length limit (trialsite/parsers.py): a 400, never a 500.
@@ -373,6 +372,41 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {"RelatednessEnum": "safety.models.Relatedness"},
 }
 
+# --- Staff accounts (docs/security.md, "Staff accounts"): login lockout, the TOTP second factor, API tokens, feeds.
+INSTALLED_APPS += ["axes", "django_otp", "django_otp.plugins.otp_totp", "accounts"]
+_auth_middleware = MIDDLEWARE.index("django.contrib.auth.middleware.AuthenticationMiddleware")
+MIDDLEWARE[_auth_middleware + 1 : _auth_middleware + 1] = [
+    "django_otp.middleware.OTPMiddleware",
+    "accounts.middleware.SecondFactorMiddleware",
+    # Turns a locked-out sign-in into the "try again later" page.
+    "axes.middleware.AxesMiddleware",
+]
+# The lockout backend first: it refuses a locked-out account before the password is even checked.
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
+# LOGIN_FAILURE_LIMIT wrong passwords in a row lock an account for LOGIN_LOCKOUT_MINUTES: the next attempt (the 6th
+# with the default 5) is refused even with the right password. Counted per user name, not per address, so a proxy
+# in front of everybody locks nobody else out; attempts while locked do not extend the lock.
+LOGIN_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 5, minimum=1)
+LOGIN_LOCKOUT_MINUTES = env_int("LOGIN_LOCKOUT_MINUTES", 30, minimum=1)
+AXES_FAILURE_LIMIT = LOGIN_FAILURE_LIMIT
+AXES_COOLOFF_TIME = "accounts.lockout.cool_off"
+AXES_LOCKOUT_PARAMETERS = ["username"]
+AXES_HANDLER = "axes.handlers.database.AxesDatabaseHandler"
+AXES_RESET_ON_SUCCESS = True
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+AXES_DISABLE_ACCESS_LOG = True  # sign-ins are in the audit trail already
+AXES_ENABLE_ADMIN = False  # unlock with `manage.py axes_reset_username <name>`
+AXES_LOCKOUT_CALLABLE = "dashboard.account.locked_out"
+AXES_VERBOSE = False
+# axes warns when the lockout ignores the client address. Counting per user name is the point here (behind the TLS
+# proxy every member of staff shares one address), and a user name cannot be rotated to dodge the count.
+SILENCED_SYSTEM_CHECKS = [*globals().get("SILENCED_SYSTEM_CHECKS", []), "axes.W006"]
+# A TOTP code after the password: required of every signed-in user in production, optional (on enrolling) in the demo.
+STAFF_REQUIRE_2FA = env_bool("STAFF_REQUIRE_2FA", not DEBUG)
+OTP_TOTP_ISSUER = env_str("OTP_TOTP_ISSUER", "trialsite")
+# API tokens (manage.py issue_token --days N, default API_TOKEN_DAYS).
+API_TOKEN_DAYS = env_int("API_TOKEN_DAYS", 90, minimum=1)
+
 LOG_LEVEL = env_choice("LOG_LEVEL", "INFO", ["DEBUG", "INFO", "WARNING", "ERROR"])
 LOGGING = {
     "version": 1,
@@ -383,5 +417,9 @@ LOGGING = {
         "console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["redact_tokens"]},
     },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
-    "loggers": {"django.server": {"handlers": ["console"], "level": LOG_LEVEL, "propagate": False}},
+    "loggers": {
+        "django.server": {"handlers": ["console"], "level": LOG_LEVEL, "propagate": False},
+        # The lockout library logs every sign-in at INFO; the audit trail has them. Its warnings (lockouts) stay.
+        "axes": {"level": "WARNING"},
+    },
 }

@@ -48,9 +48,10 @@ def test_role_changes_and_logins_are_audited(client, pdx):
     assert AuditEvent.objects.filter(action="role_change", new_value="rater@PDX", entity_id=str(carol.pk)).exists()
     assert carol.groups.filter(name="rater").exists()
 
-    assert client.login(username="carol", password="correct horse battery staple")
+    assert client.post("/login/", {"username": "carol", "password": "correct horse battery staple"}).status_code == 302
     assert AuditEvent.objects.filter(action="login", actor=carol).count() == 1
-    assert not client.login(username="carol", password="wrong")
+    client.post("/logout/")
+    assert client.post("/login/", {"username": "carol", "password": "wrong"}).status_code == 200
     failed = AuditEvent.objects.get(action="login_failed")
     assert failed.actor_username == "carol" and "wrong" not in str(failed.new_value) + failed.reason
 

@@ -41,6 +41,13 @@ NOT_IN_REGISTRY = {
     "login": "the sign-in page is for anonymous visitors; test_sign_in.py and test_csrf.py cover it, and the browser "
     "tests sign in through it",
     "logout": "ends the session (POST only); test_sign_in.py and the browser tests cover it",
+    "login-second-factor": "the code after the password; tests/accounts/test_second_factor.py covers it (the walks "
+    "sign in without a second factor, as the demo does)",
+    "login-second-factor-setup": "enrolling an authenticator app; tests/accounts/test_second_factor.py covers it",
+    "calendar-feed": "a calendar app's URL with its own secret, no session; tests/scheduling/test_ical.py covers it",
+    "dashboard-account-token-revoke": "a user's own token, no site's object; tests/test_tokens.py covers it, another "
+    "user's token included",
+    "dashboard-account-feed-revoke": "writes only once a feed exists; tests/scheduling/test_ical.py covers it",
     "set_language": "Django's own i18n view for visitors before sign-in (a cookie, no data); staff use "
     "dashboard-language",
 }
@@ -528,6 +535,11 @@ PAGES: dict[str, Page] = {
     "dashboard-overview": Page(
         lambda w, s: [reverse("dashboard-overview"), f"{reverse('dashboard-overview')}?study={w.study.code}"]
     ),
+    "dashboard-account": Page(lambda w, s: [reverse("dashboard-account")]),
+    "dashboard-account-token-create": Page(
+        lambda w, s: [reverse("dashboard-account-token-create")], POST, data=lambda w, s: {"days": "30"}
+    ),
+    "dashboard-account-feed-create": Page(lambda w, s: [reverse("dashboard-account-feed-create")], POST),
 }
 
 

@@ -7,9 +7,9 @@ import datetime as dt
 import pytest
 import time_machine
 from icalendar import Calendar
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
+from accounts.services import token_issue
 from scheduling.models import Visit
 from scheduling.services import room_create
 from tests.factories import staff
@@ -21,7 +21,8 @@ NOW = dt.datetime(2026, 3, 20, 18, 0, tzinfo=dt.UTC)
 
 def token_client(user) -> APIClient:
     client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.get_or_create(user=user)[0].key}")
+    _token, secret = token_issue(user=user, days=30, by=user)
+    client.credentials(HTTP_AUTHORIZATION=f"Token {secret}")
     return client
 
 
@@ -114,3 +115,53 @@ def test_other_site_calendar_is_404_and_anonymous_is_401(setup, bob):
     assert r.status_code == 404 and b"VEVENT" not in r.content
     assert APIClient().get("/api/v1/calendar/sites/PDX.ics").status_code == 401
     assert events(token_client(bob).get("/api/v1/calendar/sites/NYC.ics")) == {}
+
+
+def feed_url_of(response) -> str:
+    assert response.status_code == 200, response.status_code
+    body = response.content.decode()
+    return body.split('id="feed-url" class="link-text" type="text" value="', 1)[1].split('"', 1)[0]
+
+
+def test_a_personal_feed_url_serves_the_owners_calendar_without_a_session_until_revoked(setup):
+    from django.test import Client
+
+    from accounts.models import CalendarFeed
+    from audit.models import AuditEvent
+
+    carol = setup["carol"]
+    staff_client = Client()
+    staff_client.force_login(carol)
+    url = feed_url_of(staff_client.post("/account/calendar-feed/"))
+    assert url.startswith("http://") and "/calendar/feed/" in url and url.endswith(".ics")
+    path = url.split("://", 1)[1].split("/", 1)[1]
+    secret = path.rsplit("/", 1)[1].removesuffix(".ics")
+    # Stored hashed: the secret is in no column of the feed table or of the audit trail.
+    feed = CalendarFeed.objects.get(user=carol)
+    assert secret not in f"{feed.prefix} {feed.digest}" and feed.prefix == secret[:8]
+    assert all(secret not in str(v) for v in AuditEvent.objects.values_list("entity_id", "new_value", "reason"))
+    assert AuditEvent.objects.filter(entity_type="calendar_feed", action="create", actor=carol).count() == 1
+
+    # Without a session or token: the same events as her own calendar.
+    anonymous = Client()
+    response = anonymous.get(f"/{path}")
+    assert response["Cache-Control"] == "private, no-store"
+    by_feed = events(response)
+    own = events(token_client(carol).get("/api/v1/calendar/me.ics"))
+    assert set(by_feed) == set(own) == {f"visit-{setup['dose'].pk}@trialsite"}
+    assert {uid: e["summary"] for uid, e in by_feed.items()} == {uid: e["summary"] for uid, e in own.items()}
+    assert "Test Person" not in response.content.decode()
+
+    # A new address stops the old one; stopping the feed stops the new one. Both audited.
+    new_url = feed_url_of(staff_client.post("/account/calendar-feed/"))
+    new_path = "/" + new_url.split("://", 1)[1].split("/", 1)[1]
+    assert anonymous.get(f"/{path}").status_code == 404
+    assert set(events(anonymous.get(new_path))) == set(own)
+    response = staff_client.post("/account/calendar-feed/revoke/")
+    assert response.status_code == 302 and response["Location"] == "/account/"
+    response = anonymous.get(new_path)
+    assert response.status_code == 404 and b"VEVENT" not in response.content
+    assert CalendarFeed.objects.filter(user=carol).count() == 2
+    assert not CalendarFeed.objects.filter(user=carol, revoked_at__isnull=True).exists()
+    assert AuditEvent.objects.filter(entity_type="calendar_feed", field="revoked_at", actor=carol).count() == 2
+    assert anonymous.get("/calendar/feed/not-a-feed-secret-at-all.ics").status_code == 404
