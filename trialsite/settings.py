@@ -383,12 +383,12 @@ MIDDLEWARE[_auth_middleware + 1 : _auth_middleware + 1] = [
 ]
 # The lockout backend first: it refuses a locked-out account before the password is even checked.
 AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
-# LOGIN_FAILURE_LIMIT wrong passwords in a row lock an account for LOGIN_LOCKOUT_MINUTES: the next attempt (the 6th
-# with the default 5) is refused even with the right password. Counted per user name, not per address, so a proxy
+# LOGIN_FAILURE_LIMIT wrong passwords in a row are allowed; the next wrong one (the 6th with the default 5) locks the
+# account for LOGIN_LOCKOUT_MINUTES, and while locked even the right password is refused. Counted per user name, not per address, so a proxy
 # in front of everybody locks nobody else out; attempts while locked do not extend the lock.
 LOGIN_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 5, minimum=1)
 LOGIN_LOCKOUT_MINUTES = env_int("LOGIN_LOCKOUT_MINUTES", 30, minimum=1)
-AXES_FAILURE_LIMIT = LOGIN_FAILURE_LIMIT
+AXES_FAILURE_LIMIT = LOGIN_FAILURE_LIMIT + 1
 AXES_COOLOFF_TIME = "accounts.lockout.cool_off"
 AXES_LOCKOUT_PARAMETERS = ["username"]
 AXES_HANDLER = "axes.handlers.database.AxesDatabaseHandler"

@@ -1,4 +1,4 @@
-"""Sign-in lockout: LOGIN_FAILURE_LIMIT (5) wrong passwords lock the account for LOGIN_LOCKOUT_MINUTES, so the 6th
+"""Sign-in lockout: LOGIN_FAILURE_LIMIT (5) wrong passwords are allowed and the 6th locks the account for LOGIN_LOCKOUT_MINUTES; the next
 attempt is refused even with the right password, on a friendly page; the lockout is audited; it is counted per user
 name, not per address, and it ends on time."""
 
@@ -27,15 +27,15 @@ def sign_in(client, username: str, password: str, address: str = "203.0.113.7"):
 def test_the_sixth_attempt_after_five_wrong_passwords_is_refused_until_the_lockout_ends(client, alice, settings):
     assert settings.LOGIN_FAILURE_LIMIT == 5 and settings.LOGIN_LOCKOUT_MINUTES == 30
     with time_machine.travel(START, tick=False) as clock:
-        for attempt in range(1, 5):
+        for attempt in range(1, 6):
             response = sign_in(client, "alice", f"wrong password {attempt}")
             assert response.status_code == 200
             assert "Please enter a correct username and password" in response.content.decode()
-        assert AccessAttempt.objects.get(username="alice").failures_since_start == 4
+        assert AccessAttempt.objects.get(username="alice").failures_since_start == 5
         assert not AuditEvent.objects.filter(entity_type="lockout").exists()
 
-        # The 5th wrong password locks the account and says so.
-        response = sign_in(client, "alice", "wrong password 5")
+        # The 6th wrong password locks the account and says so.
+        response = sign_in(client, "alice", "wrong password 6")
         assert response.status_code == 429
         body = response.content.decode()
         assert "<h1>Account locked for now</h1>" in body
@@ -47,18 +47,18 @@ def test_the_sixth_attempt_after_five_wrong_passwords_is_refused_until_the_locko
             "alice",
             None,
         )
-        assert (lockout.field, lockout.new_value) == ("failures", 5)
+        assert (lockout.field, lockout.new_value) == ("failures", 6)
 
-        # The 6th attempt, with the right password, is refused: no session, a friendly page, a failed sign-in
+        # The next attempt, with the right password, is refused: no session, a friendly page, a failed sign-in
         # audited. Attempts while locked do not extend the lock.
         clock.shift(dt.timedelta(minutes=10))
         response = sign_in(client, "alice", PASSWORD)
         assert response.status_code == 429 and "_auth_user_id" not in client.session
         assert "Try again in 20 minutes." in response.content.decode()
         assert not AuditEvent.objects.filter(action="login", actor=alice).exists()
-        assert AuditEvent.objects.filter(action="login_failed", entity_type="user", entity_id="alice").count() == 6
+        assert AuditEvent.objects.filter(action="login_failed", entity_type="user", entity_id="alice").count() == 7
         assert AuditEvent.objects.filter(entity_type="lockout").count() == 1
-        assert AccessAttempt.objects.get(username="alice").failures_since_start == 5
+        assert AccessAttempt.objects.get(username="alice").failures_since_start == 6
 
         # From another address too: the account is locked, not the address.
         assert sign_in(client, "alice", PASSWORD, address="198.51.100.9").status_code == 429
@@ -74,7 +74,7 @@ def test_the_sixth_attempt_after_five_wrong_passwords_is_refused_until_the_locko
 def test_one_locked_account_leaves_others_behind_the_same_address_signing_in(client, alice, pdx):
     staff("carol", Role.THERAPIST, pdx)
     with time_machine.travel(START, tick=False):
-        for attempt in range(5):
+        for attempt in range(6):
             sign_in(client, "alice", f"wrong {attempt}")
         assert sign_in(client, "alice", PASSWORD).status_code == 429
         response = sign_in(client, "carol", PASSWORD)
@@ -100,7 +100,7 @@ def test_the_admin_sign_in_is_locked_out_too(client, study_sites):
 
     UserFactory(username="root", is_superuser=True, is_staff=True)
     with time_machine.travel(START, tick=False):
-        for attempt in range(5):
+        for attempt in range(6):
             client.post("/admin/login/", {"username": "root", "password": f"wrong {attempt}"})
         response = client.post("/admin/login/?next=/admin/", {"username": "root", "password": PASSWORD})
     assert response.status_code == 429 and "Account locked for now" in response.content.decode()
