@@ -10,7 +10,7 @@ One module per noun; this package re-exports every service so that ``services.pa
 - ``participants``: participant_create, participant_update, participant_enroll
 - ``allocation``: allocation_list_generate, allocation_list_import, participant_randomize
 - ``withdrawal``: participant_withdraw
-- ``unblinding``: study_unblind
+- ``unblinding``: study_unblind, study_unblind_withdraw (two approvals unblind a study)
 - ``profiles``: staff_language_set (a member of staff's own settings)
 - ``searches``: contact_search_record (a search of contact details, audited)
 - ``demographics``: demographic_form_load, demographics_record (baseline covariates, a form declared as data)
@@ -36,7 +36,7 @@ from participants.services.profiles import staff_language_set
 from participants.services.searches import contact_search_record
 from participants.services.sites import site_create, site_update
 from participants.services.studies import arm_create, study_create, study_update
-from participants.services.unblinding import study_unblind
+from participants.services.unblinding import study_unblind, study_unblind_withdraw
 from participants.services.withdrawal import participant_withdraw
 
 __all__ = [
@@ -63,5 +63,6 @@ __all__ = [
     "staff_language_set",
     "study_create",
     "study_unblind",
+    "study_unblind_withdraw",
     "study_update",
 ]
