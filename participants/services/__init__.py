@@ -11,6 +11,7 @@ One module per noun; this package re-exports every service so that ``services.pa
 - ``allocation``: allocation_list_generate, allocation_list_import, participant_randomize
 - ``withdrawal``: participant_withdraw
 - ``unblinding``: study_unblind, study_unblind_withdraw (two approvals unblind a study)
+- ``accounts``: staff_account_flags_set, staff_account_save (account flags and details, audited)
 - ``profiles``: staff_language_set (a member of staff's own settings)
 - ``searches``: contact_search_record (a search of contact details, audited)
 - ``demographics``: demographic_form_load, demographics_record (baseline covariates, a form declared as data)
@@ -26,6 +27,7 @@ from participants.hooks import _after_withdraw as _after_withdraw
 from participants.hooks import on_enrolled as on_enrolled
 from participants.hooks import on_randomized as on_randomized
 from participants.hooks import on_withdrawn as on_withdrawn
+from participants.services.accounts import staff_account_flags_set, staff_account_save
 from participants.services.allocation import allocation_list_generate, allocation_list_import, participant_randomize
 from participants.services.consent import consent_document_publish, consent_record
 from participants.services.demographics import demographic_form_load, demographics_record
@@ -60,6 +62,8 @@ __all__ = [
     "participant_withdraw",
     "site_create",
     "site_update",
+    "staff_account_flags_set",
+    "staff_account_save",
     "staff_language_set",
     "study_create",
     "study_unblind",
