@@ -17,7 +17,6 @@ from drf_spectacular.utils import (
     OpenApiResponse,
     extend_schema,
     extend_schema_view,
-    inline_serializer,
 )
 from rest_framework import serializers, status
 from rest_framework.generics import ListAPIView

@@ -153,7 +153,9 @@ class UnblindingApprovalOutput(serializers.Serializer[Any]):
 class UnblindOutput(serializers.Serializer[Any]):
     code = serializers.CharField(source="study.code")
     unblinded = serializers.BooleanField()
-    awaiting = serializers.CharField(allow_null=True, help_text="Who may give the missing approval; null once unblinded")
+    awaiting = serializers.CharField(
+        allow_null=True, help_text="Who may give the missing approval; null once unblinded"
+    )
     detail = serializers.SerializerMethodField()
     approvals = UnblindingApprovalOutput(many=True, help_text="The standing approvals (withdrawn ones are not listed)")
 

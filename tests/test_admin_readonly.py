@@ -289,9 +289,10 @@ def test_accounts_and_groups_are_not_deleted_or_regranted_in_the_admin(client, s
     # The account list offers no action at all: a bulk delete re-renders the list ("no action selected").
     assert [r.status_code for r in attempts] == [403, 200, 403, 403, 403]
     assert get_user_model().objects.count() == users_before and get_user_model().objects.filter(pk=target.pk).exists()
-    assert Group.objects.filter(pk=group.pk, name=group.name).exists() and not Group.objects.filter(
-        name__in=["renamed", "new-group"]
-    ).exists()
+    assert (
+        Group.objects.filter(pk=group.pk, name=group.name).exists()
+        and not Group.objects.filter(name__in=["renamed", "new-group"]).exists()
+    )
     assert changed_tables(before, table_state()) == []
 
 
