@@ -174,6 +174,17 @@ def can_unblind(user: Actor, site_ids: Iterable[int]) -> bool:
     return is_superuser(user) or any(roles_at(user, sid) & INVESTIGATORS for sid in site_ids)
 
 
+# Roles that manage a study's allocation list (generate or import it) and so may know its block sizes; no one else
+# (coordinators, therapists, investigators, raters, statisticians) is shown them.
+ALLOCATION_LIST_MANAGERS = frozenset({Role.ADMIN, Role.UNBLINDED_STATISTICIAN})
+
+
+def may_manage_allocation_list(user: Actor, site_ids: Iterable[int]) -> bool:
+    """An administrator or unblinded statistician at one of the study's sites, a superuser, or the system (a
+    command's ``--by`` is checked as that person)."""
+    return user is None or is_superuser(user) or any(roles_at(user, sid) & ALLOCATION_LIST_MANAGERS for sid in site_ids)
+
+
 def rater_site_ids(user: Actor) -> set[int]:
     """Sites where the user is an independent rater. There the studies that hide safety data from raters
     (``Study.hides_safety_from_raters``) show them no adverse event, whatever other role they also hold: as with the

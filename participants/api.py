@@ -17,7 +17,6 @@ from drf_spectacular.utils import (
     OpenApiResponse,
     extend_schema,
     extend_schema_view,
-    inline_serializer,
 )
 from rest_framework import serializers, status
 from rest_framework.generics import ListAPIView
@@ -57,6 +56,7 @@ from participants.serializers import (
     StudyOutput,
     StudyUpdateInput,
     UnblindInput,
+    UnblindOutput,
     WithdrawInput,
 )
 from trialsite.errors import ServiceError
@@ -551,17 +551,45 @@ class MembershipDetail(APIView):
 
 class StudyUnblind(APIView):
     @extend_schema(
-        summary="Unblind a study (investigator or administrator; audited; once)",
+        summary="Approve unblinding a study (two approvals by two people: an investigator and the protocol's second "
+        "approver; each audited; once)",
+        description="The first approval answers 202 and leaves the study blinded (``awaiting`` names who may give "
+        "the second); the second, by a different person, answers 200 with ``unblinded: true``. A study outside your "
+        "sites answers 404, like an unknown code.",
         request=UnblindInput,
         responses={
-            200: inline_serializer(
-                "UnblindOutput", {"code": serializers.CharField(), "unblinded": serializers.BooleanField()}
-            )
+            200: UnblindOutput,
+            202: UnblindOutput,
+            400: OpenApiResponse(description="No reason, an open-label study, or one already unblinded"),
+            403: OpenApiResponse(description="Your role may not approve, or the second approval needs another role"),
+            404: OpenApiResponse(description="No such study among your sites"),
+            409: OpenApiResponse(description="You have already approved: the second approval is another person's"),
         },
     )
     def post(self, request: Request, code: str) -> Response:
         data = UnblindInput(data=request.data)
         data.is_valid(raise_exception=True)
         study = selectors.study_of_user_get(request.user, code)
-        study = services.study_unblind(study=study, by=request.user, reason=data.validated_data["reason"])
-        return Response({"code": study.code, "unblinded": study.unblinded})
+        state = services.study_unblind(study=study, by=request.user, reason=data.validated_data["reason"])
+        return Response(
+            UnblindOutput(state).data, status=status.HTTP_200_OK if state.unblinded else status.HTTP_202_ACCEPTED
+        )
+
+
+class StudyUnblindWithdraw(APIView):
+    @extend_schema(
+        summary="Withdraw your own standing approval to unblind a study, before the second arrives (a reason; audited)",
+        request=UnblindInput,
+        responses={
+            200: UnblindOutput,
+            400: OpenApiResponse(description="No reason, an open-label study, or one already unblinded"),
+            404: OpenApiResponse(description="No such study among your sites"),
+            409: OpenApiResponse(description="You have no standing approval"),
+        },
+    )
+    def post(self, request: Request, code: str) -> Response:
+        data = UnblindInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        study = selectors.study_of_user_get(request.user, code)
+        state = services.study_unblind_withdraw(study=study, by=request.user, reason=data.validated_data["reason"])
+        return Response(UnblindOutput(state).data)

@@ -127,9 +127,7 @@ def _build_study(study: Study, sites: dict[str, Site], admin: AbstractUser, befo
     for order, (code, kind, text) in enumerate(CRITERIA):
         services.criterion_create(study=study, code=code, kind=kind, text=text, order=order, by=admin)
     services.consent_document_publish(study=study, version="1.0", title="Main study consent", by=admin)
-    services.allocation_list_generate(
-        study=study, strata=list(sites), block_sizes=[2, 4], per_stratum=20, seed="demo-seed-2026", by=admin
-    )
+    services.allocation_list_generate(study=study, strata=list(sites), per_stratum=20, seed="demo-seed-2026", by=admin)
     coordinator = get_user_model().objects.get(username="coordinator")
     steps = ["screening", "eligible", "consented", "enrolled", "randomized"]
     for index, (site_code, final) in enumerate(PLAN):

@@ -6,12 +6,17 @@ register themselves in their AppConfig.ready().
 - ``on_randomized(fn)``: ``fn(*, participant, by)`` runs after a participant is randomized.
 - ``on_withdrawn(fn)``: ``fn(*, participant, level, by)`` runs after a participant withdraws.
 
+And one reader: ``set_protocol_reader(fn)``, where ``fn(protocol_code)`` answers what participants needs to know of
+a study's protocol (``ProtocolFacts``: who gives the second unblinding approval, whether the arms' schedules differ),
+or None for an unknown protocol. Scheduling owns protocols and registers it.
+
 Registering the same function twice keeps one registration, so a second ready() (e.g. in tests) is harmless.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from participants.access import Actor
 from participants.models import Participant
@@ -54,3 +59,25 @@ def run_randomized(*, participant: Participant, by: Actor) -> None:
 def run_withdrawn(*, participant: Participant, level: str, by: Actor) -> None:
     for hook in list(_after_withdraw):
         hook(participant=participant, level=level, by=by)
+
+
+@dataclass(frozen=True)
+class ProtocolFacts:
+    # The role (held at one of the study's sites) of the second person who must approve unblinding; None when the
+    # protocol names none (participants.services.unblinding then applies its default).
+    unblinding_second_approver_role: str | None
+    # True when some arm has a visit another arm lacks (e.g. a waitlist design's delayed arm).
+    schedule_differs_by_arm: bool
+
+
+_protocol_reader: list[Callable[[str], ProtocolFacts | None]] = []
+
+
+def set_protocol_reader(reader: Callable[[str], ProtocolFacts | None]) -> None:
+    _protocol_reader[:] = [reader]
+
+
+def protocol_facts(protocol_code: str) -> ProtocolFacts | None:
+    if not protocol_code or not _protocol_reader:
+        return None
+    return _protocol_reader[0](protocol_code)

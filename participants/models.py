@@ -361,3 +361,39 @@ class DemographicRecord(models.Model):
 
     def __str__(self) -> str:
         return f"demographics of participant {self.participant_id}"
+
+
+class UnblindingApproval(models.Model):
+    """One person's approval to unblind a study. Two approvals by two different people unblind it: one by an
+    investigator (or administrator) and one by a holder of the role the study's protocol names
+    (``unblinding.second_approver_role``). An approval is withdrawn, never deleted; once the study is unblinded both
+    approvals carry ``unblinded_at`` and no further approval is taken."""
+
+    study = models.ForeignKey(Study, on_delete=models.PROTECT, related_name="unblinding_approvals")
+    approved_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    # What the approver held at one of the study's sites when approving.
+    as_investigator = models.BooleanField()
+    as_second_approver = models.BooleanField()
+    second_approver_role = models.CharField(max_length=30, help_text="The role the protocol named at the time.")
+    reason = models.TextField()
+    approved_at = models.DateTimeField()
+    withdrawn_at = models.DateTimeField(null=True, blank=True)
+    withdrawn_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    withdrawal_reason = models.TextField(blank=True)
+    unblinded_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["study", "approved_at", "id"]
+        constraints = [
+            # A person holds at most one standing approval per study: the two approvals are two people.
+            models.UniqueConstraint(
+                fields=["study", "approved_by"],
+                condition=models.Q(withdrawn_at__isnull=True),
+                name="unblinding_one_standing_approval_per_person",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"unblinding approval {self.pk} of study {self.study_id}"

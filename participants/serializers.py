@@ -144,6 +144,30 @@ class UnblindInput(serializers.Serializer[Any]):
     reason = serializers.CharField(max_length=2000)
 
 
+class UnblindingApprovalOutput(serializers.Serializer[Any]):
+    approved_by = serializers.CharField(source="approved_by.username")
+    approved_at = serializers.DateTimeField()
+    as_investigator = serializers.BooleanField()
+    as_second_approver = serializers.BooleanField()
+
+
+class UnblindOutput(serializers.Serializer[Any]):
+    code = serializers.CharField(source="study.code")
+    unblinded = serializers.BooleanField()
+    awaiting = serializers.CharField(
+        allow_null=True, help_text="Who may give the missing approval; null once unblinded"
+    )
+    detail = serializers.SerializerMethodField()
+    approvals = UnblindingApprovalOutput(many=True, help_text="The standing approvals (withdrawn ones are not listed)")
+
+    def get_detail(self, state: Any) -> str:
+        if state.unblinded:
+            return f"study {state.study.code} is unblinded"
+        if state.approvals:
+            return f"awaiting second approval by {state.awaiting}"
+        return f"awaiting approvals by {state.awaiting}"
+
+
 # --- configuration (administrators) ----------------------------------------------------------------------------------
 
 

@@ -29,6 +29,7 @@ urlpatterns = [
     path("studies/<str:code>/criteria/<int:id>/retire/", api.CriterionRetire.as_view(), name="criterion-retire"),
     path("studies/<str:code>/consent-documents/", api.StudyConsentDocuments.as_view(), name="study-consent-documents"),
     path("studies/<str:code>/unblind/", api.StudyUnblind.as_view(), name="study-unblind"),
+    path("studies/<str:code>/unblind/withdraw/", api.StudyUnblindWithdraw.as_view(), name="study-unblind-withdraw"),
     path("sites/", api.SiteListCreate.as_view(), name="site-list"),
     path("sites/<str:site_code>/", api.SiteDetail.as_view(), name="site-detail"),
     path("sites/<str:site_code>/memberships/", api.SiteMemberships.as_view(), name="site-memberships"),

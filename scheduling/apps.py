@@ -6,8 +6,9 @@ class SchedulingConfig(AppConfig):
     verbose_name = "Scheduling"
 
     def ready(self) -> None:
+        from participants import hooks as participant_hooks
         from participants import services as participant_services
-        from scheduling import checks
+        from scheduling import checks, selectors
         from scheduling.services import generation, visits
 
         checks.register()
@@ -19,3 +20,4 @@ class SchedulingConfig(AppConfig):
             participant_services.on_randomized(generation._on_randomized)
         if visits._on_withdrawn not in participant_services._after_withdraw:
             participant_services.on_withdrawn(visits._on_withdrawn)
+        participant_hooks.set_protocol_reader(selectors.protocol_facts)

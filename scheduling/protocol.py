@@ -322,6 +322,8 @@ class Protocol:
     primary_comparison: PrimaryComparison | None = None
     dosing_session: DosingDeclaration | None = None
     declared_blinded_schedule: BlindedSchedule | None = None
+    # The role of the second person who approves unblinding (the first is an investigator); None: not declared.
+    unblinding_second_approver_role: str | None = None
     # The validated source document, kept so a loader can store exactly what was checked.
     raw: Mapping[str, Any] = field(default_factory=dict, compare=False, hash=False, repr=False)
 
@@ -969,6 +971,7 @@ def parse_protocol(
         primary_comparison=_comparison_from(data),
         dosing_session=_dosing_from(data),
         declared_blinded_schedule=_blinded_schedule_from(data),
+        unblinding_second_approver_role=data.get("unblinding", {}).get("second_approver_role"),
         raw=data,
     )
     errors = _order_and_matching_errors(protocol)

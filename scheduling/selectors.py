@@ -33,6 +33,7 @@ from django.shortcuts import get_object_or_404
 
 from participants import selectors as participant_selectors
 from participants.access import Actor, can_see_allocation, site_ids_for
+from participants.hooks import ProtocolFacts as ParticipantProtocolFacts
 from participants.models import Participant
 from scheduling import hooks
 from scheduling.models import ParticipantSchedule, ProtocolDeviation, ProtocolVersion, Room, Visit
@@ -350,6 +351,19 @@ def study_protocol(protocol_code: str) -> Protocol | None:
     if row is not None:
         return row.protocol()
     return _shipped_protocol(protocol_code)
+
+
+def protocol_facts(protocol_code: str) -> ParticipantProtocolFacts | None:
+    """What participants reads of a study's protocol (registered as its protocol reader): the second unblinding
+    approver's role, and whether the arms' visit lists differ. None when the protocol is unknown."""
+    protocol = study_protocol(protocol_code)
+    if protocol is None:
+        return None
+    all_codes = {code for arm in protocol.arms.values() for code in arm.codes}
+    return ParticipantProtocolFacts(
+        unblinding_second_approver_role=protocol.unblinding_second_approver_role,
+        schedule_differs_by_arm=all_codes != set(protocol.shared_visit_codes()),
+    )
 
 
 def primary_comparison_visits(protocol_code: str) -> dict[str, ComparisonVisits]:

@@ -117,3 +117,22 @@ def staff(username: str, role: str, *sites: Site):
 
 
 ROLES = [r.value for r in Role]
+
+
+def unblind(study: Study, first, second, *, reason: str = "database locked"):
+    """Unblind ``study`` through the service: the two approvals (e.g. an investigator's, then an unblinded
+    statistician's). Returns the second call's state."""
+    with transaction.atomic():
+        state = services.study_unblind(study=study, by=first, reason=reason)
+    assert not state.unblinded, "a single approval must leave the study blinded"
+    with transaction.atomic():
+        return services.study_unblind(study=study, by=second, reason=reason)
+
+
+def unblind_by_api(api, code: str, first, second, *, reason: str = "database locked"):
+    """Unblind the study ``code`` through the API: the first approval (202, still blinded), then the second. Returns
+    the second response."""
+    r = api(first).post(f"/api/v1/studies/{code}/unblind/", {"reason": reason})
+    assert r.status_code == 202 and r.json()["unblinded"] is False, r.content
+    assert not Study.objects.get(code=code).unblinded
+    return api(second).post(f"/api/v1/studies/{code}/unblind/", {"reason": reason})

@@ -10,7 +10,8 @@ One module per noun; this package re-exports every service so that ``services.pa
 - ``participants``: participant_create, participant_update, participant_enroll
 - ``allocation``: allocation_list_generate, allocation_list_import, participant_randomize
 - ``withdrawal``: participant_withdraw
-- ``unblinding``: study_unblind
+- ``unblinding``: study_unblind, study_unblind_withdraw (two approvals unblind a study)
+- ``accounts``: staff_account_flags_set, staff_account_save (account flags and details, audited)
 - ``profiles``: staff_language_set (a member of staff's own settings)
 - ``searches``: contact_search_record (a search of contact details, audited)
 - ``demographics``: demographic_form_load, demographics_record (baseline covariates, a form declared as data)
@@ -26,6 +27,7 @@ from participants.hooks import _after_withdraw as _after_withdraw
 from participants.hooks import on_enrolled as on_enrolled
 from participants.hooks import on_randomized as on_randomized
 from participants.hooks import on_withdrawn as on_withdrawn
+from participants.services.accounts import staff_account_flags_set, staff_account_save
 from participants.services.allocation import allocation_list_generate, allocation_list_import, participant_randomize
 from participants.services.consent import consent_document_publish, consent_record
 from participants.services.demographics import demographic_form_load, demographics_record
@@ -36,7 +38,7 @@ from participants.services.profiles import staff_language_set
 from participants.services.searches import contact_search_record
 from participants.services.sites import site_create, site_update
 from participants.services.studies import arm_create, study_create, study_update
-from participants.services.unblinding import study_unblind
+from participants.services.unblinding import study_unblind, study_unblind_withdraw
 from participants.services.withdrawal import participant_withdraw
 
 __all__ = [
@@ -60,8 +62,11 @@ __all__ = [
     "participant_withdraw",
     "site_create",
     "site_update",
+    "staff_account_flags_set",
+    "staff_account_save",
     "staff_language_set",
     "study_create",
     "study_unblind",
+    "study_unblind_withdraw",
     "study_update",
 ]

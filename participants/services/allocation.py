@@ -9,12 +9,12 @@ from django.utils import timezone
 
 from audit.models import AuditEvent
 from audit.services import audit_record
-from participants import hooks, randomization
+from participants import access, hooks, randomization
 from participants.access import Actor, acting_person
 from participants.models import AllocationList, AllocationSlot, Participant, Study
 from participants.services.status import _audit_participant, _set_status
 from participants.transitions import require_transition
-from trialsite.errors import ServiceError
+from trialsite.errors import PermissionDeniedError, ServiceError
 
 S = Participant.Status
 
@@ -27,6 +27,13 @@ def _store_slots(allocation_list: AllocationList, slots: list[randomization.Slot
         )
         for s in slots
     )
+
+
+def _require_list_manager(study: Study, by: Actor) -> None:
+    if not access.may_manage_allocation_list(by, study.sites.values_list("id", flat=True)):
+        raise PermissionDeniedError(
+            "only an administrator or unblinded statistician of the study may generate or import its allocation list"
+        )
 
 
 def _replace_active_list(study: Study, by: Actor, **fields: Any) -> AllocationList:
@@ -54,9 +61,15 @@ def _replace_active_list(study: Study, by: Actor, **fields: Any) -> AllocationLi
 
 @transaction.atomic
 def allocation_list_generate(
-    *, study: Study, strata: list[str], block_sizes: list[int], per_stratum: int, seed: str, by: Actor
+    *, study: Study, strata: list[str], per_stratum: int, seed: str, by: Actor, block_sizes: list[int] | None = None
 ) -> AllocationList:
+    """Generate the study's list (stratified permuted blocks, seeded). Without ``block_sizes`` each block's size is
+    drawn from ``randomization.default_block_sizes`` (e.g. 4 or 6 for two arms). The sizes are kept on the list and
+    in its allocation-sensitive audit row, which no site role reads."""
+    _require_list_manager(study, by)
     arms = list(study.arms.values_list("code", flat=True))
+    if block_sizes is None:
+        block_sizes = randomization.default_block_sizes(len(arms))
     try:
         slots = randomization.generate(
             arms=arms, strata=strata, block_sizes=block_sizes, per_stratum=per_stratum, seed=seed
@@ -86,12 +99,17 @@ def allocation_list_generate(
 
 @transaction.atomic
 def allocation_list_import(*, study: Study, csv_text: str, by: Actor) -> AllocationList:
+    """Import a statistician's list. The sizes of its numbered blocks (if it numbers them) are kept on the list, for
+    the start-up check of predictable blocks."""
+    _require_list_manager(study, by)
     arms = list(study.arms.values_list("code", flat=True))
     try:
         slots = randomization.parse_csv(csv_text, arms=arms)
     except randomization.AllocationSpecError as exc:
         raise ServiceError(str(exc), field_errors={"file": [str(exc)]}) from exc
-    allocation_list = _replace_active_list(study, by, source=AllocationList.Source.IMPORTED)
+    allocation_list = _replace_active_list(
+        study, by, source=AllocationList.Source.IMPORTED, block_sizes=randomization.block_sizes_of(slots)
+    )
     _store_slots(allocation_list, slots)
     audit_record(
         by=by,

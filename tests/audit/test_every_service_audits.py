@@ -662,12 +662,42 @@ def participant_withdraw(t: Trial) -> Case:
     )
 
 
+@case("participants.services.accounts.staff_account_flags_set")
+def staff_account_flags_set(t: Trial) -> Case:
+    return Case(
+        dict(user=t.alice, is_superuser=True, is_staff=True, reason="on-call administrator"),
+        by=t.root,
+        events=[Event("user", "role_change", "is_superuser"), Event("user", "role_change", "is_staff")],
+    )
+
+
+@case("participants.services.accounts.staff_account_save")
+def staff_account_save(t: Trial) -> Case:
+    user = t.alice
+    user.email = "alice.new@example.org"
+    return Case(dict(user=user), by=t.root, events=[Event("user", "update", "email")])
+
+
 @case("participants.services.unblinding.study_unblind")
 def study_unblind(t: Trial) -> Case:
+    # The second approval: it is audited, and it unblinds (audited too). The first is the same call by another.
+    with transaction.atomic():
+        participant_services.study_unblind(study=t.study, by=t.investigator, reason="database locked")
     return Case(
         dict(study=t.study, reason="database locked"),
+        by=t.personas[Role.UNBLINDED_STATISTICIAN],
+        events=[Event("unblinding_approval", "action", "approval"), Event("study", "update", "unblinded")],
+    )
+
+
+@case("participants.services.unblinding.study_unblind_withdraw")
+def study_unblind_withdraw(t: Trial) -> Case:
+    with transaction.atomic():
+        participant_services.study_unblind(study=t.study, by=t.investigator, reason="database locked")
+    return Case(
+        dict(study=t.study, reason="approved too early"),
         by=t.investigator,
-        events=[Event("study", "update", "unblinded")],
+        events=[Event("unblinding_approval", "update", "withdrawn_at")],
     )
 
 

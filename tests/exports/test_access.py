@@ -19,9 +19,10 @@ from assessments import services as assessments
 from audit.models import AuditEvent
 from exports.columns import escape_cell, escape_sql
 from exports.datasets import DATASETS
-from participants.models import AllocationSlot, ContactDetails, Study
+from participants.models import AllocationSlot, ContactDetails, Study, UnblindingApproval
 from scheduling.models import Visit
 from tests.exports.conftest import body_of, noon
+from tests.factories import unblind_by_api
 
 pytestmark = pytest.mark.django_db
 
@@ -74,7 +75,7 @@ def test_arm_column_only_for_the_unblinded_statistician_after_unblinding(trial, 
             assert "arm" not in columns_of(url, body, tmp_path), (role, url)
             assert b"mdma" not in body and b"placebo" not in body, (role, url)
 
-    r = api(personas["investigator"]).post(f"/api/v1/studies/{study.code}/unblind/", {"reason": "database locked"})
+    r = unblind_by_api(api, study.code, personas["investigator"], personas["unblinded_statistician"])
     assert r.status_code == 200, r.content
 
     for role in ["statistician", "investigator", "admin"]:
@@ -104,25 +105,31 @@ def test_a_blinded_role_held_alongside_wins(trial, personas, api):
     from participants.services import membership_grant
 
     study = Study.objects.get(code="MAP")
-    api(personas["investigator"]).post(f"/api/v1/studies/{study.code}/unblind/", {"reason": "locked"})
+    unblind_by_api(api, study.code, personas["investigator"], personas["unblinded_statistician"])
     unblinded = personas["unblinded_statistician"]
     membership_grant(user=unblinded, site=trial[0].site, role="statistician", by=None)
     assert b"arm" not in body_of(api(unblinded).get("/api/v1/export/participants.csv")).split(b"\r\n")[0]
 
 
-def test_unblinding_is_for_investigators_once_and_audited(answered, personas, api):
+def test_unblinding_takes_two_approvals_once_and_audited(answered, personas, api):
     url = "/api/v1/studies/MAP/unblind/"
-    for role in ["statistician", "unblinded_statistician", "coordinator", "rater"]:
-        assert api(personas[role]).post(url, {"reason": "x"}).status_code == 403
+    for role in ["statistician", "coordinator", "rater", "therapist"]:
+        r = api(personas[role]).post(url, {"reason": "x"})
+        assert r.status_code == 403 and "approve unblinding" in r.json()["detail"], role
     assert api(personas["investigator"]).post(url, {}).status_code == 400
-    assert not Study.objects.get(code="MAP").unblinded
-    r = api(personas["investigator"]).post(url, {"reason": "primary analysis"})
-    assert r.status_code == 200 and r.json() == {"code": "MAP", "unblinded": True}
+    assert not Study.objects.get(code="MAP").unblinded and not UnblindingApproval.objects.exists()
+    r = unblind_by_api(
+        api, "MAP", personas["investigator"], personas["unblinded_statistician"], reason="primary analysis"
+    )
+    assert r.status_code == 200 and r.json()["unblinded"] is True and r.json()["awaiting"] is None
     event = AuditEvent.objects.get(entity_type="study", field="unblinded")
-    assert event.reason == "primary analysis" and event.actor == personas["investigator"]
+    assert "primary analysis" in event.reason and event.actor == personas["unblinded_statistician"]
     assert event.old_value is False and event.new_value is True
+    approvals = AuditEvent.objects.filter(entity_type="unblinding_approval", field="approval").order_by("id")
+    assert [e.actor for e in approvals] == [personas["investigator"], personas["unblinded_statistician"]]
     again = api(personas["admin"]).post(url, {"reason": "again"})
     assert again.status_code == 400 and "already unblinded" in again.json()["detail"]
+    assert UnblindingApproval.objects.count() == 2
     assert api(personas["investigator"]).post("/api/v1/studies/NOPE/unblind/", {"reason": "x"}).status_code == 404
 
 

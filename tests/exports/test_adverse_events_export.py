@@ -22,7 +22,7 @@ from safety import services
 from safety.models import AdverseEvent, AdverseEventReview
 from tests.exports.conftest import body_of
 from tests.exports.test_scale import bulk_population
-from tests.factories import staff
+from tests.factories import staff, unblind_by_api
 from trialsite.roles import Role
 
 pytestmark = pytest.mark.django_db
@@ -259,7 +259,7 @@ def test_arm_only_for_the_unblinded_statistician_after_unblinding(events, person
     statistician, unblinded = personas["statistician"], personas["unblinded_statistician"]
     body = body_of(api(unblinded).get("/api/v1/export/adverse_events.csv"))
     assert b"arm" not in body.split(b"\r\n")[0] and b"mdma" not in body and b"placebo" not in body
-    r = api(personas["investigator"]).post("/api/v1/studies/MAP/unblind/", {"reason": "database locked"})
+    r = unblind_by_api(api, "MAP", personas["investigator"], unblinded)
     assert r.status_code == 200
     assert Study.objects.get(code="MAP").unblinded
     body = body_of(api(statistician).get("/api/v1/export/adverse_events.csv"))

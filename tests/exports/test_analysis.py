@@ -24,6 +24,7 @@ from exports import services
 from participants.models import AllocationSlot, Study
 from tests.exports.analysis_seed import seed_trial
 from tests.exports.conftest import body_of, unblind
+from tests.factories import unblind_by_api
 
 pytestmark = pytest.mark.django_db
 
@@ -133,7 +134,7 @@ def test_blinded_roles_never_get_per_arm_figures(seeded, personas, api, capsys):
     for role in ["coordinator", "therapist", "rater"]:
         assert api(personas[role]).get(URL).status_code == 403
 
-    r = api(personas["investigator"]).post("/api/v1/studies/MAP/unblind/", {"reason": "database locked"})
+    r = unblind_by_api(api, "MAP", personas["investigator"], personas["unblinded_statistician"])
     assert r.status_code == 200 and Study.objects.get(code="MAP").unblinded
     for role in ["statistician", "investigator", "admin"]:
         scan(api(personas[role]).get(URL).content, f"{role} after unblinding")
@@ -252,7 +253,7 @@ def test_per_participant_round_trips_through_pandas_and_pyreadstat(seeded, perso
 
 
 def test_dose_columns_travel_with_the_arm_and_are_empty(seeded, personas, api, tmp_path):
-    api(personas["investigator"]).post("/api/v1/studies/MAP/unblind/", {"reason": "database locked"})
+    unblind_by_api(api, "MAP", personas["investigator"], personas["unblinded_statistician"])
     frame, _m, _b = read_per_participant(api, personas["unblinded_statistician"], "csv", tmp_path)
     assert ["dose1_mg", "dose2_mg", "dose3_mg"] == [c for c in frame.columns if c.startswith("dose")]
     assert frame[["dose1_mg", "dose2_mg", "dose3_mg"]].isna().all().all()

@@ -16,6 +16,7 @@ from safety import services as safety_services
 from safety.models import TreatmentGuess
 from scheduling.models import Visit
 from tests.exports.conftest import body_of, unblind
+from tests.factories import unblind_by_api
 
 pytestmark = pytest.mark.django_db
 
@@ -127,7 +128,7 @@ def test_the_arm_only_for_the_unblinded_statistician_after_unblinding(guessed, p
     for role in ("statistician", "unblinded_statistician", "investigator", "admin"):
         header = body_of(api(personas[role]).get(url)).split(b"\r\n")[0]
         assert b"arm" not in header.split(b","), role
-    r = api(personas["investigator"]).post("/api/v1/studies/MAP/unblind/", {"reason": "database locked"})
+    r = unblind_by_api(api, "MAP", personas["investigator"], personas["unblinded_statistician"])
     assert r.status_code == 200, r.content
     df = pd.read_csv(io.BytesIO(body_of(api(personas["unblinded_statistician"]).get(url))))
     truth = participant_selectors.arm_codes([p.pk for p in guessed])

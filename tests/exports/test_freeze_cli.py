@@ -18,6 +18,7 @@ from audit.models import AuditEvent
 from exports.freeze_storage import freeze_dir
 from exports.models import ExportFreeze
 from tests.exports.conftest import body_of
+from tests.factories import unblind_by_api
 
 pytestmark = pytest.mark.django_db
 
@@ -83,7 +84,7 @@ def test_freeze_is_immutable_and_checked_before_download(trial, statistician, ap
 
 
 def test_freeze_with_arms_is_for_the_unblinded_statistician_only(trial, personas, api):
-    api(personas["investigator"]).post("/api/v1/studies/MAP/unblind/", {"reason": "locked"})
+    unblind_by_api(api, "MAP", personas["investigator"], personas["unblinded_statistician"])
     unblinded = personas["unblinded_statistician"]
     r = api(unblinded).post("/api/v1/export/freezes/", {}, format="json")
     assert r.status_code == 201 and r.json()["includes_arm"] is True

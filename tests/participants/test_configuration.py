@@ -14,7 +14,7 @@ from audit.models import AuditEvent
 from participants import services
 from participants.models import Arm, EligibilityAnswer, EligibilityCriterion, Participant, Site, StaffMembership, Study
 from tests.conftest import changed_tables, table_state
-from tests.factories import UserFactory
+from tests.factories import UserFactory, staff, unblind, unblind_by_api
 from trialsite.errors import PermissionDeniedError
 from trialsite.roles import Role
 
@@ -332,7 +332,7 @@ def test_blinding_and_protocol_are_fixed_once_a_participant_is_randomized(api, r
     assert r.status_code == 200 and Study.objects.get(code="MAP").target_enrollment == 90
 
 
-def test_the_unblinded_flag_and_codes_are_not_editable(api, root, study):
+def test_the_unblinded_flag_and_codes_are_not_editable(api, root, study, pdx):
     client = api(root)
     before = table_state()
     r = client.patch("/api/v1/studies/MAP/", {"unblinded": True, "reason": "x"}, format="json")
@@ -342,8 +342,7 @@ def test_the_unblinded_flag_and_codes_are_not_editable(api, root, study):
     r = client.patch("/api/v1/sites/PDX/", {"code": "POR", "reason": "x"}, format="json")
     assert r.status_code == 400 and r.json()["code"]
     assert changed_tables(before, table_state()) == []
-    with transaction.atomic():
-        services.study_unblind(study=study, by=root, reason="database locked")
+    unblind(study, root, staff("ursula", Role.UNBLINDED_STATISTICIAN, pdx))
     r = client.patch("/api/v1/studies/MAP/", {"blinded": False, "reason": "x"}, format="json")
     assert r.status_code == 409 and "unblinded" in r.json()["detail"]
 
@@ -430,8 +429,8 @@ def test_studies_and_sites_lists_keep_their_shape(api, alice, root, study):
 
 
 def test_unblinding_lives_at_the_same_address(api, personas, study):
-    r = api(personas[Role.INVESTIGATOR]).post("/api/v1/studies/MAP/unblind/", {"reason": "database locked"})
-    assert r.status_code == 200 and r.json() == {"code": "MAP", "unblinded": True}
+    r = unblind_by_api(api, "MAP", personas[Role.INVESTIGATOR], personas[Role.UNBLINDED_STATISTICIAN])
+    assert r.status_code == 200 and r.json()["code"] == "MAP" and r.json()["unblinded"] is True
     assert AuditEvent.objects.filter(entity_type="study", field="unblinded", new_value=True).count() == 1
     r = api(personas[Role.INVESTIGATOR]).post("/api/v1/studies/MAP/unblind/", {"reason": "again"})
     assert r.status_code == 400 and "already" in r.json()["detail"]

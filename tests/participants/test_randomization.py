@@ -65,10 +65,10 @@ def test_csv_errors_name_the_line():
 
 
 @pytest.mark.django_db
-def test_import_command_replaces_an_unused_list_and_randomizing_follows_it(tmp_path, alice, study, make_participant):
+def test_import_command_replaces_an_unused_list_and_randomizing_follows_it(tmp_path, personas, study, make_participant):
     csv_file = tmp_path / "list.csv"
     csv_file.write_text("stratum,sequence,arm,block\nPDX,1,placebo,1\nPDX,2,mdma,1\nPDX,3,mdma,2\nPDX,4,placebo,2\n")
-    call_command("allocation_import", "MAP", str(csv_file), "--by", "alice")
+    call_command("allocation_import", "MAP", str(csv_file), "--by", "admin-pdx")
     active = AllocationList.objects.get(study=study, active=True)
     assert active.source == "imported" and active.slots.count() == 4
     first = make_participant("randomized")
@@ -76,20 +76,20 @@ def test_import_command_replaces_an_unused_list_and_randomizing_follows_it(tmp_p
     assert (first.allocation.arm.code, second.allocation.arm.code) == ("placebo", "mdma")
     # A list in use cannot be replaced.
     with pytest.raises(CommandError, match="already in use"):
-        call_command("allocation_import", "MAP", str(csv_file), "--by", "alice")
+        call_command("allocation_import", "MAP", str(csv_file), "--by", "admin-pdx")
     assert AllocationList.objects.get(study=study, active=True).pk == active.pk
 
 
 @pytest.mark.django_db
-def test_generate_command_is_reproducible(alice, study):
+def test_generate_command_is_reproducible(personas, study):
     call_command(
-        "allocation_generate", "MAP", "--strata", "PDX,NYC", "--per-stratum", "8", "--seed", "s1", "--by", "alice"
+        "allocation_generate", "MAP", "--strata", "PDX,NYC", "--per-stratum", "8", "--seed", "s1", "--by", "admin-pdx"
     )
     first = list(
         AllocationSlot.objects.filter(allocation_list__active=True).values_list("stratum", "sequence", "arm__code")
     )
     call_command(
-        "allocation_generate", "MAP", "--strata", "PDX,NYC", "--per-stratum", "8", "--seed", "s1", "--by", "alice"
+        "allocation_generate", "MAP", "--strata", "PDX,NYC", "--per-stratum", "8", "--seed", "s1", "--by", "admin-pdx"
     )
     second = list(
         AllocationSlot.objects.filter(allocation_list__active=True).values_list("stratum", "sequence", "arm__code")
@@ -109,18 +109,20 @@ def test_generate_command_is_reproducible(alice, study):
             "--seed",
             "s",
             "--by",
-            "alice",
+            "admin-pdx",
         )
 
 
 @pytest.mark.django_db
-def test_randomizing_with_no_free_slot_says_so(api, alice, study, pdx, make_participant):
+def test_randomizing_with_no_free_slot_says_so(api, alice, personas, study, pdx, make_participant):
     from django.db import transaction
 
     from participants import services
 
     with transaction.atomic():
-        services.allocation_list_import(study=study, csv_text="stratum,sequence,arm\nPDX,1,mdma\n", by=alice)
+        services.allocation_list_import(
+            study=study, csv_text="stratum,sequence,arm\nPDX,1,mdma\n", by=personas["admin"]
+        )
     make_participant("randomized")
     participant = make_participant("enrolled")
     response = api(alice).post(f"/api/v1/participants/{participant.participant_id}/randomize/", {}, format="json")

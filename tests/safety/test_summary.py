@@ -11,7 +11,7 @@ from django.test.utils import CaptureQueriesContext
 
 from participants.models import AllocationSlot, Study
 from safety.models import AdverseEvent
-from tests.factories import staff
+from tests.factories import staff, unblind_by_api
 from tests.safety.conftest import NOW, mild_values, record
 from trialsite.roles import Role
 
@@ -107,7 +107,7 @@ def test_blinded_roles_get_the_pooled_summary_with_no_arm_in_any_byte(events, pe
 
 def test_after_unblinding_an_investigator_sees_the_arms(events, personas, api):
     investigator = personas["investigator"]
-    assert api(investigator).post("/api/v1/studies/MAP/unblind/", {"reason": "locked"}).status_code == 200
+    assert unblind_by_api(api, "MAP", investigator, personas["unblinded_statistician"]).status_code == 200
     body = api(investigator).get(URL).json()
     assert body["by_arm"] is True
     assert rows_by_category({a["arm"]: a for a in body["arms"]}["placebo"]["rows"]) == PLACEBO

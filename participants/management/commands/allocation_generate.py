@@ -15,7 +15,12 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("study", help="study code, e.g. SAM")
         parser.add_argument("--strata", required=True, help="comma-separated strata, e.g. PDX,NYC")
-        parser.add_argument("--block-sizes", default="2,4", help="comma-separated block sizes (multiples of arms)")
+        parser.add_argument(
+            "--block-sizes",
+            default="",
+            help="comma-separated block sizes (multiples of the number of arms); default: two sizes of at least 4, "
+            "e.g. 4,6 for two arms, each block's size drawn at random",
+        )
         parser.add_argument("--per-stratum", type=int, required=True, help="slots per stratum")
         parser.add_argument("--seed", required=True, help="keep it as secret as the list")
         parser.add_argument("--by", required=True, help="username of the person generating the list")
@@ -36,7 +41,7 @@ class Command(BaseCommand):
         if study_obj is None or user is None:
             raise CommandError(f"unknown {'study ' + study if study_obj is None else 'user ' + by}")
         try:
-            sizes = [int(size) for size in block_sizes.split(",")]
+            sizes = [int(size) for size in block_sizes.split(",")] if block_sizes.strip() else None
             with transaction.atomic():
                 allocation_list = services.allocation_list_generate(
                     study=study_obj,
