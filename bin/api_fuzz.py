@@ -41,7 +41,7 @@ DATABASE_URL = os.environ.get("FUZZ_DATABASE_URL", "postgres://postgres@127.0.0.
 # A database of its own on the shared Redis: the tasks the run publishes stay out of the tests' database.
 REDIS_URL = os.environ.get("FUZZ_REDIS_URL", "redis://127.0.0.1:6379/13")
 MAX_EXAMPLES = int(os.environ.get("FUZZ_MAX_EXAMPLES", "10"))
-MAX_SECONDS = int(os.environ.get("FUZZ_MAX_SECONDS", "70"))
+MAX_SECONDS = int(os.environ.get("FUZZ_MAX_SECONDS", "50"))
 SEED = os.environ.get("FUZZ_SEED", "")
 
 

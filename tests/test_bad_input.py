@@ -273,19 +273,20 @@ def mutations(schema: dict, node: dict, known: dict, rng: random.Random):
     props = node.get("properties", {})
     base = {k: plausible(schema, v, k, known) for k, v in props.items()}
     yield "every field missing", {}
+    # A sample of wrong values per field: the CI's schema fuzz (bin/api_fuzz.py) draws many more against a server.
     for name, sub in props.items():
         sub = resolve(schema, sub)
-        for wrong in rng.sample(WRONG, 8):
+        for wrong in rng.sample(WRONG, 4):
             yield f"{name}={wrong!r:.40}", {**base, name: wrong}
         if sub.get("type") == "object" and sub.get("properties"):
             for inner in sub["properties"]:
-                for wrong in rng.sample(WRONG, 4):
+                for wrong in rng.sample(WRONG, 2):
                     yield f"{name}.{inner}={wrong!r:.40}", {**base, name: {**base[name], inner: wrong}}
         extra = sub.get("additionalProperties")
         if sub.get("type") == "object" and extra is not None:
             keys = ["PCL5_01", "PCL5", "nope", "x" * 500, "nul\x00"]
             for key in keys:
-                for wrong in rng.sample(WRONG, 4):
+                for wrong in rng.sample(WRONG, 2):
                     value = {"PCL5_01": wrong} if resolve(schema, extra).get("type") == "object" else wrong
                     yield f"{name}[{key[:20]!r}]={wrong!r:.40}", {**base, name: {key: value}}
 
@@ -413,7 +414,7 @@ def test_every_read_endpoint_answers_garbage_query_parameters_without_a_500(sche
         url = fill(path, values)
         names = {p["name"] for p in op.get("parameters", []) if p.get("in") == "query"} | set(COMMON_QUERY)
         for name in sorted(names):
-            for garbage in ["\x00", str(HUGE), "", *rng.sample(GARBAGE_QUERY, 3)]:
+            for garbage in ["\x00", str(HUGE), "", *rng.sample(GARBAGE_QUERY, 1)]:
                 r = send(client, "get", url, data={name: garbage})
                 check(failures, f"GET {path}?{name}={garbage!r:.30}", r)
         r = send(client, "get", url, data={name: "nope" for name in names} | {"status": ["nope", "pending"]})

@@ -61,7 +61,7 @@ def set_status(participant, status, by):
 def withdraw(participant, level, by):
     with transaction.atomic():
         participant_services.participant_withdraw(
-            participant=participant, level=level, reason="participant's wish", date=dt.date(2026, 3, 10), by=by
+            participant=participant, level=level, reason="participant's wish", date=dt.date(2026, 3, 2), by=by
         )
 
 
