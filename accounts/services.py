@@ -55,18 +55,8 @@ def token_issue(*, user: Any, days: int, by: Any, actor_username: str | None = N
 def token_revoke(*, token: ApiToken, by: Any, actor_username: str | None = None) -> ApiToken:
     """Revoke a token (kept, marked). Revoking a revoked token changes nothing."""
     token = ApiToken.objects.select_for_update().get(pk=token.pk)
-    if token.revoked_at is not None:
-        return token
-    token.revoked_at = timezone.now()
-    token.save(update_fields=["revoked_at"])
-    audit_record(
-        by=by,
-        action="update",
-        entity_type="api_token",
-        entity_id=token.pk,
-        changes=[("revoked_at", None, token.revoked_at.isoformat())],
-        actor_username=actor_username,
-    )
+    if token.revoked_at is None:
+        _mark_revoked(token, entity_type="api_token", by=by, actor_username=actor_username)
     return token
 
 
@@ -94,18 +84,25 @@ def feed_revoke(*, user: Any) -> CalendarFeed | None:
 
 def _feed_revoke_active(user: Any) -> CalendarFeed | None:
     feed = CalendarFeed.objects.select_for_update().filter(user=user, revoked_at__isnull=True).first()
-    if feed is None:
-        return None
-    feed.revoked_at = timezone.now()
-    feed.save(update_fields=["revoked_at"])
-    audit_record(
-        by=user,
-        action="update",
-        entity_type="calendar_feed",
-        entity_id=feed.pk,
-        changes=[("revoked_at", None, feed.revoked_at.isoformat())],
-    )
+    if feed is not None:
+        _mark_revoked(feed, entity_type="calendar_feed", by=user)
     return feed
+
+
+def _mark_revoked(
+    row: ApiToken | CalendarFeed, *, entity_type: str, by: Any, actor_username: str | None = None
+) -> None:
+    """Revoke a secret's row (kept, marked), audited in the caller's transaction."""
+    row.revoked_at = timezone.now()
+    row.save(update_fields=["revoked_at"])
+    audit_record(
+        by=by,
+        action="update",
+        entity_type=entity_type,
+        entity_id=row.pk,
+        changes=[("revoked_at", None, row.revoked_at.isoformat())],
+        actor_username=actor_username,
+    )
 
 
 # --- The TOTP second factor ---------------------------------------------------------------------------------------
