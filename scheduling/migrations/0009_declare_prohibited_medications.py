@@ -6,7 +6,10 @@ from django.db import migrations
 from scheduling.migrations._declare import declare_shipped_key
 
 
+declare = declare_shipped_key("prohibited_medications")
+
+
 class Migration(migrations.Migration):
     dependencies = [("scheduling", "0008_store_protocols_dosing_session")]
 
-    operations = [declare_shipped_key("prohibited_medications")]
+    operations = [migrations.RunPython(declare, migrations.RunPython.noop)]

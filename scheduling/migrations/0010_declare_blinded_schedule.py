@@ -6,7 +6,10 @@ from django.db import migrations
 from scheduling.migrations._declare import declare_shipped_key
 
 
+declare = declare_shipped_key("blinded_schedule")
+
+
 class Migration(migrations.Migration):
     dependencies = [("scheduling", "0009_declare_prohibited_medications")]
 
-    operations = [declare_shipped_key("blinded_schedule")]
+    operations = [migrations.RunPython(declare, migrations.RunPython.noop)]

@@ -6,7 +6,10 @@ from django.db import migrations
 from scheduling.migrations._declare import declare_shipped_key
 
 
+declare = declare_shipped_key("unblinding")
+
+
 class Migration(migrations.Migration):
     dependencies = [("scheduling", "0010_declare_blinded_schedule")]
 
-    operations = [declare_shipped_key("unblinding")]
+    operations = [migrations.RunPython(declare, migrations.RunPython.noop)]
