@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 
 from audit.models import AuditEvent
 
@@ -21,7 +21,12 @@ def safety_entity_types() -> frozenset[str]:
     return frozenset(_SAFETY_ENTITY_TYPES)
 
 
-def _visible(query: QuerySet[AuditEvent], *, can_see_allocation: bool, can_see_safety: bool) -> QuerySet[AuditEvent]:
+def _visible(
+    query: QuerySet[AuditEvent], *, can_see_allocation: bool, can_see_safety: bool, hidden: Q | None = None
+) -> QuerySet[AuditEvent]:
+    if hidden is not None:
+        # Rows another app names as not for this viewer (a blinded viewer: records of visits the schedule hides).
+        query = query.exclude(hidden)
     if not can_see_allocation:
         # Blinded viewers do not get allocation rows at all, not even redacted: their order and count must not
         # hint at anything either. That the participant was randomized shows in the status transition.
@@ -32,17 +37,22 @@ def _visible(query: QuerySet[AuditEvent], *, can_see_allocation: bool, can_see_s
 
 
 def participant_history(
-    participant_id: str, *, can_see_allocation: bool, can_see_contact: bool, can_see_safety: bool = True
+    participant_id: str,
+    *,
+    can_see_allocation: bool,
+    can_see_contact: bool,
+    can_see_safety: bool = True,
+    hidden: Q | None = None,
 ) -> list[AuditEvent]:
-    hidden: set[str] = set()
+    redacted: set[str] = set()
     if not can_see_allocation:
-        hidden.add(AuditEvent.Sensitivity.ALLOCATION)
+        redacted.add(AuditEvent.Sensitivity.ALLOCATION)
     if not can_see_contact:
-        hidden.add(AuditEvent.Sensitivity.CONTACT)
+        redacted.add(AuditEvent.Sensitivity.CONTACT)
     query = AuditEvent.objects.filter(participant_id=participant_id).order_by("id")
-    events = list(_visible(query, can_see_allocation=can_see_allocation, can_see_safety=can_see_safety))
+    events = list(_visible(query, can_see_allocation=can_see_allocation, can_see_safety=can_see_safety, hidden=hidden))
     for event in events:
-        event.redacted = event.sensitivity in hidden
+        event.redacted = event.sensitivity in redacted
         if event.redacted:
             event.old_value = event.new_value = None
     return events
@@ -71,6 +81,7 @@ def participant_history_page(
     offset: int,
     limit: int,
     can_see_safety: bool = True,
+    hidden: Q | None = None,
 ) -> tuple[int, list[AuditEvent]]:
     """One page of the participant's history, newest first, and the number of events in all: two queries whatever
     the length of the history. Redacted as :func:`participant_history` (allocation rows left out for a blinded
@@ -80,6 +91,7 @@ def participant_history_page(
         AuditEvent.objects.filter(participant_id=participant_id),
         can_see_allocation=can_see_allocation,
         can_see_safety=can_see_safety,
+        hidden=hidden,
     )
     total = query.count()
     events = list(query.order_by("-id")[offset : offset + limit])

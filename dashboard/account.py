@@ -217,7 +217,9 @@ def calendar_feed(request: HttpRequest, secret: str) -> HttpResponse:
     user = account_selectors.feed_owner(secret)
     if user is None:
         raise Http404("No such calendar feed.")
-    body = ical.calendar_for(scheduling_selectors.staff_calendar_visits(user), name=f"{user.get_username()} sessions")
+    body = ical.calendar_seen_by(
+        user, scheduling_selectors.staff_calendar_visits(user), name=f"{user.get_username()} sessions"
+    )
     response = HttpResponse(body, content_type="text/calendar; charset=utf-8")
     response["Content-Disposition"] = 'inline; filename="sessions.ics"'
     response["Cache-Control"] = "private, no-store"

@@ -20,6 +20,7 @@ from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.db.models import Q
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils import dateformat, timezone
@@ -35,13 +36,14 @@ from assessments.windows import administration_status, is_open
 from audit.models import AuditEvent
 from audit.selectors import participant_history_page
 from dashboard.charts import DAY_STEPS, PlotFrame, coord, tick_step
-from dashboard.matrix_cells import shared_visit_codes
 from dashboard.page_actions import page_actions
 from dashboard.views import staff_page
 from participants import access
+from participants import hooks as participant_hooks
 from participants import selectors as participant_selectors
 from participants.models import Participant
 from scheduling import selectors as scheduling_selectors
+from scheduling.blinded_view import Lens
 from scheduling.models import Visit
 
 Label = str | Promise
@@ -516,6 +518,7 @@ def history_page(
     allocation: bool,
     contact: bool,
     safety: bool = True,
+    hidden: Q | None = None,
 ) -> HistoryPage:
     """One page of the history, newest first, in two queries however long the history is. A page past the end shows
     the last one."""
@@ -524,12 +527,15 @@ def history_page(
         can_see_allocation=allocation,
         can_see_contact=contact,
         can_see_safety=safety,
+        hidden=hidden,
         offset=(number - 1) * HISTORY_PER_PAGE,
         limit=HISTORY_PER_PAGE,
     )
     pages = max(1, math.ceil(total / HISTORY_PER_PAGE))
     if number > pages:
-        return history_page(participant, zone, number=pages, allocation=allocation, contact=contact, safety=safety)
+        return history_page(
+            participant, zone, number=pages, allocation=allocation, contact=contact, safety=safety, hidden=hidden
+        )
     return HistoryPage(rows=history(events, zone), number=number, pages=pages, total=total)
 
 
@@ -541,16 +547,18 @@ def _page_context(user: Any, participant: Participant, now: dt.datetime, history
     participant_zone = zoneinfo.ZoneInfo(participant.time_zone)
     allocation_visible = access.can_see_allocation(user, site_id=participant.site_id, study=participant.study)
     contact_visible = access.can_see_contact(user, participant.site_id)
+    lens = Lens(user)
     visits = list(scheduling_selectors.visits_of(participant))
     adms = list(assessment_selectors.administrations_of_participant(participant))
-    if not allocation_visible:
-        # A visit that only one arm has would tell the arm: as on the matrix, a blinded viewer sees the visits every
-        # arm has (and those added outside the plan), and their questionnaires only.
-        shared = shared_visit_codes(scheduling_selectors.study_protocol(participant.study.protocol_code))
-        if shared is not None:
-            visits = [v for v in visits if v.unscheduled or v.code in shared]
-            kept = {v.pk for v in visits}
-            adms = [a for a in adms if a.visit_id in kept]
+    if lens.blinded_at(participant.site_id, participant.study):
+        # The schedule as a blinded viewer sees it (scheduling.blinded_view): the visits every arm has alike, the
+        # timepoints under their neutral names, and the questionnaires of the visits shown with dates only.
+        visits = lens.present(lens.order(lens.annotate(lens.shown(scheduling_selectors.visits_of(participant)))))
+        shown = {v.pk: v for v in visits}
+        dated = {v.pk for v in visits if v.target_date is not None or v.unscheduled}
+        adms = [a for a in adms if a.visit_id in dated]
+        for a in adms:
+            a.visit = shown[a.visit_id]
     consents = list(participant_selectors.consents_of(participant))
     held = assessment_selectors.held_administration_ids(participant, adms)
     return {
@@ -586,6 +594,7 @@ def _page_context(user: Any, participant: Participant, now: dt.datetime, history
             number=history_number,
             allocation=allocation_visible,
             contact=contact_visible,
+            hidden=participant_hooks.history_hidden(user, participant),
             safety=not access.safety_hidden_from(user, site_id=participant.site_id, study=participant.study),
         ),
         "actions": page_actions(user, participant, visits, adms, now),

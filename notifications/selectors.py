@@ -5,13 +5,17 @@ from __future__ import annotations
 
 import datetime as dt
 
-from django.db.models import QuerySet
+from django.db.models import IntegerField, QuerySet
+from django.db.models.fields.json import KeyTextTransform
+from django.db.models.functions import Cast
 from django.shortcuts import get_object_or_404
 
 from notifications.models import Notification
 from participants import selectors as participant_selectors
 from participants.access import Actor, managed_site_ids
 from participants.models import Participant
+from scheduling.blinded_view import Lens
+from scheduling.models import Visit
 
 # Participants who still get reminders: once withdrawn, completed, lost or screen-failed they get none.
 ACTIVE_PARTICIPANT: frozenset[str] = frozenset(
@@ -31,12 +35,18 @@ LINK_KEY_PREFIX = "link:"
 
 
 def notifications_for(user: Actor) -> QuerySet[Notification]:
-    # One query per page: the participant, its site and the staff recipient come in the same SELECT.
-    return (
-        Notification.objects.filter(participant__site_id__in=managed_site_ids(user))
-        .select_related("participant__site", "recipient_user")
-        .order_by("-due_at", "-id")
-    )
+    """The outbox rows of the user's sites, newest first. A blinded viewer gets no row about a visit the blinded view
+    of the schedule does not list with dates (``scheduling.blinded_view``): its key, template and times would tell
+    the visit and when it is. One query per page: the participant, its site and the staff recipient come in the same
+    SELECT."""
+    rows = Notification.objects.filter(participant__site_id__in=managed_site_ids(user))
+    lens = Lens(user)
+    if lens.any_blinded():
+        unlisted = Visit.objects.filter(lens.not_listed()).values("pk")
+        rows = rows.alias(about_visit=Cast(KeyTextTransform("visit_id", "context"), IntegerField())).exclude(
+            about_visit__in=unlisted
+        )
+    return rows.select_related("participant__site", "recipient_user").order_by("-due_at", "-id")
 
 
 def notification_get(user: Actor, notification_id: int) -> Notification:

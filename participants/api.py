@@ -25,7 +25,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from audit.selectors import participant_history
-from participants import access, selectors, services
+from participants import access, hooks, selectors, services
 from participants.demographics import form_as_dict
 from participants.models import ConsentDocument, EligibilityCriterion, Participant, Site, StaffMembership, Study
 from participants.serializers import (
@@ -306,6 +306,7 @@ class ParticipantHistory(APIView):
             can_see_safety=not access.safety_hidden_from(
                 request.user, site_id=participant.site_id, study=participant.study
             ),
+            hidden=hooks.history_hidden(request.user, participant),
         )
         return Response(HistoryOutput(events, many=True).data)
 

@@ -10,6 +10,10 @@ And one reader: ``set_protocol_reader(fn)``, where ``fn(protocol_code)`` answers
 a study's protocol (``ProtocolFacts``: who gives the second unblinding approval, whether the arms' schedules differ),
 or None for an unknown protocol. Scheduling owns protocols and registers it.
 
+And ``on_history_read(fn)``: ``fn(user, participant)`` returns a condition on audit rows (a ``Q``) naming the rows of
+the participant's history the user may not read, or None; a blinded viewer's history leaves out the records of visits
+the blinded schedule does not show (scheduling and assessments register theirs).
+
 Registering the same function twice keeps one registration, so a second ready() (e.g. in tests) is harmless.
 """
 
@@ -17,6 +21,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+
+from django.db.models import Q
 
 from participants.access import Actor
 from participants.models import Participant
@@ -81,3 +87,23 @@ def protocol_facts(protocol_code: str) -> ProtocolFacts | None:
     if not protocol_code or not _protocol_reader:
         return None
     return _protocol_reader[0](protocol_code)
+
+
+HistoryFilter = Callable[[Actor, Participant], Q | None]
+_history_filters: list[HistoryFilter] = []
+
+
+def on_history_read(fn: HistoryFilter) -> HistoryFilter:
+    if fn not in _history_filters:
+        _history_filters.append(fn)
+    return fn
+
+
+def history_hidden(user: Actor, participant: Participant) -> Q | None:
+    """The rows of the participant's history ``user`` may not read, as every registered app names them."""
+    hidden: Q | None = None
+    for fn in list(_history_filters):
+        q = fn(user, participant)
+        if q is not None:
+            hidden = q if hidden is None else hidden | q
+    return hidden

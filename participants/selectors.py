@@ -637,3 +637,16 @@ def demographics_at_sites(
     if study_ids is not None:
         qs = qs.filter(participant__study_id__in=study_ids)
     return qs
+
+
+# --- reads for scheduling's blinded view ---
+
+
+def arm_code_subquery(participant_ref: str) -> Subquery:
+    """The arm code of the participant ``OuterRef(participant_ref)``, as a subquery for an annotation. The blinded view
+    of the schedule (scheduling.blinded_view) reads it to decide what a blinded viewer sees; it is never rendered."""
+    return Subquery(AllocationSlot.objects.filter(participant_id=OuterRef(participant_ref)).values("arm__code")[:1])
+
+
+def study_by_pk(pk: int) -> Study:
+    return Study.objects.get(pk=pk)

@@ -25,6 +25,7 @@ from rest_framework.views import APIView
 from participants import access
 from participants import selectors as participant_selectors
 from scheduling import ical, selectors, services
+from scheduling.blinded_view import Lens
 from scheduling.models import ProtocolDeviation, Room, Visit
 from scheduling.serializers import (
     CompleteInput,
@@ -42,6 +43,12 @@ from scheduling.serializers import (
 )
 from trialsite.errors import ServiceError
 from trialsite.roles import MANAGE, SCHEDULE
+
+
+def _visit_out(request: Request, visit_id: int) -> dict[str, Any]:
+    """One visit as the user sees it (arm-neutral for a blinded viewer)."""
+    lens = Lens(request.user)
+    return dict(VisitOutput(selectors.visit_get(request.user, visit_id), context={"lens": lens}).data)
 
 
 def _require(request: Request, site_id: int, roles: set[str] | frozenset[str], what: str) -> None:
@@ -81,14 +88,22 @@ class VisitList(ListAPIView[Visit]):
     filterset_class = VisitFilter
 
     def get_queryset(self) -> QuerySet[Visit]:
-        return selectors.visits_for(self.request.user).order_by("target_date", "participant__participant_id", "id")
+        # A blinded viewer's list holds only the visits shown with dates (``scheduling.blinded_view``).
+        self.lens = Lens(self.request.user)
+        visits = self.lens.annotate(self.lens.listed(selectors.visits_for(self.request.user)))
+        return visits.order_by("target_date", "participant__participant_id", "id")
+
+    def get_serializer_context(self) -> dict[str, Any]:
+        return {**super().get_serializer_context(), "lens": getattr(self, "lens", None)}
 
 
 class ParticipantVisits(APIView):
     @extend_schema(responses=VisitOutput(many=True))
     def get(self, request: Request, participant_id: str) -> Response:
         participant = participant_selectors.participant_get(request.user, participant_id)
-        return Response(VisitOutput(selectors.visits_of(participant), many=True).data)
+        lens = Lens(request.user)
+        visits = lens.order(lens.annotate(lens.shown(selectors.visits_of(participant))))
+        return Response(VisitOutput(visits, many=True, context={"lens": lens}).data)
 
     @extend_schema(request=UnscheduledVisitInput, responses={201: VisitOutput})
     def post(self, request: Request, participant_id: str) -> Response:
@@ -105,13 +120,13 @@ class ParticipantVisits(APIView):
             by=request.user,
             reason=values.get("reason") or None,
         )
-        return Response(VisitOutput(selectors.visit_get(request.user, visit.pk)).data, status=status.HTTP_201_CREATED)
+        return Response(_visit_out(request, visit.pk), status=status.HTTP_201_CREATED)
 
 
 class VisitDetail(APIView):
     @extend_schema(responses=VisitOutput)
     def get(self, request: Request, visit_id: int) -> Response:
-        return Response(VisitOutput(selectors.visit_get(request.user, visit_id)).data)
+        return Response(_visit_out(request, visit_id))
 
 
 class VisitSchedule(APIView):
@@ -132,7 +147,7 @@ class VisitSchedule(APIView):
             by=request.user,
             reason=values.get("reason") or None,
         )
-        data = dict(VisitOutput(selectors.visit_get(request.user, visit_id)).data)
+        data = _visit_out(request, visit_id)
         data["warnings"] = warnings
         return Response(data)
 
@@ -146,7 +161,7 @@ class _VisitAction(APIView):
         payload.is_valid(raise_exception=True)
         _require(request, visit.participant.site_id, MANAGE, "change visits")
         self.perform(request, visit, payload.validated_data)
-        return Response(VisitOutput(selectors.visit_get(request.user, visit_id)).data)
+        return Response(_visit_out(request, visit_id))
 
     def perform(self, request: Request, visit: Visit, values: Mapping[str, Any]) -> None:  # pragma: no cover
         raise ServiceError("unsupported action")  # every subclass overrides
@@ -324,14 +339,16 @@ class SiteCalendar(_CalendarView):
         site = participant_selectors.site_visible(request.user, site_code)
         if site is None:
             raise Http404("No Site matches the given query.")
-        body = ical.calendar_for(selectors.site_calendar_visits(site.pk), name=f"{site.code} sessions")
+        body = ical.calendar_seen_by(
+            request.user, selectors.site_calendar_visits(site.pk), name=f"{site.code} sessions"
+        )
         return _ics(body, f"{site.code}.ics")
 
 
 class MyCalendar(_CalendarView):
     @extend_schema(responses={(200, "text/calendar"): OpenApiResponse(description="iCalendar feed")})
     def get(self, request: Request) -> HttpResponse:
-        body = ical.calendar_for(
-            selectors.staff_calendar_visits(request.user), name=f"{request.user.get_username()} sessions"
+        body = ical.calendar_seen_by(
+            request.user, selectors.staff_calendar_visits(request.user), name=f"{request.user.get_username()} sessions"
         )
         return _ics(body, "me.ics")

@@ -8,7 +8,7 @@ class SchedulingConfig(AppConfig):
     def ready(self) -> None:
         from participants import hooks as participant_hooks
         from participants import services as participant_services
-        from scheduling import checks, selectors
+        from scheduling import blinded_view, checks, selectors
         from scheduling.services import generation, visits
 
         checks.register()
@@ -21,3 +21,4 @@ class SchedulingConfig(AppConfig):
         if visits._on_withdrawn not in participant_services._after_withdraw:
             participant_services.on_withdrawn(visits._on_withdrawn)
         participant_hooks.set_protocol_reader(selectors.protocol_facts)
+        participant_hooks.on_history_read(blinded_view.history_hidden)

@@ -9,9 +9,12 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable
 
+from django.db.models import QuerySet
 from django.utils import timezone
 from icalendar import Calendar, Event
 
+from participants.access import Actor
+from scheduling.blinded_view import Lens
 from scheduling.models import Visit
 
 PRODID = "-//trialsite//scheduling//EN"
@@ -21,7 +24,9 @@ def visit_uid(visit: Visit) -> str:
     return f"visit-{visit.pk}@trialsite"
 
 
-def calendar_for(visits: Iterable[Visit], *, name: str) -> bytes:
+def calendar_for(visits: Iterable[Visit], *, name: str, lens: Lens | None = None) -> bytes:
+    """The sessions as a calendar; with ``lens``, as its viewer may see them (a blinded viewer's list holds only
+    visits shown with dates, each under its neutral code and name)."""
     cal = Calendar()
     cal.add("prodid", PRODID)
     cal.add("version", "2.0")
@@ -36,12 +41,22 @@ def calendar_for(visits: Iterable[Visit], *, name: str) -> bytes:
         event.add("dtstamp", now)
         event.add("dtstart", visit.scheduled_start.astimezone(dt.UTC))
         event.add("dtend", visit.scheduled_end.astimezone(dt.UTC))
-        event.add("summary", f"{visit.participant.participant_id} {visit.code} {visit.name}")
+        shown = {"code": visit.code, "name": visit.name, "kind": visit.kind}
+        if lens is not None:
+            shown = lens.render(visit, shown)
+        event.add("summary", f"{visit.participant.participant_id} {shown['code']} {shown['name']}")
         if visit.room is not None:
             event.add("location", visit.room.name)
         staff = ", ".join(u.username for u in visit.staff.all())
-        event.add("description", f"Visit {visit.code} ({visit.kind})" + (f"; staff: {staff}" if staff else ""))
+        event.add("description", f"Visit {shown['code']} ({shown['kind']})" + (f"; staff: {staff}" if staff else ""))
         event.add("status", "CONFIRMED")
         event.add("last-modified", visit.updated_at.astimezone(dt.UTC))
         cal.add_component(event)
     return bytes(cal.to_ical())
+
+
+def calendar_seen_by(user: Actor, visits: QuerySet[Visit], *, name: str) -> bytes:
+    """``visits`` as ``user`` may see them: for a blinded viewer only those the blinded view lists with dates, under
+    their neutral codes and names (``scheduling.blinded_view``)."""
+    lens = Lens(user)
+    return calendar_for(lens.annotate(lens.listed(visits)), name=name, lens=lens)

@@ -32,10 +32,11 @@ from django.db.models.functions import Cast, Coalesce, NullIf, TruncDate
 from django.shortcuts import get_object_or_404
 
 from participants import selectors as participant_selectors
-from participants.access import Actor, can_see_allocation, site_ids_for
+from participants.access import Actor, site_ids_for
 from participants.hooks import ProtocolFacts as ParticipantProtocolFacts
 from participants.models import Participant
 from scheduling import hooks
+from scheduling.blinded_view import Lens
 from scheduling.models import ParticipantSchedule, ProtocolDeviation, ProtocolVersion, Room, Visit
 from scheduling.protocol import (
     ComparisonVisits,
@@ -70,8 +71,9 @@ def visits_for(user: Actor) -> QuerySet[Visit]:
 
 
 def visit_get(user: Actor, visit_id: int) -> Visit:
-    """One visit, or Http404 when it does not exist or lies outside the user's sites (the two look the same)."""
-    return get_object_or_404(visits_for(user), pk=visit_id)
+    """One visit, or Http404 when it does not exist, lies outside the user's sites or is one the user's blinded view
+    of the schedule does not show (the three look the same; ``scheduling.blinded_view``)."""
+    return get_object_or_404(Lens(user).shown(visits_for(user)), pk=visit_id)
 
 
 def visits_of(participant: Participant) -> QuerySet[Visit]:
@@ -606,18 +608,11 @@ def arm_only_codes(protocol: Protocol | None) -> frozenset[str]:
 
 
 def arm_only_visits_hidden(user: Actor) -> Q:
-    """The condition naming the arm-only visits at every site where the user may not see the study's arm (as the
-    record status matrix hides their columns): what ``without_arm_only_visits`` leaves out. A few queries per study
-    the user sees (the study, its protocol), whatever the number of visits; a page with several visit lists reads it
-    once and hands it to each."""
-    site_ids = sorted(site_ids_for(user))
-    hidden = Q(pk__in=[])
-    for study in participant_selectors.studies_for(user):
-        codes = arm_only_codes(study_protocol(study.protocol_code))
-        blinded = [sid for sid in site_ids if not can_see_allocation(user, site_id=sid, study=study)]
-        if codes and blinded:
-            hidden |= Q(study_id=study.pk, site_id__in=blinded, code__in=sorted(codes))
-    return hidden
+    """The condition naming the visits a list ordered or filtered by date leaves out for the user: at every site
+    where the user may not see the study's arm, those the blinded view hides and those it shows without dates
+    (``scheduling.blinded_view.Lens.not_listed``). A few queries per study the user sees, whatever the number of
+    visits; a page with several visit lists reads it once and hands it to each."""
+    return Lens(user).not_listed()
 
 
 def without_arm_only_visits(user: Actor, qs: QuerySet[Visit], hidden: Q | None = None) -> QuerySet[Visit]:

@@ -40,6 +40,13 @@ class VisitOutput(serializers.Serializer[Any]):
     needs_reschedule = serializers.BooleanField()
     protocol_version = serializers.SerializerMethodField()
 
+    def to_representation(self, instance: Visit) -> dict[str, Any]:
+        # A blinded viewer's lens (``scheduling.blinded_view``) gives neutral codes and names and leaves out dates
+        # that would tell the arm.
+        data = dict(super().to_representation(instance))
+        lens = self.context.get("lens")
+        return lens.render(instance, data) if lens is not None else data
+
     def get_room(self, obj: Visit) -> str | None:
         return obj.room.name if obj.room is not None else None
 

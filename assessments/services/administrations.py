@@ -23,6 +23,7 @@ from audit.services import audit_participant_record
 from participants import selectors as participant_selectors
 from participants.access import Actor
 from participants.models import Participant
+from scheduling.blinded_view import faces_of
 from scheduling.models import Visit
 from trialsite.errors import Conflict, InvalidTransition, ServiceError
 from trialsite.followups import reconcile_reminders_on_commit
@@ -123,13 +124,14 @@ def administrations_follow_visits(*, participant: Participant, visits: Sequence[
 
 
 def _names_an_arm(visits: Sequence[Visit]) -> bool:
-    """Is one of the visits a visit that only some arms of its protocol have?"""
+    """Is one of the visits one that not every arm has in the same form (``scheduling.blinded_view``: a blinded
+    viewer sees it under a neutral name, or not at all)?"""
     planned = [v for v in visits if v.protocol_version_id is not None and not v.unscheduled]
     version = planned[0].protocol_version if planned else None  # one read at most: a participant's visits share it
     if version is None:
         return False
-    shared = version.protocol().shared_visit_codes()
-    return any(v.code not in shared for v in planned)
+    own = faces_of(version).own_codes()
+    return any(v.code not in own for v in planned)
 
 
 def _label(adm: Administration, visits: Sequence[Visit]) -> str:

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import zoneinfo
+from collections.abc import Mapping
 from typing import Any
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from audit.models import AuditEvent
@@ -17,7 +18,7 @@ from scheduling import engine, hooks
 from scheduling.lifecycle import OPEN
 from scheduling.local_time import local_date, zone_of
 from scheduling.models import ParticipantSchedule, Visit
-from scheduling.protocol import Arm, Protocol
+from scheduling.protocol import Arm, Protocol, blinded_schedule
 from scheduling.services._visit_rows import _audit_visit
 from scheduling.services.protocols import protocol_version_ensure
 from trialsite.errors import ServiceError
@@ -144,6 +145,7 @@ def schedule_generate(*, participant: Participant, by: Actor) -> list[Visit]:
     ]
     if not visits and not changes:
         return []  # nothing new to plan and nothing written: nothing to audit
+    _allocate_ids(visits, protocol, arm, rows)
     created = Visit.objects.bulk_create(visits)
     # One event for the whole plan keeps generation at a constant number of queries; each row's dates are in the
     # visit table and every later change to them is audited per visit. Once the arm is known the plan is the arm's
@@ -161,6 +163,38 @@ def schedule_generate(*, participant: Participant, by: Actor) -> list[Visit]:
     )
     hooks.visits_changed(participant=participant, visits=created, by=by)
     return created
+
+
+def _allocate_ids(visits: list[Visit], protocol: Protocol, arm: Arm | None, rows: Mapping[str, Visit]) -> None:
+    """Give the new visits (kept in the protocol's order) their ids so that the ids tell a blinded viewer nothing of
+    the arm: the visits that serve
+    the protocol's timepoints first (in timepoint order), then the others, and every arm takes as many ids as the
+    longest arm would (on PostgreSQL, from the table's own sequence), so neither the ids of the visits shown nor the
+    next participant's tell how many visits an arm has (``scheduling.blinded_view``)."""
+    if not visits:
+        return
+    schedule = blinded_schedule(protocol)
+    order = {tp.code: n for n, tp in enumerate(schedule.timepoints)}
+
+    def rank(v: Visit) -> int:
+        tp = schedule.timepoint_of(arm.code, v.code) if arm is not None else schedule.timepoint(v.code)
+        if tp is None and arm is None:
+            tp = next((t for t in schedule.timepoints if v.code in t.visits.values()), None)
+        return order[tp.code] if tp is not None else len(order)
+
+    if connection.vendor != "postgresql":
+        return  # the embedded demo database: ids in the protocol's order
+    ranked = sorted(visits, key=rank)  # stable: the others keep the protocol's order
+    span = len(visits)
+    if arm is not None:
+        span = max([span, *(len([c for c in a.codes if c not in rows]) for a in protocol.arms.values())])
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)", [Visit._meta.db_table, span]
+        )
+        ids = sorted(row[0] for row in cursor.fetchall())
+    for visit, pk in zip(ranked, ids, strict=False):
+        visit.pk = pk
 
 
 def _plan_from(

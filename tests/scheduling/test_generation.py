@@ -38,7 +38,14 @@ def randomize(participant, by, at=RANDOMIZED) -> Participant:
 
 
 def stored_table(participant) -> list[tuple[str, str, str, str]]:
-    rows = Visit.objects.filter(participant=participant).order_by("id")
+    """The stored plan in the protocol's order (the ids follow the blinded schedule's timepoints first, see
+    ``scheduling.services.generation._allocate_ids``)."""
+    schedule = ParticipantSchedule.objects.select_related("protocol_version").get(participant=participant)
+    slot = AllocationSlot.objects.filter(participant=participant).select_related("arm").first()
+    protocol = schedule.protocol_version.protocol()
+    arm = protocol.arm(slot.arm.code) if slot is not None else next(iter(protocol.arms.values()))
+    order = {code: n for n, code in enumerate(arm.codes)}
+    rows = sorted(Visit.objects.filter(participant=participant), key=lambda v: (order.get(v.code, len(order)), v.pk))
     return [(v.code, v.target_date.isoformat(), v.window_start.isoformat(), v.window_end.isoformat()) for v in rows]
 
 
