@@ -16,9 +16,10 @@ from django.http import QueryDict
 from assessments import windows
 from assessments.models import Administration
 from dashboard import worklists
-from participants.models import Participant
+from participants.models import AllocationSlot, Participant
+from scheduling.blinded_view import protocol_faces
 from scheduling.models import ProtocolDeviation, Visit
-from scheduling.selectors import arm_only_codes, study_protocol
+from scheduling.selectors import study_protocol
 from tests.factories import UserFactory, build_study, staff
 from tests.support.seed import seed_participants
 from trialsite.roles import Role
@@ -38,12 +39,34 @@ def _key(visit, *fields):
     return (*out, visit.pk)
 
 
+def _unlisted_for_a_rater(study) -> set[int]:
+    """The visits a rater's date-ordered lists leave out, by the blinded view's definition read visit by visit: those
+    the protocol's faces hide or show without dates, unless the participant's blind ended for raters (their visit of
+    the declared timepoint completed or missed)."""
+    faces = protocol_faces(study_protocol(study.protocol_code))
+    arm_of = dict(AllocationSlot.objects.filter(participant__study=study).values_list("participant_id", "arm__code"))
+    ended = set(
+        Visit.objects.filter(participant__study=study, status__in=("completed", "missed")).values_list(
+            "participant_id", "code"
+        )
+    )
+    out = set()
+    for v in Visit.objects.filter(participant__study=study, unscheduled=False):
+        arm = arm_of.get(v.participant_id)
+        if any(Role.RATER in roles and (v.participant_id, visits.get(arm)) in ended for roles, visits in faces.ends):
+            continue
+        face = faces.face(arm, v.code)
+        if face is None or not face.dated:
+            out.add(v.pk)
+    return out
+
+
 def _reference(study, *, hide_arm_only: bool) -> dict[str, list[tuple[str, str]]]:
-    hidden_codes = arm_only_codes(study_protocol(study.protocol_code)) if hide_arm_only else frozenset()
+    hidden = _unlisted_for_a_rater(study) if hide_arm_only else set()
     visits = [
         v
         for v in Visit.objects.select_related("participant__site").filter(participant__study=study)
-        if v.code not in hidden_codes
+        if v.pk not in hidden
     ]
     deviated = set(ProtocolDeviation.objects.values_list("visit_id", flat=True))
     answerable = {

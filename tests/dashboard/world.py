@@ -344,3 +344,16 @@ def build_world() -> World:
             own = staff(f"tara-{code.lower()}", Role.THERAPIST, sites[code])
             _site_actions(objects[code], [users[Role.THERAPIST].username, own.username])
     return World(study=study, sites=objects, users=users)
+
+
+def hidden_from(user, url: str) -> bool:
+    """Does ``url`` name a visit the user's blinded view of the schedule does not show (``scheduling.blinded_view``)?
+    Its pages then answer 404, as for a visit of another site."""
+    from scheduling.blinded_view import HIDDEN, Lens
+
+    ids = [int(a or b) for a, b in re.findall(r"/visits/(\d+)/|[?&]visit=(\d+)", url)]
+    if not ids:
+        return False
+    lens = Lens(user)
+    visits = Visit.objects.filter(pk__in=ids).select_related("participant__study", "protocol_version")
+    return any(lens.face(v) is HIDDEN for v in visits)
