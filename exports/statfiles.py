@@ -81,7 +81,9 @@ class Spool:
             yield batch
 
 
-def spool(columns: Sequence[Column], rows: Iterable[tuple[Any, ...]], on_rows: Callable[[int], None]) -> Spool:
+def spool(
+    columns: Sequence[Column], rows: Iterable[tuple[Any, ...]], on_rows: Callable[[int], None], *, batch_rows: int
+) -> Spool:
     """Pass 1: convert and spool the rows, measuring the text columns. ``on_rows`` is told the count per batch."""
     numeric = [c.numeric for c in columns]
     width = [0 for _ in columns]
@@ -105,7 +107,7 @@ def spool(columns: Sequence[Column], rows: Iterable[tuple[Any, ...]], on_rows: C
                     out.append(data)
             batch.append(tuple(out))
             n += 1
-            if len(batch) >= SPOOL_BATCH:
+            if len(batch) >= batch_rows:
                 pickle.dump(batch, file, protocol=pickle.HIGHEST_PROTOCOL)
                 batch = []
                 on_rows(n)
@@ -361,10 +363,12 @@ def write(
     *,
     label: str,
     on_rows: Callable[[int], None],
+    batch_rows: int | None = None,
 ) -> None:
-    """Write ``rows`` as an SPSS (``kind="sav"``) or Stata (``"dta"``) file at ``path``."""
+    """Write ``rows`` as an SPSS (``kind="sav"``) or Stata (``"dta"``) file at ``path``, ``batch_rows`` rows (default
+    SPOOL_BATCH) at a time."""
     _check_little_endian()
-    data = spool(columns, rows, on_rows)
+    data = spool(columns, rows, on_rows, batch_rows=batch_rows or SPOOL_BATCH)
     try:
         with open(path, "wb") as out:
             if kind == "sav":
