@@ -69,22 +69,29 @@ def _create_database() -> str:
 
 POPULATE = [
     "INSERT INTO participants_study (code, title, protocol_reference, protocol_code, target_enrollment, blinded, "
-    "unblinded, created_at) VALUES ('BEN', 'bench', '', '', 0, true, false, now())",
+    "unblinded, created_at, medical_monitor_email, medical_monitor_name) "
+    "VALUES ('BEN', 'bench', '', '', 0, true, false, now(), '', '')",
     "INSERT INTO participants_site (code, name, time_zone, contact_email, contact_phone) "
     f"SELECT 'B' || g, 'Bench ' || g, 'America/Los_Angeles', '', '' FROM generate_series(1, {SITES}) g",
     "INSERT INTO participants_site_studies (site_id, study_id) SELECT s.id, st.id FROM participants_site s, "
     "participants_study st",
-    # One participant per response keeps the schedule simple; day 0 comes from randomized_at (no schedule rows).
+    # One participant per response keeps the schedule simple.
     "INSERT INTO participants_participant (participant_id, number, status, stratum, eligibility_override_reason, "
     "needs_reconsent, withdrawal_level, withdrawal_reason, created_at, updated_at, site_id, study_id, randomized_at, "
     "enrolled_at) SELECT 'BEN-' || s.code || '-' || lpad(g::text, 6, '0'), g, 'randomized', s.code, '', false, '', "
     "'', now(), now(), s.id, st.id, now() - interval '30 days', now() - interval '31 days' "
     f"FROM participants_site s CROSS JOIN participants_study st CROSS JOIN generate_series(1, {RESPONSES_PER_SITE}) g",
+    # Every participant follows the shipped MAPP protocol (v2), so that BASELINE serves its timepoint: the command
+    # line's export is blinded and keeps only visits that serve one (exports.timepoints).
+    "INSERT INTO scheduling_participantschedule (participant_id, protocol_version_id, created_at, randomization_date) "
+    "SELECT p.id, (SELECT id FROM scheduling_protocolversion WHERE code = 'mapp-v2'), now(), "
+    "(p.randomized_at AT TIME ZONE 'America/Los_Angeles')::date FROM participants_participant p",
     "INSERT INTO scheduling_visit (participant_id, code, name, kind, unscheduled, optional, instruments, "
     "duration_minutes, staff_required, overnight, status, missed_reason, cancel_reason, needs_reschedule, "
-    "created_at, updated_at, target_date, window_start, window_end, occurred_at) "
+    "created_at, updated_at, target_date, window_start, window_end, occurred_at, site_id, study_id) "
     "SELECT p.id, 'BASELINE', 'Baseline', 'baseline', false, false, '[]'::jsonb, 60, 0, false, 'completed', '', '', "
-    "false, now(), now(), current_date - 20, current_date - 23, current_date - 17, now() - interval '20 days' "
+    "false, now(), now(), current_date - 20, current_date - 23, current_date - 17, now() - interval '20 days', "
+    "p.site_id, p.study_id "
     "FROM participants_participant p",
     'INSERT INTO assessments_administration (participant_id, visit_id, instrument_code, respondent, "order", '
     "from_protocol, status, draft_answers, created_at, updated_at) "
@@ -128,8 +135,10 @@ def _child(mode: str, site: str) -> None:
     from exports import services
     from exports.columns import Filters
     from exports.datasets import RESPONSES
+    from exports.pseudonyms import staff_ids
     from exports.selectors import export_scope
     from exports.sql import select_sql
+    from exports.timepoints import timepoint_map
 
     params = {"site": site} if site != "all" else {}
     connection.ensure_connection()
@@ -138,7 +147,10 @@ def _child(mode: str, site: str) -> None:
     rows = 0
     if mode == "copy":
         scope, _ = export_scope(None, site_codes=[site] if site != "all" else [], study_codes=[], dates=False)
-        query = select_sql(RESPONSES, scope, Filters(), escape=True)
+        # The SELECT exactly as export_open builds it (pseudonymous staff ids and timepoints read first).
+        staff = staff_ids(scope.site_ids, scope.study_ids) if RESPONSES.needs_staff else None
+        tps = timepoint_map(scope) if RESPONSES.visit_rows else None
+        query = select_sql(RESPONSES, scope, Filters(), escape=True, staff=staff, timepoints=tps)
         with connection.connection.cursor() as cursor:
             with cursor.copy(sql.SQL("COPY ({}) TO STDOUT WITH (FORMAT csv, HEADER)").format(query)) as copy:
                 for data in copy:
@@ -160,15 +172,18 @@ def _run(bench: str, mode: str, site: str) -> dict:
         "DATABASE_URL": bench,
         "DEBUG": "false",
         "SECRET_KEY": os.environ.get("SECRET_KEY", "bench-" + "x" * 50),
+        "AUDIT_KEY": os.environ.get("AUDIT_KEY", "bench-audit-key-" + "x" * 48),
     }
     out = subprocess.run(
         [sys.executable, str(Path(__file__).resolve()), "child", mode, site],
         cwd=ROOT,
         env=env,
-        check=True,
+        check=False,
         capture_output=True,
         text=True,
     )
+    if out.returncode:
+        raise RuntimeError(f"{mode} {site} failed:\n{out.stderr}")
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
