@@ -177,43 +177,29 @@ def stat_file(
 ) -> str:
     """Write an SPSS (.sav) or Stata (.dta) file with variable and value labels to a temporary path; returns it.
 
-    pyreadstat writes from a complete data frame, so this format holds the rows in memory once; use CSV for the
-    largest pulls."""
-    import pandas as pd
-    import pyreadstat
+    Written in chunks through a temporary spool (exports.statfiles), so memory stays flat whatever the row count."""
+    from exports import statfiles
 
-    columns: list[list[Any]] = [[] for _ in vars_]
-    n = 0
-    for row in rows:
-        for col, value in zip(columns, row, strict=True):
-            col.append(value)
-        n += 1
-    progress.rows = n
-    data = {}
-    for var, values in zip(vars_, columns, strict=True):
-        if var.type in (INT, FLOAT):
-            data[var.name] = pd.Series(values, dtype="float64")
-        else:
-            data[var.name] = pd.Series(["" if v is None else str(v) for v in values], dtype=object)
-    frame = pd.DataFrame(data, columns=[v.name for v in vars_])
-    value_labels = {
-        v.name: {float(k): text for k, text in v.value_labels.items()}
+    columns = [
+        statfiles.Column(
+            name=v.name,
+            numeric=v.type in (INT, FLOAT),
+            label=v.label,
+            # Value labels for numeric codes only (text categories are described in the codebook).
+            value_labels={float(k): text for k, text in v.value_labels.items()}
+            if v.value_labels and v.type in (INT, FLOAT) and all(isinstance(k, int) for k in v.value_labels)
+            else None,
+        )
         for v in vars_
-        if v.value_labels and v.type in (INT, FLOAT) and all(isinstance(k, int) for k in v.value_labels)
-    }
-    # Stata limits variable labels to 80 characters.
-    labels: list[str | None] = [v.label[:80] for v in vars_]
+    ]
+
+    def on_rows(n: int) -> None:
+        progress.rows = n
+
     fd, path = tempfile.mkstemp(prefix="trialsite-export-", suffix="." + kind)
     os.close(fd)
     try:
-        if kind == "sav":
-            pyreadstat.write_sav(
-                frame, path, file_label=label, column_labels=labels, variable_value_labels=value_labels
-            )
-        else:
-            pyreadstat.write_dta(
-                frame, path, file_label=label[:80], column_labels=labels, variable_value_labels=value_labels
-            )
+        statfiles.write(kind, columns, rows, path, label=label, on_rows=on_rows)
     except BaseException:
         os.unlink(path)
         raise
