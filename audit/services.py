@@ -75,6 +75,52 @@ def _lock_chain() -> str:
     return last or GENESIS
 
 
+def audit_events_build(
+    *,
+    by: Actor,
+    action: str,
+    entity_type: str,
+    entity_id: Any = "",
+    participant_id: str = "",
+    site_code: str = "",
+    changes: Changes = (("", None, None),),
+    reason: str | None = None,
+    sensitivity: str = "",
+    actor_username: str | None = None,
+    occurred_at: dt.datetime,
+) -> list[AuditEvent]:
+    """The unsaved rows of one action, one per changed field, not yet chained: what ``audit_record`` appends, built
+    in one place so that a bulk writer (``manage.py seed_scale``) writes exactly the rows a service would."""
+    actor = by if isinstance(by, get_user_model()) and by.pk else None
+    username = actor_username if actor_username is not None else (actor.get_username() if actor else "system")
+    return [
+        AuditEvent(
+            occurred_at=occurred_at,
+            actor=actor,
+            actor_username=username,
+            action=action,
+            entity_type=entity_type,
+            entity_id=str(entity_id),
+            participant_id=participant_id,
+            site_code=site_code,
+            field=field,
+            old_value=jsonable(old),
+            new_value=jsonable(new),
+            reason=reason or "",
+            sensitivity=sensitivity,
+        )
+        for field, old, new in changes
+    ]
+
+
+def _chain(prev: str, events: list[AuditEvent]) -> None:
+    # Hashes in Python (pure functions of key, previous hash and content), set on the rows before their INSERT.
+    hashes = chain_hashes(audit_key(), prev, [hashed_fields(event) for event in events])
+    for event, event_hash in zip(events, hashes, strict=True):
+        event.prev_hash, event.hash = prev, event_hash
+        prev = event_hash
+
+
 def audit_record(
     *,
     by: Actor,
@@ -92,33 +138,37 @@ def audit_record(
     if not transaction.get_connection().in_atomic_block:
         raise RuntimeError("audit_record must run inside the writing service's transaction")
     prev = _lock_chain()
-    now = timezone.now()
-    actor = by if isinstance(by, get_user_model()) and by.pk else None
-    username = actor_username if actor_username is not None else (actor.get_username() if actor else "system")
-    events = [
-        AuditEvent(
-            occurred_at=now,
-            actor=actor,
-            actor_username=username,
-            action=action,
-            entity_type=entity_type,
-            entity_id=str(entity_id),
-            participant_id=participant_id,
-            site_code=site_code,
-            field=field,
-            old_value=jsonable(old),
-            new_value=jsonable(new),
-            reason=reason or "",
-            sensitivity=sensitivity,
-        )
-        for field, old, new in changes
-    ]
-    # Hashes first, in Python (pure functions of key, previous hash and content); then one INSERT for the action.
-    hashes = chain_hashes(audit_key(), prev, [hashed_fields(event) for event in events])
-    for event, event_hash in zip(events, hashes, strict=True):
-        event.prev_hash, event.hash = prev, event_hash
-        prev = event_hash
+    events = audit_events_build(
+        by=by,
+        action=action,
+        entity_type=entity_type,
+        entity_id=entity_id,
+        participant_id=participant_id,
+        site_code=site_code,
+        changes=changes,
+        reason=reason,
+        sensitivity=sensitivity,
+        actor_username=actor_username,
+        occurred_at=timezone.now(),
+    )
+    _chain(prev, events)  # then one INSERT for the action
     return AuditEvent.objects.bulk_create(events)
+
+
+def audit_append_bulk(events: list[AuditEvent], *, batch_size: int = 5000) -> int:
+    """Append rows built by ``audit_events_build`` (many actions, in the order given) to the chain under the chain
+    lock, in batched INSERTs: the rows and hashes are those the services' own ``audit_record`` calls would have
+    written one by one in that order. For bulk writers only (``manage.py seed_scale``); the caller's transaction
+    holds the lock until it commits, so no other writer interleaves."""
+    if not transaction.get_connection().in_atomic_block:
+        raise RuntimeError("audit_append_bulk must run inside the writing transaction")
+    prev = _lock_chain()
+    for start in range(0, len(events), batch_size):
+        batch = events[start : start + batch_size]
+        _chain(prev, batch)
+        AuditEvent.objects.bulk_create(batch)
+        prev = batch[-1].hash
+    return len(events)
 
 
 def audit_participant_record(
