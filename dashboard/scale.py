@@ -42,17 +42,13 @@ from assessments.windows import SELF, window_bounds
 from audit.models import AuditEvent
 from audit.services import audit_append_bulk, audit_events_build
 from notifications.services import notifications_reconcile
-from participants import services
+from participants import scale_rows, services
 from participants.models import (
-    AllocationList,
     AllocationSlot,
-    ConsentDocument,
     ConsentRecord,
     ContactDetails,
     EligibilityAnswer,
-    EligibilityCriterion,
     Participant,
-    ParticipantCounter,
     Site,
     Study,
 )
@@ -267,13 +263,13 @@ def scale_bulk(scale: Scale, *, progress: Progress = _no_progress) -> None:
     version = protocol_version_ensure(code=PROTOCOL, by=None)
     assert version is not None
     protocol = version.protocol()
-    criteria = {c.code: c for c in EligibilityCriterion.objects.filter(study=study, retired_at__isnull=True)}
-    document = ConsentDocument.objects.get(study=study, version=CONSENT_VERSION)
+    criteria = scale_rows.criteria_of(study)
+    document = scale_rows.consent_document(study, CONSENT_VERSION)
 
     # participant_create: numbered per site in the order first seen.
     counters = {}
     for site in scale.sites:
-        counters[site.pk], _ = ParticipantCounter.objects.get_or_create(study=study, site=site)
+        counters[site.pk] = scale_rows.counter_of(study, site)
     for plan in plans:
         counter = counters[plan.site.pk]
         counter.last_number += 1
@@ -291,7 +287,7 @@ def scale_bulk(scale: Scale, *, progress: Progress = _no_progress) -> None:
             enrolled_at=enrolled_at,
             randomized_at=randomized_at,
         )
-    ParticipantCounter.objects.bulk_update(list(counters.values()), ["last_number"])
+    scale_rows.counters_save(counters.values())
     _bulk(Participant, [p.participant for p in plans if p.participant], progress, "participants")
     contacts = []
     for plan in plans:
@@ -628,13 +624,8 @@ def _administration_events(
 def _allocate(scale: Scale, randomized: list[Plan]) -> dict[int, AllocationSlot]:
     """Each randomized participant takes the next free slot of their stratum (their site) of the active list, in the
     order they were randomized: ``participant_randomize``'s rule, so the list's blocks balance the arms."""
-    allocation_list = AllocationList.objects.get(study=scale.study, active=True)
     free: dict[str, list[AllocationSlot]] = {}
-    for slot in (
-        AllocationSlot.objects.select_related("arm")
-        .filter(allocation_list=allocation_list, participant__isnull=True)
-        .order_by("stratum", "sequence")
-    ):
+    for slot in scale_rows.free_slots(scale.study):
         free.setdefault(slot.stratum, []).append(slot)
     taken: dict[int, AllocationSlot] = {}
     position = {stratum: 0 for stratum in free}
@@ -644,7 +635,7 @@ def _allocate(scale: Scale, randomized: list[Plan]) -> dict[int, AllocationSlot]
         position[stratum] += 1
         slot.participant, slot.allocated_at = plan.participant, plan.at(RANDOMIZE_AFTER)
         taken[id(plan)] = slot
-    AllocationSlot.objects.bulk_update(list(taken.values()), ["participant", "allocated_at"], batch_size=BATCH)
+    scale_rows.slots_save(taken.values(), batch_size=BATCH)
     return taken
 
 
@@ -680,7 +671,7 @@ def scale_services(scale: Scale, *, now: dt.datetime, progress: Progress = _no_p
     leaving = [plan for plan in scale.plans if plan.withdraw]
     for n, plan in enumerate(leaving, 1):
         assert plan.participant is not None
-        p = Participant.objects.get(pk=plan.participant.pk)
+        p = scale_rows.participant_by_pk(plan.participant.pk)
         services.participant_withdraw(
             participant=p,
             level=Participant.WithdrawalLevel.STOP_FOLLOW_UP,

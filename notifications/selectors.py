@@ -15,7 +15,6 @@ from participants import selectors as participant_selectors
 from participants.access import Actor, managed_site_ids
 from participants.models import Participant
 from scheduling.blinded_view import Lens
-from scheduling.models import Visit
 
 # Participants who still get reminders: once withdrawn, completed, lost or screen-failed they get none.
 ACTIVE_PARTICIPANT: frozenset[str] = frozenset(
@@ -42,7 +41,7 @@ def notifications_for(user: Actor) -> QuerySet[Notification]:
     rows = Notification.objects.filter(participant__site_id__in=managed_site_ids(user))
     lens = Lens(user)
     if lens.any_blinded():
-        unlisted = Visit.objects.filter(lens.not_listed()).values("pk")
+        unlisted = lens.unlisted_ids()
         rows = rows.alias(about_visit=Cast(KeyTextTransform("visit_id", "context"), IntegerField())).exclude(
             about_visit__in=unlisted
         )

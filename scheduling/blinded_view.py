@@ -28,7 +28,6 @@ rendered.
 from __future__ import annotations
 
 import copy
-import functools
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -183,13 +182,20 @@ def protocol_faces(protocol: Protocol) -> Faces:
     return Faces(by_arm=by_arm, ends=ends)
 
 
-@functools.lru_cache(maxsize=64)
-def _faces_of_version(pk: int, code: str) -> Faces:
-    return protocol_faces(ProtocolVersion.objects.get(pk=pk).protocol())
+_faces: dict[tuple[int, str], Faces] = {}
+
+
+def _faces_of_version(pk: int, code: str, version: ProtocolVersion | None = None) -> Faces:
+    # A stored version never changes: its faces are computed once per process (keyed with the code, as
+    # ProtocolVersion.protocol() caches, so that a pk reused by a rolled-back test cannot serve another protocol).
+    key = (pk, code)
+    if key not in _faces:
+        _faces[key] = protocol_faces((version or ProtocolVersion.objects.get(pk=pk)).protocol())
+    return _faces[key]
 
 
 def faces_of(version: ProtocolVersion) -> Faces:
-    return _faces_of_version(version.pk, version.code)
+    return _faces_of_version(version.pk, version.code, version)
 
 
 def _arm_code() -> Subquery:
@@ -233,16 +239,26 @@ class Lens:
         return [visits for roles, visits in faces.ends if held and held <= roles]
 
     def scopes(self) -> list[_Scope]:
+        """The studies and sites where the viewer is blinded, with their protocol versions: two queries (the
+        studies, the versions of all of them), whatever their number."""
         if self._scopes is None:
             site_ids = sorted(site_ids_for(self.user))
-            scopes = []
+            blinded: list[tuple[Study, list[int]]] = []
             for study in studies_for(self.user):
-                blinded = [sid for sid in site_ids if self.blinded_at(sid, study)]
-                if not blinded or not study.protocol_code:
-                    continue
-                versions = list(ProtocolVersion.objects.filter(code=study.protocol_code).defer("definition"))
-                ends = {sid: [e for v in versions for e in self._ends(sid, faces_of(v))] for sid in blinded}
-                scopes.append(_Scope(study, blinded, versions, ends))
+                sites = [sid for sid in site_ids if self.blinded_at(sid, study)]
+                if sites:
+                    blinded.append((study, sites))
+            versions: dict[str, list[ProtocolVersion]] = {}
+            if blinded:
+                # One query whenever the viewer is blinded somewhere (a study without a protocol asks for '').
+                codes = sorted({study.protocol_code for study, _ in blinded})
+                for version in ProtocolVersion.objects.filter(code__in=codes).order_by("code", "version"):
+                    versions.setdefault(version.code, []).append(version)
+            scopes = []
+            for study, sites in blinded:
+                mine = versions.get(study.protocol_code, [])
+                ends = {sid: [e for v in mine for e in self._ends(sid, faces_of(v))] for sid in sites}
+                scopes.append(_Scope(study, sites, mine, ends))
             self._scopes = scopes
         return self._scopes
 
@@ -251,37 +267,49 @@ class Lens:
 
     # --- conditions for lists ---
 
-    def _condition(self, pick: str) -> Q:
-        out = Q(pk__in=[])
+    def _condition(self, pick: str, study_id: int | None = None) -> Q | None:
+        """The visits hidden (``pick`` "hidden") or left out of date-ordered lists ("not_listed"), in every study
+        or in ``study_id`` only; None when there are none."""
+        out: Q | None = None
         for scope in self.scopes():
+            if study_id is not None and scope.study.pk != study_id:
+                continue
             for version in scope.versions:
                 faces = faces_of(version)
-                where = Q(study_id=scope.study.pk, site_id__in=scope.site_ids, protocol_version_id=version.pk)
-                where &= Q(unscheduled=False)
-                arms = Q(pk__in=[])
+                arms: Q | None = None
                 for arm in faces.arms():
-                    codes = (
-                        faces.hidden_codes(arm)
-                        if pick == "hidden"
-                        else faces.hidden_codes(arm) | faces.undated_codes(arm)
-                    )
+                    codes = faces.hidden_codes(arm)
+                    if pick != "hidden":
+                        codes |= faces.undated_codes(arm)
                     if codes:
-                        arms |= Q(participant__allocation__arm__code=arm, code__in=sorted(codes))
-                open_ = Q(pk__in=[])
+                        q = Q(participant__allocation__arm__code=arm, code__in=sorted(codes))
+                        arms = q if arms is None else arms | q
+                if arms is None:
+                    continue
+                where = Q(study_id=scope.study.pk, site_id__in=scope.site_ids, protocol_version_id=version.pk)
+                where &= Q(unscheduled=False) & arms
                 for sid, ends in scope.ends_by_site.items():
                     for end in ends:
                         for arm, code in end.items():
-                            open_ |= Q(site_id=sid) & _ended(version.pk, arm, code)
-                out |= where & arms & ~open_
+                            where &= ~(Q(site_id=sid) & _ended(version.pk, arm, code))
+                out = where if out is None else out | where
         return out
+
+    def not_listed_in(self, study_id: int) -> Q | None:
+        """``not_listed`` for one study; None when it leaves out nothing there (so no query need ask)."""
+        return self._condition("not_listed", study_id)
 
     def hidden(self) -> Q:
         """The visits the viewer may not see at all."""
-        return self._condition("hidden")
+        return self._condition("hidden") or Q(pk__in=[])
 
     def not_listed(self) -> Q:
         """The visits a list ordered or filtered by date leaves out: the hidden ones and those shown without dates."""
-        return self._condition("not_listed")
+        return self._condition("not_listed") or Q(pk__in=[])
+
+    def unlisted_ids(self) -> QuerySet[Visit]:
+        """The ids of the visits ``not_listed`` names, as a subquery (for another app's rows about visits)."""
+        return Visit.objects.filter(self.not_listed()).values("pk")
 
     def shown(self, qs: QuerySet[Visit]) -> QuerySet[Visit]:
         return qs.exclude(self.hidden()) if self.any_blinded() else qs
@@ -390,7 +418,10 @@ def unlisted_visit_ids(user: Actor, participant: Participant) -> list[int] | Non
     lens = Lens(user)
     if not lens.blinded_at(participant.site_id, participant.study):
         return None
-    return sorted(Visit.objects.filter(participant=participant).filter(lens.not_listed()).values_list("pk", flat=True))
+    condition = lens.not_listed_in(participant.study_id)
+    if condition is None:
+        return []
+    return sorted(Visit.objects.filter(participant=participant).filter(condition).values_list("pk", flat=True))
 
 
 def history_hidden(user: Actor, participant: Participant) -> Q | None:
