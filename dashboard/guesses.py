@@ -26,6 +26,8 @@ from safety import guess_selectors
 from safety import services as safety_services
 from safety.models import TreatmentGuess
 from scheduling import selectors as scheduling_selectors
+from scheduling.blinded_view import Lens
+from scheduling.models import Visit
 from trialsite.errors import ServiceError
 
 
@@ -128,19 +130,21 @@ def guesses(request: HttpRequest) -> HttpResponse:
     return render(request, "dashboard/guesses/report.html", context)
 
 
-def _guess_visits(request: HttpRequest, participant: Participant) -> list[Any]:
-    """The participant's visits where a guess is asked, less any visit only some arms have where the viewer may not
-    see the arm (its code alone would name the arm)."""
+def _guess_visits(request: HttpRequest, participant: Participant) -> tuple[dict[int, Visit], list[Visit]]:
+    """The participant's visits where a guess is asked (by id, for the service) and as the viewer sees them (for the
+    form: a blinded viewer gets only the visits the blinded schedule shows, under their neutral names)."""
     endpoints = guess_selectors.endpoint_codes(participant.study)
-    visits = scheduling_selectors.without_arm_only_visits(request.user, scheduling_selectors.visits_of(participant))
-    return [v for v in visits if v.kind == "dosing" or v.code in endpoints]
+    lens = Lens(request.user)
+    visits = lens.annotate(lens.shown(scheduling_selectors.visits_of(participant)))
+    asked = [v for v in visits if v.kind == "dosing" or v.code in endpoints]
+    return {v.pk: v for v in asked}, lens.present(lens.order(asked))
 
 
 @require_http_methods(["GET", "POST"])
 @staff_page
 def participant_guesses(request: HttpRequest, participant_id: str) -> HttpResponse:
     participant = participant_selectors.participant_get(request.user, participant_id)
-    visits = _guess_visits(request, participant)
+    by_pk, visits = _guess_visits(request, participant)
     respondents = guess_selectors.respondents_recordable(request.user, participant.site_id)
     options = [*participant_selectors.study_arm_codes(participant.study_id), TreatmentGuess.DONT_KNOW]
     errors: dict[str, list[str]] = {}
@@ -149,7 +153,7 @@ def participant_guesses(request: HttpRequest, participant_id: str) -> HttpRespon
     values = {"visit": "", "respondent": "", "guess": "", "confidence": ""}
     if request.method == "POST":
         values = {name: request.POST.get(name, "").strip() for name in values}
-        visit = next((v for v in visits if str(v.pk) == values["visit"]), None)
+        visit = next((by_pk[v.pk] for v in visits if str(v.pk) == values["visit"]), None)
         if visit is None:
             errors["visit"] = [_("Choose a dosing session or the endpoint visit of this participant.")]
         try:

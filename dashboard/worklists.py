@@ -26,6 +26,7 @@ from notifications import selectors as notification_selectors
 from participants import selectors as participant_selectors
 from participants.access import Actor
 from scheduling import selectors as scheduling_selectors
+from scheduling.blinded_view import Lens
 
 PAGE_SIZE = 20
 # A visit window closing within this many days of the site's today is listed as closing.
@@ -80,6 +81,9 @@ ROW_FIELDS = (
     "id", "code", "name", "kind", "status", "target_date", "window_start", "window_end", "scheduled_start",
     "scheduled_end", "needs_reschedule", "participant__id", "participant__participant_id", "site__id", "site__code",
     "site__time_zone", "study_id", "room__id", "room__name",
+    # What the blinded view reads to show a row under its neutral name (scheduling.blinded_view.Lens.present).
+    "unscheduled", "protocol_version_id", "dosing_number", "instruments", "duration_minutes", "staff_required",
+    "overnight", "optional", "occurred_at",
 )  # fmt: skip
 
 
@@ -103,12 +107,14 @@ def open_key(keys: list[str], counts: dict[str, int], asked: str | None) -> str:
 
 def home_worklists(user: Actor, now: dt.datetime, query: QueryDict) -> list[Worklist]:
     days = scheduling_selectors.site_days(user, now)
-    # Visits a blinded viewer may not see (an arm's own visit tells the arm) are left out of every visit list: which
-    # they are is read once for all the lists.
-    hidden = scheduling_selectors.arm_only_visits_hidden(user)
+    # Visits a blinded viewer's lists do not hold (scheduling.blinded_view: an arm's own visit, or one whose date would
+    # tell the arm) are left out of every visit list: which they are is read once for all the lists. The rows carry
+    # what the blinded view reads to show each visit under its neutral name.
+    lens = Lens(user)
+    hidden = lens.not_listed()
 
     def hide(user: Actor, qs: QuerySet[Any]) -> QuerySet[Any]:
-        return scheduling_selectors.without_arm_only_visits(user, qs, hidden)
+        return lens.annotate(scheduling_selectors.without_arm_only_visits(user, qs, hidden))
 
     def lean(qs: QuerySet[Any]) -> QuerySet[Any]:
         # A row shows the visit, its participant, site and room: the study and the protocol version the selectors
@@ -138,7 +144,7 @@ def home_worklists(user: Actor, now: dt.datetime, query: QueryDict) -> list[Work
         ("overdue", _("Overdue visits"), _("No overdue visits."), "visit",
          unstaffed(hide(user, scheduling_selectors.visits_overdue(user, days)))),
         ("reschedule", _("Visits that need rescheduling"), _("No visit needs rescheduling."), "visit",
-         unstaffed(scheduling_selectors.visits_needing_reschedule(user, days, hidden=hidden))),
+         unstaffed(lens.annotate(scheduling_selectors.visits_needing_reschedule(user, days, hidden=hidden)))),
         ("questionnaires-due", _("Questionnaires due"), _("No questionnaires due."), "questionnaire", due),
         ("questionnaires-overdue", _("Questionnaires overdue"), _("No questionnaires overdue."), "questionnaire", late),
         ("dosing", _("Dosing sessions in the next 14 days"), _("No dosing sessions booked in the next 14 days."),
@@ -162,7 +168,9 @@ def home_worklists(user: Actor, now: dt.datetime, query: QueryDict) -> list[Work
     ]
     shown = next(wl for wl in lists if wl.page is not None)
     if shown.kind == "questionnaire" and shown.page is not None:
-        _fill_questionnaire_page(shown.page, unstaffed)
+        _fill_questionnaire_page(shown.page, lambda qs: unstaffed(lens.annotate(qs)))
+    if shown.kind in ("visit", "dosing", "questionnaire") and shown.page is not None and lens.any_blinded():
+        shown.page.object_list = lens.present(shown.page.object_list)
     return lists
 
 

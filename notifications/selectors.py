@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from django.db.models import IntegerField, QuerySet
+from django.db.models import IntegerField, Q, QuerySet
 from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import Cast
 from django.shortcuts import get_object_or_404
@@ -43,7 +43,7 @@ def notifications_for(user: Actor) -> QuerySet[Notification]:
     if lens.any_blinded():
         unlisted = lens.unlisted_ids()
         rows = rows.alias(about_visit=Cast(KeyTextTransform("visit_id", "context"), IntegerField())).exclude(
-            about_visit__in=unlisted
+            Q(about_visit__isnull=False) & Q(about_visit__in=unlisted)  # a row about no visit stays
         )
     return rows.select_related("participant__site", "recipient_user").order_by("-due_at", "-id")
 

@@ -225,6 +225,8 @@ class Lens:
         self.user = user
         self._scopes: list[_Scope] | None = None
         self._blinded: dict[tuple[int, int], bool] = {}
+        self._studies: dict[int, Study] = {}  # every study the viewer sees, read with the scopes
+        self._versions: dict[int, ProtocolVersion] = {}  # the protocol versions of the blinded ones
 
     # --- which viewers and where ---
 
@@ -245,6 +247,7 @@ class Lens:
             site_ids = sorted(site_ids_for(self.user))
             blinded: list[tuple[Study, list[int]]] = []
             for study in studies_for(self.user):
+                self._studies[study.pk] = study
                 sites = [sid for sid in site_ids if self.blinded_at(sid, study)]
                 if sites:
                     blinded.append((study, sites))
@@ -254,6 +257,7 @@ class Lens:
                 codes = sorted({study.protocol_code for study, _ in blinded})
                 for version in ProtocolVersion.objects.filter(code__in=codes).order_by("code", "version"):
                     versions.setdefault(version.code, []).append(version)
+                    self._versions[version.pk] = version
             scopes = []
             for study, sites in blinded:
                 mine = versions.get(study.protocol_code, [])
@@ -307,7 +311,7 @@ class Lens:
         """The visits a list ordered or filtered by date leaves out: the hidden ones and those shown without dates."""
         return self._condition("not_listed") or Q(pk__in=[])
 
-    def unlisted_ids(self) -> QuerySet[Visit]:
+    def unlisted_ids(self) -> QuerySet[Visit, Any]:
         """The ids of the visits ``not_listed`` names, as a subquery (for another app's rows about visits)."""
         return Visit.objects.filter(self.not_listed()).values("pk")
 
@@ -338,7 +342,10 @@ class Lens:
     def face(self, visit: Visit) -> Face | None:
         """How ``visit`` shows: None when as itself (the viewer is not blinded there, or the visit is outside any
         plan); else its Face (``own`` when it is shown as itself), or ``HIDDEN``."""
-        study = visit.participant.study if "participant" in visit._state.fields_cache else study_by_pk(visit.study_id)
+        # The study and protocol version as read with the scopes: no query per visit, whatever columns it was read
+        # with (a list's rows carry their code, site, study, version and whether they are unscheduled).
+        self.scopes()
+        study = self._studies.get(visit.study_id) or study_by_pk(visit.study_id)
         if not self.blinded_at(visit.site_id, study) or visit.unscheduled or visit.protocol_version_id is None:
             return None
         row: Any = visit  # the annotations ``annotate`` adds, or read now for a visit read without them
@@ -349,14 +356,13 @@ class Lens:
             row.blind_open = bool(annotated and annotated["blind_open"])
         if row.blind_open:
             return None
-        faces = _faces_of_version(visit.protocol_version_id, self._version_code(visit))
+        version = self._versions.get(visit.protocol_version_id)
+        if version is not None:
+            faces = faces_of(version)
+        else:
+            code = ProtocolVersion.objects.values_list("code", flat=True).get(pk=visit.protocol_version_id)
+            faces = _faces_of_version(visit.protocol_version_id, code)
         return faces.face(row.blind_arm, visit.code) or HIDDEN
-
-    def _version_code(self, visit: Visit) -> str:
-        if "protocol_version" in visit._state.fields_cache and visit.protocol_version is not None:
-            return visit.protocol_version.code
-        code: str = ProtocolVersion.objects.values_list("code", flat=True).get(pk=visit.protocol_version_id or 0)
-        return code
 
     def visible(self, visit: Visit) -> bool:
         return self.face(visit) is not HIDDEN

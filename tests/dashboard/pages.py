@@ -159,15 +159,15 @@ def _site_clock(s: SiteObjects, at: Any, minutes: int) -> str:
 
 
 def _guess_visit(s: SiteObjects) -> Any:
-    """A dosing session of one of the site's randomized participants: the one the world books, else the first of
-    the first randomized participant (the query-count world seeds no booking at every site)."""
+    """The primary endpoint visit of one of the site's randomized participants: a guess is asked there, and every
+    role sees it (a dosing session is not shown to a blinded role where the arms' schedules differ)."""
+    from safety.guess_selectors import endpoint_codes
     from scheduling.models import Visit
 
-    booked = s.visits.get("dosing") or s.visits.get("booked")
-    if booked is not None:
-        return booked
     randomized = next(p for p in s.participants.values() if p is not None and p.status == Participant.Status.RANDOMIZED)
-    return Visit.objects.filter(participant=randomized, kind="dosing").order_by("id").first()
+    return (
+        Visit.objects.filter(participant=randomized, code__in=endpoint_codes(randomized.study)).order_by("id").first()
+    )
 
 
 PAGES: dict[str, Page] = {

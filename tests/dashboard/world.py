@@ -346,12 +346,14 @@ def build_world() -> World:
     return World(study=study, sites=objects, users=users)
 
 
-def hidden_from(user, url: str) -> bool:
-    """Does ``url`` name a visit the user's blinded view of the schedule does not show (``scheduling.blinded_view``)?
-    Its pages then answer 404, as for a visit of another site."""
+def hidden_from(user, url: str, data: dict | None = None) -> bool:
+    """Does ``url`` (or the form ``data`` posted to it) name a visit the user's blinded view of the schedule does not
+    show (``scheduling.blinded_view``)? Its pages then answer 404, as for a visit of another site."""
     from scheduling.blinded_view import HIDDEN, Lens
 
     ids = [int(a or b) for a, b in re.findall(r"/visits/(\d+)/|[?&]visit=(\d+)", url)]
+    if data and str(data.get("visit", "")).isdigit():
+        ids.append(int(data["visit"]))
     if not ids:
         return False
     lens = Lens(user)
