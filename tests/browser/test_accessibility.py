@@ -10,9 +10,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from django.contrib.auth import get_user_model
 
 from tests.dashboard.pages import INVESTIGATORS_ONLY, get_pages
-from tests.dashboard.world import PASSWORD, build_world
+from tests.dashboard.world import PASSWORD, build_world, hidden_from
 
 ROOT = Path(__file__).resolve().parents[2]
 AXE = ROOT / "node_modules" / "axe-core" / "axe.min.js"
@@ -72,6 +73,12 @@ def test_every_page_has_no_serious_or_critical_violation(server_sessions_release
                 # a rater gets a 404 for a safety record the study hides from raters.
                 allowed = {200} | ({403} if role == "rater" or name in INVESTIGATORS_ONLY else set())
                 allowed |= {404} if role == "rater" and get_pages()[name].safety else set()
+                # A visit the role's blinded schedule does not show is not found (its 404 page is checked as well).
+                allowed |= (
+                    {404}
+                    if hidden_from(get_user_model().objects.get(username=username), entry.url(world, site))
+                    else set()
+                )
                 assert response is not None and response.status in allowed, (role, name)
                 problems += check(page, f"{role}-{name}")
                 visited += 1

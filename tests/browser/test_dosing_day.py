@@ -1,4 +1,5 @@
-"""The dosing-day screen on a tablet (820 x 1180, touch): a coordinator records a vital sign over a threshold at a
+"""The dosing-day screen on a tablet (820 x 1180, touch): the administrator (the world's study is a blinded waitlist
+design, whose dosing sessions the blinded roles are not shown) records a vital sign over a threshold at a
 declared timepoint through the real form (CSRF, the Origin the browser sends), sees it marked in words and its alert
 listed, is refused closing without the missing-timepoints reason (the timepoints named on the field, what was typed
 kept), and closes with a reason. The page never scrolls sideways and axe-core finds no serious or critical violation;
@@ -49,7 +50,7 @@ def test_a_vital_sign_is_recorded_and_the_session_closed_with_a_reason_on_a_tabl
     page.on("response", lambda r: problems.append(f"{r.status} {r.url}") if r.status >= 500 else None)
 
     page.goto(f"{live_server.url}/login/")
-    page.get_by_label("Username").fill("alice")
+    page.get_by_label("Username").fill(world.users["admin"].username)
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Sign in").click()
     page.wait_for_url("**/home/")
@@ -76,7 +77,7 @@ def test_a_vital_sign_is_recorded_and_the_session_closed_with_a_reason_on_a_tabl
     row = page.locator("#timepoint-T60")
     assert "over threshold (> 160)" in row.inner_text()
     vital = VitalSign.objects.get(session=session, timepoint_code="T60")
-    assert (vital.systolic_bp, vital.heart_rate, vital.recorded_by.username) == (171, 96, "alice")
+    assert (vital.systolic_bp, vital.heart_rate, vital.recorded_by.username) == (171, 96, world.users["admin"].username)
     alert = SafetyAlert.objects.get(source="vital_sign", source_id=vital.pk)
     assert alert.message in page.locator("#dosing-alerts").inner_text()
     assert AuditEvent.objects.filter(entity_type="vital_sign", entity_id=str(vital.pk), action="create").exists()
