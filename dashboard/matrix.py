@@ -32,6 +32,7 @@ from dashboard.matrix_cells import (
     Column,
     LegendEntry,
     cell_state,
+    neutral_visit_columns,
     visit_columns,
 )
 from dashboard.views import chosen_study, staff_page
@@ -40,6 +41,7 @@ from participants import selectors as participant_selectors
 from participants import services as participant_services
 from participants.models import Participant, Site, Study
 from scheduling import selectors as scheduling_selectors
+from scheduling.blinded_view import Lens
 from scheduling.models import Visit
 from trialsite.roles import CONTACT
 
@@ -144,13 +146,17 @@ class Row:
     url: str
 
 
-def _rows(page: Page[Participant], columns: list[Column], *, study: Study, arm_visible: bool) -> list[Row]:
+def _rows(
+    page: Page[Participant], columns: list[Column], *, study: Study, arm_visible: bool, lens: Lens | None = None
+) -> list[Row]:
     """The page's rows from three reads whatever the page size: its visits, their questionnaires, and (for viewers
-    who may see it) the arm."""
+    who may see it) the arm. With ``lens`` (a blinded viewer) each visit is placed under its neutral face, with the
+    dates the face shows."""
     participants = list(page.object_list)
     pks = [p.pk for p in participants]
     visits: dict[tuple[int, str], Visit] = {}
-    for row in scheduling_selectors.matrix_visits(pks):
+    rows_read = scheduling_selectors.matrix_visits(pks)
+    for row in lens.present(lens.annotate(rows_read)) if lens is not None else rows_read:
         visits[(row.participant_id, row.code)] = row
     administrations: dict[int, list[Administration]] = defaultdict(list)
     for adm in assessment_selectors.matrix_administrations(pks):
@@ -212,7 +218,13 @@ def matrix(request: HttpRequest) -> HttpResponse:
     arm_visible = bool(shown_site_ids) and all(
         access.can_see_allocation(user, site_id=sid, study=study) for sid in shown_site_ids
     )
-    columns = visit_columns(scheduling_selectors.study_protocol(study.protocol_code), arm_visible=arm_visible)
+    protocol = scheduling_selectors.study_protocol(study.protocol_code)
+    lens = None if arm_visible else Lens(user)
+    sources: dict[str, frozenset[str]] = {}
+    if arm_visible:
+        columns = visit_columns(protocol, arm_visible=True)
+    else:
+        columns, sources = neutral_visit_columns(protocol)
 
     filters = MatrixFilterForm(request.GET if request.method != "POST" else QueryDict(), sites=sites, columns=columns)
     contact_form = ContactSearchForm(request.POST if request.method == "POST" else None)
@@ -253,10 +265,11 @@ def matrix(request: HttpRequest) -> HttpResponse:
             pks=matched,
         )
         if visit_code:
-            participants = scheduling_selectors.participants_with_visit(participants, visit_code)
+            codes = sources.get(visit_code, frozenset({visit_code}))
+            participants = scheduling_selectors.participants_with_visit(participants, codes)
             columns = [c for c in columns if c.code == visit_code]
         page = Paginator(participants, PAGE_SIZE).get_page(request.GET.get("page"))
-        rows = _rows(page, columns, study=study, arm_visible=arm_visible)
+        rows = _rows(page, columns, study=study, arm_visible=arm_visible, lens=lens)
 
     context = {
         "studies": studies,

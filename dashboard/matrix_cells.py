@@ -16,6 +16,7 @@ from django.utils.translation import gettext_lazy as _
 
 from assessments.models import Administration
 from assessments.windows import ANSWERABLE, administration_status
+from scheduling.blinded_view import neutral_columns, protocol_faces
 from scheduling.models import Visit
 from scheduling.protocol import Protocol
 
@@ -85,8 +86,10 @@ def visit_columns(protocol: Protocol | None, *, arm_visible: bool) -> list[Colum
         return []
     arms = list(protocol.arms.values())
     if not arm_visible:
-        shared = protocol.shared_visit_codes()
-        return [Column(v.code, v.name) for v in arms[0].visits if v.code in shared]
+        # Only the visits every arm has in the same form (scheduling.blinded_view): a visit every arm has under one
+        # code but at another time would tell the arm by its state.
+        own = protocol_faces(protocol).own_codes()
+        return [Column(v.code, v.name) for v in arms[0].visits if v.code in own]
     order: list[Column] = []
     seen: set[str] = set()
     for arm in arms:
@@ -99,6 +102,15 @@ def visit_columns(protocol: Protocol | None, *, arm_visible: bool) -> list[Colum
             seen.add(v.code)
             at += 1
     return order
+
+
+def neutral_visit_columns(protocol: Protocol | None) -> tuple[list[Column], dict[str, frozenset[str]]]:
+    """The columns of a blinded viewer's matrix: the schedule as the blinded view shows it (the visits every arm has
+    alike, the timepoints under their neutral names), and per column the visit codes that show as it."""
+    if protocol is None or not protocol.arms:
+        return [], {}
+    columns = neutral_columns(protocol)
+    return [Column(code, name) for code, name, _ in columns], {code: sources for code, _, sources in columns}
 
 
 def questionnaires_due(administrations: Iterable[Administration], now: dt.datetime) -> bool:

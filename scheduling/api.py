@@ -194,7 +194,7 @@ class ParticipantDeviations(APIView):
     def get(self, request: Request, participant_id: str) -> Response:
         participant = participant_selectors.participant_get(request.user, participant_id)
         rows = selectors.deviations_of(request.user, participant)
-        return Response(DeviationOutput(rows, many=True).data)
+        return Response(DeviationOutput(rows, many=True, context={"lens": Lens(request.user)}).data)
 
     @extend_schema(request=DeviationInput, responses={201: DeviationOutput})
     def post(self, request: Request, participant_id: str) -> Response:
@@ -216,7 +216,7 @@ class ParticipantDeviations(APIView):
             by=request.user,
         )
         row = selectors.deviation_get(request.user, deviation.pk)
-        return Response(DeviationOutput(row).data, status=status.HTTP_201_CREATED)
+        return Response(DeviationOutput(row, context={"lens": Lens(request.user)}).data, status=status.HTTP_201_CREATED)
 
 
 class DeviationFilter(django_filters.FilterSet):
@@ -234,6 +234,9 @@ class DeviationList(ListAPIView[ProtocolDeviation]):
 
     def get_queryset(self) -> QuerySet[ProtocolDeviation]:
         return selectors.deviations_for(self.request.user).order_by("-recorded_at", "-id")
+
+    def get_serializer_context(self) -> dict[str, Any]:
+        return {**super().get_serializer_context(), "lens": Lens(self.request.user)}
 
 
 class RoomListCreate(ListAPIView[Room]):

@@ -348,6 +348,14 @@ class Lens:
         study = self._studies.get(visit.study_id) or study_by_pk(visit.study_id)
         if not self.blinded_at(visit.site_id, study) or visit.unscheduled or visit.protocol_version_id is None:
             return None
+        version = self._versions.get(visit.protocol_version_id)
+        if version is not None:
+            faces = faces_of(version)
+        else:
+            code = ProtocolVersion.objects.values_list("code", flat=True).get(pk=visit.protocol_version_id)
+            faces = _faces_of_version(visit.protocol_version_id, code)
+        if visit.code in faces.own_codes():
+            return None  # shown as itself in every arm: no need to know the arm
         row: Any = visit  # the annotations ``annotate`` adds, or read now for a visit read without them
         if not hasattr(row, "blind_arm"):
             fields = ("blind_arm", "blind_open")  # annotations, which the model's type does not know
@@ -356,12 +364,6 @@ class Lens:
             row.blind_open = bool(annotated and annotated["blind_open"])
         if row.blind_open:
             return None
-        version = self._versions.get(visit.protocol_version_id)
-        if version is not None:
-            faces = faces_of(version)
-        else:
-            code = ProtocolVersion.objects.values_list("code", flat=True).get(pk=visit.protocol_version_id)
-            faces = _faces_of_version(visit.protocol_version_id, code)
         return faces.face(row.blind_arm, visit.code) or HIDDEN
 
     def visible(self, visit: Visit) -> bool:
@@ -415,6 +417,22 @@ class Lens:
 
 
 HIDDEN = Face("", "", False, False, -1)
+
+
+def neutral_columns(protocol: Protocol) -> list[tuple[str, str, frozenset[str]]]:
+    """The schedule's columns as a blinded viewer sees them, in the protocol's neutral order: each face's code and
+    name, with the visit codes (of any arm) that show as it."""
+    faces = protocol_faces(protocol)
+    found: dict[str, tuple[int, int, str, set[str]]] = {}
+    n = 0
+    for arm in faces.arms():
+        for code, face in faces.by_arm[arm].items():
+            n += 1
+            rank, first, name, sources = found.get(face.code, (face.rank, n, face.name, set()))
+            sources.add(code)
+            found[face.code] = (rank, first, name, sources)
+    ordered = sorted(found.items(), key=lambda item: (item[1][0], item[1][1]))
+    return [(code, name, frozenset(sources)) for code, (_rank, _first, name, sources) in ordered]
 
 
 def unlisted_visit_ids(user: Actor, participant: Participant) -> list[int] | None:

@@ -112,9 +112,13 @@ def staff_calendar_visits(user: Actor) -> QuerySet[Visit]:
 
 
 def deviations_for(user: Actor) -> QuerySet[ProtocolDeviation]:
-    return ProtocolDeviation.objects.filter(participant__site_id__in=site_ids_for(user)).select_related(
-        "participant__site", "visit", "recorded_by"
-    )
+    """The deviations at the user's sites; for a blinded viewer, none about a visit the blinded schedule does not
+    list with dates (``scheduling.blinded_view``: what it is, and when, would tell the arm)."""
+    rows = ProtocolDeviation.objects.filter(participant__site_id__in=site_ids_for(user))
+    lens = Lens(user)
+    if lens.any_blinded():
+        rows = rows.exclude(visit_id__in=lens.unlisted_ids())
+    return rows.select_related("participant__site", "visit", "recorded_by")
 
 
 def deviation_get(user: Actor, deviation_id: int) -> ProtocolDeviation:
@@ -429,16 +433,41 @@ def matrix_visits(participant_pks: Collection[int]) -> QuerySet[Visit]:
     deviation = ProtocolDeviation.objects.filter(visit_id=OuterRef("pk"), type=ProtocolDeviation.Type.OUT_OF_WINDOW)
     return (
         Visit.objects.filter(participant_id__in=list(participant_pks), unscheduled=False)
-        .only("id", "participant_id", "code", "name", "status", "window_start", "window_end")
+        .only(
+            "id",
+            "participant_id",
+            "code",
+            "name",
+            "status",
+            "window_start",
+            "window_end",
+            # What the blinded view reads to place a visit under its neutral face (scheduling.blinded_view).
+            "site_id",
+            "study_id",
+            "protocol_version_id",
+            "unscheduled",
+            "kind",
+            "dosing_number",
+            "instruments",
+            "duration_minutes",
+            "staff_required",
+            "overnight",
+            "optional",
+            "target_date",
+            "scheduled_start",
+            "scheduled_end",
+            "occurred_at",
+        )  # fmt: skip
         .annotate(out_of_window_deviation=Exists(deviation))
         .order_by("participant_id", "id")
     )
 
 
-def participants_with_visit(participants: QuerySet[Participant], code: str) -> QuerySet[Participant]:
-    """Those of ``participants`` that have the protocol visit ``code`` on their schedule (cancelled or not)."""
+def participants_with_visit(participants: QuerySet[Participant], codes: str | Collection[str]) -> QuerySet[Participant]:
+    """Those of ``participants`` that have one of the protocol visits ``codes`` on their schedule (cancelled or not)."""
+    wanted = [codes] if isinstance(codes, str) else sorted(codes)
     return participants.filter(
-        Exists(Visit.objects.filter(participant_id=OuterRef("pk"), code=code, unscheduled=False))
+        Exists(Visit.objects.filter(participant_id=OuterRef("pk"), code__in=wanted, unscheduled=False))
     )
 
 
@@ -549,18 +578,18 @@ def calendar_room_get(user: Actor, site_id: int, room_id: int) -> Room:
 
 def calendar_dosing_sessions(user: Actor, site_id: int, start: dt.datetime, end: dt.datetime) -> QuerySet[Visit]:
     """The site's dosing sessions holding a slot (scheduled or completed) that start in [start, end), by start, with
-    their room and therapists. Three queries whatever the number; none outside the user's sites."""
+    their room and therapists. Three queries whatever the number; none outside the user's sites, and for a blinded
+    viewer only those the blinded schedule lists (``scheduling.blinded_view``)."""
     if site_id not in site_ids_for(user):
         return Visit.objects.none()
-    return _listed(
-        Visit.objects.filter(
-            participant__site_id=site_id,
-            kind=VisitKind.DOSING,
-            status__in=_HOLDING_SLOT,
-            scheduled_start__gte=start,
-            scheduled_start__lt=end,
-        )
-    ).order_by("scheduled_start", "participant__participant_id", "id")
+    sessions = Visit.objects.filter(
+        participant__site_id=site_id,
+        kind=VisitKind.DOSING,
+        status__in=_HOLDING_SLOT,
+        scheduled_start__gte=start,
+        scheduled_start__lt=end,
+    )
+    return _listed(Lens(user).listed(sessions)).order_by("scheduled_start", "participant__participant_id", "id")
 
 
 def calendar_bookable_visits(
@@ -576,7 +605,8 @@ def calendar_bookable_visits(
     meets = Q(window_start__lte=last_day, window_end__gte=first_day) | Q(window_start__isnull=True)
     booked_then = Q(scheduled_start__gte=start, scheduled_start__lt=end)
     return (
-        Visit.objects.filter(site_id=site_id, kind=VisitKind.DOSING, status__in=_NOT_DONE)
+        Lens(user)
+        .listed(Visit.objects.filter(site_id=site_id, kind=VisitKind.DOSING, status__in=_NOT_DONE))
         .filter(meets | booked_then)
         .select_related("participant")
         .only(

@@ -104,7 +104,10 @@ class DeviationOutput(serializers.Serializer[Any]):
     recorded_by = serializers.SerializerMethodField()
 
     def get_visit_code(self, obj: ProtocolDeviation) -> str | None:
-        return obj.visit.code if obj.visit is not None else None
+        if obj.visit is None:
+            return None
+        lens = self.context.get("lens")  # a blinded viewer sees the visit's neutral code
+        return str(lens.render(obj.visit, {"code": obj.visit.code})["code"]) if lens is not None else obj.visit.code
 
     def get_recorded_by(self, obj: ProtocolDeviation) -> str | None:
         return obj.recorded_by.username if obj.recorded_by is not None else None
