@@ -316,7 +316,7 @@ def safety_alerts_escalate_due(now: dt.datetime | None = None, *, by: Actor = No
 def safety_alert_acknowledge(*, alert: SafetyAlert, note: str, by: Actor) -> SafetyAlert:
     if not (note and note.strip()):
         raise ServiceError("an acknowledgement needs a note", field_errors={"note": ["required"]})
-    alert = SafetyAlert.objects.select_for_update().select_related("participant__site").get(pk=alert.pk)
+    alert = SafetyAlert.objects.select_for_update(of=("self",)).select_related("participant__site").get(pk=alert.pk)
     if not can_acknowledge_alert(by, alert.participant.site_id):
         raise PermissionDeniedError("only an investigator at this site can acknowledge a safety alert")
     if alert.acknowledged_at is not None:
