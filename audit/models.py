@@ -8,10 +8,9 @@ id, its content and the previous row's hash, so a row altered, removed or reorde
 caught (``manage.py audit_verify``). audit/sequencer.py explains why rows are chained after commit.
 """
 
-from django.db.models import Q
-
 from django.conf import settings
 from django.db import models
+from django.db.models import Q
 
 
 class AuditEvent(models.Model):

@@ -24,7 +24,9 @@ INSERT INTO audit_auditevent (occurred_at, actor_username, action, entity_type, 
 VALUES (now(), 'app', 'action', 'probe', '', '', '', '', NULL, NULL, '', '', %s) RETURNING id
 """
 # What the sequencer does: give a row its place once (audit/sequencer.py).
-CHAIN = "UPDATE audit_auditevent SET seq = {seq}, prev_hash = repeat('0', 64), hash = md5(random()::text) WHERE id = {id}"
+CHAIN = (
+    "UPDATE audit_auditevent SET seq = {seq}, prev_hash = repeat('0', 64), hash = md5(random()::text) WHERE id = {id}"
+)
 
 
 def statements(variables: dict[str, str], conn: psycopg.Connection) -> list[str]:
