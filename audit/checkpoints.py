@@ -43,7 +43,7 @@ def _head() -> dict[str, Any]:
     head = AuditEvent.objects.filter(seq__isnull=False).order_by("-seq").values_list("id", "hash", "seq").first()
     if head is None:
         return {"head_id": 0, "head_hash": "", "count": 0}
-    return {"head_id": int(head[0]), "head_hash": str(head[1]), "count": int(head[2])}
+    return {"head_id": int(head[0]), "head_hash": str(head[1]), "count": int(head[2] or 0)}
 
 
 def _last_line(path: Path) -> str:

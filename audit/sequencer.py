@@ -148,5 +148,5 @@ def chain_pending_on_commit(using: str = "default") -> None:
     token: _Pending | None = getattr(connection, "_audit_pending", None)
     if token is None or token.done:
         token = _Pending()
-        connection._audit_pending = token  # type: ignore[attr-defined]
+        connection._audit_pending = token
     transaction.on_commit(partial(_after_commit, token, using), using=using)
