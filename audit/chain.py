@@ -1,9 +1,13 @@
 """Keyed hash chain over audit events: pure functions of (key, previous hash, fields).
 
-Each row's hash is HMAC-SHA256 under the audit key (``settings.AUDIT_KEY``, never stored in the database) of the
-previous row's hash and the canonical JSON of the row's content. Whoever can write to the database but does not hold
-the key cannot recompute a chain that verifies. Checkpoints (head id, head hash, row count, time) are signed with the
-same key and kept outside the database (audit/checkpoints.py).
+Two keyed MACs, both HMAC-SHA256 under the audit key (``settings.AUDIT_KEY``, never stored in the database):
+- the row's own MAC (``content_mac``), written by the service in the same INSERT as the row: it covers the row's
+  content from the moment it exists, before the row has a place in the chain;
+- the chain hash (``link_hash``), written by the sequencer (audit/sequencer.py) when it gives a committed row its place
+  ``seq``: the previous row's hash, the row's id and its content. The id is covered so that renumbering rows (which
+  would reorder a participant's history, read in id order) breaks the chain.
+Whoever can write to the database but does not hold the key cannot recompute either. Checkpoints (head id, head hash,
+row count, time) are signed with the same key and kept outside the database (audit/checkpoints.py).
 """
 
 from __future__ import annotations
@@ -34,6 +38,10 @@ class _EventLike(Protocol):
     sensitivity: str
 
 
+class _LinkedLike(_EventLike, Protocol):
+    id: Any
+
+
 def canonical(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
 
@@ -50,13 +58,20 @@ def unkeyed_event_hash(prev_hash: str, fields: dict[str, Any]) -> str:
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
 
-def chain_hashes(key: bytes, prev_hash: str, rows: list[dict[str, Any]]) -> list[str]:
-    """The hashes of consecutive rows appended after ``prev_hash``."""
-    hashes = []
-    for fields in rows:
-        prev_hash = event_hash(key, prev_hash, fields)
-        hashes.append(prev_hash)
-    return hashes
+def content_mac(key: bytes, fields: dict[str, Any]) -> str:
+    """The row's own keyed MAC of its content (a distinct prefix, so it is never equal to a chain hash)."""
+    payload = "row\n" + canonical(fields)
+    return hmac.new(key, payload.encode("utf-8"), hashlib.sha256).hexdigest()
+
+
+def link_fields(event: _LinkedLike) -> dict[str, Any]:
+    """What a row's place in the chain covers: its content and its id."""
+    return {**hashed_fields(event), "id": int(event.id)}
+
+
+def link_hash(key: bytes, prev_hash: str, event: _LinkedLike) -> str:
+    """The chain hash of ``event`` placed after the row whose hash is ``prev_hash``."""
+    return event_hash(key, prev_hash, link_fields(event))
 
 
 def key_id(key: bytes) -> str:

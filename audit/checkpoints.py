@@ -1,7 +1,7 @@
 """Signed checkpoints of the audit chain, kept outside the database.
 
 A checkpoint is one JSON line appended to ``<AUDIT_CHECKPOINT_DIR>/checkpoints.jsonl``: the head row's id and hash,
-the number of rows, the time and the key's public id, signed with HMAC-SHA256 under the audit key. A keyed chain alone
+the number of rows chained up to it (the head's ``seq``), the time and the key's public id, signed with HMAC-SHA256 under the audit key. A keyed chain alone
 cannot show rows cut from its tail (the shorter chain still verifies); a checkpoint written before the cut can.
 """
 
@@ -14,12 +14,12 @@ from pathlib import Path
 from typing import Any
 
 from django.conf import settings
-from django.db import connection
 from django.utils import timezone
 
 from audit.chain import key_id, sign, signature_ok
 from audit.keys import audit_key
 from audit.models import AuditEvent
+from audit.sequencer import chain_pending
 
 FILE_NAME = "checkpoints.jsonl"
 FIELDS = ("head_id", "head_hash", "count", "at", "key_id")
@@ -39,17 +39,11 @@ def checkpoint_path(directory: Path | str | None = None) -> Path:
 
 
 def _head() -> dict[str, Any]:
-    """The head row and the number of rows up to it, in one statement (one snapshot, so they agree)."""
-    table = connection.ops.quote_name(AuditEvent._meta.db_table)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT t.id, t.hash, (SELECT count(*) FROM {table} u WHERE u.id <= t.id) "  # noqa: S608
-            f"FROM {table} t ORDER BY t.id DESC LIMIT 1"
-        )
-        row = cursor.fetchone()
-    if row is None:
+    """The chain's head row; its place ``seq`` is the number of rows chained up to it (1, 2, 3, ... without gaps)."""
+    head = AuditEvent.objects.filter(seq__isnull=False).order_by("-seq").values_list("id", "hash", "seq").first()
+    if head is None:
         return {"head_id": 0, "head_hash": "", "count": 0}
-    return {"head_id": int(row[0]), "head_hash": str(row[1]), "count": int(row[2])}
+    return {"head_id": int(head[0]), "head_hash": str(head[1]), "count": int(head[2] or 0)}
 
 
 def _last_line(path: Path) -> str:
@@ -68,8 +62,9 @@ def _last_line(path: Path) -> str:
 
 
 def write_checkpoint(directory: Path | str | None = None, *, force: bool = False) -> dict[str, Any] | None:
-    """Append a signed checkpoint of the current head; None when the head has not moved since the last one (unless
-    ``force``)."""
+    """Chain the rows waiting for their place, then append a signed checkpoint of the head; None when the head has not
+    moved since the last one (unless ``force``)."""
+    chain_pending()
     head = _head()
     path = checkpoint_path(directory)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -1,13 +1,16 @@
 """The audit trail: append-only, hash-chained.
 
 21 CFR 11.10(e): a change must not obscure the earlier value. Each row holds one field's old and new value, who, when
-(UTC) and why. A PostgreSQL trigger refuses UPDATE and DELETE on this table (migration 0002), and each row carries the
-SHA-256 of its content and of the previous row, so a row altered behind the application's back breaks the chain
-(``manage.py audit_verify``).
+(UTC) and why. PostgreSQL triggers refuse DELETE, TRUNCATE and every UPDATE but one (migrations 0002, 0003, 0006): the
+sequencer's, which gives a committed row its place in the chain (``seq``, ``prev_hash``, ``hash``) once and changes
+nothing else. Each row carries a keyed MAC of its content from its INSERT on, and once chained the keyed hash of its
+id, its content and the previous row's hash, so a row altered, removed or reordered behind the application's back is
+caught (``manage.py audit_verify``). audit/sequencer.py explains why rows are chained after commit.
 """
 
 from django.conf import settings
 from django.db import models
+from django.db.models import Q
 
 
 class AuditEvent(models.Model):
@@ -48,15 +51,25 @@ class AuditEvent(models.Model):
         CONTACT = "contact"
 
     sensitivity = models.CharField(max_length=12, choices=Sensitivity.choices, blank=True, default="")
-    prev_hash = models.CharField(max_length=64)
-    hash = models.CharField(max_length=64, unique=True)
+    # Written by the service with the row: HMAC of the content under the audit key (audit.chain.content_mac).
+    mac = models.CharField(max_length=64, blank=True, default="")
+    # The row's place in the chain (1, 2, 3, ... in the order the sequencer chained them) and its chain hashes; NULL
+    # until the sequencer has chained the committed row (moments after its commit). NULL, not "", because the unique
+    # constraints must allow any number of rows waiting for their place.
+    seq = models.BigIntegerField(null=True, blank=True, unique=True)
+    prev_hash = models.CharField(max_length=64, null=True, blank=True)  # noqa: DJ001
+    hash = models.CharField(max_length=64, unique=True, null=True, blank=True)  # noqa: DJ001
 
     # Not stored: set by audit.selectors.participant_history when the viewer may not see this row's values.
     redacted = False
 
     class Meta:
         ordering = ["id"]
-        indexes = [models.Index(fields=["entity_type", "entity_id"], name="audit_entity_idx")]
+        indexes = [
+            models.Index(fields=["entity_type", "entity_id"], name="audit_entity_idx"),
+            # The sequencer's queue: the rows still waiting for their place (a handful at any moment), in id order.
+            models.Index(fields=["id"], condition=Q(seq__isnull=True), name="audit_unchained_idx"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.occurred_at:%Y-%m-%dT%H:%M:%SZ} {self.actor_username} {self.action} {self.entity_type}"

@@ -1,5 +1,8 @@
 """Writing audit events. Called by every domain service inside its own transaction, so a write and its audit
-row commit or roll back together."""
+row commit or roll back together.
+
+No lock is taken here: the rows of one action go in one INSERT, each with the keyed MAC of its content, and the
+sequencer gives them their place in the chain after the transaction commits (audit/sequencer.py explains why)."""
 
 from __future__ import annotations
 
@@ -10,13 +13,14 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, Protocol, TypeAlias
 
 from django.contrib.auth import get_user_model
-from django.db import connection, transaction
+from django.db import transaction
 from django.db.models import Model
 from django.utils import timezone
 
-from audit.chain import GENESIS, chain_hashes, hashed_fields
+from audit.chain import content_mac, hashed_fields
 from audit.keys import audit_key
 from audit.models import AuditEvent
+from audit.sequencer import chain_pending_on_commit
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
@@ -44,11 +48,6 @@ class _ParticipantLike(Protocol):
     def site(self) -> _Site: ...
 
 
-# Arbitrary constant naming the advisory lock that serializes appends to the chain. The chain needs a total order;
-# taking the lock before reading the last hash makes concurrent writers append one after another.
-_CHAIN_LOCK_KEY = 748_215_001
-
-
 def jsonable(value: Any) -> Any:
     if value is None or isinstance(value, bool | int | float | str):
         return value
@@ -67,12 +66,82 @@ def jsonable(value: Any) -> Any:
     return str(value)
 
 
-def _lock_chain() -> str:
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_CHAIN_LOCK_KEY])
-    last = AuditEvent.objects.order_by("-id").values_list("hash", flat=True).first()
-    return last or GENESIS
+def audit_record(
+    *,
+    by: Actor,
+    action: str,
+    entity_type: str,
+    entity_id: Any = "",
+    participant_id: str = "",
+    site_code: str = "",
+    changes: Changes = (("", None, None),),
+    reason: str | None = None,
+    sensitivity: str = "",
+    actor_username: str | None = None,
+) -> list[AuditEvent]:
+    """Append one event per changed field, in one INSERT. ``changes`` holds (field, old, new) triples."""
+    return _insert(
+        _events(
+            by=by,
+            action=action,
+            entity_type=entity_type,
+            entries=[(entity_id, changes)],
+            participant_id=participant_id,
+            site_code=site_code,
+            reason=reason,
+            sensitivity=sensitivity,
+            actor_username=actor_username,
+        )
+    )
+
+
+def _events(
+    *,
+    by: Actor,
+    action: str,
+    entity_type: str,
+    entries: Iterable[tuple[Any, Changes]],
+    participant_id: str,
+    site_code: str,
+    reason: str | None,
+    sensitivity: str,
+    actor_username: str | None = None,
+) -> list[AuditEvent]:
+    if not transaction.get_connection().in_atomic_block:
+        raise RuntimeError("audit_record must run inside the writing service's transaction")
+    now = timezone.now()
+    actor = by if isinstance(by, get_user_model()) and by.pk else None
+    username = actor_username if actor_username is not None else (actor.get_username() if actor else "system")
+    return [
+        AuditEvent(
+            occurred_at=now,
+            actor=actor,
+            actor_username=username,
+            action=action,
+            entity_type=entity_type,
+            entity_id=str(entity_id),
+            participant_id=participant_id,
+            site_code=site_code,
+            field=field,
+            old_value=jsonable(old),
+            new_value=jsonable(new),
+            reason=reason or "",
+            sensitivity=sensitivity,
+        )
+        for entity_id, changes in entries
+        for field, old, new in changes
+    ]
+
+
+def _insert(events: list[AuditEvent]) -> list[AuditEvent]:
+    """One INSERT for the rows of an action, each with its keyed MAC (computed in Python, a pure function of key and
+    content); chained after commit."""
+    key = audit_key()
+    for event in events:
+        event.mac = content_mac(key, hashed_fields(event))
+    created = AuditEvent.objects.bulk_create(events)
+    chain_pending_on_commit()
+    return created
 
 
 def audit_events_build(
@@ -89,85 +158,37 @@ def audit_events_build(
     actor_username: str | None = None,
     occurred_at: dt.datetime,
 ) -> list[AuditEvent]:
-    """The unsaved rows of one action, one per changed field, not yet chained: what ``audit_record`` appends, built
-    in one place so that a bulk writer (``manage.py seed_scale``) writes exactly the rows a service would."""
-    actor = by if isinstance(by, get_user_model()) and by.pk else None
-    username = actor_username if actor_username is not None else (actor.get_username() if actor else "system")
-    return [
-        AuditEvent(
-            occurred_at=occurred_at,
-            actor=actor,
-            actor_username=username,
-            action=action,
-            entity_type=entity_type,
-            entity_id=str(entity_id),
-            participant_id=participant_id,
-            site_code=site_code,
-            field=field,
-            old_value=jsonable(old),
-            new_value=jsonable(new),
-            reason=reason or "",
-            sensitivity=sensitivity,
-        )
-        for field, old, new in changes
-    ]
-
-
-def _chain(prev: str, events: list[AuditEvent]) -> None:
-    # Hashes in Python (pure functions of key, previous hash and content), set on the rows before their INSERT.
-    hashes = chain_hashes(audit_key(), prev, [hashed_fields(event) for event in events])
-    for event, event_hash in zip(events, hashes, strict=True):
-        event.prev_hash, event.hash = prev, event_hash
-        prev = event_hash
-
-
-def audit_record(
-    *,
-    by: Actor,
-    action: str,
-    entity_type: str,
-    entity_id: Any = "",
-    participant_id: str = "",
-    site_code: str = "",
-    changes: Changes = (("", None, None),),
-    reason: str | None = None,
-    sensitivity: str = "",
-    actor_username: str | None = None,
-) -> list[AuditEvent]:
-    """Append one event per changed field. ``changes`` holds (field, old, new) triples."""
-    if not transaction.get_connection().in_atomic_block:
-        raise RuntimeError("audit_record must run inside the writing service's transaction")
-    prev = _lock_chain()
-    events = audit_events_build(
+    """The unsaved rows of one action as of ``occurred_at``: what ``audit_record`` writes, built in one place so that
+    a bulk writer (``manage.py seed_scale``) writes exactly the rows a service would."""
+    events = _events(
         by=by,
         action=action,
         entity_type=entity_type,
-        entity_id=entity_id,
+        entries=[(entity_id, changes)],
         participant_id=participant_id,
         site_code=site_code,
-        changes=changes,
         reason=reason,
         sensitivity=sensitivity,
         actor_username=actor_username,
-        occurred_at=timezone.now(),
     )
-    _chain(prev, events)  # then one INSERT for the action
-    return AuditEvent.objects.bulk_create(events)
+    for event in events:
+        event.occurred_at = occurred_at
+    return events
 
 
 def audit_append_bulk(events: list[AuditEvent], *, batch_size: int = 5000) -> int:
-    """Append rows built by ``audit_events_build`` (many actions, in the order given) to the chain under the chain
-    lock, in batched INSERTs: the rows and hashes are those the services' own ``audit_record`` calls would have
-    written one by one in that order. For bulk writers only (``manage.py seed_scale``); the caller's transaction
-    holds the lock until it commits, so no other writer interleaves."""
+    """Append rows built by ``audit_events_build`` (many actions, in the order given) in batched INSERTs, each row
+    with its keyed MAC, chained after commit in that order as the services' own rows are. For bulk writers only
+    (``manage.py seed_scale``)."""
     if not transaction.get_connection().in_atomic_block:
         raise RuntimeError("audit_append_bulk must run inside the writing transaction")
-    prev = _lock_chain()
+    key = audit_key()
     for start in range(0, len(events), batch_size):
         batch = events[start : start + batch_size]
-        _chain(prev, batch)
+        for event in batch:
+            event.mac = content_mac(key, hashed_fields(event))
         AuditEvent.objects.bulk_create(batch)
-        prev = batch[-1].hash
+    chain_pending_on_commit()
     return len(events)
 
 
@@ -195,6 +216,31 @@ def audit_participant_record(
         reason=reason,
         sensitivity=sensitivity,
     )
+
+
+def audit_participant_records(
+    participant: _ParticipantLike,
+    *,
+    by: Actor,
+    action: str,
+    entity_type: str,
+    entries: Iterable[tuple[Any, Changes]],
+    reason: str | None = None,
+    sensitivity: str = "",
+) -> list[AuditEvent]:
+    """One action on several records of a participant (every link revoked, every alert a response raised): their
+    events in one INSERT. ``entries`` holds (entity id, changes) pairs."""
+    events = _events(
+        by=by,
+        action=action,
+        entity_type=entity_type,
+        entries=entries,
+        participant_id=participant.participant_id,
+        site_code=participant.site.code,
+        reason=reason,
+        sensitivity=sensitivity,
+    )
+    return _insert(events) if events else []
 
 
 def diff(instance: Model, new_values: dict[str, Any]) -> list[tuple[str, Any, Any]]:

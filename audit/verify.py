@@ -1,4 +1,8 @@
-"""Walk the keyed chain, check it against the signed checkpoints, and report what is broken."""
+"""Walk the keyed chain, check it against the signed checkpoints, and report what is broken.
+
+The chain is walked in its own order (``seq``, the order the sequencer chained the rows); each row's hash covers its id
+too, so neither removing nor reordering rows, nor renumbering their ids, goes unnoticed. Rows still waiting for their
+place (committed moments ago) are checked by their own keyed MAC."""
 
 from __future__ import annotations
 
@@ -6,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from audit.chain import GENESIS, event_hash, hashed_fields
+from audit.chain import GENESIS, content_mac, hashed_fields, link_hash
 from audit.checkpoints import Checkpoint, read_checkpoints
 from audit.keys import audit_key
 from audit.models import AuditEvent
@@ -15,6 +19,8 @@ from audit.models import AuditEvent
 @dataclass
 class VerifyResult:
     checked: int
+    # Rows not chained yet when the walk ran (their MACs were checked).
+    unchained: int = 0
     broken_id: int | None = None
     problem: str = ""
     checkpoints_checked: int = 0
@@ -38,12 +44,13 @@ def verify_chain(
             wanted.setdefault(checkpoint.head_id, []).append(checkpoint)
     result = VerifyResult(0)
     prev = GENESIS
-    for event in AuditEvent.objects.order_by("id").iterator(chunk_size=batch_size):
+    chained = AuditEvent.objects.filter(seq__isnull=False).order_by("seq")
+    for event in chained.iterator(chunk_size=batch_size):
         if event.prev_hash != prev:
             result.broken_id = event.id
             result.problem = "prev_hash does not match the previous event (a row was removed or reordered)"
             break
-        if event_hash(key, prev, hashed_fields(event)) != event.hash:
+        if link_hash(key, prev, event) != event.hash or content_mac(key, hashed_fields(event)) != event.mac:
             result.broken_id = event.id
             result.problem = "content does not match its keyed hash (the row was altered or re-hashed)"
             break
@@ -61,6 +68,13 @@ def verify_chain(
                     f"checkpoint line {checkpoint.line} ({checkpoint.at}): {result.checked} events up to event "
                     f"{event.id}, the checkpoint recorded {checkpoint.count} (rows were removed)"
                 )
+    if result.broken_id is None:
+        for event in AuditEvent.objects.filter(seq__isnull=True).order_by("id").iterator(chunk_size=batch_size):
+            if content_mac(key, hashed_fields(event)) != event.mac:
+                result.broken_id = event.id
+                result.problem = "content does not match its keyed MAC (the row, not yet chained, was altered)"
+                break
+            result.unchained += 1
     if result.broken_id is None:
         # Whatever is left names rows the chain no longer reaches: they were cut from its tail.
         for head_id, group in sorted(wanted.items()):

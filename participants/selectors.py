@@ -270,7 +270,7 @@ def site_visible(user: Actor, code: str) -> Site | None:
 def participant_locked(participant: Participant) -> Participant:
     """The participant's row read again and locked until the transaction ends, for writers that number things per
     participant (two requests must not both take the same number)."""
-    return Participant.objects.select_for_update().select_related("site", "study").get(pk=participant.pk)
+    return Participant.objects.select_for_update(of=("self",)).select_related("site", "study").get(pk=participant.pk)
 
 
 def active_staff_at_site(site: Site, usernames: Collection[str], *, role: str | None = None) -> dict[str, User]:

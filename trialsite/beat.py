@@ -43,6 +43,12 @@ BEAT_SCHEDULE = {
         "schedule": crontab(minute="*/5"),
         "options": {"queue": "reminders", "expires": 240},
     },
+    # Audit rows are chained after commit by their writer (audit/sequencer.py); this catches what a dead process left.
+    "audit-chain-pending": {
+        "task": "audit.chain_pending",
+        "schedule": crontab(),
+        "options": {"queue": "default", "expires": 50},
+    },
     # Signed checkpoints of the audit chain's head, outside the database (audit/checkpoints.py): rows cut from the
     # chain's tail after a checkpoint are caught by audit_verify.
     "audit-checkpoint": {

@@ -209,7 +209,11 @@ def administration_open_early(
     *, administration: Administration, by: Actor, reason: str | None = None
 ) -> Administration:
     """A coordinator opens a self-report questionnaire before its window starts (it still closes with the window)."""
-    adm = Administration.objects.select_for_update().select_related("participant__site").get(pk=administration.pk)
+    adm = (
+        Administration.objects.select_for_update(of=("self",))
+        .select_related("participant__site")
+        .get(pk=administration.pk)
+    )
     now = timezone.now()
     status = administration_status(adm, now)
     if status in DONE or status == A.EXPIRED:

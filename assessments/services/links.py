@@ -18,7 +18,7 @@ from assessments.services._actors import account_of
 from assessments.services.responses import response_store
 from assessments.windows import ANSWERABLE, SELF, administration_status, is_open
 from audit.models import AuditEvent
-from audit.services import audit_participant_record, audit_record
+from audit.services import audit_participant_record, audit_participant_records, audit_record
 from participants import selectors as participant_selectors
 from participants.access import Actor, can_manage
 from participants.models import Participant
@@ -234,14 +234,12 @@ def links_revoke_for_participant(*, participant: Participant, by: Actor, reason:
     if not ids:
         return 0
     ParticipantLink.objects.filter(id__in=ids).update(revoked_at=now, revoked_reason=reason[:200])
-    for link_id in ids:
-        audit_participant_record(
-            participant,
-            by=by,
-            action=AuditEvent.Action.UPDATE,
-            entity_type="participant_link",
-            entity_id=link_id,
-            changes=[("revoked_at", None, now)],
-            reason=reason,
-        )
+    audit_participant_records(
+        participant,
+        by=by,
+        action=AuditEvent.Action.UPDATE,
+        entity_type="participant_link",
+        entries=[(link_id, [("revoked_at", None, now)]) for link_id in ids],
+        reason=reason,
+    )
     return len(ids)

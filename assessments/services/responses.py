@@ -219,7 +219,7 @@ def response_correct(*, response: Response, answers: Mapping[str, Any], reason: 
     each changed item's old and new values go to the audit trail with the reason; scores are recomputed."""
     if not (reason and reason.strip()):
         raise ServiceError("a correction needs a reason", field_errors={"reason": ["required"]})
-    response = Response.objects.select_for_update().select_related("participant__site").get(pk=response.pk)
+    response = Response.objects.select_for_update(of=("self",)).select_related("participant__site").get(pk=response.pk)
     instrument = instrument_get(response.instrument_code, response.instrument_version)
     may_correct = may_correct_response(
         by, site_id=response.participant.site_id, entered_by_id=response.entered_by_id, instrument=instrument

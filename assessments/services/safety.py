@@ -21,7 +21,7 @@ from assessments.scoring import ScoreResult
 from assessments.selectors import escalate_after
 from assessments.services._actors import account_of
 from audit.models import AuditEvent
-from audit.services import audit_participant_record
+from audit.services import audit_participant_record, audit_participant_records
 from participants import selectors as participant_selectors
 from participants.access import Actor, can_acknowledge_alert
 from participants.models import Participant
@@ -89,20 +89,20 @@ def safety_alerts_raise(
         )
         if not created:
             continue
-        audit_participant_record(
-            participant,
-            by=None,
-            action=AuditEvent.Action.CREATE,
-            entity_type="safety_alert",
-            entity_id=alert.pk,
-            changes=[("rule_code", None, alert.rule_code), ("severity", None, alert.severity)],
-        )
         if alert.severity == SafetyAlert.Severity.HIGH:
             # After commit only: a worker must never look for an alert that a rollback removed. Routed to the
             # ``safety`` queue by name (trialsite.beat.TASK_ROUTES); if the broker is down the entry still succeeds
             # and the escalation beat, reading the alert row, is the fallback.
             send_task_on_commit(NOTIFY_TASK, [alert.pk], priority=SAFETY_PRIORITY)
         alerts.append(alert)
+    # The alerts one response raised: their audit rows in one INSERT.
+    audit_participant_records(
+        participant,
+        by=None,
+        action=AuditEvent.Action.CREATE,
+        entity_type="safety_alert",
+        entries=[(a.pk, [("rule_code", None, a.rule_code), ("severity", None, a.severity)]) for a in alerts],
+    )
     return alerts
 
 
@@ -316,7 +316,7 @@ def safety_alerts_escalate_due(now: dt.datetime | None = None, *, by: Actor = No
 def safety_alert_acknowledge(*, alert: SafetyAlert, note: str, by: Actor) -> SafetyAlert:
     if not (note and note.strip()):
         raise ServiceError("an acknowledgement needs a note", field_errors={"note": ["required"]})
-    alert = SafetyAlert.objects.select_for_update().select_related("participant__site").get(pk=alert.pk)
+    alert = SafetyAlert.objects.select_for_update(of=("self",)).select_related("participant__site").get(pk=alert.pk)
     if not can_acknowledge_alert(by, alert.participant.site_id):
         raise PermissionDeniedError("only an investigator at this site can acknowledge a safety alert")
     if alert.acknowledged_at is not None:

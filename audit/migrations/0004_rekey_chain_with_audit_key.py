@@ -9,16 +9,19 @@ from django.db import migrations
 
 
 def forwards(apps, schema_editor):
-    from audit.chain import unkeyed_event_hash
+    from audit.chain import event_hash, hashed_fields, unkeyed_event_hash
     from audit.keys import audit_key
     from audit.rekey import rekey_chain
 
+    key = audit_key()
+    # The schemes of this migration's time, spelled out (0006 moves to the chain hash that covers each row's id).
     rekey_chain(
         apps.get_model("audit", "AuditEvent"),
-        unkeyed_event_hash,
-        audit_key(),
+        lambda prev, event: unkeyed_event_hash(prev, hashed_fields(event)),
+        lambda prev, event: event_hash(key, prev, hashed_fields(event)),
         using=schema_editor.connection.alias,
         note="the chain was re-keyed: HMAC-SHA256 under the audit key replaces plain SHA-256",
+        sequence=False,
     )
 
 

@@ -347,7 +347,7 @@ def _store_provider_ids(provider_ids: dict[int, str]) -> None:
 def notification_retry(*, notification: Notification, by: Actor, reason: str | None = None) -> Notification:
     """Send a failed message again: failed -> pending, attempts start over, due now (or when quiet hours end)."""
     row = (
-        Notification.objects.select_for_update()
+        Notification.objects.select_for_update(of=("self",))
         .select_related("participant__site", "participant__study")
         .get(pk=notification.pk)
     )

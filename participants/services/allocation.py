@@ -129,7 +129,9 @@ def participant_randomize(*, participant: Participant, by: Actor, stratum: str |
     The active list's row is locked first: concurrent randomizations in a study queue behind each other, so each
     takes the lowest free sequence and no slot is skipped or shared (SKIP LOCKED would break list order if a
     transaction rolled back)."""
-    participant = Participant.objects.select_for_update().select_related("site", "study").get(pk=participant.pk)
+    participant = (
+        Participant.objects.select_for_update(of=("self",)).select_related("site", "study").get(pk=participant.pk)
+    )
     require_transition(participant, S.RANDOMIZED)
     allocation_list = AllocationList.objects.select_for_update().filter(study=participant.study, active=True).first()
     if allocation_list is None:

@@ -67,7 +67,9 @@ def consent_record(
     by: Actor,
     obtained_by: Actor = None,
 ) -> ConsentRecord:
-    participant = Participant.objects.select_for_update().select_related("site", "study").get(pk=participant.pk)
+    participant = (
+        Participant.objects.select_for_update(of=("self",)).select_related("site", "study").get(pk=participant.pk)
+    )
     document = participant.study.consent_documents.filter(version=version).first()
     if document is None:
         raise ServiceError(

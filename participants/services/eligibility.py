@@ -55,7 +55,9 @@ def criterion_retire(*, criterion: EligibilityCriterion, by: Actor, reason: str)
     access.require_configure(by, "retire eligibility criteria")
     if not _has_reason(reason):
         raise ServiceError("retiring a criterion needs a reason", field_errors={"reason": ["required"]})
-    criterion = EligibilityCriterion.objects.select_for_update().select_related("study").get(pk=criterion.pk)
+    criterion = (
+        EligibilityCriterion.objects.select_for_update(of=("self",)).select_related("study").get(pk=criterion.pk)
+    )
     if criterion.retired_at is not None:
         raise Conflict(
             f"criterion {criterion.code} was already retired",
@@ -88,7 +90,9 @@ def eligibility_record(
 
     An override of the computed verdict needs a reason. Changing an answer already given needs a reason too. Only
     the study's current criteria are asked; answers given to a criterion since retired stay in the record."""
-    participant = Participant.objects.select_for_update().select_related("site", "study").get(pk=participant.pk)
+    participant = (
+        Participant.objects.select_for_update(of=("self",)).select_related("site", "study").get(pk=participant.pk)
+    )
     if participant.status not in (S.SCREENING, S.ELIGIBLE, S.SCREEN_FAILED):
         raise InvalidTransition(
             f"eligibility is assessed during screening; current status is '{participant.status}'",

@@ -82,7 +82,9 @@ def participant_update(
     stratum: str | None = None,
     status: str | None = None,
 ) -> Participant:
-    participant = Participant.objects.select_for_update().select_related("site", "study").get(pk=participant.pk)
+    participant = (
+        Participant.objects.select_for_update(of=("self",)).select_related("site", "study").get(pk=participant.pk)
+    )
     changed_existing = False
     if stratum is not None and stratum != participant.stratum:
         if hasattr(participant, "allocation"):
@@ -141,7 +143,9 @@ def participant_update(
 
 @transaction.atomic
 def participant_enroll(*, participant: Participant, by: Actor) -> Participant:
-    participant = Participant.objects.select_for_update().select_related("site", "study").get(pk=participant.pk)
+    participant = (
+        Participant.objects.select_for_update(of=("self",)).select_related("site", "study").get(pk=participant.pk)
+    )
     require_transition(participant, S.ENROLLED)
     record = latest_consent(participant)
     current = current_consent_document(participant.study)

@@ -22,7 +22,9 @@ S = Participant.Status
 @transaction.atomic
 def participant_withdraw(*, participant: Participant, level: str, reason: str, date: dt.date, by: Actor) -> Participant:
     """Withdraw a participant; the apps that registered ``hooks.on_withdrawn`` react in the same transaction."""
-    participant = Participant.objects.select_for_update().select_related("site", "study").get(pk=participant.pk)
+    participant = (
+        Participant.objects.select_for_update(of=("self",)).select_related("site", "study").get(pk=participant.pk)
+    )
     if level not in Participant.WithdrawalLevel.values:
         raise ServiceError(
             "unknown withdrawal level",

@@ -132,7 +132,7 @@ def adverse_event_correct(
             raise ServiceError("unknown seriousness criterion", field_errors={"seriousness": unknown})
         changes.update({name: name in seriousness for name in SERIOUSNESS_CRITERIA})
     event = (
-        AdverseEvent.objects.select_for_update()
+        AdverseEvent.objects.select_for_update(of=("self",))
         .select_related("participant__site", "participant__study")
         .get(pk=event.pk)
     )
@@ -191,7 +191,7 @@ def adverse_event_follow_up(
     """Append a follow-up entry. An outcome or resolution it brings becomes the event's (audited as an update whose
     reason names the entry), so the event reads current while the entries keep how it got there."""
     event = (
-        AdverseEvent.objects.select_for_update()
+        AdverseEvent.objects.select_for_update(of=("self",))
         .select_related("participant__site", "participant__study")
         .get(pk=event.pk)
     )

@@ -109,7 +109,7 @@ def guess_correct(*, treatment_guess: TreatmentGuess, reason: str, by: Actor, **
     """Correct the answer or the confidence of a recorded guess, with a reason; the audit keeps each old value.
     Whoever may record that respondent's guess may correct it."""
     entry = (
-        TreatmentGuess.objects.select_for_update()
+        TreatmentGuess.objects.select_for_update(of=("self",))
         .select_related("participant__site", "participant__study")
         .get(pk=treatment_guess.pk)
     )

@@ -126,7 +126,7 @@ def medication_record(
 
 def _locked(medication: ConcomitantMedication) -> ConcomitantMedication:
     return (
-        ConcomitantMedication.objects.select_for_update()
+        ConcomitantMedication.objects.select_for_update(of=("self",))
         .select_related("participant__site", "participant__study")
         .get(pk=medication.pk)
     )

@@ -22,7 +22,7 @@ def adverse_event_review(
     *, event: AdverseEvent, causality_drug: str, causality_therapy: str, by: Actor, note: str = ""
 ) -> AdverseEventReview:
     # Locked: a review racing the escalation beat must either stop the clock first or find it already escalated.
-    event = AdverseEvent.objects.select_for_update().select_related("participant__site").get(pk=event.pk)
+    event = AdverseEvent.objects.select_for_update(of=("self",)).select_related("participant__site").get(pk=event.pk)
     if not has_role(by, event.participant.site_id, {Role.INVESTIGATOR}):
         raise PermissionDeniedError("only an investigator at this site can review an adverse event")
     errors = {

@@ -79,7 +79,7 @@ def schedule_generate(*, participant: Participant, by: Actor) -> list[Visit]:
     if not study.protocol_code:
         return []
     schedule = (
-        ParticipantSchedule.objects.select_for_update()
+        ParticipantSchedule.objects.select_for_update(of=("self",))
         .select_related("protocol_version")
         .filter(participant=participant)
         .first()

@@ -76,7 +76,7 @@ def room_update(
 ) -> Room:
     """Rename a room, or change whether it takes overnight stays or is in use; only the values given change.
     A retired room is not changed any more."""
-    room = Room.objects.select_for_update().select_related("site").get(pk=room.pk)
+    room = Room.objects.select_for_update(of=("self",)).select_related("site").get(pk=room.pk)
     _require_admin(by, "change rooms", room.site_id)
     if room.retired_at is not None:
         raise InvalidTransition(
@@ -110,7 +110,7 @@ def room_update(
 @transaction.atomic
 def room_retire(*, room: Room, reason: str, by: Actor) -> Room:
     """Take a room out of use for good: it takes no new bookings; the bookings it has stay as they are."""
-    room = Room.objects.select_for_update().select_related("site").get(pk=room.pk)
+    room = Room.objects.select_for_update(of=("self",)).select_related("site").get(pk=room.pk)
     _require_admin(by, "retire rooms", room.site_id)
     if not (reason and reason.strip()):
         raise ServiceError("retiring a room needs a reason", field_errors={"reason": ["required"]})

@@ -20,9 +20,13 @@ pytestmark = pytest.mark.django_db
 
 INSERT = """
 INSERT INTO audit_auditevent (occurred_at, actor_username, action, entity_type, entity_id, participant_id, site_code,
-    field, old_value, new_value, reason, sensitivity, prev_hash, hash)
-VALUES (now(), 'app', 'action', 'probe', '', '', '', '', NULL, NULL, '', '', %s, %s) RETURNING id
+    field, old_value, new_value, reason, sensitivity, mac)
+VALUES (now(), 'app', 'action', 'probe', '', '', '', '', NULL, NULL, '', '', %s) RETURNING id
 """
+# What the sequencer does: give a row its place once (audit/sequencer.py).
+CHAIN = (
+    "UPDATE audit_auditevent SET seq = {seq}, prev_hash = repeat('0', 64), hash = md5(random()::text) WHERE id = {id}"
+)
 
 
 def statements(variables: dict[str, str], conn: psycopg.Connection) -> list[str]:
@@ -64,8 +68,8 @@ def app_role() -> Iterator[str]:
 def refused(app: psycopg.Connection, statement: str, params=None) -> str:
     """Run ``statement`` after inserting a fresh audit row in the same transaction; the error text; rolled back."""
     try:
-        row_id = app.execute(INSERT, ["0" * 64, secrets.token_hex(32)]).fetchone()[0]
-        app.execute(statement.format(id=row_id), params)
+        row_id = app.execute(INSERT, [secrets.token_hex(32)]).fetchone()[0]
+        app.execute(statement.format(id=row_id, seq=-row_id), params)
     except errors.InsufficientPrivilege as exc:
         return str(exc)
     finally:
@@ -80,9 +84,16 @@ def test_the_application_role_cannot_switch_the_audit_triggers_off_nor_rewrite_r
     assert owner != app_role
     with connect(app_role) as app:
         # It writes audit rows.
-        row_id = app.execute(INSERT, ["0" * 64, secrets.token_hex(32)]).fetchone()[0]
+        row_id = app.execute(INSERT, [secrets.token_hex(32)]).fetchone()[0]
         assert app.execute("SELECT actor_username FROM audit_auditevent WHERE id = %s", [row_id]).fetchone() == ("app",)
+        # It gives a row its place in the chain once, as the sequencer does; never twice, never with its content.
+        app.execute(CHAIN.format(seq=-row_id, id=row_id))
+        assert app.execute("SELECT seq FROM audit_auditevent WHERE id = %s", [row_id]).fetchone() == (-row_id,)
         app.rollback()
+        assert "append-only: UPDATE refused" in refused(app, CHAIN + "; " + CHAIN.replace("{seq}", "{seq} - 1"))
+        assert "append-only: UPDATE refused" in refused(
+            app, CHAIN.replace(", hash = ", ", reason = 'rewritten', hash = ")
+        )
         # It cannot disable the triggers, drop them, or bypass them.
         for statement in (
             "ALTER TABLE audit_auditevent DISABLE TRIGGER ALL",

@@ -5,20 +5,21 @@ from __future__ import annotations
 
 import importlib
 import json
-from types import SimpleNamespace
 
 import pytest
 import time_machine
 from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import DatabaseError, connection, transaction
+from django.db.models import F
 
 from audit import tasks
-from audit.chain import GENESIS, event_hash, hashed_fields, key_id, unkeyed_event_hash
+from audit.chain import GENESIS, hashed_fields, key_id, link_hash, unkeyed_event_hash
 from audit.checkpoints import checkpoint_path
 from audit.keys import audit_key
 from audit.models import AuditEvent
 from audit.rekey import rekey_chain
+from audit.sequencer import chain_pending
 from audit.verify import verify_all, verify_chain
 from trialsite.beat import BEAT_SCHEDULE
 
@@ -29,15 +30,15 @@ ORIGIN = "SET LOCAL session_replication_role = origin"
 
 def rewrite_chain(new_hash, *, change: tuple[int, str, str] | None = None) -> None:
     """What an attacker with write access to the database does: trigger bypassed, one row's content changed, and
-    every hash from the first row on recomputed with ``new_hash(prev, fields)`` so the chain is consistent again."""
+    every hash from the first row on recomputed with ``new_hash(prev, event)`` so the chain is consistent again."""
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute("SET LOCAL session_replication_role = replica")
         if change:
             victim_id, column, value = change
             cursor.execute(f"UPDATE audit_auditevent SET {column} = %s WHERE id = %s", [value, victim_id])
         prev = GENESIS
-        for event in AuditEvent.objects.order_by("id"):
-            digest = new_hash(prev, hashed_fields(event))
+        for event in AuditEvent.objects.order_by(F("seq").asc(nulls_last=True), "id"):
+            digest = new_hash(prev, event)
             cursor.execute(
                 "UPDATE audit_auditevent SET prev_hash = %s, hash = %s WHERE id = %s", [prev, digest, event.id]
             )
@@ -52,6 +53,10 @@ def delete_rows(ids: list[int]) -> None:
         cursor.execute(ORIGIN)
 
 
+def unkeyed(prev: str, event: AuditEvent) -> str:
+    return unkeyed_event_hash(prev, hashed_fields(event))
+
+
 def unkeyed_chain_holds() -> bool:
     prev = GENESIS
     for event in AuditEvent.objects.order_by("id"):
@@ -64,8 +69,8 @@ def unkeyed_chain_holds() -> bool:
 @pytest.mark.parametrize(
     "forger",
     [
-        pytest.param(unkeyed_event_hash, id="plain-sha256"),
-        pytest.param(lambda prev, fields: event_hash(b"a guessed key", prev, fields), id="wrong-key"),
+        pytest.param(unkeyed, id="plain-sha256"),
+        pytest.param(lambda prev, event: link_hash(b"a guessed key", prev, event), id="wrong-key"),
     ],
 )
 def test_a_row_changed_and_the_whole_chain_recomputed_without_the_key_is_caught(make_participant, capsys, forger):
@@ -79,7 +84,7 @@ def test_a_row_changed_and_the_whole_chain_recomputed_without_the_key_is_caught(
 
     victim.refresh_from_db()
     assert victim.new_value == "completed"
-    if forger is unkeyed_event_hash:
+    if forger is unkeyed:
         assert unkeyed_chain_holds(), "the forgery is a consistent chain: the unkeyed verifier would call it intact"
     # The first recomputed row is the first one that fails: no hash can be recomputed without the key.
     with pytest.raises(CommandError, match=f"broken at event {first.id}: content does not match its keyed hash"):
@@ -88,12 +93,13 @@ def test_a_row_changed_and_the_whole_chain_recomputed_without_the_key_is_caught(
 
 def test_the_key_is_not_in_the_database(make_participant):
     make_participant("consented")
+    chain_pending()
     key = audit_key().decode()
     with connection.cursor() as cursor:
         cursor.execute("SELECT count(*) FROM audit_auditevent t WHERE t::text LIKE %s", [f"%{key}%"])
         assert cursor.fetchone()[0] == 0
     event = AuditEvent.objects.order_by("id").last()
-    assert event.hash == event_hash(audit_key(), event.prev_hash, hashed_fields(event))
+    assert event.hash == link_hash(audit_key(), event.prev_hash, event)
     assert event.hash != unkeyed_event_hash(event.prev_hash, hashed_fields(event))
 
 
@@ -132,7 +138,7 @@ def test_even_with_the_key_a_rewritten_chain_differs_from_the_checkpoint(make_pa
     head = AuditEvent.objects.order_by("id").last()
     first = AuditEvent.objects.order_by("id").first()
     delete_rows([first.id])
-    rewrite_chain(lambda prev, fields: event_hash(audit_key(), prev, fields))
+    rewrite_chain(lambda prev, event: link_hash(audit_key(), prev, event))
     result = verify_all()
     assert result.broken_id is None and result.checked == AuditEvent.objects.count()
     assert result.checkpoint_problems == [
@@ -188,30 +194,40 @@ def test_truncate_is_refused(make_participant):
 
 
 def make_unkeyed(make_participant) -> str:
-    """A database from before the key: its rows hashed with plain SHA-256."""
+    """A database from before the key: its rows hashed with plain SHA-256 in id order, without their own MACs."""
     make_participant("enrolled")
-    rewrite_chain(unkeyed_event_hash)
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SET LOCAL session_replication_role = replica")
+        cursor.execute("UPDATE audit_auditevent SET mac = '', seq = NULL")
+        cursor.execute(ORIGIN)
+    rewrite_chain(unkeyed)
     assert unkeyed_chain_holds() and not verify_chain().ok
     return AuditEvent.objects.order_by("id").last().hash
 
 
-def test_the_migration_re_keys_an_existing_unkeyed_chain(make_participant):
+def test_the_migrations_re_key_and_re_link_an_existing_unkeyed_chain(make_participant):
     old_head = make_unkeyed(make_participant)
     contents = list(AuditEvent.objects.order_by("id").values_list("id", "new_value", "reason"))
-    migration = importlib.import_module("audit.migrations.0004_rekey_chain_with_audit_key")
     from django.apps import apps
 
-    with transaction.atomic():
-        migration.forwards(apps, SimpleNamespace(connection=connection))
+    with transaction.atomic(), connection.schema_editor(atomic=False) as editor:
+        importlib.import_module("audit.migrations.0004_rekey_chain_with_audit_key").forwards(apps, editor)
+        keyed_head = AuditEvent.objects.order_by("id").last().hash
+        importlib.import_module("audit.migrations.0006_chain_rows_by_sequencer").forwards(apps, editor)
 
     assert verify_chain().ok
-    record = AuditEvent.objects.order_by("id").last()
-    assert (record.entity_type, record.field, record.actor_username) == ("audit_chain", "key", "system")
-    assert record.new_value == {"rows": len(contents), "old_head_hash": old_head, "old_chain": "intact"}
-    assert list(AuditEvent.objects.order_by("id").values_list("id", "new_value", "reason"))[:-1] == contents
+    *rows, keyed, linked = AuditEvent.objects.order_by("id")
+    assert (keyed.entity_type, keyed.field, keyed.actor_username) == ("audit_chain", "key", "system")
+    assert keyed.new_value == {"rows": len(contents), "old_head_hash": old_head, "old_chain": "intact"}
+    # 0006 verified the keyed chain 0004 left, then gave every row its place, in id order, and its own MAC.
+    assert linked.entity_type == "audit_chain" and "re-linked" in linked.reason
+    assert linked.new_value == {"rows": len(contents) + 1, "old_head_hash": keyed_head, "old_chain": "intact"}
+    assert [row.seq for row in [*rows, keyed, linked]] == list(range(1, len(contents) + 3))
+    assert all(row.mac for row in rows)
+    assert [(r.id, r.new_value, r.reason) for r in rows] == contents
     # The append-only trigger is back on after the re-key.
     with pytest.raises(DatabaseError, match="append-only"), transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute("UPDATE audit_auditevent SET reason = 'x' WHERE id = %s", [record.id])
+        cursor.execute("UPDATE audit_auditevent SET reason = 'x' WHERE id = %s", [linked.id])
 
 
 def test_re_keying_a_chain_that_was_already_broken_keeps_that_on_record(make_participant):
@@ -221,8 +237,11 @@ def test_re_keying_a_chain_that_was_already_broken_keeps_that_on_record(make_par
         cursor.execute("SET LOCAL session_replication_role = replica")
         cursor.execute("UPDATE audit_auditevent SET reason = 'rewritten' WHERE id = %s", [victim.id])
         cursor.execute(ORIGIN)
+    key = audit_key()
     with transaction.atomic():
-        summary = rekey_chain(AuditEvent, unkeyed_event_hash, audit_key(), note="test")
+        summary = rekey_chain(
+            AuditEvent, unkeyed, lambda prev, event: link_hash(key, prev, event), note="test", mac_key=key
+        )
     assert summary["old_chain"] == f"broken at event {victim.id}: content does not match its hash"
     assert AuditEvent.objects.order_by("id").last().new_value["old_chain"] == summary["old_chain"]
     assert verify_chain().ok

@@ -5,11 +5,12 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 
-from audit.chain import event_hash, key_id
+from audit.chain import key_id, link_hash
 from audit.checkpoints import checkpoint_path, write_checkpoint
 from audit.keys import audit_key
 from audit.models import AuditEvent
 from audit.rekey import rekey_chain
+from audit.sequencer import chain_pending
 from audit.verify import verify_all
 
 
@@ -33,6 +34,8 @@ class Command(BaseCommand):
         if not old_key or old_key == new_key:
             raise CommandError("the old key is empty or the same as AUDIT_KEY: nothing to replace")
         directory = Path(options["checkpoint_dir"] or settings.AUDIT_CHECKPOINT_DIR)
+        # Rows written before the service stopped and not chained yet were sealed under the old key: chain them first.
+        chain_pending(key=old_key)
         result = verify_all(directory, key=old_key)
         if not result.ok:
             problems = [f"broken at event {result.broken_id}: {result.problem}"] if result.broken_id else []
@@ -43,8 +46,9 @@ class Command(BaseCommand):
         with transaction.atomic():
             summary = rekey_chain(
                 AuditEvent,
-                lambda prev, fields: event_hash(old_key, prev, fields),
-                new_key,
+                lambda prev, event: link_hash(old_key, prev, event),
+                lambda prev, event: link_hash(new_key, prev, event),
+                mac_key=new_key,
                 note=f"the audit key was replaced (old key id {key_id(old_key)}, new key id {key_id(new_key)})",
             )
         path = checkpoint_path(directory)
