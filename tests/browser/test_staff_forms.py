@@ -149,7 +149,7 @@ def local_input(moment: dt.datetime, zone: zoneinfo.ZoneInfo) -> str:
 def participant_forms(page, base: str, world, user) -> None:
     """A new participant through the action pages, as the (blinded) investigator: created, screened eligible,
     consented, enrolled, randomized; a visit scheduled and one completed; a questionnaire opened early and its link
-    sent by e-mail and shown as a QR code; the first dosing session booked on the calendar; then withdrawn."""
+    sent by e-mail and shown as a QR code; then withdrawn."""
     site = world.sites["PDX"].site
     zone = zoneinfo.ZoneInfo(site.time_zone)
 
@@ -245,7 +245,8 @@ def participant_forms(page, base: str, world, user) -> None:
 
 
 def room_forms(page, base: str, world) -> None:
-    """The rooms, as the administrator (configuration is theirs): one created, the spare one retired."""
+    """The rooms, as the administrator (configuration is theirs): one created, the spare one retired; and a dosing
+    session booked on the calendar."""
     admin = world.users["admin"]
     site = world.sites["PDX"]
     page.get_by_role("button", name="Sign out").click()
