@@ -149,7 +149,7 @@ def local_input(moment: dt.datetime, zone: zoneinfo.ZoneInfo) -> str:
 def participant_forms(page, base: str, world, user) -> None:
     """A new participant through the action pages, as the (blinded) investigator: created, screened eligible,
     consented, enrolled, randomized; a visit scheduled and one completed; a questionnaire opened early and its link
-    sent by e-mail and shown as a QR code; the first dosing session booked on the calendar; then withdrawn."""
+    sent by e-mail and shown as a QR code; then withdrawn."""
     site = world.sites["PDX"].site
     zone = zoneinfo.ZoneInfo(site.time_zone)
 
@@ -231,25 +231,6 @@ def participant_forms(page, base: str, world, user) -> None:
     assert shown.created_by == user and audited("participant_link", shown.pk, user)
     page.screenshot(path=str(SHOTS / "forms-04-link-qr.png"), full_page=True)
 
-    # Book the first dosing session on the calendar: the room and both therapists, inside its window.
-    dose = Visit.objects.get(participant=participant, kind="dosing", dosing_number=1)
-    start = dt.datetime.combine(dose.window_start, dt.time(9, 0), zone)
-    # The form offers the dosing visits whose window meets the four weeks shown from: the week the window opens.
-    page.goto(f"{base}/calendar/?site={site.code}&week={dose.window_start.isoformat()}")
-    booking = page.locator("form.booking")
-    booking.get_by_label("Dosing visit").select_option(str(dose.pk))
-    booking.get_by_label("Room").select_option(label="Zephyr room")
-    for name in world.sites["PDX"].therapists:
-        booking.get_by_label(name).check()
-    booking.get_by_label("Start (site time)").fill(local_input(start, zone))
-    booking.get_by_role("button", name="Book").click()
-    page.get_by_text(f"Booked {dose.code} of {participant.participant_id}").wait_for()
-    dose.refresh_from_db()
-    assert (dose.status, dose.scheduled_start, dose.room.name) == (Visit.Status.SCHEDULED, start, "Zephyr room")
-    assert sorted(u.username for u in dose.staff.all()) == sorted(world.sites["PDX"].therapists)
-    assert audited("visit", dose.pk, user) and participant.participant_id in page.locator("#rooms-by-day").inner_text()
-    page.screenshot(path=str(SHOTS / "forms-05-calendar-booked.png"), full_page=True)
-
     # Withdraw: the participant page's link, the level, the reason and the confirmation.
     page.goto(f"{base}{own}")
     page.locator("main").get_by_role("link", name="Withdraw", exact=True).click()
@@ -264,7 +245,8 @@ def participant_forms(page, base: str, world, user) -> None:
 
 
 def room_forms(page, base: str, world) -> None:
-    """The rooms, as the administrator (configuration is theirs): one created, the spare one retired."""
+    """The rooms, as the administrator (configuration is theirs): one created, the spare one retired; and a dosing
+    session booked on the calendar."""
     admin = world.users["admin"]
     site = world.sites["PDX"]
     page.get_by_role("button", name="Sign out").click()
@@ -290,3 +272,25 @@ def room_forms(page, base: str, world) -> None:
     spare.refresh_from_db()
     assert spare.retired_at is not None and audited("room", spare.pk, admin)
     page.screenshot(path=str(SHOTS / "forms-06-rooms.png"), full_page=True)
+
+    # Book a dosing session on the calendar: the room and both therapists, inside its window. The world's study is a
+    # blinded waitlist design, whose dosing sessions blinded roles are not shown: the administrator books it.
+    dose = site.visits["dosing"]
+    participant = dose.participant
+    zone = zoneinfo.ZoneInfo(site.site.time_zone)
+    start = dt.datetime.combine(dose.window_start, dt.time(9, 0), zone)
+    # The form offers the dosing visits whose window meets the four weeks shown from: the week the window opens.
+    page.goto(f"{base}/calendar/?site={site.site.code}&week={dose.window_start.isoformat()}")
+    booking = page.locator("form.booking")
+    booking.get_by_label("Dosing visit").select_option(str(dose.pk))
+    booking.get_by_label("Room").select_option(label="Zephyr room")
+    for name in site.therapists:
+        booking.get_by_label(name).check()
+    booking.get_by_label("Start (site time)").fill(local_input(start, zone))
+    booking.get_by_role("button", name="Book").click()
+    page.get_by_text(f"Booked {dose.code} of {participant.participant_id}").wait_for()
+    dose.refresh_from_db()
+    assert (dose.status, dose.scheduled_start, dose.room.name) == (Visit.Status.SCHEDULED, start, "Zephyr room")
+    assert sorted(u.username for u in dose.staff.all()) == sorted(site.therapists)
+    assert audited("visit", dose.pk, admin) and participant.participant_id in page.locator("#rooms-by-day").inner_text()
+    page.screenshot(path=str(SHOTS / "forms-05-calendar-booked.png"), full_page=True)
