@@ -89,6 +89,9 @@ class Notification(models.Model):
                 condition=models.Q(status__in=["claimed", "sending"]),
                 name="notification_inflight_idx",
             ),
+            # Used by the staff list (notifications_for, GET /api/v1/notifications/): its order, read backwards, so a
+            # page and its keyset cursor (notifications/pagination.py) read page_size rows instead of sorting them all.
+            models.Index(fields=["due_at", "id"], name="notification_list_order_idx"),
             # The planner's diff and the API's participant filter.
             models.Index(fields=["participant", "status"], name="notification_part_status_idx"),
         ]
