@@ -70,8 +70,10 @@ class OutboxCursorPagination(BasePagination):
         return DEFAULT_PAGE_SIZE if size <= 0 else min(size, MAX_PAGE_SIZE)
 
     def paginate_queryset(
-        self, queryset: QuerySet[Notification], request: Request, view: APIView | None = None
-    ) -> list[Notification]:
+        self, queryset: QuerySet[Any, Any] | Sequence[Any], request: Request, view: APIView | None = None
+    ) -> list[Any] | None:
+        if not isinstance(queryset, QuerySet):
+            raise TypeError("the outbox pages a queryset")
         self.request = request
         size = self._page_size(request)
         cursor = request.query_params.get(self.cursor_query_param)
