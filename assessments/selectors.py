@@ -11,7 +11,7 @@ from collections.abc import Collection, Iterable
 from typing import Any
 
 from django.conf import settings
-from django.db.models import Prefetch, Q, QuerySet
+from django.db.models import BooleanField, ExpressionWrapper, Prefetch, Q, QuerySet
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 
@@ -394,3 +394,24 @@ def may_correct_response(user: Actor, *, site_id: int, entered_by_id: int | None
     if access.has_role(user, site_id, access.INVESTIGATORS):
         return True
     return may_enter and entered_by_id is not None and entered_by_id == getattr(user, "pk", None)
+
+
+def administration_inputs_by_participant(
+    participant_pks: Collection[int], *, now: dt.datetime
+) -> dict[int, tuple[object, ...]]:
+    """What the reminder planner reads of each participant's outstanding administrations (``administrations_outstanding``
+    and ``self_reports_open`` at ``now``), as plain values, in one query for the batch: a window closing by the clock
+    or a language pack loaded for a held questionnaire changes them as surely as a write does."""
+    held = texts.held_q(texts.text_available())
+    rows = (
+        Administration.objects.filter(participant_id__in=list(participant_pks))
+        .exclude(status__in=_ADMINISTRATION_DONE)
+        .annotate(held=ExpressionWrapper(held, output_field=BooleanField()))
+        .order_by("participant_id", "id")
+        .values_list("participant_id", "id", "visit_id", "status", "respondent", "opens_at", "closes_at", "held")
+    )
+    out: dict[int, list[object]] = {}
+    for participant, pk, visit, status, respondent, opens, closes, is_held in rows:
+        still_open = closes is not None and closes >= now
+        out.setdefault(participant, []).append((pk, visit, status, respondent, opens, closes, still_open, is_held))
+    return {pk: tuple(adms) for pk, adms in out.items()}

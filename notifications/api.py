@@ -12,6 +12,7 @@ from rest_framework.views import APIView
 
 from notifications import selectors, services
 from notifications.models import Notification
+from notifications.pagination import OutboxCursorPagination
 from notifications.serializers import NotificationOutput, RetryInput
 
 
@@ -27,8 +28,12 @@ class NotificationFilter(django_filters.FilterSet):
 
 
 class NotificationList(ListAPIView[Notification]):
+    """The outbox, newest first, a page at a time by cursor: no page number and no total, so page 1,000 of a
+    10,000-participant trial costs what page 1 does (notifications/pagination.py)."""
+
     serializer_class = NotificationOutput
     filterset_class = NotificationFilter
+    pagination_class = OutboxCursorPagination
 
     def get_queryset(self) -> QuerySet[Notification]:
         return selectors.notifications_for(self.request.user)

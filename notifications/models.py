@@ -89,9 +89,38 @@ class Notification(models.Model):
                 condition=models.Q(status__in=["claimed", "sending"]),
                 name="notification_inflight_idx",
             ),
+            # Used by the staff list (notifications_for, GET /api/v1/notifications/): its order, read backwards, so a
+            # page and its keyset cursor (notifications/pagination.py) read page_size rows instead of sorting them all.
+            models.Index(fields=["due_at", "id"], name="notification_list_order_idx"),
             # The planner's diff and the API's participant filter.
             models.Index(fields=["participant", "status"], name="notification_part_status_idx"),
         ]
 
     def __str__(self) -> str:
         return f"{self.template} {self.channel} #{self.pk} ({self.status})"
+
+
+class ReminderPlan(models.Model):
+    """When a participant's reminders were last planned, and from what: the periodic sweep (``reconcile_all``)
+    re-plans only participants whose planner inputs differ from ``inputs`` (a digest of everything the planner reads,
+    taken before it read them) or whose ``recheck_at`` has come (the next instant at which time alone changes the plan).
+    Derived bookkeeping, not a clinical record: it can be dropped at any time and the next sweeps re-plan everyone."""
+
+    participant = models.OneToOneField(
+        "participants.Participant", primary_key=True, on_delete=models.CASCADE, related_name="reminder_plan"
+    )
+    inputs = models.CharField(max_length=64)
+    recheck_at = models.DateTimeField(null=True, blank=True)
+    planned_at = models.DateTimeField()
+    # When the sweep last compared this participant's inputs: it starts each run with those it saw longest ago, so a
+    # run cut short by its time budget resumes where it stopped.
+    examined_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [
+            # Used by reconcile_all: the plans whose time has come.
+            models.Index(fields=["recheck_at"], name="reminder_plan_recheck_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"reminder plan of participant #{self.participant_id}"

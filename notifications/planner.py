@@ -246,3 +246,13 @@ def plan(state: ParticipantState, rules: Rules, now: dt.datetime) -> list[Wanted
                     )
                 )
     return wanted
+
+
+def recheck_at(state: ParticipantState, wanted: Iterable[Wanted], now: dt.datetime) -> dt.datetime | None:
+    """The first instant after ``now`` at which ``plan`` could answer differently for the same state: a wanted
+    message falls due (it overtakes earlier ones of its series), a booked visit begins (no more reminders for it), a
+    questionnaire window closes. Before then, re-planning unchanged inputs yields the same messages."""
+    instants = [w.due_at for w in wanted]
+    instants += [v.scheduled_start for v in state.visits if v.status == SCHEDULED and v.scheduled_start is not None]
+    instants += [q.closes_at for q in state.questionnaires]
+    return min((t for t in instants if t > now), default=None)

@@ -4,16 +4,20 @@ investigators, admins), and the periodic sweep's list of participants to re-plan
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 
 from django.db.models import IntegerField, Q, QuerySet
 from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import Cast
 from django.shortcuts import get_object_or_404
 
-from notifications.models import Notification
+from assessments import selectors as assessment_selectors
+from notifications.models import Notification, ReminderPlan
+from notifications.rules import rules_for
 from participants import selectors as participant_selectors
 from participants.access import Actor, managed_site_ids
 from participants.models import Participant
+from scheduling import selectors as scheduling_selectors
 from scheduling.blinded_view import Lens
 
 # Participants who still get reminders: once withdrawn, completed, lost or screen-failed they get none.
@@ -31,6 +35,9 @@ ACTIVE_PARTICIPANT: frozenset[str] = frozenset(
 REPLACEABLE = (Notification.Status.PENDING, Notification.Status.CLAIMED)
 # The key of a message a staff member asked for (notifications.services.links): the planner never plans these.
 LINK_KEY_PREFIX = "link:"
+# Part of every planner-inputs digest: raise it when the planner starts reading something new (or reads it
+# differently), so the next sweeps re-plan everyone once.
+PLANNER_INPUTS_VERSION = 1
 
 
 def notifications_for(user: Actor) -> QuerySet[Notification]:
@@ -54,10 +61,54 @@ def notification_get(user: Actor, notification_id: int) -> Notification:
 
 
 def participant_ids_to_reconcile() -> list[int]:
-    """Participants the periodic sweep looks at: the active ones, and any with messages still to go."""
+    """Participants the periodic sweep looks at: the active ones, and any with messages still to go; those it compared
+    longest ago (or never) first, so a run cut short resumes with the ones it did not reach."""
     active = participant_selectors.participant_pks_with_status(ACTIVE_PARTICIPANT)
     waiting = set(Notification.objects.filter(status__in=REPLACEABLE).values_list("participant_id", flat=True))
-    return sorted(active | waiting)
+    wanted = active | waiting
+    seen = dict(ReminderPlan.objects.filter(examined_at__isnull=False).values_list("participant_id", "examined_at"))
+    never = sorted(pk for pk in wanted if pk not in seen)
+    return never + sorted((pk for pk in wanted if pk in seen), key=lambda pk: (seen[pk], pk))
+
+
+def reminder_plans(participant_pks: list[int]) -> dict[int, ReminderPlan]:
+    return ReminderPlan.objects.in_bulk(participant_pks)
+
+
+def planner_inputs(participant_pks: list[int], *, now: dt.datetime) -> dict[int, str]:
+    """A digest of everything the planner reads for each participant at ``now`` (participant, contact, site staff,
+    visits, outstanding administrations, the links staff asked for), in six queries for the whole batch. Equal digests
+    mean the planner would be given the same state; the instants at which time alone changes its answer are kept
+    apart (``ReminderPlan.recheck_at``)."""
+    people = participant_selectors.reminder_inputs_by_participant(participant_pks)
+    staff = participant_selectors.staff_inputs_by_site({p[1] for p in people.values()})  # type: ignore[misc]
+    visits = scheduling_selectors.visit_inputs_by_participant(participant_pks)
+    adms = assessment_selectors.administration_inputs_by_participant(participant_pks, now=now)
+    links: dict[int, list[tuple[int, str]]] = {}
+    for pk, participant_pk, status in (
+        Notification.objects.filter(participant_id__in=participant_pks, key__startswith=LINK_KEY_PREFIX)
+        .order_by("id")
+        .values_list("id", "participant_id", "status")
+    ):
+        links.setdefault(participant_pk, []).append((pk, status))
+    rules: dict[str, str] = {}
+    out = {}
+    for pk in participant_pks:
+        person = people.get(pk)
+        protocol = str(person[3]) if person else ""
+        if protocol not in rules:
+            rules[protocol] = repr(rules_for(protocol))
+        state = (
+            PLANNER_INPUTS_VERSION,
+            person,
+            staff.get(person[1]) if person else None,  # type: ignore[call-overload]
+            visits.get(pk),
+            adms.get(pk),
+            links.get(pk),
+            rules[protocol],
+        )
+        out[pk] = hashlib.sha256(repr(state).encode()).hexdigest()
+    return out
 
 
 # --- reads for dashboard ---

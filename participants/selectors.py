@@ -650,3 +650,43 @@ def arm_code_subquery(participant_ref: str) -> Subquery:
 
 def study_by_pk(pk: int) -> Study:
     return Study.objects.get(pk=pk)
+
+
+# --- reads for the reminder sweep (notifications) ---
+
+
+def reminder_inputs_by_participant(participant_pks: Collection[int]) -> dict[int, tuple[object, ...]]:
+    """What the reminder planner reads of each participant, as plain values (one query): status, site and its time
+    zone, protocol, and the contact details that choose the channel, language and zone (whether an address exists,
+    never the address). The periodic sweep compares a digest of these with the one it planned from."""
+    rows = Participant.objects.filter(pk__in=list(participant_pks)).values_list(
+        "pk",
+        "status",
+        "site_id",
+        "site__time_zone",
+        "study__protocol_code",
+        "contact__pk",
+        "contact__preferred_channel",
+        "contact__email",
+        "contact__phone",
+        "contact__time_zone",
+        "contact__language",
+    )
+    return {
+        pk: (status, site, site_tz, protocol, contact, channel, bool(email), bool(phone), tz, language)
+        for pk, status, site, site_tz, protocol, contact, channel, email, phone, tz, language in rows
+    }
+
+
+def staff_inputs_by_site(site_pks: Collection[int]) -> dict[int, tuple[object, ...]]:
+    """Each site's staff as the reminder planner's escalation sees them (one query): role, active, whether they have an
+    e-mail address, and their language."""
+    rows = (
+        StaffMembership.objects.filter(site_id__in=list(site_pks))
+        .order_by("site_id", "user_id", "role")
+        .values_list("site_id", "user_id", "role", "user__is_active", "user__email", "user__staff_profile__language")
+    )
+    out: dict[int, list[object]] = {}
+    for site, user, role, active, email, language in rows:
+        out.setdefault(site, []).append((user, role, active, bool(email), language))
+    return {site: tuple(staff) for site, staff in out.items()}

@@ -712,3 +712,16 @@ def visits_listed_by_ids(ids: Collection[int]) -> QuerySet[Visit]:
 def rooms_bookable_at(site_id: int) -> QuerySet[Room]:
     """The rooms of a site that may take a booking now (in use, not retired), by name."""
     return Room.objects.filter(site_id=site_id, active=True, retired_at__isnull=True).order_by("name")
+
+
+def visit_inputs_by_participant(participant_pks: Collection[int]) -> dict[int, tuple[object, ...]]:
+    """What the reminder planner reads of each participant's visits, as plain values (one query for the batch)."""
+    rows = (
+        Visit.objects.filter(participant_id__in=list(participant_pks))
+        .order_by("participant_id", "id")
+        .values_list("participant_id", "id", "code", "kind", "status", "target_date", "scheduled_start", "occurred_at")
+    )
+    out: dict[int, list[object]] = {}
+    for participant, *visit in rows:
+        out.setdefault(participant, []).append(tuple(visit))
+    return {pk: tuple(visits) for pk, visits in out.items()}

@@ -324,6 +324,10 @@ NOTIFICATIONS_CLAIM_TIMEOUT_SECONDS = env_int("NOTIFICATIONS_CLAIM_TIMEOUT_SECON
 NOTIFICATIONS_DISPATCH_BATCH = env_int("NOTIFICATIONS_DISPATCH_BATCH", 1000, minimum=1)
 # Rows per send task: one task and one SMTP connection serve this many messages.
 NOTIFICATIONS_SEND_BATCH = env_int("NOTIFICATIONS_SEND_BATCH", 20, minimum=1)
+# The reminder safety net (notifications.reconcile_all) stops starting work after this many seconds, well inside the
+# task's soft time limit, and goes on from there next run; it compares planner inputs this many participants at a time.
+NOTIFICATIONS_RECONCILE_BUDGET_SECONDS = env_int("NOTIFICATIONS_RECONCILE_BUDGET_SECONDS", 60, minimum=1)
+NOTIFICATIONS_RECONCILE_BATCH = env_int("NOTIFICATIONS_RECONCILE_BATCH", 500, minimum=1)
 # Publishing fails fast when the broker is down: web requests enqueue on commit and must answer within a second; the
 # work is not lost, because the outbox row (or the periodic reconcile) waits in PostgreSQL until the broker is back.
 CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 1, "interval_start": 0, "interval_step": 0.1, "interval_max": 0.1}

@@ -27,20 +27,24 @@ from notifications.services.dispatch import enqueue_sends, notifications_claim_d
 from notifications.services.links import questionnaire_link_send
 from notifications.services.planning import (
     ReconcileResult,
+    SweepResult,
     notifications_cancel_for_participant,
     notifications_reconcile,
+    notifications_reconcile_changed,
 )
 
 __all__ = [
     "NothingToSend",
     "ReconcileResult",
     "SentMark",
+    "SweepResult",
     "enqueue_sends",
     "notification_retry",
     "notification_send",
     "notifications_cancel_for_participant",
     "notifications_claim_due",
     "notifications_reconcile",
+    "notifications_reconcile_changed",
     "notifications_send_batch",
     "questionnaire_link_send",
 ]

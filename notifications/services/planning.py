@@ -8,6 +8,8 @@ queries; ``planner.plan`` (pure) decides; ``notifications_reconcile`` diffs its 
 from __future__ import annotations
 
 import datetime as dt
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -22,7 +24,7 @@ from audit.services import audit_participant_record
 from notifications import planner
 from notifications import selectors as notification_selectors
 from notifications.channels import choose_channel
-from notifications.models import Notification
+from notifications.models import Notification, ReminderPlan
 from notifications.rules import Rules, rules_for
 from notifications.selectors import ACTIVE_PARTICIPANT, LINK_KEY_PREFIX, REPLACEABLE
 from participants import selectors as participant_selectors
@@ -123,19 +125,28 @@ def _differs(row: Notification, w: planner.Wanted) -> bool:
     )
 
 
-def notifications_reconcile(*, participant_id: int, now: dt.datetime | None = None) -> ReconcileResult:
+def notifications_reconcile(
+    *, participant_id: int, now: dt.datetime | None = None, inputs: str | None = None
+) -> ReconcileResult:
     """Bring the participant's outbox in line with the messages their current state calls for: create the missing
     ones, cancel pending ones that are no longer wanted (or wanted at another time or on another channel). Rows that
     are sending or done are history and never touched. Idempotent.
 
     Writes no audit row of its own, by design: the outbox rows follow from audited changes (a visit booked, a
-    questionnaire answered, a withdrawal), and each row records its own history (status, due time, cancel reason)."""
+    questionnaire answered, a withdrawal), and each row records its own history (status, due time, cancel reason).
+
+    Records what it planned from (``ReminderPlan``): ``inputs`` is the digest of the planner's inputs the caller took
+    (the sweep, for its batch), else one is taken here. It is taken before the state is read, so a change that lands
+    in between leaves an old digest behind and the next sweep re-plans once more: never the other way round."""
     now = now or timezone.now()
     with transaction.atomic():
         _lock_participant(participant_id)
+        if inputs is None:
+            inputs = notification_selectors.planner_inputs([participant_id], now=now)[participant_id]
         participant = participant_selectors.participant_with_study_and_contact(participant_id)
         rules = rules_for(participant.study.protocol_code)
-        wanted = {w.key: w for w in planner.plan(_participant_state(participant, rules, now), rules, now)}
+        state = _participant_state(participant, rules, now)
+        wanted = {w.key: w for w in planner.plan(state, rules, now)}
         rows = {
             r.key: r
             for r in Notification.objects.filter(participant_id=participant_id)
@@ -172,7 +183,68 @@ def notifications_reconcile(*, participant_id: int, now: dt.datetime | None = No
         # ignore_conflicts: a row that moved on to "sending" between the read and the cancel keeps its key; the
         # unique constraint then refuses the replacement, which is right (that message is going out).
         created = Notification.objects.bulk_create(new, ignore_conflicts=True)
+        ReminderPlan.objects.update_or_create(
+            participant_id=participant_id,
+            defaults={
+                "inputs": inputs,
+                "recheck_at": planner.recheck_at(state, wanted.values(), now),
+                "planned_at": now,
+                "examined_at": now,
+            },
+        )
     return ReconcileResult(created=len(created), cancelled=cancelled)
+
+
+@dataclass(frozen=True)
+class SweepResult:
+    examined: int  # participants whose inputs were compared
+    replanned: int  # of those, the ones re-planned (inputs changed, never planned, or their recheck time came)
+    created: int
+    complete: bool  # False when the time budget ran out first: the next run goes on with the rest
+
+
+def notifications_reconcile_changed(
+    *,
+    now: dt.datetime | None = None,
+    budget_seconds: float | None = None,
+    batch_size: int | None = None,
+    clock: Callable[[], float] = time.monotonic,
+) -> SweepResult:
+    """The periodic safety net, incremental: re-plan the participants whose planner inputs changed since they were
+    last planned (a hook that never reached the broker, a write with no hook, a language pack loaded), or whose plan
+    time alone changes (``ReminderPlan.recheck_at``), and skip the rest after comparing digests, a few queries per
+    batch instead of a re-plan per participant.
+
+    Stops starting work once ``budget_seconds`` (NOTIFICATIONS_RECONCILE_BUDGET_SECONDS, below the task's soft time
+    limit) have passed; participants are taken longest-unexamined first, so the next run resumes with those this one
+    did not reach and every participant is reached at any size. Each re-plan is its own transaction, so stopping never
+    leaves half a plan."""
+    now = now or timezone.now()
+    budget = settings.NOTIFICATIONS_RECONCILE_BUDGET_SECONDS if budget_seconds is None else budget_seconds
+    size = batch_size or settings.NOTIFICATIONS_RECONCILE_BATCH
+    deadline = clock() + budget
+    order = notification_selectors.participant_ids_to_reconcile()
+    examined = replanned = created = 0
+    for start in range(0, len(order), size):
+        if clock() >= deadline:
+            break
+        batch = order[start : start + size]
+        digests = notification_selectors.planner_inputs(batch, now=now)
+        plans = notification_selectors.reminder_plans(batch)
+        done: list[int] = []
+        for pk in batch:
+            plan = plans.get(pk)
+            if plan is None or plan.inputs != digests[pk] or (plan.recheck_at is not None and plan.recheck_at <= now):
+                if clock() >= deadline:
+                    break
+                created += notifications_reconcile(participant_id=pk, now=now, inputs=digests[pk]).created
+                replanned += 1
+            else:
+                done.append(pk)
+            examined += 1
+        if done:
+            ReminderPlan.objects.filter(pk__in=done).update(examined_at=now)
+    return SweepResult(examined, replanned, created, complete=examined == len(order))
 
 
 def notifications_cancel_for_participant(*, participant: Participant, reason: str, by: Actor = None) -> int:

@@ -39,7 +39,7 @@ from audit.models import AuditEvent
 from audit.verify import verify_chain
 from exports import services as export_services
 from notifications import services as notification_services
-from notifications.models import Notification
+from notifications.models import Notification, ReminderPlan
 from participants import services as participant_services
 from participants.models import EligibilityCriterion, Participant, Site
 from safety import services as safety_services
@@ -156,7 +156,10 @@ NOT_AUDITED: dict[str, str] = {
     ),
     "notifications.services.planning.notifications_reconcile": (
         "outbox rows follow from audited changes (a visit booked, a questionnaire answered) and each row keeps its "
-        "own history (status, due time, cancel reason)"
+        "own history (status, due time, cancel reason); the reminder plan row is the sweep's bookkeeping"
+    ),
+    "notifications.services.planning.notifications_reconcile_changed": (
+        "the periodic sweep: it re-plans through notifications_reconcile and marks the plans it compared"
     ),
     "notifications.services.dispatch.notifications_claim_due": (
         "claiming moves outbox rows through the delivery protocol; the row records its own status and claim"
@@ -1456,8 +1459,19 @@ def notifications_reconcile(t: Trial) -> Case:
     return Case(
         dict(participant_id=t.randomized.pk),
         by=None,
-        writes=frozenset({table(Notification)}),
+        writes=frozenset({table(Notification), table(ReminderPlan)}),
     )
+
+
+@case("notifications.services.planning.notifications_reconcile_changed")
+def notifications_reconcile_changed(t: Trial) -> Case:
+    assert t.randomized.pk  # a participant whose reminders were never planned: the sweep plans them
+
+    def then(result: object, events: list[AuditEvent]) -> None:
+        assert isinstance(result, notification_services.SweepResult)
+        assert (result.examined, result.replanned, result.complete) == (1, 1, True) and result.created > 0
+
+    return Case({}, by=None, writes=frozenset({table(Notification), table(ReminderPlan)}), then=then)
 
 
 @case("notifications.services.planning.notifications_cancel_for_participant")
