@@ -19,10 +19,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import psycopg
-from django.db import connection, transaction
+from django.db import transaction
+from django.db.backends.base.base import BaseDatabaseWrapper
 from psycopg import sql
 
 from exports.columns import FLOAT, INT, TEXT, escape_cell
+from trialsite.replica import read_connection
 
 CHUNK = 256 * 1024  # bytes per chunk handed to the HTTP server: big enough to amortise, small enough to stay flat
 ROW_BATCH = 2000  # rows per server-side fetch
@@ -51,7 +53,7 @@ class Var:
     value_labels: dict[Any, str] | None = None
 
 
-def _log(query: sql.Composable, started: float) -> None:
+def _log(connection: BaseDatabaseWrapper, query: sql.Composable, started: float) -> None:
     # The raw psycopg cursor bypasses Django's debug wrapper; log the statement ourselves so that query counting
     # (django_assert_num_queries, the debug toolbar) sees the COPY or stream as the one query it is.
     if connection.queries_logged:
@@ -60,10 +62,12 @@ def _log(query: sql.Composable, started: float) -> None:
         )
 
 
-def _raw() -> psycopg.Connection[Any]:
+def _raw() -> tuple[BaseDatabaseWrapper, psycopg.Connection[Any]]:
+    # The replica when these are a statistician's reads and one is configured (trialsite.replica), else the primary.
+    connection = read_connection()
     connection.ensure_connection()
     raw: psycopg.Connection[Any] = connection.connection  # untyped in Django's stubs
-    return raw
+    return connection, raw
 
 
 # ---------------------------------------------------------------------------------------------------- row sources
@@ -72,12 +76,12 @@ def _raw() -> psycopg.Connection[Any]:
 def pg_rows(query: sql.Composed) -> Iterator[tuple[Any, ...]]:
     """Rows of ``query`` from a server-side stream (psycopg ``Cursor.stream``): one statement, bounded memory."""
     started = time.monotonic()
-    raw = _raw()
+    connection, raw = _raw()
     # In a savepoint for the same reason as csv_copy: an abandoned stream is cancelled without aborting the caller's
     # transaction.
-    with transaction.atomic(), raw.cursor() as cursor:
+    with transaction.atomic(using=connection.alias), raw.cursor() as cursor:
         yield from cursor.stream(query, size=ROW_BATCH)
-    _log(query, started)
+    _log(connection, query, started)
 
 
 # ----------------------------------------------------------------------------------------------------------- CSV
@@ -87,14 +91,14 @@ def csv_copy(query: sql.Composable, progress: Progress) -> Iterator[bytes]:
     """CSV bytes straight from PostgreSQL COPY. COPY sends one message per row (the protocol guarantees row
     boundaries), so ending each message with CRLF instead of LF gives RFC 4180 line breaks without re-parsing."""
     started = time.monotonic()
-    raw = _raw()
+    connection, raw = _raw()
     copy_sql = sql.SQL("COPY ({}) TO STDOUT WITH (FORMAT csv, HEADER)").format(query)
     buf = bytearray()
     messages = 0
     # A client that hangs up mid-download closes this generator inside the COPY; psycopg then cancels the query. In
     # a surrounding transaction that would abort it (and the audit row after it), so the COPY runs in a savepoint
     # that the cancellation rolls back to.
-    with transaction.atomic(), raw.cursor() as cursor:
+    with transaction.atomic(using=connection.alias), raw.cursor() as cursor:
         with cursor.copy(copy_sql) as copy:
             for data in copy:
                 messages += 1
@@ -108,7 +112,7 @@ def csv_copy(query: sql.Composable, progress: Progress) -> Iterator[bytes]:
                     yield bytes(buf)
                     buf.clear()
         rowcount = cursor.rowcount
-    _log(copy_sql, started)
+    _log(connection, copy_sql, started)
     progress.rows = rowcount if rowcount is not None and rowcount >= 0 else max(messages - 1, 0)
     if buf:
         yield bytes(buf)

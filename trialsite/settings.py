@@ -121,6 +121,28 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # The worklists' covering indexes carry extra columns (INCLUDE) on PostgreSQL; SQLite builds them without those,
     # which changes speed only. Said once here rather than on every command of the demo.
     SILENCED_SYSTEM_CHECKS = ["models.W040"]
+# DATABASE_URL may point at PgBouncer in transaction mode (docs/operations.md, "Past one machine"). Then one
+# session's state must not outlive its transaction: Django's .iterator() would otherwise declare a cursor WITH HOLD
+# that the next transaction, on another server connection, cannot see. Prepared statements are off already (Django
+# sets psycopg's prepare_threshold to None), and the code's advisory locks are transaction-scoped (pg_advisory_xact_lock).
+DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] = env_bool("DATABASE_TRANSACTION_POOLING", False)
+# A streaming read replica for the statistician's reads (exports, the analysis API): trialsite/replica.py decides
+# which reads go there. Unset (the default, the tests, the demo): there is one database and everything reads it.
+_replica_url = env_str("DATABASE_REPLICA_URL")
+if _replica_url:
+    try:
+        DATABASES["replica"] = dj_database_url.parse(
+            _replica_url, conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 60, minimum=0)
+        )
+    except ValueError as exc:
+        raise ImproperlyConfigured(
+            f"DATABASE_REPLICA_URL is not a database URL ({exc}); e.g. postgres://user@replica:5432/db"
+        ) from exc
+    if DATABASES["replica"]["ENGINE"] != DATABASES["default"]["ENGINE"]:
+        raise ImproperlyConfigured("DATABASE_REPLICA_URL must name the same kind of database as DATABASE_URL")
+    # Tests never build a second database for it: the alias reads the test database itself.
+    DATABASES["replica"]["TEST"] = {"MIRROR": "default"}
+DATABASE_ROUTERS = ["trialsite.replica.ReplicaRouter"]
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [

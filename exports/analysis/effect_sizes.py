@@ -23,6 +23,7 @@ from exports.selectors import export_scope
 from participants.access import Actor
 from participants.selectors import studies_at_sites
 from trialsite.errors import ServiceError
+from trialsite.replica import statistician_reads
 
 PARAMETERS = ("study", "site", "scale", "from_visit", "to_visit")
 _VISIT_CODE = re.compile(r"^[A-Za-z0-9_.\-]{1,40}$")
@@ -99,9 +100,11 @@ def effect_sizes(user: Actor, params: Mapping[str, Any]) -> dict[str, Any]:
     query = parse_query(params)
     scope, _sites = export_scope(user, site_codes=list(query.sites), study_codes=list(query.studies), dates=False)
     pair: VisitPair = fixed_pair(*query.visits) if query.visits else comparison_visits
-    contexts = participant_contexts(scope)
-    paired = paired_scores(scope.site_ids, scope.study_ids, query.scales, pair)
-    codes = dict(studies_at_sites(scope.site_ids).values_list("id", "code"))
+    # The scope was read from the primary; the scores are the statistician's reads (the replica when configured).
+    with statistician_reads():
+        contexts = participant_contexts(scope)
+        paired = paired_scores(scope.site_ids, scope.study_ids, query.scales, pair)
+        codes = dict(studies_at_sites(scope.site_ids).values_list("id", "code"))
     # One group per study, whatever visit pair each participant has: a protocol may compare its arms at different
     # visits, and grouping by visits would then hand a blinded caller per-arm figures under another name.
     groups: dict[int, dict[str | None, list[Paired]]] = defaultdict(lambda: defaultdict(list))

@@ -31,6 +31,7 @@ from exports.sql import select_sql, wide_select_sql
 from exports.timepoints import timepoint_map
 from exports.wide import index_columns, python_wide_rows, wide_columns
 from participants.access import Actor
+from trialsite.replica import StatisticianStream, read_connection, statistician_reads
 
 Rows = Iterator[tuple[Any, ...]]
 
@@ -145,19 +146,31 @@ def export_open(
         if audit:
             _audit_export(user, request, scope, p, actor_username=actor_username)
 
+    # The rows are the statistician's reads: on the replica when one is configured (trialsite.replica). The request's
+    # validation and scope above were read from the primary, so a role revoked a moment ago is already gone; the audit
+    # row at the end is a write and goes to the primary.
     return Export(
         request=request,
         scope=scope,
         variables=variables,
         content_type=formats.CONTENT_TYPES[fmt],
         filename=f"{name}.{fmt}",
-        chunks=formats.finishing(chunks, progress, finish),
+        chunks=StatisticianStream(formats.finishing(chunks, progress, finish)),
         progress=progress,
-        total=total,
+        total=_statistician_count(total) if total is not None else None,
     )
 
 
+def _statistician_count(total: Callable[[], int | None]) -> Callable[[], int | None]:
+    def count() -> int | None:
+        with statistician_reads():
+            return total()
+
+    return count
+
+
 def _count(query: sql.Composed) -> int:
+    connection = read_connection()
     with connection.cursor() as cursor:
         cursor.execute(sql.SQL("SELECT count(*) FROM ({}) t").format(query).as_string(connection.connection))
         row = cursor.fetchone()
