@@ -55,7 +55,7 @@ from participants.models import (
 from scheduling import selectors as scheduling_selectors
 from scheduling.models import ParticipantSchedule, ProtocolVersion, Visit
 from scheduling.services import protocol_version_ensure, visit_complete
-from scheduling.services.generation import _before_randomization, _plan_from
+from scheduling.services.generation import _before_randomization, _plan_from, planned_rows
 from trialsite.roles import Role
 
 S = Participant.Status
@@ -541,32 +541,8 @@ def _visits(
     plan: Plan, arm: Any, dates: dict[str, Any], version: ProtocolVersion, skip: Iterable[str] = ()
 ) -> list[Visit]:
     """The rows ``schedule_generate`` creates for ``arm`` with planned ``dates``."""
-    p = plan.participant
-    assert p is not None
-    numbers = arm.dosing_numbers()
-    skipped = set(skip)
-    return [
-        Visit(
-            participant=p,
-            site_id=p.site_id,
-            study_id=p.study_id,
-            protocol_version=version,
-            code=v.code,
-            name=v.name,
-            kind=v.kind,
-            dosing_number=numbers.get(v.code),
-            optional=v.optional,
-            instruments=[{"code": i.code, "respondent": i.respondent} for i in v.instruments],
-            duration_minutes=v.duration_minutes,
-            staff_required=v.staff_required,
-            overnight=v.overnight,
-            target_date=dates[v.code].target,
-            window_start=dates[v.code].window_start,
-            window_end=dates[v.code].window_end,
-        )
-        for v in arm.visits
-        if v.code in dates and v.code not in skipped
-    ]
+    assert plan.participant is not None
+    return planned_rows(plan.participant, version, arm, dates, skip=set(skip))
 
 
 def _visit_labels(visits: list[Visit]) -> list[str]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import zoneinfo
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 
 from django.db import connection, transaction
@@ -17,7 +17,7 @@ from participants.models import Participant
 from scheduling import engine, hooks
 from scheduling.lifecycle import OPEN
 from scheduling.local_time import local_date, zone_of
-from scheduling.models import ParticipantSchedule, Visit
+from scheduling.models import ParticipantSchedule, ProtocolVersion, Visit
 from scheduling.protocol import Arm, Protocol, blinded_schedule
 from scheduling.services._visit_rows import _audit_visit
 from scheduling.services.protocols import protocol_version_ensure
@@ -120,29 +120,7 @@ def schedule_generate(*, participant: Participant, by: Actor) -> list[Visit]:
         _require_randomization_after(protocol, rows, schedule, participant)
     plan_arm = arm if arm is not None else _before_randomization(protocol)
     plan = _plan_from(plan_arm, schedule, rows, tz)
-    numbers = plan_arm.dosing_numbers()
-    visits = [
-        Visit(
-            participant=participant,
-            site_id=participant.site_id,
-            study_id=participant.study_id,
-            protocol_version=version,
-            code=v.code,
-            name=v.name,
-            kind=v.kind,
-            dosing_number=numbers.get(v.code),
-            optional=v.optional,
-            instruments=[{"code": i.code, "respondent": i.respondent} for i in v.instruments],
-            duration_minutes=v.duration_minutes,
-            staff_required=v.staff_required,
-            overnight=v.overnight,
-            target_date=plan[v.code].target,
-            window_start=plan[v.code].window_start,
-            window_end=plan[v.code].window_end,
-        )
-        for v in plan_arm.visits
-        if v.code in plan and v.code not in rows
-    ]
+    visits = planned_rows(participant, version, plan_arm, plan, skip=rows)
     if not visits and not changes:
         return []  # nothing new to plan and nothing written: nothing to audit
     _allocate_ids(visits, protocol, arm, rows)
@@ -163,6 +141,40 @@ def schedule_generate(*, participant: Participant, by: Actor) -> list[Visit]:
     )
     hooks.visits_changed(participant=participant, visits=created, by=by)
     return created
+
+
+def planned_rows(
+    participant: Participant,
+    version: ProtocolVersion,
+    arm: Arm,
+    plan: Mapping[str, engine.PlannedDates],
+    skip: Collection[str] = (),
+) -> list[Visit]:
+    """The unsaved visit rows of ``arm``'s visits that ``plan`` dates, less the codes in ``skip``, in the arm's order:
+    the rows ``schedule_generate`` inserts (a bulk writer such as ``manage.py seed_scale`` builds them here too)."""
+    numbers = arm.dosing_numbers()
+    return [
+        Visit(
+            participant=participant,
+            site_id=participant.site_id,
+            study_id=participant.study_id,
+            protocol_version=version,
+            code=v.code,
+            name=v.name,
+            kind=v.kind,
+            dosing_number=numbers.get(v.code),
+            optional=v.optional,
+            instruments=[{"code": i.code, "respondent": i.respondent} for i in v.instruments],
+            duration_minutes=v.duration_minutes,
+            staff_required=v.staff_required,
+            overnight=v.overnight,
+            target_date=plan[v.code].target,
+            window_start=plan[v.code].window_start,
+            window_end=plan[v.code].window_end,
+        )
+        for v in arm.visits
+        if v.code in plan and v.code not in skip
+    ]
 
 
 def _allocate_ids(visits: list[Visit], protocol: Protocol, arm: Arm | None, rows: Mapping[str, Visit]) -> None:

@@ -42,6 +42,7 @@ from scheduling.models import Booking, ParticipantSchedule, Room, Visit
 from scheduling.protocol import VisitKind
 from scheduling.selectors import arm_only_codes
 from scheduling.services import protocol_version_ensure
+from scheduling.services.generation import planned_rows
 from trialsite.roles import Role
 
 BATCH = 2000
@@ -269,30 +270,12 @@ def seed_participants(study: Study, sites: list[Site], n: int, *, now: dt.dateti
         schedules.append(schedule)
         arm = protocol.arm(arm_of[p.pk])
         plan = engine.plan_visits(arm, schedule.day0_dates())
-        numbers = arm.dosing_numbers()
         reschedule = status == "randomized" and next(randomized_seen) % RESCHEDULE_EVERY == 0
         for k, v in enumerate(arm.visits):
             if v.code not in plan:
                 continue
             dates = plan[v.code]
-            visit = Visit(
-                participant=p,
-                site_id=p.site_id,
-                study_id=p.study_id,
-                protocol_version=version,
-                code=v.code,
-                name=v.name,
-                kind=v.kind,
-                dosing_number=numbers.get(v.code),
-                optional=v.optional,
-                instruments=[{"code": i.code, "respondent": i.respondent} for i in v.instruments],
-                duration_minutes=v.duration_minutes,
-                staff_required=v.staff_required,
-                overnight=v.overnight,
-                target_date=dates.target,
-                window_start=dates.window_start,
-                window_end=dates.window_end,
-            )
+            (visit,) = planned_rows(p, version, arm, {v.code: dates})
             if status == "withdrawn" and dates.target >= today:
                 visit.status, visit.cancel_reason = Visit.Status.CANCELLED, "withdrawn"
             elif dates.window_end is not None and dates.window_end < today:
