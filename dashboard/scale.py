@@ -55,7 +55,7 @@ from participants.models import (
 from scheduling import selectors as scheduling_selectors
 from scheduling.models import ParticipantSchedule, ProtocolVersion, Visit
 from scheduling.services import protocol_version_ensure, visit_complete
-from scheduling.services.generation import _before_randomization, _plan_from, planned_rows
+from scheduling.services.generation import _before_randomization, _plan_from, _planned_rows
 from trialsite.roles import Role
 
 S = Participant.Status
@@ -542,7 +542,7 @@ def _visits(
 ) -> list[Visit]:
     """The rows ``schedule_generate`` creates for ``arm`` with planned ``dates``."""
     assert plan.participant is not None
-    return planned_rows(plan.participant, version, arm, dates, skip=set(skip))
+    return _planned_rows(plan.participant, version, arm, dates, skip=set(skip))
 
 
 def _visit_labels(visits: list[Visit]) -> list[str]:

@@ -120,7 +120,7 @@ def schedule_generate(*, participant: Participant, by: Actor) -> list[Visit]:
         _require_randomization_after(protocol, rows, schedule, participant)
     plan_arm = arm if arm is not None else _before_randomization(protocol)
     plan = _plan_from(plan_arm, schedule, rows, tz)
-    visits = planned_rows(participant, version, plan_arm, plan, skip=rows)
+    visits = _planned_rows(participant, version, plan_arm, plan, skip=rows)
     if not visits and not changes:
         return []  # nothing new to plan and nothing written: nothing to audit
     _allocate_ids(visits, protocol, arm, rows)
@@ -143,7 +143,7 @@ def schedule_generate(*, participant: Participant, by: Actor) -> list[Visit]:
     return created
 
 
-def planned_rows(
+def _planned_rows(
     participant: Participant,
     version: ProtocolVersion,
     arm: Arm,

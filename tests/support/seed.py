@@ -42,7 +42,7 @@ from scheduling.models import Booking, ParticipantSchedule, Room, Visit
 from scheduling.protocol import VisitKind
 from scheduling.selectors import arm_only_codes
 from scheduling.services import protocol_version_ensure
-from scheduling.services.generation import planned_rows
+from scheduling.services.generation import _planned_rows
 from trialsite.roles import Role
 
 BATCH = 2000
@@ -275,7 +275,7 @@ def seed_participants(study: Study, sites: list[Site], n: int, *, now: dt.dateti
             if v.code not in plan:
                 continue
             dates = plan[v.code]
-            (visit,) = planned_rows(p, version, arm, {v.code: dates})
+            (visit,) = _planned_rows(p, version, arm, {v.code: dates})
             if status == "withdrawn" and dates.target >= today:
                 visit.status, visit.cancel_reason = Visit.Status.CANCELLED, "withdrawn"
             elif dates.window_end is not None and dates.window_end < today:
