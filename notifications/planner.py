@@ -62,6 +62,9 @@ class OverdueGroup:
     visit_code: str
     target_date: dt.date
     count: int
+    # The visit as a blinded recipient sees it (scheduling.blinded_view): its neutral code, or None when their
+    # schedule does not list it (an arm's own session, a visit whose date would tell the arm): they are not told.
+    blinded_code: str | None = None
 
 
 @dataclass(frozen=True)
@@ -76,6 +79,7 @@ class ParticipantState:
     questionnaires: tuple[QuestionnaireGroup, ...] = ()
     overdue: tuple[OverdueGroup, ...] = ()
     coordinators: tuple[int, ...] = ()  # user ids to escalate to (with an e-mail address)
+    blinded_recipients: tuple[int, ...] = ()  # those of them who may not see the participant's arm
     # (user id, language) of each coordinator: staff mail is written in the language the reader chose.
     staff_languages: tuple[tuple[int, str], ...] = ()
 
@@ -233,6 +237,11 @@ def plan(state: ParticipantState, rules: Rules, now: dt.datetime) -> list[Wanted
             due = next_allowed(nominal, site_tz, quiet)
             languages = dict(state.staff_languages)
             for user_id in state.coordinators:
+                code = o.visit_code
+                if user_id in state.blinded_recipients:
+                    if o.blinded_code is None:
+                        continue  # a visit their blinded schedule does not show
+                    code = o.blinded_code
                 wanted.append(
                     Wanted(
                         key=f"overdue:{o.visit_id}:u{user_id}:{o.target_date.isoformat()}",
@@ -242,7 +251,7 @@ def plan(state: ParticipantState, rules: Rules, now: dt.datetime) -> list[Wanted
                         language=languages.get(user_id, "en"),
                         nominal_at=nominal,
                         due_at=due,
-                        context={"visit_id": o.visit_id, "visit_code": o.visit_code, "count": o.count},
+                        context={"visit_id": o.visit_id, "visit_code": code, "count": o.count},
                     )
                 )
     return wanted

@@ -31,7 +31,7 @@ from participants.models import (
     StaffProfile,
     Study,
 )
-from trialsite.roles import Role
+from trialsite.roles import ALWAYS_BLINDED, ALWAYS_UNBLINDED, Role
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
@@ -218,6 +218,24 @@ def staff_user_ids_with_email(*, site_id: int, roles: tuple[str, ...]) -> tuple[
         .order_by("user_id")
         .values_list("user_id", flat=True)
         .distinct()
+    )
+
+
+def user_ids_blinded_at(*, site_id: int, user_ids: Collection[int], study: Study) -> tuple[int, ...]:
+    """Those of ``user_ids`` who may not see the arm of the study's participants at the site (as
+    ``access.can_see_allocation`` decides from their roles there), by user id (one query)."""
+    roles: dict[int, set[str]] = {}
+    for user_id, role in StaffMembership.objects.filter(site_id=site_id, user_id__in=list(user_ids)).values_list(
+        "user_id", "role"
+    ):
+        roles.setdefault(user_id, set()).add(role)
+    open_study = not study.blinded or study.unblinded
+    return tuple(
+        user_id
+        for user_id in sorted(user_ids)
+        if (held := roles.get(user_id, set())) & ALWAYS_BLINDED
+        or not held
+        or (not held & ALWAYS_UNBLINDED and not open_study)
     )
 
 
@@ -657,8 +675,8 @@ def study_by_pk(pk: int) -> Study:
 
 def reminder_inputs_by_participant(participant_pks: Collection[int]) -> dict[int, tuple[object, ...]]:
     """What the reminder planner reads of each participant, as plain values (one query): status, site and its time
-    zone, protocol, and the contact details that choose the channel, language and zone (whether an address exists,
-    never the address). The periodic sweep compares a digest of these with the one it planned from."""
+    zone, protocol, the contact details that choose the channel, language and zone (whether an address exists,
+    never the address), and the study's blinding (what blinded recipients of an escalation are told). The periodic sweep compares a digest of these with the one it planned from."""
     rows = Participant.objects.filter(pk__in=list(participant_pks)).values_list(
         "pk",
         "status",
@@ -671,10 +689,12 @@ def reminder_inputs_by_participant(participant_pks: Collection[int]) -> dict[int
         "contact__phone",
         "contact__time_zone",
         "contact__language",
+        "study__blinded",
+        "study__unblinded",
     )
     return {
-        pk: (status, site, site_tz, protocol, contact, channel, bool(email), bool(phone), tz, language)
-        for pk, status, site, site_tz, protocol, contact, channel, email, phone, tz, language in rows
+        pk: (status, site, site_tz, protocol, contact, channel, bool(email), bool(phone), tz, language, blind, open_)
+        for pk, status, site, site_tz, protocol, contact, channel, email, phone, tz, language, blind, open_ in rows
     }
 
 

@@ -36,7 +36,7 @@ from django.db.models import BooleanField, Case, Exists, OuterRef, Q, QuerySet, 
 
 from participants.access import Actor, can_see_allocation, roles_at, site_ids_for
 from participants.models import Participant, Study
-from participants.selectors import arm_code_subquery, studies_for, study_by_pk
+from participants.selectors import arm_code_subquery, arm_of, studies_for, study_by_pk
 from scheduling.models import ProtocolVersion, Visit
 from scheduling.protocol import Arm, Protocol, VisitDef, blinded_schedule, same_timing
 
@@ -433,6 +433,30 @@ def neutral_columns(protocol: Protocol) -> list[tuple[str, str, frozenset[str]]]
             found[face.code] = (rank, first, name, sources)
     ordered = sorted(found.items(), key=lambda item: (item[1][0], item[1][1]))
     return [(code, name, frozenset(sources)) for code, (_rank, _first, name, sources) in ordered]
+
+
+def blinded_codes(participant: Participant, visits: Iterable[Visit]) -> dict[int, str]:
+    """For messages to blinded staff about the participant's visits (a coordinator's escalation): visit id -> the
+    code their schedule shows, for the visits it lists with dates; the others are absent (their recipients are not
+    told of them). No blind end applies (it is declared for raters and statisticians, who get no such messages). Two
+    queries: the arm and the protocol versions."""
+    rows = list(visits)
+    planned = [v for v in rows if not v.unscheduled and v.protocol_version_id is not None]
+    out = {v.pk: v.code for v in rows if v.unscheduled or v.protocol_version_id is None}
+    if not planned:
+        return out
+    arm = arm_of(participant)
+    codes = dict(
+        ProtocolVersion.objects.filter(pk__in={v.protocol_version_id for v in planned}).values_list("pk", "code")
+    )
+    for v in planned:
+        assert v.protocol_version_id is not None
+        face = _faces_of_version(v.protocol_version_id, codes[v.protocol_version_id]).face(
+            arm.code if arm is not None else None, v.code
+        )
+        if face is not None and face.dated:
+            out[v.pk] = face.code
+    return out
 
 
 def unlisted_visit_ids(user: Actor, participant: Participant) -> list[int] | None:

@@ -30,6 +30,7 @@ from notifications.selectors import ACTIVE_PARTICIPANT, LINK_KEY_PREFIX, REPLACE
 from participants import selectors as participant_selectors
 from participants.access import Actor
 from participants.models import Participant
+from scheduling import blinded_view
 from scheduling import selectors as scheduling_selectors
 from scheduling.models import Visit
 
@@ -58,10 +59,19 @@ def _participant_state(participant: Participant, rules: Rules, now: dt.datetime)
     for adm in assessment_selectors.administrations_outstanding(participant.pk):
         overdue[adm.visit_id] = overdue.get(adm.visit_id, 0) + 1
     coordinators: tuple[int, ...] = ()
+    blinded: tuple[int, ...] = ()
+    shown_blinded: dict[int, str] = {}
     if rules.escalation_overdue_days is not None and overdue:
         coordinators = participant_selectors.staff_user_ids_with_email(
             site_id=participant.site_id, roles=rules.escalation_roles
         )
+        # Recipients who may not see the arm are told only of the visits their blinded schedule lists, by the code
+        # it shows them (scheduling.blinded_view).
+        blinded = participant_selectors.user_ids_blinded_at(
+            site_id=participant.site_id, user_ids=coordinators, study=participant.study
+        )
+        if blinded:
+            shown_blinded = blinded_view.blinded_codes(participant, visits.values())
     return planner.ParticipantState(
         participant_id=participant.pk,
         active=participant.status in ACTIVE_PARTICIPANT,
@@ -92,7 +102,13 @@ def _participant_state(participant: Participant, rules: Rules, now: dt.datetime)
             if visit_id not in visits or visits[visit_id].status not in _NO_QUESTIONNAIRE_REMINDERS
         ),
         overdue=tuple(
-            planner.OverdueGroup(visit_id=visit_id, visit_code=visit.code, target_date=visit.target_date, count=n)
+            planner.OverdueGroup(
+                visit_id=visit_id,
+                visit_code=visit.code,
+                target_date=visit.target_date,
+                count=n,
+                blinded_code=shown_blinded.get(visit_id),
+            )
             for visit_id, n in sorted(overdue.items())
             if (visit := visits.get(visit_id)) is not None
             and visit.target_date is not None
@@ -100,6 +116,7 @@ def _participant_state(participant: Participant, rules: Rules, now: dt.datetime)
             and visit.status != Visit.Status.CANCELLED
         ),
         coordinators=coordinators,
+        blinded_recipients=blinded,
         staff_languages=tuple(sorted(participant_selectors.staff_languages(coordinators).items()))
         if coordinators
         else (),

@@ -129,6 +129,20 @@ def test_escalation_to_each_coordinator_at_site_morning():
     assert wanted[0].due_at == dt.datetime(2026, 5, 4, 8, 0, tzinfo=zoneinfo.ZoneInfo("America/New_York"))
 
 
+def test_a_blinded_coordinator_is_told_only_of_visits_their_schedule_lists_under_the_code_it_shows():
+    """A waitlist arm's own session is not escalated to a coordinator who may not see the arm, and the primary
+    endpoint is named by its neutral code; a recipient who may see the arm gets both as they are."""
+    own_session = planner.OverdueGroup(visit_id=3, visit_code="INT1B", target_date=dt.date(2026, 5, 1), count=1)
+    endpoint = planner.OverdueGroup(
+        visit_id=4, visit_code="WAIT_END", target_date=dt.date(2026, 5, 1), count=2, blinded_code="PRIMARY"
+    )
+    wanted = planner.plan(
+        state(overdue=(own_session, endpoint), coordinators=(7, 8), blinded_recipients=(7,)), RULES, at(2026, 4, 1, 12)
+    )
+    told = sorted((w.recipient_user_id, w.context["visit_id"], w.context["visit_code"]) for w in wanted)
+    assert told == [(7, 4, "PRIMARY"), (8, 3, "INT1B"), (8, 4, "WAIT_END")]
+
+
 def test_shipped_rule_files_are_valid():
     from notifications.rules import check_rule_files
 
