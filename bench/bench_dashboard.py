@@ -73,6 +73,9 @@ def _env(bench: str) -> dict[str, str]:
         "SECURE_SSL_REDIRECT": "false",
         "LOG_LEVEL": "WARNING",
         "EMAIL_URL": "locmem://",
+        # DEBUG off requires the audit chain's key and a place for its checkpoints (outside the database).
+        "AUDIT_KEY": os.environ.get("AUDIT_KEY", "bench-audit-key-" + "x" * 48),
+        "AUDIT_CHECKPOINT_DIR": str(Path(tempfile.gettempdir()) / "trialsite-bench-checkpoints"),
     }
 
 
@@ -162,6 +165,14 @@ def _child() -> None:
     rows["matrix: participants"] = study.participants.count()
     client = Client()
     client.force_login(coordinator)
+    # Production requires a second factor: the coordinator has a confirmed TOTP device, verified in this session.
+    from django_otp import DEVICE_ID_SESSION_KEY
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    device = TOTPDevice.objects.create(user=coordinator, name="bench", confirmed=True)
+    session = client.session
+    session[DEVICE_ID_SESSION_KEY] = device.persistent_id
+    session.save()
     timings: dict[str, list[float]] = {}
     for name, url in pages.items():
         for _ in range(WARM_UP):

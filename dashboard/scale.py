@@ -37,8 +37,8 @@ from django.utils import timezone
 
 from assessments.models import Administration
 from assessments.services import response_create_staff
-from assessments.services.administrations import _label, _names_an_arm, _stored_status
-from assessments.windows import SELF, window_bounds
+from assessments.services.administrations import _label, _names_an_arm, _new_administration
+from assessments.windows import window_bounds
 from audit.models import AuditEvent
 from audit.services import audit_append_bulk, audit_events_build
 from notifications.services import notifications_reconcile
@@ -557,18 +557,9 @@ def _administrations(visits: list[Visit], participant_status: str) -> list[Admin
     for visit in visits:
         p = visit.participant
         opens, closes = window_bounds(visit, p.site.time_zone)
+        as_of = _AsOf(p, participant_status)
         for order, due in enumerate(visit.instruments or []):
-            adm = Administration(
-                participant=p,
-                visit=visit,
-                instrument_code=due["code"],
-                respondent=due.get("respondent", SELF),
-                order=order,
-                opens_at=opens,
-                closes_at=closes,
-            )
-            adm.status = _stored_status(adm, visit=visit, participant=_AsOf(p, participant_status))  # type: ignore[arg-type]
-            created.append(adm)
+            created.append(_new_administration(p, visit, order, due, opens, closes, as_of=as_of))
     return created
 
 

@@ -9,7 +9,8 @@ saved draft makes it in progress, a response completes it. A closed window is re
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -63,17 +64,7 @@ def administrations_follow_visits(*, participant: Participant, visits: Sequence[
         for order, due in enumerate(visit.instruments or []):
             if due["code"] in existing:
                 continue
-            adm = Administration(
-                participant=participant,
-                visit=visit,
-                instrument_code=due["code"],
-                respondent=due.get("respondent", SELF),
-                order=order,
-                opens_at=opens,
-                closes_at=closes,
-            )
-            adm.status = _stored_status(adm, visit=visit, participant=participant)
-            created.append(adm)
+            created.append(_new_administration(participant, visit, order, due, opens, closes))
         for adm in existing.values():
             wanted_open = opens
             # An administration a coordinator opened early stays open from then on.
@@ -121,6 +112,31 @@ def administrations_follow_visits(*, participant: Participant, visits: Sequence[
             sensitivity=sensitivity,
         )
     return [_label(a, visits) for a in created + changed]
+
+
+def _new_administration(
+    participant: Participant,
+    visit: Visit,
+    order: int,
+    due: Mapping[str, Any],
+    opens: dt.datetime | None,
+    closes: dt.datetime | None,
+    *,
+    as_of: Any = None,
+) -> Administration:
+    """The unsaved administration of one instrument due at a new visit, with its stored status (``as_of``: the
+    participant as they were then, for a bulk writer such as ``manage.py seed_scale``)."""
+    adm = Administration(
+        participant=participant,
+        visit=visit,
+        instrument_code=due["code"],
+        respondent=due.get("respondent", SELF),
+        order=order,
+        opens_at=opens,
+        closes_at=closes,
+    )
+    adm.status = _stored_status(adm, visit=visit, participant=as_of if as_of is not None else participant)
+    return adm
 
 
 def _names_an_arm(visits: Sequence[Visit]) -> bool:
