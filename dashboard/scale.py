@@ -4,12 +4,12 @@ A blinded MAPP-style study (protocol mapp-v1) at S sites with N participants in 
 given seed. The study, its sites, staff, arms, criteria, consent version and allocation list are made through the
 services. Each participant's path is planned first (``scale_plans``): created on a day in the past year, screened,
 and (for most) consented, enrolled a day later and randomized two weeks after that, at the times those steps
-happened. Each step through the services costs a round trip per row and one chain lock per audit event (about
-220 ms for a randomized participant), so the common steps (create with contact details, eligibility, consent, enroll
-with its screening and baseline plan and questionnaires, randomize with the arm's plan) are written here in bulk:
-the same rows and the same audit events, built by the same helpers the services use (``audit_events_build``, the
-protocol engine through ``_plan_from``, ``window_bounds``), at the times the services would have run, chained in
-time order under one chain lock. ``tests/dashboard/test_scale.py`` proves it: the same plan run through the services
+happened. Each step through the services costs several round trips per row (about 220 ms for a randomized
+participant; bench/bench_seed_scale.py measures it as its baseline), so the common steps (create with contact
+details, eligibility, consent, enroll with its screening and baseline plan and questionnaires, randomize with the
+arm's plan) are written here in bulk: the same rows and the same audit events, built by the same helpers the services
+use (``audit_events_build``, the protocol engine through ``_plan_from``, ``window_bounds``), at the times the services
+would have run, appended in time order and chained after commit as the services' rows are. ``tests/dashboard/test_scale.py`` proves it: the same plan run through the services
 writes the same rows and events.
 
 Randomization takes the next free slot of the participant's stratum (their site) of the study's allocation list, in

@@ -20,7 +20,6 @@ from audit.models import AuditEvent
 from audit.verify import verify_chain
 from dashboard import scale as seeding
 from notifications.models import Notification
-from participants import services
 from participants.models import (
     AllocationList,
     AllocationSlot,
@@ -36,6 +35,7 @@ from participants.models import (
     Study,
 )
 from scheduling.models import ParticipantSchedule, ProtocolVersion, Visit
+from tests.support.scale_services import through_services
 
 pytestmark = pytest.mark.django_db
 S = Participant.Status
@@ -158,59 +158,6 @@ def _study() -> tuple[seeding.Scale, int]:
     return scale, last
 
 
-def _through_services(scale: seeding.Scale) -> None:
-    """The same plans, each step through its service at the time it happened."""
-    by = scale.coordinator
-    steps: list[tuple[dt.datetime, Any]] = []
-    for plan in scale.plans:
-
-        def create(plan: seeding.Plan = plan) -> None:
-            plan.participant = services.participant_create(
-                study=scale.study, site=plan.site, by=by, contact=plan.contact
-            )
-
-        steps.append((plan.started, create))
-        if plan.final == S.SCREENING:
-            continue
-        steps.append(
-            (
-                plan.at(seeding.ELIGIBILITY_AFTER),
-                lambda plan=plan: services.eligibility_record(
-                    participant=plan.participant, answers=plan.answers, by=by
-                ),
-            )
-        )
-        if plan.reaches(S.CONSENTED):
-            steps.append(
-                (
-                    plan.at(seeding.CONSENT_AFTER),
-                    lambda plan=plan: services.consent_record(
-                        participant=plan.participant,
-                        version=seeding.CONSENT_VERSION,
-                        signed_at=plan.at(seeding.SIGNED_AFTER),
-                        by=by,
-                    ),
-                )
-            )
-        if plan.reaches(S.ENROLLED):
-            steps.append(
-                (
-                    plan.at(seeding.ENROLL_AFTER),
-                    lambda plan=plan: services.participant_enroll(participant=plan.participant, by=by),
-                )
-            )
-        if plan.reaches(S.RANDOMIZED):
-            steps.append(
-                (
-                    plan.at(seeding.RANDOMIZE_AFTER),
-                    lambda plan=plan: services.participant_randomize(participant=plan.participant, by=by),
-                )
-            )
-    for when, step in sorted(steps, key=lambda s: s[0]):
-        with time_machine.travel(when, tick=False):
-            step()
-
-
 class _Rollback(Exception):
     pass
 
@@ -228,7 +175,7 @@ def test_bulk_path_writes_what_the_services_write() -> None:
             pass
         assert not Participant.objects.exists()
         scale, last = _study()
-    _through_services(scale)
+    through_services(scale)
     served = _snapshot(last)
 
     assert Counter(p.final for p in scale.plans) == Counter(f for f, _ in FINALS)
