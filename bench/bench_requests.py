@@ -12,7 +12,9 @@ questionnaires (tests/support/seed.py) and the default text packs. Then:
 - staff-entry targets are prepared in advance, one per request: SCS administrations with no response, at visits of
   randomized participants, none of them a linked visit (a response per administration is unique: each POST stores a
   new response with its 26 answers, its scores and its audit event; none answers 409). Where the plans hold too few
-  (``BENCH_REQUESTS_ENTRY_TARGETS``), SCS administrations are added in bulk to other visits, as the seed writes rows.
+  (``BENCH_REQUESTS_ENTRY_TARGETS``, 2,400), SCS administrations are added in bulk to the other visits the
+  coordinator sees, then to unscheduled visits added in bulk (UNS1, UNS2, ...), as the seed writes its rows. A round
+  that uses up its share of them before its time is up ends early and says so.
 
 The server is gunicorn as docker-compose.yml runs it (``trialsite.wsgi:application``, 3 sync workers,
 ``BENCH_REQUESTS_WORKERS`` overrides, access log on) on a free loopback port, with production settings: DEBUG off,
@@ -26,7 +28,8 @@ connection after each response: each request opens a new one, as any client of i
 (``BENCH_REQUESTS_SECONDS``; the two paths without a goal half of it), three rounds, the paths in turn in each round,
 after one warm-up second per path. Every response's status is checked (200, or 201 for the staff entry): any other
 fails the benchmark. Printed per path: the median of the rounds' requests per second, p50 and p95 latency over all
-rounds, the ratio to /healthz's median and, for the goal paths, PASS or FAIL:
+rounds, the ratio to /healthz's median and, for the goal paths, PASS or FAIL. Afterwards the database must hold a
+staff-entered SCS response per entry answered 201 and an audited draft save per save answered 200. The goals:
 
 - GET /api/v1/links/{token}/ (the participant's questionnaire page data) >= 0.25;
 - PUT /api/v1/links/{token}/ (one SCS answer saved; each save changes the draft, so each writes it and its audit
@@ -235,8 +238,10 @@ def _setup(out_file: str) -> None:
     )
     added = 0
     if len(targets) < ENTRY_TARGETS:
+        # Too few in the plans: an SCS added to the other visits the coordinator sees, then to unscheduled visits
+        # (UNS1, UNS2, ... of the randomized participants in turn), written in bulk as the seed writes its rows.
         with_scs = Administration.objects.filter(instrument_code=INSTRUMENT).values("visit_id")
-        spare = (
+        spare = list(
             Visit.objects.filter(participant__in=active, id__in=shown)
             .exclude(id__in=linked_visits)
             .exclude(status=Visit.Status.CANCELLED)
@@ -244,6 +249,24 @@ def _setup(out_file: str) -> None:
             .select_related("participant__site")
             .order_by("id")[: ENTRY_TARGETS - len(targets)]
         )
+        people = list(active.select_related("site", "schedule__protocol_version").order_by("id"))
+        extra = []
+        for k in range(ENTRY_TARGETS - len(targets) - len(spare)):
+            p = people[k % len(people)]
+            extra.append(
+                Visit(
+                    participant=p,
+                    site_id=p.site_id,
+                    study_id=p.study_id,
+                    protocol_version=p.schedule.protocol_version,
+                    code=f"UNS{k // len(people) + 1}",
+                    name="Unscheduled assessment visit",
+                    kind="assessment",
+                    unscheduled=True,
+                    duration_minutes=60,
+                )
+            )
+        spare += Visit.objects.bulk_create(extra)
         rows = []
         for visit in spare:
             opens, closes = window_bounds(visit, visit.participant.site.time_zone)
@@ -566,7 +589,8 @@ def main() -> int:
             f"   setup: {setup['participants']:,} participants seeded in {setup['seconds_to_seed']:.1f} s "
             f"({time.perf_counter() - started:.1f} s with the database); {len(setup['links'])} participant links "
             f"to an open {INSTRUMENT}; {len(setup['entry_targets']):,} staff entry targets (an {INSTRUMENT} with "
-            f"no response each, {setup['entry_targets_added']:,} of them added to visits without one)"
+            f"no response each, {setup['entry_targets_added']:,} of them added to visits without one, planned or "
+            "unscheduled)"
         )
         if len(setup["links"]) < CONNECTIONS:
             print(f"   FAIL: fewer participant links than connections ({len(setup['links'])} < {CONNECTIONS})")
