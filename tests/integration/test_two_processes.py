@@ -109,7 +109,7 @@ def test_two_web_processes_and_two_workers_lose_and_double_nothing_when_a_worker
                     # Well into the run, and the victim holds a send batch it has not finished.
                     return smtp_recorder.count() >= TOTAL // 5 and bool(_in_hand(victim))
 
-                wait_until(victim_holds_a_batch, 60, lambda: _progress(smtp_recorder, victim))
+                wait_until(victim_holds_a_batch, 120, lambda: _progress(smtp_recorder, victim))
                 victim.kill()
                 at_kill = smtp_recorder.count()
                 held = _in_hand(victim)  # its log is final now
