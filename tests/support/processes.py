@@ -1,7 +1,7 @@
-"""Real processes for integration tests: a Celery worker (prefork, as deployed) against the pytest database, and
-this process's Celery app pointed at a given broker.
+"""Real processes for integration tests: a Celery worker (prefork, as deployed) and a web server (gunicorn, as
+deployed) against the pytest database, and this process's Celery app pointed at a given broker.
 
-The worker reaches the pytest database through DATABASE_URL, so tests that use it commit (transaction=True). Its
+Both reach the pytest database through DATABASE_URL, so tests that use them commit (transaction=True). Their
 database sessions carry an application name, so a test can wait for exactly those to end before the database is
 dropped.
 """
@@ -23,6 +23,7 @@ from django.db import connection
 
 ROOT = Path(__file__).resolve().parents[2]
 WORKER_APPLICATION_NAME = "trialsite-test-worker"
+WEB_APPLICATION_NAME = "trialsite-test-web"
 
 
 def wait_until(predicate, timeout: float, what, interval: float = 0.1):
@@ -57,18 +58,23 @@ def broker(url: str):
         app._pool, app.amqp._producer_pool = saved[1], saved[2]
 
 
+def _database_url(application_name: str) -> str:
+    return (
+        f"postgres://postgres@127.0.0.1:5432/{settings.DATABASES['default']['NAME']}"
+        f"?application_name={application_name}"
+    )
+
+
 class Worker:
-    def __init__(self, broker_url: str, smtp_port: int):
+    def __init__(self, broker_url: str, smtp_port: int, env: dict[str, str] | None = None):
         self.log = tempfile.NamedTemporaryFile(prefix="worker-", suffix=".log", delete=False)  # noqa: SIM115
         env = {
             **os.environ,
             "DEBUG": "true",
-            "DATABASE_URL": (
-                f"postgres://postgres@127.0.0.1:5432/{settings.DATABASES['default']['NAME']}"
-                f"?application_name={WORKER_APPLICATION_NAME}"
-            ),
+            "DATABASE_URL": _database_url(WORKER_APPLICATION_NAME),
             "CELERY_BROKER_URL": broker_url,
             "EMAIL_URL": f"smtp://127.0.0.1:{smtp_port}",
+            **(env or {}),
         }
         self.proc = subprocess.Popen(
             [
@@ -120,13 +126,82 @@ class Worker:
         os.unlink(self.log.name)
 
 
+class Web:
+    """The web process as deployed (gunicorn, sync workers) on a loopback port, against the pytest database and the
+    given broker; its own Redis for the cache when ``redis_url`` is given."""
+
+    def __init__(self, broker_url: str, *, workers: int = 2, redis_url: str | None = None):
+        from tests.support.smtp import free_port
+
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = tempfile.NamedTemporaryFile(prefix="web-", suffix=".log", delete=False)  # noqa: SIM115
+        env = {
+            **os.environ,
+            "DEBUG": "true",
+            "DATABASE_URL": _database_url(WEB_APPLICATION_NAME),
+            "CELERY_BROKER_URL": broker_url,
+            **({"REDIS_URL": redis_url} if redis_url else {}),
+        }
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "trialsite.wsgi:application",
+                "--bind",
+                f"127.0.0.1:{self.port}",
+                "--workers",
+                str(workers),
+                "--access-logfile",
+                "-",
+                # Its default path is one per user: two servers (or two tests) at once would take each other's.
+                "--no-control-socket",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def output(self) -> str:
+        return Path(self.log.name).read_text(errors="replace")
+
+    def wait_ready(self, timeout: float = 60) -> None:
+        import requests
+
+        def answers() -> bool:
+            if self.proc.poll() is not None:
+                return True
+            try:
+                return requests.get(f"{self.url}/healthz", timeout=5).status_code == 200
+            except requests.RequestException:  # not listening yet, or its workers still starting
+                return False
+
+        wait_until(answers, timeout, lambda: f"the web process on {self.url}\n{self.output()[-3000:]}")
+        assert self.proc.poll() is None, self.output()[-3000:]
+
+    def stop(self) -> None:
+        """SIGTERM: gunicorn's graceful stop (its workers finish their request and close their sessions)."""
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(10)
+        os.unlink(self.log.name)
+
+
 def wait_for_worker_sessions_to_end() -> None:
-    # The test database is dropped at the end of the session; a killed worker's sessions must be gone by then.
+    # The test database is dropped at the end of the session; a killed worker's (or a web process's) sessions must be
+    # gone by then.
     def gone():
         with connection.cursor() as cursor:
             cursor.execute(
-                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND application_name = %s",
-                [WORKER_APPLICATION_NAME],
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND application_name = ANY(%s)",
+                [[WORKER_APPLICATION_NAME, WEB_APPLICATION_NAME]],
             )
             return cursor.fetchone()[0] == 0
 
