@@ -153,9 +153,11 @@ def _child() -> None:
     ContactDetails.objects.filter(participant_id__in=contact_changed).update(preferred_channel="sms")
     booked = []
     for pk in visit_changed:
-        visit = Visit.objects.filter(participant_id=pk, status="planned", target_date__isnull=False).order_by(
-            "target_date"
-        ).first()
+        visit = (
+            Visit.objects.filter(participant_id=pk, status="planned", target_date__isnull=False)
+            .order_by("target_date")
+            .first()
+        )
         if visit is None:  # no visit left to book: change the contact instead
             ContactDetails.objects.filter(participant_id=pk).update(language="es")
             continue
