@@ -123,15 +123,21 @@ def notifications_failed(user: Actor) -> QuerySet[Notification]:
 def links_requested_at(participant_pk: int) -> dict[int, dt.datetime]:
     """When a staff member last asked for each visit's questionnaire link to be sent to the participant (a request
     cancelled with the participant's messages does not count), by visit id. One query."""
-    out: dict[int, dt.datetime] = {}
+    return links_requested_by_participant([participant_pk]).get(participant_pk, {})
+
+
+def links_requested_by_participant(participant_pks: list[int]) -> dict[int, dict[int, dt.datetime]]:
+    """``links_requested_at`` for many participants at once, by participant (one query)."""
+    out: dict[int, dict[int, dt.datetime]] = {}
     rows = (
-        Notification.objects.filter(participant_id=participant_pk, key__startswith=LINK_KEY_PREFIX)
+        Notification.objects.filter(participant_id__in=participant_pks, key__startswith=LINK_KEY_PREFIX)
         .exclude(status=Notification.Status.CANCELLED)
         .order_by()
-        .values_list("context", "nominal_at")
+        .values_list("participant_id", "context", "nominal_at")
     )
-    for context, nominal in rows:
+    for participant_pk, context, nominal in rows:
         visit_id = context.get("visit_id") if isinstance(context, dict) else None
-        if isinstance(visit_id, int) and (visit_id not in out or nominal > out[visit_id]):
-            out[visit_id] = nominal
+        mine = out.setdefault(participant_pk, {})
+        if isinstance(visit_id, int) and (visit_id not in mine or nominal > mine[visit_id]):
+            mine[visit_id] = nominal
     return out

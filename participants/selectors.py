@@ -206,6 +206,11 @@ def participant_with_study_and_contact(participant_pk: int) -> Participant:
     return Participant.objects.select_related("site", "study", "contact").get(pk=participant_pk)
 
 
+def participants_with_study_and_contact(participant_pks: Collection[int]) -> dict[int, Participant]:
+    """``participant_with_study_and_contact`` for many participants at once, by primary key (one query)."""
+    return Participant.objects.select_related("site", "study", "contact").in_bulk(list(participant_pks))
+
+
 def participant_pks_with_status(statuses: frozenset[str]) -> set[int]:
     return set(Participant.objects.filter(status__in=statuses).values_list("id", flat=True))
 

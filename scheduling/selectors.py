@@ -207,6 +207,15 @@ def participant_visits(participant_pk: int) -> QuerySet[Visit]:
     return Visit.objects.filter(participant_id=participant_pk)
 
 
+def visits_by_participant(participant_pks: Collection[int]) -> dict[int, list[Visit]]:
+    """``participant_visits`` for many participants at once, by participant (one query); those without visits are
+    absent."""
+    out: dict[int, list[Visit]] = {}
+    for visit in Visit.objects.filter(participant_id__in=list(participant_pks)).order_by("participant_id", "id"):
+        out.setdefault(visit.participant_id, []).append(visit)
+    return out
+
+
 def visits_by_pk(visit_pks: set[int]) -> dict[int, Visit]:
     """The visits with these primary keys, by key (one query); missing ones are simply absent."""
     return Visit.objects.in_bulk(visit_pks)

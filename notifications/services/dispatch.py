@@ -105,18 +105,27 @@ def notifications_claim_due(*, now: dt.datetime | None = None, limit: int | None
     return claimed
 
 
-def enqueue_sends(claims: list[tuple[int, str]]) -> int:
+def enqueue_sends(claims: list[tuple[int, str]], *, follow_up: bool = False) -> int:
     """Hand claimed rows to workers (task ``notifications.send_batch`` by name, routed to the ``reminders`` queue). When the
-    broker is unreachable the unpublished claims are released at once, so the next dispatch picks them up."""
+    broker is unreachable the unpublished claims are released at once, so the next dispatch picks them up.
+
+    ``follow_up`` (the dispatcher passes it when its claim was full, so more rows may be due): publish
+    ``notifications.dispatch_due`` again halfway through the batches, so a backlog larger than one claim drains at the
+    workers' pace instead of one claim per beat tick. The next claim then runs while the second half is being sent,
+    and the queue never holds much more than two claims' worth: no queued claim outlives the claim timeout."""
     # Rows travel in small batches: one task (and one SMTP connection) per batch instead of per row, which is what
     # makes the pipeline keep up with a plain SMTP loop. Each row keeps its own claim token, so a batch redelivered
     # after a worker died re-sends only the rows that never reached their point of no return.
     size = max(1, settings.NOTIFICATIONS_SEND_BATCH)
+    batches = [claims[start : start + size] for start in range(0, len(claims), size)]
+    halfway = len(batches) // 2 if follow_up else -1
     published = 0
     try:
         with current_app.producer_or_acquire() as producer:
-            for start in range(0, len(claims), size):
-                batch = [[pk, token] for pk, token in claims[start : start + size]]
+            for k, chunk in enumerate(batches):
+                if k == halfway:
+                    current_app.send_task("notifications.dispatch_due", producer=producer)
+                batch = [[pk, token] for pk, token in chunk]
                 current_app.send_task("notifications.send_batch", args=[batch], producer=producer)
                 published += len(batch)
     except Exception:
