@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Collection, Iterable
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, cast
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -670,13 +670,6 @@ def site_pk_of_code(code: str) -> Subquery:
     """The id of the site ``code`` as a subquery (evaluated once, before the rows): filtering another table by it
     lets PostgreSQL read that table's (site, ...) index in order, as for a constant."""
     return Subquery(Site.objects.filter(code=code).values("pk")[:1])
-
-
-def allocated_to(study_id: int, arm_code: str) -> QuerySet[AllocationSlot, Any]:
-    """The ids of the participants allocated to the study's arm ``arm_code``, as a subquery: the blinded view of the
-    schedule (scheduling.blinded_view) filters visits by it without joining each visit to its allocation. Never
-    rendered."""
-    return AllocationSlot.objects.filter(arm__study_id=study_id, arm__code=arm_code).values("participant_id")
 
 
 def study_by_pk(pk: int) -> Study:

@@ -36,7 +36,7 @@ from django.db.models import BooleanField, Case, Exists, OuterRef, Q, QuerySet, 
 
 from participants.access import Actor, can_see_allocation, roles_at, site_ids_for
 from participants.models import Participant, Study
-from participants.selectors import allocated_to, arm_code_subquery, arm_of, studies_for, study_by_pk
+from participants.selectors import arm_code_subquery, arm_of, studies_for, study_by_pk
 from scheduling.models import ProtocolVersion, Visit
 from scheduling.protocol import Arm, Protocol, VisitDef, blinded_schedule, same_timing
 
@@ -286,8 +286,7 @@ class Lens:
                     if pick != "hidden":
                         codes |= faces.undated_codes(arm)
                     if codes:
-                        # The arm's participants as a subquery (hashed once), not a join per visit.
-                        q = Q(code__in=sorted(codes), participant_id__in=allocated_to(scope.study.pk, arm))
+                        q = Q(participant__allocation__arm__code=arm, code__in=sorted(codes))
                         arms = q if arms is None else arms | q
                 if arms is None:
                     continue
