@@ -118,15 +118,29 @@ class ParticipantListCreate(ListAPIView[Participant]):
         page = self.paginate_queryset(queryset)
         assert page is not None  # every list is paginated (settings.REST_FRAMEWORK)
         rows: list[Participant] = list(page)
+        # What the user may see is asked once per site (and study), not per row.
+        allocation: dict[tuple[int, int], bool] = {}
+        contact_sites: dict[int, bool] = {}
+        for p in rows:
+            if (p.site_id, p.study_id) not in allocation:
+                allocation[p.site_id, p.study_id] = access.can_see_allocation(
+                    request.user, site_id=p.site_id, study=p.study
+                )
+            if p.site_id not in contact_sites:
+                contact_sites[p.site_id] = access.can_see_contact(request.user, p.site_id)
         # One query for the allocations this user may see, one for consents: no per-row queries.
-        visible_ids = [p.pk for p in rows if access.can_see_allocation(request.user, site_id=p.site_id, study=p.study)]
+        visible_ids = {p.pk for p in rows if allocation[p.site_id, p.study_id]}
         arms = selectors.arm_codes(visible_ids)
         consents = selectors.latest_consent_versions(p.pk for p in rows)
+        # One serializer for the page (and one for contacts): their fields are built once, not once per row.
+        contact_output = ContactOutput()
         data = []
-        for participant in rows:
-            item = render_participant(
-                request, participant, consent_version=consents.get(participant.pk), allocation_visible=False
-            )
+        for participant, fields in zip(rows, ParticipantOutput(rows, many=True).data, strict=True):
+            item = dict(fields)
+            if contact_sites[participant.site_id]:
+                contact = getattr(participant, "contact", None)
+                item["contact"] = contact_output.to_representation(contact) if contact else None
+            item["consent_version"] = consents.get(participant.pk)
             if participant.pk in visible_ids:
                 item["arm"] = arms.get(participant.pk)
             data.append(item)

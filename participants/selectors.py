@@ -671,6 +671,12 @@ def arm_code_subquery(participant_ref: str) -> Subquery:
     return Subquery(AllocationSlot.objects.filter(participant_id=OuterRef(participant_ref)).values("arm__code")[:1])
 
 
+def site_pk_of_code(code: str) -> Subquery:
+    """The id of the site ``code`` as a subquery (evaluated once, before the rows): filtering another table by it
+    lets PostgreSQL read that table's (site, ...) index in order, as for a constant."""
+    return Subquery(Site.objects.filter(code=code).values("pk")[:1])
+
+
 def study_by_pk(pk: int) -> Study:
     return Study.objects.get(pk=pk)
 

@@ -57,7 +57,8 @@ def _require(request: Request, site_id: int, roles: set[str] | frozenset[str], w
 
 # django-filter ships no type information, so its FilterSet is Any to the type checker.
 class VisitFilter(django_filters.FilterSet):
-    site = django_filters.CharFilter(field_name="participant__site__code")
+    # The visit's own site (a copy of its participant's, which never changes), by id: its index serves the order.
+    site = django_filters.CharFilter(method="filter_site")
     participant = django_filters.CharFilter(field_name="participant__participant_id")
     status = django_filters.MultipleChoiceFilter(choices=Visit.Status.choices)
     kind = django_filters.MultipleChoiceFilter(choices=Visit.KIND_CHOICES)
@@ -76,6 +77,9 @@ class VisitFilter(django_filters.FilterSet):
             data["from_"] = data["from"]
         super().__init__(data, *args, **kwargs)
 
+    def filter_site(self, qs: QuerySet[Visit], name: str, value: Any) -> QuerySet[Visit]:
+        return qs.filter(site_id=participant_selectors.site_pk_of_code(value))
+
     def filter_from(self, qs: QuerySet[Visit], name: str, value: Any) -> QuerySet[Visit]:
         return qs.filter(Q(target_date__gte=value) | Q(target_date__isnull=True, scheduled_start__date__gte=value))
 
@@ -90,7 +94,7 @@ class VisitList(ListAPIView[Visit]):
     def get_queryset(self) -> QuerySet[Visit]:
         # A blinded viewer's list holds only the visits shown with dates (``scheduling.blinded_view``).
         self.lens = Lens(self.request.user)
-        visits = self.lens.annotate(self.lens.listed(selectors.visits_for(self.request.user)))
+        visits = self.lens.annotate(self.lens.listed(selectors.visits_listed_for(self.request.user)))
         return visits.order_by("target_date", "participant__participant_id", "id")
 
     def get_serializer_context(self) -> dict[str, Any]:

@@ -163,6 +163,13 @@ class Visit(models.Model):
             # The site visit list filters by status and orders by date.
             models.Index(fields=["status", "target_date"], name="visit_status_target_idx"),
             models.Index(fields=["scheduled_start"], name="visit_scheduled_start_idx"),
+            # A site's visit list (GET /visits/?site=): read in its order (target date, then id), a page at a time;
+            # its count and the blinded view's filter (code, study, version, participant) from the index alone.
+            models.Index(
+                fields=["site", "target_date", "id"],
+                include=["code", "study", "protocol_version", "unscheduled", "participant"],
+                name="visit_site_target_idx",
+            ),
             # The home page's closing and overdue worklists: visits not yet done, by the end of their window (the page's
             # rows, read in this order until the page is full).
             models.Index(

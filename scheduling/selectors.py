@@ -70,6 +70,12 @@ def visits_for(user: Actor) -> QuerySet[Visit]:
     return _with_display(Visit.objects.filter(participant__site_id__in=site_ids_for(user)))
 
 
+def visits_listed_for(user: Actor) -> QuerySet[Visit]:
+    """The visits list's rows: at the user's sites by the visit's own (copied) site, so that a site's list reads the
+    visit table's (site, target date) index, without the protocol's definition (no list shows it)."""
+    return _listed(Visit.objects.filter(site_id__in=site_ids_for(user)))
+
+
 def visit_get(user: Actor, visit_id: int) -> Visit:
     """One visit, or Http404 when it does not exist, lies outside the user's sites or is one the user's blinded view
     of the schedule does not show (the three look the same; ``scheduling.blinded_view``)."""
@@ -117,7 +123,9 @@ def deviations_for(user: Actor) -> QuerySet[ProtocolDeviation]:
     rows = ProtocolDeviation.objects.filter(participant__site_id__in=site_ids_for(user))
     lens = Lens(user)
     if lens.any_blinded():
-        rows = rows.exclude(visit_id__in=lens.unlisted_ids())
+        # Only the visits that have deviations are asked (read by id), not every visit of the trial.
+        asked = ProtocolDeviation.objects.filter(visit_id__isnull=False).values("visit_id")
+        rows = rows.exclude(visit_id__in=Visit.objects.filter(pk__in=asked).filter(lens.not_listed()).values("pk"))
     return rows.select_related("participant__site", "visit", "recorded_by")
 
 
