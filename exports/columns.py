@@ -40,10 +40,12 @@ def escape_cell(value: Any) -> Any:
 
 
 def escape_sql(expr: sql.Composable) -> sql.Composable:
-    """The same escaping as :func:`escape_cell`, done by PostgreSQL inside the COPY query."""
-    return sql.SQL(
-        "CASE WHEN left({e}, 1) IN ('=', '+', '-', '@', E'\\t', E'\\r') THEN '''' || {e} ELSE {e} END"
-    ).format(e=expr)
+    """The same escaping as :func:`escape_cell`, done by PostgreSQL inside the COPY query. It runs on every text
+    cell, so it compares the first character's code (0 for an empty cell) as integers rather than cutting a string."""
+    return sql.SQL("CASE WHEN ascii({e}) IN (" + _FORMULA_CODES + ") THEN '''' || {e} ELSE {e} END").format(e=expr)
+
+
+_FORMULA_CODES = ", ".join(str(ord(c)) for c in FORMULA_START)
 
 
 # ----------------------------------------------------------------------------------------------------------- context
