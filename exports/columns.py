@@ -40,10 +40,12 @@ def escape_cell(value: Any) -> Any:
 
 
 def escape_sql(expr: sql.Composable) -> sql.Composable:
-    """The same escaping as :func:`escape_cell`, done by PostgreSQL inside the COPY query."""
-    return sql.SQL(
-        "CASE WHEN left({e}, 1) IN ('=', '+', '-', '@', E'\\t', E'\\r') THEN '''' || {e} ELSE {e} END"
-    ).format(e=expr)
+    """The same escaping as :func:`escape_cell`, done by PostgreSQL inside the COPY query. It runs on every text
+    cell, so it compares the first character's code (0 for an empty cell) as integers rather than cutting a string."""
+    return sql.SQL("CASE WHEN ascii({e}) IN (" + _FORMULA_CODES + ") THEN '''' || {e} ELSE {e} END").format(e=expr)
+
+
+_FORMULA_CODES = ", ".join(str(ord(c)) for c in FORMULA_START)
 
 
 # ----------------------------------------------------------------------------------------------------------- context
@@ -271,16 +273,22 @@ STAFF_IDS = (
     "keyed hash (HMAC-SHA-256, 10 hex digits) of the study and the staff user ids: stable within a study, unrelated "
     "across studies, never a name or username"
 )
-# The SQL of a visit's dyad: the staff booked on it, as the lookup key of the px.staff mapping (exports.pseudonyms).
+# The staff booked on each visit, grouped once (joined as ``vst`` by a dataset with a visit dyad column): the member
+# part of a dyad's lookup key in the px.staff mapping (exports.pseudonyms).
+VISIT_STAFF_JOIN = (
+    " LEFT JOIN (SELECT vs.visit_id, string_agg(vs.user_id::text, ',' ORDER BY vs.user_id) AS members "
+    "FROM scheduling_visit_staff vs GROUP BY vs.visit_id) vst ON vst.visit_id = v.id"
+)
+# The SQL of a visit's dyad: the staff booked on it, as the lookup key of the px.staff mapping.
 _VISIT_DYAD_SQL = (
     "CASE WHEN v.kind IN ('preparation', 'dosing', 'integration') THEN px.staff ->> ('D:' || px.study_id || ':' || "
-    "(SELECT string_agg(vs.user_id::text, ',' ORDER BY vs.user_id) FROM scheduling_visit_staff vs "
-    "WHERE vs.visit_id = v.id)) END"
+    "vst.members) END"
 )
 
 
 def visit_dyad_column(key: str) -> Column:
-    """The pseudonymous therapist dyad booked on a therapy session (preparation, dosing, integration)."""
+    """The pseudonymous therapist dyad booked on a therapy session (preparation, dosing, integration); the dataset's
+    FROM clause joins ``VISIT_STAFF_JOIN``."""
     return Column(
         "therapist_dyad_id",
         TEXT,

@@ -28,6 +28,9 @@ from trialsite.replica import read_connection
 
 CHUNK = 256 * 1024  # bytes per chunk handed to the HTTP server: big enough to amortise, small enough to stay flat
 ROW_BATCH = 2000  # rows per server-side fetch
+# An export reads its rows in one pass. Above jit_above_cost (a few thousand participants) PostgreSQL would compile
+# the SELECT's many column expressions first, which costs more than the one pass saves (bench/bench_export.py).
+NO_JIT = "SET LOCAL jit = off"
 
 CONTENT_TYPES = {
     "csv": "text/csv; charset=utf-8; header=present",
@@ -80,6 +83,7 @@ def pg_rows(query: sql.Composed) -> Iterator[tuple[Any, ...]]:
     # In a savepoint for the same reason as csv_copy: an abandoned stream is cancelled without aborting the caller's
     # transaction.
     with transaction.atomic(using=connection.alias), raw.cursor() as cursor:
+        cursor.execute(NO_JIT)
         yield from cursor.stream(query, size=ROW_BATCH)
     _log(connection, query, started)
 
@@ -99,6 +103,7 @@ def csv_copy(query: sql.Composable, progress: Progress) -> Iterator[bytes]:
     # a surrounding transaction that would abort it (and the audit row after it), so the COPY runs in a savepoint
     # that the cancellation rolls back to.
     with transaction.atomic(using=connection.alias), raw.cursor() as cursor:
+        cursor.execute(NO_JIT)
         with cursor.copy(copy_sql) as copy:
             for data in copy:
                 messages += 1

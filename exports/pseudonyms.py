@@ -65,7 +65,11 @@ def staff_ids(site_ids: Collection[int], study_ids: Collection[int] | None) -> S
     codes = dict(studies_at_sites(site_ids).values_list("id", "code"))
     members: dict[int, list[int]] = defaultdict(list)
     visit_info: dict[int, tuple[int, int, str, int | None]] = {}
-    for visit_id, participant_pk, study_id, kind, dosing_number, user_id in visit_staff_at_sites(site_ids, study_ids):
+    # Unordered (``order_by()``): the order does not matter here, and a model's default ordering would make the
+    # raters' DISTINCT one row per questionnaire rather than per (study, rater).
+    for visit_id, participant_pk, study_id, kind, dosing_number, user_id in visit_staff_at_sites(
+        site_ids, study_ids
+    ).order_by():
         members[visit_id].append(user_id)
         visit_info[visit_id] = (participant_pk, study_id, kind, dosing_number)
     by_key: dict[str, str] = {}
@@ -76,11 +80,13 @@ def staff_ids(site_ids: Collection[int], study_ids: Collection[int] | None) -> S
         if kind not in THERAPY_KINDS:
             continue
         key = key_text(DYAD, study_id, users)
-        by_key[key] = visit_dyad[visit_id] = pseudonym(DYAD, codes.get(study_id, str(study_id)), users)
+        if key not in by_key:  # a dyad books many sessions: hashed once
+            by_key[key] = pseudonym(DYAD, codes.get(study_id, str(study_id)), users)
+        visit_dyad[visit_id] = by_key[key]
         if kind == VisitKind.DOSING.value:
             order = (dosing_number is None, dosing_number or 0, visit_id)
             if participant_pk not in first_dosing or order < first_dosing[participant_pk][0]:
                 first_dosing[participant_pk] = (order, by_key[key])
-    for study_id, user_id in raters_at_sites(site_ids, study_ids):
+    for study_id, user_id in raters_at_sites(site_ids, study_ids).order_by():
         by_key[key_text(RATER, study_id, [user_id])] = pseudonym(RATER, codes.get(study_id, str(study_id)), [user_id])
     return StaffIds(by_key, {pk: dyad for pk, (_order, dyad) in first_dosing.items()}, visit_dyad)

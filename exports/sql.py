@@ -18,14 +18,15 @@ from exports.timepoints import TIMEPOINT_JOIN, TimepointMap, timepoint_cte, time
 from exports.wide import WideColumn, index_columns
 from scheduling.protocol import VisitKind
 
-# A participant's treating dyad: the staff of their first dosing session with staff booked (exports.pseudonyms).
-# The one value composed in is the VisitKind member, a constant of the code, never request input.
-_TREATING_DYAD_MEMBERS = (
-    "(SELECT string_agg(vs.user_id::text, ',' ORDER BY vs.user_id) FROM scheduling_visit_staff vs "  # noqa: S608
-    "WHERE vs.visit_id = (SELECT d.id FROM scheduling_visit d WHERE d.participant_id = p.id "
-    f"AND d.kind = '{VisitKind.DOSING.value}' "
-    "AND EXISTS (SELECT 1 FROM scheduling_visit_staff x WHERE x.visit_id = d.id) "
-    "ORDER BY d.dosing_number NULLS LAST, d.id LIMIT 1))"
+# Each participant's treating dyad: the staff of their first dosing session with staff booked (exports.pseudonyms),
+# grouped once for every participant (joined in px as ``td``). The one value composed in is the VisitKind member, a
+# constant of the code, never request input.
+_TREATING_DYAD_JOIN = (
+    " LEFT JOIN (SELECT DISTINCT ON (d.participant_id) d.participant_id, vst.members FROM scheduling_visit d "  # noqa: S608
+    "JOIN (SELECT vs.visit_id, string_agg(vs.user_id::text, ',' ORDER BY vs.user_id) AS members "
+    "FROM scheduling_visit_staff vs GROUP BY vs.visit_id) vst ON vst.visit_id = d.id "
+    f"WHERE d.kind = '{VisitKind.DOSING.value}' "
+    "ORDER BY d.participant_id, d.dosing_number NULLS LAST, d.id) td ON td.participant_id = p.id"
 )
 
 
@@ -36,10 +37,12 @@ def _px(scope: Scope, staff: StaffIds | None = None, timepoints: TimepointMap | 
     it only (never a column of a blinded export), the schedule's protocol version and the arm key (exports.timepoints).
     """
     staff_cols: sql.Composable = sql.SQL("")
+    staff_join: sql.Composable = sql.SQL("")
     if staff is not None:
         staff_cols = sql.SQL(
-            ", {m}::jsonb AS staff, ({m}::jsonb ->> ('D:' || p.study_id || ':' || {members})) AS dyad_id"
-        ).format(m=sql.Literal(json.dumps(staff.by_key, sort_keys=True)), members=sql.SQL(_TREATING_DYAD_MEMBERS))
+            ", {m}::jsonb AS staff, ({m}::jsonb ->> ('D:' || p.study_id || ':' || td.members)) AS dyad_id"
+        ).format(m=sql.Literal(json.dumps(staff.by_key, sort_keys=True)))
+        staff_join = sql.SQL(_TREATING_DYAD_JOIN)
     arm_col: sql.Composable = sql.SQL(", arm.code AS arm") if scope.with_arm else sql.SQL("")
     if timepoints is not None:
         arm_col += sql.SQL(", ps.protocol_version_id AS pv_id, COALESCE(arm.code, '') AS tp_arm")
@@ -62,10 +65,15 @@ def _px(scope: Scope, staff: StaffIds | None = None, timepoints: TimepointMap | 
         "FROM participants_participant p JOIN participants_site s ON s.id = p.site_id "
         "LEFT JOIN participants_contactdetails c ON c.participant_id = p.id "
         "CROSS JOIN LATERAL (SELECT COALESCE(NULLIF(c.time_zone, ''), s.time_zone) AS tz) z "
-        "LEFT JOIN scheduling_participantschedule ps ON ps.participant_id = p.id{arm_join} "
+        "LEFT JOIN scheduling_participantschedule ps ON ps.participant_id = p.id{arm_join}{staff_join} "
         "WHERE {where}) {tp_cte}"
     ).format(
-        staff_cols=staff_cols, arm_col=arm_col, arm_join=arm_join, where=sql.SQL(" AND ").join(where), tp_cte=tp_cte
+        staff_cols=staff_cols,
+        arm_col=arm_col,
+        arm_join=arm_join,
+        staff_join=staff_join,
+        where=sql.SQL(" AND ").join(where),
+        tp_cte=tp_cte,
     )
 
 

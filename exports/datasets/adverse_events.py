@@ -218,7 +218,7 @@ ADVERSE_EVENTS = Dataset(
             "review_count",
             INT,
             "Number of investigator reviews",
-            "(SELECT count(*) FROM safety_adverseeventreview rv WHERE rv.event_id = ae.id)::int",
+            "COALESCE(lr.review_count, 0)::int",
             lambda r, p: r["review_count"],
         ),
         Column(
@@ -243,7 +243,7 @@ ADVERSE_EVENTS = Dataset(
             "follow_up_count",
             INT,
             "Number of follow-up entries (their notes are free text and never exported)",
-            "(SELECT count(*) FROM safety_adverseeventfollowup fu WHERE fu.event_id = ae.id)::int",
+            "COALESCE(fu.follow_up_count, 0)::int",
             lambda r, p: r["follow_up_count"],
         ),
         ARM,
@@ -256,8 +256,13 @@ ADVERSE_EVENTS = Dataset(
         "JOIN participants_participant pp ON pp.id = px.id "
         "JOIN participants_study st ON st.id = pp.study_id "
         "LEFT JOIN scheduling_visit v ON v.id = ae.visit_id "
-        "LEFT JOIN LATERAL (SELECT lr.causality_drug, lr.causality_therapy FROM safety_adverseeventreview lr "
-        "WHERE lr.event_id = ae.id ORDER BY lr.reviewed_at DESC, lr.id DESC LIMIT 1) lr ON true"
+        # Each event's reviews (their number, the latest's causality) and follow-ups, grouped once.
+        "LEFT JOIN (SELECT rv.event_id, count(*) AS review_count, "
+        "(array_agg(rv.causality_drug ORDER BY rv.reviewed_at DESC, rv.id DESC))[1] AS causality_drug, "
+        "(array_agg(rv.causality_therapy ORDER BY rv.reviewed_at DESC, rv.id DESC))[1] AS causality_therapy "
+        "FROM safety_adverseeventreview rv GROUP BY rv.event_id) lr ON lr.event_id = ae.id "
+        "LEFT JOIN (SELECT f.event_id, count(*) AS follow_up_count FROM safety_adverseeventfollowup f "
+        "GROUP BY f.event_id) fu ON fu.event_id = ae.id"
     ),
     order_sql="px.participant_id, ae.onset_at, ae.id",
     filter_sql={"visit_code": "v.code"},

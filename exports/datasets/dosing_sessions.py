@@ -107,7 +107,7 @@ DOSING_SESSIONS = Dataset(
             "present_staff_count",
             INT,
             "Staff with an account recorded as present",
-            "(SELECT count(*) FROM safety_dosingsession_present_staff ps WHERE ps.dosingsession_id = ds.id)::int",
+            "COALESCE(pst.n, 0)::int",
             lambda r, p: r["present_staff_count"],
         ),
         Column(
@@ -121,7 +121,7 @@ DOSING_SESSIONS = Dataset(
             "vital_sign_count",
             INT,
             "Vital-sign rows recorded (see the vital_signs dataset)",
-            "(SELECT count(*) FROM safety_vitalsign vc WHERE vc.session_id = ds.id)::int",
+            "COALESCE(vsc.n, 0)::int",
             lambda r, p: r["vital_sign_count"],
         ),
         Column(
@@ -144,7 +144,12 @@ DOSING_SESSIONS = Dataset(
         local_date_column("session_date", "Date the session started (local)", "ds.started_at", "started_at"),
     ),
     from_sql=(
-        "JOIN safety_dosingsession ds ON ds.participant_id = px.id JOIN scheduling_visit v ON v.id = ds.visit_id"
+        "JOIN safety_dosingsession ds ON ds.participant_id = px.id JOIN scheduling_visit v ON v.id = ds.visit_id "
+        # Each session's present staff and vital signs, counted once.
+        "LEFT JOIN (SELECT ps.dosingsession_id, count(*) AS n FROM safety_dosingsession_present_staff ps "
+        "GROUP BY ps.dosingsession_id) pst ON pst.dosingsession_id = ds.id "
+        "LEFT JOIN (SELECT vc.session_id, count(*) AS n FROM safety_vitalsign vc GROUP BY vc.session_id) vsc "
+        "ON vsc.session_id = ds.id"
     ),
     order_sql="px.participant_id, ds.started_at, ds.id",
     filter_sql={"visit_code": "v.code"},

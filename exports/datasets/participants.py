@@ -99,10 +99,11 @@ PARTICIPANTS = Dataset(
         date_column("withdrawal_date", "Withdrawal date (local)", "p.withdrawal_date", "withdrawal_date"),
     ),
     from_sql=(
+        # The latest signed consent of each participant, grouped once.
         "JOIN participants_participant p ON p.id = px.id "
-        "LEFT JOIN LATERAL (SELECT d.version FROM participants_consentrecord cr "
-        "JOIN participants_consentdocument d ON d.id = cr.document_id "
-        "WHERE cr.participant_id = p.id ORDER BY cr.id DESC LIMIT 1) cv ON true"
+        "LEFT JOIN (SELECT DISTINCT ON (cr.participant_id) cr.participant_id, d.version "
+        "FROM participants_consentrecord cr JOIN participants_consentdocument d ON d.id = cr.document_id "
+        "ORDER BY cr.participant_id, cr.id DESC) cv ON cv.participant_id = p.id"
     ),
     order_sql="px.participant_id",
     filter_sql={},

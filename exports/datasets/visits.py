@@ -14,6 +14,7 @@ from exports.columns import (
     SITE,
     TEXT,
     TIMEPOINT,
+    VISIT_STAFF_JOIN,
     YES_NO,
     Column,
     PCtx,
@@ -118,7 +119,13 @@ VISITS = Dataset(
             "days_since_last_dosing",
             INT,
             "Days since the most recent earlier dosing session",
-            f"({_OCCURRED} - ld.last_dose)",
+            # The latest local date among the participant's other dosing sessions on or before this visit's (the one
+            # value composed in is a constant of the code).
+            (
+                f"CASE WHEN v.occurred_at IS NOT NULL AND dd.ids IS NOT NULL THEN ({_OCCURRED} - "  # noqa: S608
+                "(SELECT max((t.at AT TIME ZONE px.tz)::date) FROM unnest(dd.ids, dd.ats) t (id, at) "
+                f"WHERE t.id <> v.id AND (t.at AT TIME ZONE px.tz)::date <= {_OCCURRED})) END"
+            ),
             _days_since_dosing,
             role="arm",
             unit="days",
@@ -133,14 +140,14 @@ VISITS = Dataset(
         date_column("window_end_date", "Window end (local)", "v.window_end", "window_end"),
         local_date_column("occurred_date", "Date it took place (local)", "v.occurred_at", "occurred_at"),
     ),
-    # The one value composed in is the VisitKind member, a constant of the code, never request input.
+    # The participant's dosing sessions that took place, grouped once per participant (for days_since_last_dosing;
+    # the planner drops the join when that column is not exported), and the staff booked on each visit. The one value
+    # composed in is the VisitKind member, a constant of the code, never request input.
     from_sql=(
         "JOIN scheduling_visit v ON v.participant_id = px.id "  # noqa: S608
-        "LEFT JOIN LATERAL (SELECT max((d.occurred_at AT TIME ZONE px.tz)::date) AS last_dose FROM scheduling_visit d "
-        f"WHERE d.participant_id = v.participant_id AND d.kind = '{VisitKind.DOSING.value}' "
-        "AND d.occurred_at IS NOT NULL "
-        "AND d.id <> v.id AND (d.occurred_at AT TIME ZONE px.tz)::date <= (v.occurred_at AT TIME ZONE px.tz)::date) "
-        "ld ON true"
+        "LEFT JOIN (SELECT d.participant_id, array_agg(d.id) AS ids, array_agg(d.occurred_at) AS ats "
+        f"FROM scheduling_visit d WHERE d.kind = '{VisitKind.DOSING.value}' AND d.occurred_at IS NOT NULL "
+        "GROUP BY d.participant_id) dd ON dd.participant_id = v.participant_id" + VISIT_STAFF_JOIN
     ),
     order_sql="px.participant_id, v.target_date NULLS LAST, v.id",
     filter_sql={"visit_code": "v.code"},
