@@ -119,11 +119,13 @@ def link_state(link: ParticipantLink) -> dict[str, Any]:
     language = texts.language_of(participant)
     now = timezone.now()
     pending = selectors.link_pending(link, now)
+    # The library and the packs as read for this request: no query per questionnaire.
+    read = selectors.link_wording(link)
     items = []
     for position, adm in enumerate(pending, start=1):
-        instrument = library.instrument_get(adm.instrument_code)
+        instrument = read.library.instrument(adm.instrument_code)
         # The pack's wording in the participant's language (a held questionnaire is not pending: it has none).
-        wording = texts.participant_wording(adm, language)
+        wording = read.participant_wording(adm, language)
         items.append(
             {
                 "position": position,
@@ -222,7 +224,9 @@ class ResponseCreate(APIView):
         data.is_valid(raise_exception=True)
         v = data.validated_data
         participant = participant_selectors.participant_get(request.user, v["participant_id"])
-        visit = scheduling_selectors.visit_get(request.user, v["visit_id"])
+        visit = scheduling_selectors.visit_get(request.user, v["visit_id"], staff=False)
+        # The stored response comes back with its answers and scores in place: nothing is read back to render it
+        # (the participant was read within the user's sites above).
         response = services.response_create_staff(
             participant=participant,
             visit=visit,
@@ -230,7 +234,6 @@ class ResponseCreate(APIView):
             answers=v["answers"],
             by=request.user,
         )
-        response = selectors.response_get(request.user, response.pk)
         return HttpResponse(render_response(response), status=status.HTTP_201_CREATED)
 
 

@@ -30,32 +30,80 @@ def superseded_instruments() -> dict[tuple[str, str], Instrument]:
 _parsed_versions: dict[tuple[int, str, str], Instrument] = {}
 
 
-def _parse_row(row: InstrumentVersion) -> Instrument:
-    # Rows are immutable, so the parsed form is cached per row (the key includes code and version so that a pk reused
-    # after a rolled-back test transaction cannot serve another definition).
-    key = (row.pk, row.code, row.version)
-    if key not in _parsed_versions:
-        _parsed_versions[key] = parse_instrument(row.definition)
-    return _parsed_versions[key]
+def _definition_of(pk: int, code: str, version: str) -> Instrument:
+    # Rows are immutable, so the parsed form is cached per row and the definition (a large JSON document) is read from
+    # the database once per process (the key includes code and version so that a pk reused after a rolled-back test
+    # transaction cannot serve another definition).
+    key = (pk, code, version)
+    parsed = _parsed_versions.get(key)
+    if parsed is None:
+        definition = InstrumentVersion.objects.values_list("definition", flat=True).get(pk=pk)
+        parsed = _parsed_versions[key] = parse_instrument(definition)
+    return parsed
 
 
-def instrument_get(code: str, version: str | None = None) -> Instrument:
-    """The definition to use for ``code``: the latest loaded version (or exactly ``version``), else the shipped file
-    (for an exact ``version``, also an earlier shipped version kept under ``instruments/superseded/``, so a stored
-    response is corrected and rescored with the definition it was answered under). Raises KeyError when no such
-    instrument exists."""
-    rows = InstrumentVersion.objects.filter(code=code)
-    if version is not None:
-        rows = rows.filter(version=version)
-    row = rows.order_by("-loaded_at", "-id").first()
+def _definitions_read(rows: list[tuple[int, str, str]]) -> None:
+    """Parse the rows not parsed yet in this process, their definitions read in one query."""
+    missing = [row for row in rows if row not in _parsed_versions]
+    if missing:
+        found = dict(
+            InstrumentVersion.objects.filter(pk__in=[pk for pk, _c, _v in missing]).values_list("pk", "definition")
+        )
+        for row in missing:
+            if row[0] in found:
+                _parsed_versions[row] = parse_instrument(found[row[0]])
+
+
+def _resolve(code: str, version: str | None, row: tuple[int, str, str] | None) -> Instrument:
     if row is not None:
-        return _parse_row(row)
+        return _definition_of(*row)
     shipped = shipped_instruments().get(code)
     if shipped is not None and (version is None or shipped.version == version):
         return shipped
     if version is not None and (code, version) in superseded_instruments():
         return superseded_instruments()[(code, version)]
     raise KeyError(code if version is None else f"{code} v{version}")
+
+
+def instrument_get(code: str, version: str | None = None) -> Instrument:
+    """The definition to use for ``code``: the latest loaded version (or exactly ``version``), else the shipped file
+    (for an exact ``version``, also an earlier shipped version kept under ``instruments/superseded/``, so a stored
+    response is corrected and rescored with the definition it was answered under). Raises KeyError when no such
+    instrument exists. One query, which reads no definition: a version's parsed definition is read once per process."""
+    rows = InstrumentVersion.objects.filter(code=code)
+    if version is not None:
+        rows = rows.filter(version=version)
+    row = rows.order_by("-loaded_at", "-id").values_list("pk", "code", "version").first()
+    return _resolve(code, version, row)
+
+
+class Library:
+    """The library as it stands, read once (one query, no definition read): the versions loaded, resolved to their
+    parsed definitions from the per-process cache. For a request that needs several instruments (a participant's
+    link), so that each costs no query; read a new one for each request (a site may load a version at any time)."""
+
+    def __init__(self) -> None:
+        self._latest: dict[str, tuple[int, str, str]] = {}
+        self._exact: dict[tuple[str, str], tuple[int, str, str]] = {}
+        for pk, code, version in InstrumentVersion.objects.order_by("code", "-loaded_at", "-id").values_list(
+            "pk", "code", "version"
+        ):
+            self._latest.setdefault(code, (pk, code, version))
+            self._exact[(code, version)] = (pk, code, version)
+
+    def instrument(self, code: str, version: str | None = None) -> Instrument:
+        """As ``instrument_get``, without a query."""
+        row = self._latest.get(code) if version is None else self._exact.get((code, version))
+        return _resolve(code, version, row)
+
+    def instruments(self) -> list[Instrument]:
+        """As ``instruments_all``."""
+        shipped = shipped_instruments()
+        _definitions_read(list(self._latest.values()))
+        return [
+            _definition_of(*self._latest[code]) if code in self._latest else shipped[code]
+            for code in sorted(set(shipped) | set(self._latest))
+        ]
 
 
 def instrument_codes() -> list[str]:
@@ -75,13 +123,7 @@ def stored_instrument_catalogue() -> set[str]:
 
 def instruments_all() -> list[Instrument]:
     """Every instrument in its current definition (the latest loaded version, else the shipped file), in one query."""
-    latest: dict[str, InstrumentVersion] = {}
-    for row in InstrumentVersion.objects.order_by("code", "-loaded_at", "-id"):
-        latest.setdefault(row.code, row)
-    shipped = shipped_instruments()
-    return [
-        _parse_row(latest[code]) if code in latest else shipped[code] for code in sorted(set(shipped) | set(latest))
-    ]
+    return Library().instruments()
 
 
 def contract_errors(new: Instrument, reference: Instrument) -> list[str]:

@@ -93,28 +93,55 @@ def link_by_pk(link_id: int) -> ParticipantLink | None:
     return link if link is not None and link_usable(link) else None
 
 
+def link_wording(link: ParticipantLink) -> texts.Wording:
+    """The library and text packs as read for this link's request (read once per link object: a request reads its
+    link afresh, and so sees a pack loaded since the last one)."""
+    wording: texts.Wording | None = getattr(link, "_wording", None)
+    if wording is None:
+        wording = link._wording = texts.Wording()  # type: ignore[attr-defined]
+    return wording
+
+
+def _self_reports(link: ParticipantLink) -> list[Administration]:
+    # The visit's self-report administrations, in visit order, read once per link object (``link_forget_reads``
+    # after a write to them).
+    adms: list[Administration] | None = getattr(link, "_self_reports", None)
+    if adms is None:
+        adms = list(Administration.objects.filter(visit_id=link.visit_id, respondent=SELF).order_by("order", "id"))
+        link._self_reports = adms  # type: ignore[attr-defined]
+    return adms
+
+
+def link_forget_reads(link: ParticipantLink) -> None:
+    """After a write to the link's administrations: the next read of them reads them again."""
+    link._self_reports = None  # type: ignore[attr-defined]
+
+
 def link_usable(link: ParticipantLink, *, now: dt.datetime | None = None) -> bool:
     """Not revoked, the participant active, and one of the visit's self-report questionnaires still answerable."""
     now = now or timezone.now()
     if link.revoked_at is not None or link.participant.status in INACTIVE_PARTICIPANT:
         return False
-    adms = _offered(link.participant, Administration.objects.filter(visit_id=link.visit_id, respondent=SELF))
+    adms = _offered(link.participant, _self_reports(link), link_wording(link).available())
     closes = [a.closes_at for a in adms if administration_status(a, now) in ANSWERABLE and a.closes_at is not None]
     return bool(closes) and now <= max(closes)
 
 
-def _offered(participant: Participant, adms: Iterable[Administration]) -> list[Administration]:
+def _offered(
+    participant: Participant, adms: Iterable[Administration], available: Collection[tuple[str, str]] | None = None
+) -> list[Administration]:
     """The administrations a participant is offered: those held for want of wording in their language are not."""
     language = texts.language_of(participant)
-    available = texts.text_available()
+    if available is None:
+        available = texts.text_available()
     return [a for a in adms if not texts.is_held(a, language, available)]
 
 
 def link_pending(link: ParticipantLink, now: dt.datetime) -> list[Administration]:
     """The link's self-report administrations that can be answered now and have wording in the participant's
     language, in visit order."""
-    adms = Administration.objects.filter(visit_id=link.visit_id, respondent=SELF).order_by("order", "id")
-    return [a for a in _offered(link.participant, adms) if is_open(a, now)]
+    offered = _offered(link.participant, _self_reports(link), link_wording(link).available())
+    return [a for a in offered if is_open(a, now)]
 
 
 def administrations_offered(participant: Participant, adms: Iterable[Administration]) -> list[Administration]:

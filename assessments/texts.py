@@ -14,14 +14,14 @@ not started yet.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
 
 from django.conf import settings
 from django.db.models import Q
 
 from assessments.definitions import Instrument
-from assessments.library import instrument_get, instruments_all
+from assessments.library import Library, instrument_get
 from assessments.models import Administration, InstrumentText
 from assessments.text_packs import TextPack, has_own_text, pack_from_definition, parse_text_pack
 from assessments.windows import SELF
@@ -58,40 +58,117 @@ def _placeholders_allowed() -> bool:
     return bool(settings.DEBUG)
 
 
+# The light columns of a stored pack (its content, a large JSON document, is read once per process: rows are immutable).
+_ROW = ("pk", "instrument_code", "instrument_version", "language", "version", "placeholder")
+_RowKey = tuple[int, str, str, str, str, bool]
+
+
+def _parse(
+    key: tuple[int, str, str, str], content: object, lookup: Callable[[str, str | None], Instrument]
+) -> TextPack:
+    pack = parse_text_pack(content, instrument_lookup=lookup, languages=[key[2]], allow_placeholder=True)
+    _parsed[key] = TextPack(**{**pack.__dict__, "pk": key[0]})
+    return _parsed[key]
+
+
 def pack_of_row(row: InstrumentText, instrument: Instrument | None = None) -> TextPack:
     """The parsed pack of a stored row (rows are immutable, so the parse is cached per row)."""
     key = (row.pk, row.instrument_code, row.language, row.version)
     if key not in _parsed:
-        pack = parse_text_pack(
-            row.content,
-            instrument_lookup=lambda code, version: (
-                instrument
-                if instrument is not None and instrument.version == version
-                else instrument_get(code, version)
-            ),
-            languages=[row.language],
-            allow_placeholder=True,
-        )
-        _parsed[key] = TextPack(**{**pack.__dict__, "pk": row.pk})
+        _parse(key, row.content, _lookup(instrument, instrument_get))
     return _parsed[key]
+
+
+def _lookup(
+    instrument: Instrument | None, fallback: Callable[[str, str | None], Instrument]
+) -> Callable[[str, str | None], Instrument]:
+    return lambda code, version: (
+        instrument if instrument is not None and instrument.version == version else fallback(code, version)
+    )
+
+
+_own_packs: dict[int, tuple[Instrument, TextPack]] = {}
+
+
+def _own_pack(instrument: Instrument) -> TextPack:
+    # Parsed definitions are cached per process, so their own wording is built once per definition.
+    held = _own_packs.get(id(instrument))
+    if held is None or held[0] is not instrument:
+        held = _own_packs[id(instrument)] = (instrument, pack_from_definition(instrument))
+    return held[1]
+
+
+class Wording:
+    """The packs as they stand, read once: one query for the stored packs (their light columns; a pack's content is
+    read once per process), with the library read once (``library.Library``). For a request that shows several
+    questionnaires, so that none costs a query; read a new one for each request (a site may load a pack at any time,
+    and a participant must see it on their next page)."""
+
+    def __init__(self, library: Library | None = None) -> None:
+        self.library = library if library is not None else Library()
+        self._rows: dict[int, _RowKey] = {
+            row[0]: row for row in InstrumentText.objects.order_by("loaded_at", "id").values_list(*_ROW)
+        }
+        self._in_force: dict[tuple[str, str], TextPack] | None = None
+
+    def _packs(self, rows: list[tuple[_RowKey, Instrument | None]]) -> list[TextPack]:
+        """The parsed packs of these rows, the contents of those not parsed yet in this process read in one query."""
+        keys = [(row[0], row[1], row[3], row[4]) for row, _inst in rows]
+        missing = [key[0] for key in keys if key not in _parsed]
+        contents = dict(InstrumentText.objects.filter(pk__in=missing).values_list("pk", "content")) if missing else {}
+        out = []
+        for key, (_row, instrument) in zip(keys, rows, strict=True):
+            pack = _parsed.get(key)
+            if pack is None:
+                pack = _parse(key, contents[key[0]], _lookup(instrument, self.library.instrument))
+            out.append(pack)
+        return out
+
+    def in_force(self) -> dict[tuple[str, str], TextPack]:
+        """As ``packs_in_force``."""
+        if self._in_force is None:
+            instruments = {inst.code: inst for inst in self.library.instruments()}
+            out: dict[tuple[str, str], TextPack] = {}
+            for inst in instruments.values():
+                if has_own_text(inst):
+                    out[(inst.code, "en")] = _own_pack(inst)
+            placeholders = _placeholders_allowed()
+            chosen: dict[tuple[str, str], tuple[_RowKey, Instrument | None]] = {}
+            for row in self._rows.values():  # in load order: a later pack replaces an earlier one
+                _pk, code, version, language, _v, placeholder = row
+                current = instruments.get(code)
+                if current is None or version != current.version or (placeholder and not placeholders):
+                    continue
+                chosen[(code, language)] = (row, current)
+            for key, pack in zip(chosen, self._packs(list(chosen.values())), strict=True):
+                out[key] = pack
+            self._in_force = out
+        return self._in_force
+
+    def available(self) -> set[tuple[str, str]]:
+        """As ``text_available``."""
+        return set(self.in_force())
+
+    def pack_for(self, administration: Administration, language: str) -> TextPack | None:
+        """As ``pack_for``."""
+        if administration.text_pack_id is not None:
+            return self._packs([(self._rows[administration.text_pack_id], None)])[0]
+        return self.in_force().get((administration.instrument_code, language))
+
+    def participant_wording(self, administration: Administration, language: str) -> TextPack:
+        """As ``participant_wording``."""
+        pack = self.pack_for(administration, language)
+        if pack is None:
+            raise LookupError(f"{administration.instrument_code} has no wording in '{language}': it is held")
+        return pack
 
 
 def packs_in_force() -> dict[tuple[str, str], TextPack]:
     """The pack shown for each (instrument code, language) to a questionnaire not yet started: the latest loaded pack
     of the instrument's current version, else the wording of a verbatim or site-supplied definition (English). Two
-    queries whatever the number of packs."""
-    instruments = {inst.code: inst for inst in instruments_all()}
-    out: dict[tuple[str, str], TextPack] = {}
-    for inst in instruments.values():
-        if has_own_text(inst):
-            out[(inst.code, "en")] = pack_from_definition(inst)
-    placeholders = _placeholders_allowed()
-    for row in InstrumentText.objects.order_by("loaded_at", "id"):
-        current = instruments.get(row.instrument_code)
-        if current is None or row.instrument_version != current.version or (row.placeholder and not placeholders):
-            continue
-        out[(row.instrument_code, row.language)] = pack_of_row(row, current)
-    return out
+    queries whatever the number of packs (and, the first time a process meets a pack or a definition, one to read
+    them)."""
+    return Wording().in_force()
 
 
 def text_available() -> set[tuple[str, str]]:
@@ -108,8 +185,11 @@ def pack_for(administration: Administration, language: str) -> TextPack | None:
     """The wording of ``administration`` for a participant in ``language``: its pinned pack, else the pack in force;
     None when it has none (it is held)."""
     if administration.text_pack_id is not None:
-        row = InstrumentText.objects.get(pk=administration.text_pack_id)
-        return pack_of_row(row)
+        row = InstrumentText.objects.values_list(*_ROW).get(pk=administration.text_pack_id)
+        key = (row[0], row[1], row[3], row[4])
+        if key in _parsed:
+            return _parsed[key]
+        return pack_of_row(InstrumentText.objects.get(pk=administration.text_pack_id))
     return packs_in_force().get((administration.instrument_code, language))
 
 
@@ -164,10 +244,11 @@ class Coverage:
 def text_coverage() -> list[Coverage]:
     """For each self-report instrument (current version) and each site language, the pack in force or none (then its
     questionnaires are held for participants in that language). Two queries."""
-    packs = packs_in_force()
+    wording = Wording()
+    packs = wording.in_force()
     return [
         Coverage(inst.code, inst.version, language, packs.get((inst.code, language)))
-        for inst in instruments_all()
+        for inst in wording.library.instruments()
         if inst.respondent == SELF
         for language in site_languages()
     ]

@@ -25,10 +25,8 @@ from django.views.decorators.http import require_http_methods
 
 from assessments import links, selectors, services
 from assessments.definitions import Instrument, Item, validate_answers, visible_items
-from assessments.library import instrument_get
 from assessments.models import Administration, ParticipantLink
 from assessments.paging import Screen, answered_of, instrument_screens, screen_of
-from assessments.texts import participant_wording
 from participants import selectors as participant_selectors
 from trialsite.errors import ServiceError
 
@@ -116,7 +114,8 @@ def _activate_session_language(request: HttpRequest) -> None:
 
 def _pages(link: ParticipantLink) -> list[Page]:
     pending = selectors.link_pending(link, timezone.now())
-    return [(adm, instrument_get(adm.instrument_code)) for adm in pending]
+    library = selectors.link_wording(link).library
+    return [(adm, library.instrument(adm.instrument_code)) for adm in pending]
 
 
 def _missing(instrument: Instrument, answers: dict[str, Any]) -> dict[str, list[str]]:
@@ -193,7 +192,7 @@ def _render_page(
     adm, instrument = pages[number - 1]
     screens = instrument_screens(instrument)
     on_screen = {it.code for it in screens[screen - 1]}
-    wording = participant_wording(adm, translation.get_language() or "en")
+    wording = selectors.link_wording(link).participant_wording(adm, translation.get_language() or "en")
     shown = {it.code for it in visible_items(instrument, answers)}
     position = {it.code: i for i, it in enumerate(instrument.items, start=1)}
     items = [
@@ -345,7 +344,7 @@ def review(request: HttpRequest) -> HttpResponse:
         answers = adm.draft_answers
         missing = _missing(instrument, answers)
         incomplete += len(missing)
-        wording = participant_wording(adm, language)
+        wording = selectors.link_wording(link).participant_wording(adm, language)
         rows = []
         for it in visible_items(instrument, answers):
             value = answers.get(it.code)

@@ -315,6 +315,22 @@ class Lens:
         """The ids of the visits ``not_listed`` names, as a subquery (for another app's rows about visits)."""
         return Visit.objects.filter(self.not_listed()).values("pk")
 
+    def may_hide(self, visit: Visit) -> bool:
+        """Could ``hidden`` name this visit (read with its participant's study and its protocol version)? False is
+        certain and costs no query: the viewer is not blinded at the visit's site for its study, or the visit is
+        unscheduled or outside any plan, or no arm of its protocol version hides its code. True: ask ``shown``."""
+        if visit.unscheduled or visit.protocol_version_id is None:
+            return False
+        participant = visit.participant
+        if visit.study_id != participant.study_id:
+            return True  # not the participant's study as read: let the query decide
+        if not self.blinded_at(visit.site_id, participant.study):
+            return False
+        version = visit.protocol_version
+        assert version is not None
+        faces = faces_of(version)
+        return any(visit.code in faces.hidden_codes(arm) for arm in faces.arms())
+
     def shown(self, qs: QuerySet[Visit]) -> QuerySet[Visit]:
         return qs.exclude(self.hidden()) if self.any_blinded() else qs
 

@@ -29,6 +29,7 @@ from django.db.models import (
     When,
 )
 from django.db.models.functions import Cast, Coalesce, NullIf, TruncDate
+from django.http import Http404
 from django.shortcuts import get_object_or_404
 
 from participants import selectors as participant_selectors
@@ -76,10 +77,24 @@ def visits_listed_for(user: Actor) -> QuerySet[Visit]:
     return _listed(Visit.objects.filter(site_id__in=site_ids_for(user)))
 
 
-def visit_get(user: Actor, visit_id: int) -> Visit:
+def visit_get(user: Actor, visit_id: int, *, staff: bool = True) -> Visit:
     """One visit, or Http404 when it does not exist, lies outside the user's sites or is one the user's blinded view
-    of the schedule does not show (the three look the same; ``scheduling.blinded_view``)."""
-    return get_object_or_404(Lens(user).shown(visits_for(user)), pk=visit_id)
+    of the schedule does not show (the three look the same; ``scheduling.blinded_view``). ``staff``: with the staff
+    booked for it (one more query); a caller that shows none passes False.
+
+    One query (two with the staff) for a visit the view could not hide whoever the participant's arm is, which is most
+    of them: the blinded view's studies and protocol versions are read only for one it could hide."""
+    qs = visits_for(user) if staff else _plain(Visit.objects.filter(participant__site_id__in=site_ids_for(user)))
+    visit = get_object_or_404(qs, pk=visit_id)
+    lens = Lens(user)
+    if lens.may_hide(visit) and not lens.shown(Visit.objects.filter(pk=visit.pk)).exists():
+        raise Http404("No Visit matches the given query.")
+    return visit
+
+
+def _plain(qs: QuerySet[Visit]) -> QuerySet[Visit]:
+    # As ``_with_display``, without the staff.
+    return qs.select_related("participant__site", "participant__study", "room", "protocol_version")
 
 
 def visits_of(participant: Participant) -> QuerySet[Visit]:

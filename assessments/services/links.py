@@ -13,7 +13,13 @@ from assessments import links, texts
 from assessments.definitions import validate_answers, visible_items
 from assessments.library import instrument_get
 from assessments.models import Administration, ParticipantLink, Response
-from assessments.selectors import INACTIVE_PARTICIPANT, administrations_offered, link_pending
+from assessments.selectors import (
+    INACTIVE_PARTICIPANT,
+    administrations_offered,
+    link_forget_reads,
+    link_pending,
+    link_wording,
+)
 from assessments.services._actors import account_of
 from assessments.services.responses import response_store
 from assessments.windows import ANSWERABLE, SELF, administration_status, is_open
@@ -118,8 +124,24 @@ def link_save_answers(
     changed, old and new. The submitted answers are audited again as the response (``link_submit``)."""
     now = timezone.now()
     pending = {a.instrument_code: a for a in link_pending(link, now)}
+    wording = link_wording(link)
     errors: dict[str, list[str]] = {}
     updates: list[tuple[Administration, dict[str, Any]]] = []
+    asked = [pending[code] for code, answers in answers_by_instrument.items() if code in pending]
+    # Merge under the row locks (one query for the questionnaires of this save): the page saves each answer as it is
+    # chosen, so saves of one questionnaire arrive concurrently, and merging into a draft read before the lock would
+    # drop an answer saved in between.
+    locked = (
+        {
+            a.pk: a
+            for a in Administration.objects.select_for_update(of=("self",))
+            .select_related("response")
+            .filter(pk__in=[a.pk for a in asked])
+            .order_by("pk")
+        }
+        if asked
+        else {}
+    )
     for code, answers in answers_by_instrument.items():
         pending_adm = pending.get(code)
         if pending_adm is None:
@@ -128,15 +150,13 @@ def link_save_answers(
         if not isinstance(answers, Mapping):
             errors[code] = ["answers must be an object of item codes"]
             continue
-        instrument = instrument_get(pending_adm.instrument_code)
-        # Merge under the row lock: the page saves each answer as it is chosen, so saves of one questionnaire arrive
-        # concurrently, and merging into a draft read before the lock would drop an answer saved in between.
-        adm = Administration.objects.select_for_update().get(pk=pending_adm.pk)
-        if hasattr(adm, "response"):
+        instrument = wording.library.instrument(pending_adm.instrument_code)
+        adm = locked[pending_adm.pk]
+        if _submitted(adm):
             raise Conflict("this questionnaire was already submitted")
         if adm.text_pack_id is None:
             # Pin the wording the participant began under (see assessments.texts): later packs serve new ones.
-            pack = texts.pack_for(adm, texts.language_of(link.participant))
+            pack = wording.pack_for(adm, texts.language_of(link.participant))
             adm.text_pack_id = pack.pk if pack is not None else None
         merged = {**adm.draft_answers, **answers}
         merged = {k: v for k, v in merged.items() if v is not None}
@@ -165,8 +185,15 @@ def link_save_answers(
         adm.draft_answers = merged
         adm.draft_saved_at = now
         adm.status = A.IN_PROGRESS if merged else A.DUE
-        adm.save(update_fields=["draft_answers", "draft_saved_at", "status", "text_pack", "updated_at"])
         saved.append(adm)
+    if saved:
+        # One UPDATE for every questionnaire of the save.
+        written = timezone.now()
+        for adm in saved:
+            adm.updated_at = written
+        Administration.objects.bulk_update(
+            saved, ["draft_answers", "draft_saved_at", "status", "text_pack", "updated_at"]
+        )
     if after:
         participant = link.participant
         audit_record(
@@ -180,7 +207,19 @@ def link_save_answers(
             changes=[("draft_answers", before, after)],
         )
     ParticipantLink.objects.filter(pk=link.pk).update(last_used_at=now)
+    link_forget_reads(link)
     return saved
+
+
+def _submitted(adm: Administration) -> bool:
+    """Has a response been stored for ``adm`` (read with its response, under its row lock)? A response committed while
+    this transaction waited for the lock is not in the joined row (only the locked row is read again), but it
+    completed the administration in the same transaction: then the response is looked for again."""
+    if hasattr(adm, "response"):
+        return True
+    if adm.status == A.COMPLETED:
+        return Response.objects.filter(administration_id=adm.pk).exists()
+    return False
 
 
 def link_submit(*, link: ParticipantLink) -> list[Response]:
@@ -222,6 +261,7 @@ def link_submit(*, link: ParticipantLink) -> list[Response]:
             for adm in todo
         ]
         ParticipantLink.objects.filter(pk=link.pk).update(last_used_at=now)
+    link_forget_reads(link)
     return sorted(done + created, key=lambda r: r.pk)
 
 

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from django.db import IntegrityError, transaction
+from django.db.models import Model
 from django.utils import timezone
 
 from assessments.definitions import Instrument, validate_answers, visible_items
@@ -82,17 +83,27 @@ def response_store(
     by: Actor,
     link: ParticipantLink | None = None,
     now: dt.datetime,
+    instrument: Instrument | None = None,
+    participant: Participant | None = None,
 ) -> Response:
     """Store a complete administration as a response: raw answers, scores, the administration completed, the safety
-    rules applied; audited with every answer. Runs inside the caller's transaction (entry or submit)."""
-    instrument = instrument_get(administration.instrument_code)
+    rules applied; audited with every answer. Runs inside the caller's transaction (entry or submit). ``instrument``
+    and ``participant`` (with its site), when the caller has read them, spare reading them again.
+
+    The response is returned with its participant, answers and scores in place, as ``selectors.response_get`` reads
+    them, so that the caller renders it without reading it back."""
+    if instrument is None:
+        instrument = instrument_get(administration.instrument_code)
     errors = validate_answers(instrument, answers, require_complete=True)
     if errors:
         raise _incomplete_error(errors)
     result = score(instrument, answers)
-    participant = participant_selectors.participant_with_contact(administration.participant_id)
+    if participant is None or participant.pk != administration.participant_id:
+        participant = participant_selectors.participant_with_contact(administration.participant_id)
     try:
-        with transaction.atomic():
+        # No savepoint: a second response for the administration (a race the row lock lets through only when the
+        # first committed while this one waited) fails the whole entry or submit, which is then answered 409.
+        with transaction.atomic(savepoint=False):
             response = Response.objects.create(
                 administration=administration,
                 participant=participant,
@@ -109,11 +120,14 @@ def response_store(
     except IntegrityError:
         raise Conflict("this questionnaire was already submitted") from None
     shown = {it.code for it in visible_items(instrument, answers)}
-    Answer.objects.bulk_create(
+    answer_rows = Answer.objects.bulk_create(
         Answer(response=response, item_code=item.code, value=answers.get(item.code) if item.code in shown else None)
         for item in instrument.items
     )
-    Score.objects.bulk_create(_score_rows(response, result, now))
+    score_rows = Score.objects.bulk_create(_score_rows(response, result, now))
+    # In the order ``selectors.responses_for`` reads them.
+    _prefetched(response, "answers", sorted(answer_rows, key=lambda a: a.pk))
+    _prefetched(response, "scores", sorted(score_rows, key=lambda s: (s.kind, s.pk)))
     Administration.objects.filter(pk=administration.pk).update(
         status=A.COMPLETED, draft_answers={}, draft_saved_at=None, updated_at=now
     )
@@ -130,6 +144,17 @@ def response_store(
     safety_alerts_raise(response=response, instrument=instrument, result=result, participant=participant, now=now)
     reconcile_reminders_on_commit(participant.pk)
     return response
+
+
+def _prefetched(instance: Model, name: str, rows: list[Any]) -> None:
+    """Put ``rows`` in place as the prefetched ``name`` of ``instance`` (as ``prefetch_related`` leaves them)."""
+    qs = getattr(instance, name).all()
+    qs._result_cache = rows
+    qs._prefetch_done = True
+    cache = getattr(instance, "_prefetched_objects_cache", None)
+    if cache is None:
+        cache = instance._prefetched_objects_cache = {}  # type: ignore[attr-defined]
+    cache[name] = qs
 
 
 def _can_enter(user: Actor, participant: Participant, instrument: Instrument) -> bool:
@@ -159,16 +184,44 @@ def response_create_staff(
     errors = validate_answers(instrument, answers, require_complete=True)
     if errors:
         raise _incomplete_error(errors)
-    adm = Administration.objects.select_for_update().filter(visit=visit, instrument_code=instrument.code).first()
+    adm = (
+        Administration.objects.select_for_update(of=("self",))
+        .select_related("response")
+        .filter(visit=visit, instrument_code=instrument.code)
+        .order_by("pk")
+        .first()
+    )
     if adm is None:
         adm = administration_add(visit=visit, instrument_code=instrument.code, by=by, reason="entered by staff")
         adm = Administration.objects.select_for_update().get(pk=adm.pk)
-    if hasattr(adm, "response"):
+    stored = _stored_response(adm)
+    if stored is not None:
         raise Conflict(
             "a response is already stored for this instrument at this visit; correct it with PATCH",
-            field_errors={"response_id": [str(adm.response.pk)]},
+            field_errors={"response_id": [str(stored.pk)]},
         )
-    return response_store(administration=adm, answers=answers, source=Response.Source.STAFF, by=by, now=timezone.now())
+    return response_store(
+        administration=adm,
+        answers=answers,
+        source=Response.Source.STAFF,
+        by=by,
+        now=timezone.now(),
+        instrument=instrument,
+        participant=participant,
+    )
+
+
+def _stored_response(adm: Administration) -> Response | None:
+    """The response stored for ``adm`` (read with its response, under its row lock), if any. A response committed
+    while this transaction waited for the lock is not in the joined row (only the locked row is read again), but it
+    completed the administration in the same transaction: then the response is looked for again."""
+    try:
+        return adm.response
+    except Response.DoesNotExist:
+        pass
+    if adm.status == A.COMPLETED:
+        return Response.objects.filter(administration_id=adm.pk).first()
+    return None
 
 
 def _rescore(
