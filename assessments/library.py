@@ -3,7 +3,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from functools import cache
+from typing import Any
+
+from django.db.models import Case, F, JSONField, QuerySet, Value, When
 
 from assessments.definitions import (
     Instrument,
@@ -42,16 +46,36 @@ def _definition_of(pk: int, code: str, version: str) -> Instrument:
     return parsed
 
 
-def _definitions_read(rows: list[tuple[int, str, str]]) -> None:
-    """Parse the rows not parsed yet in this process, their definitions read in one query."""
-    missing = [row for row in rows if row not in _parsed_versions]
-    if missing:
-        found = dict(
-            InstrumentVersion.objects.filter(pk__in=[pk for pk, _c, _v in missing]).values_list("pk", "definition")
-        )
-        for row in missing:
-            if row[0] in found:
-                _parsed_versions[row] = parse_instrument(found[row[0]])
+def unless_read(column: str, read_pks: Iterable[int]) -> F | Case:
+    """``column`` of a row, or NULL for the rows whose ``column`` this process has read already (their pks): a query
+    of an immutable table's rows carries a large document only the first time a process meets the row."""
+    known = sorted(set(read_pks))
+    if not known:
+        return F(column)
+    return Case(
+        When(pk__in=known, then=Value(None, output_field=JSONField())), default=F(column), output_field=JSONField()
+    )
+
+
+def _remember(rows: Iterable[tuple[int, str, str, Any]]) -> list[tuple[int, str, str]]:
+    """The (pk, code, version) of these rows, each parsed now if it came with its definition (met for the first time)."""
+    out = []
+    for pk, code, version, definition in rows:
+        key = (pk, code, version)
+        if definition is not None and key not in _parsed_versions:
+            _parsed_versions[key] = parse_instrument(definition)
+        out.append(key)
+    return out
+
+
+def _parsed_versions_pks() -> list[int]:
+    return [key[0] for key in _parsed_versions]
+
+
+def _rows(qs: QuerySet[InstrumentVersion]) -> list[tuple[int, str, str]]:
+    # One query: each row's pk, code and version, with its definition only when this process has not parsed it.
+    new_definition = unless_read("definition", _parsed_versions_pks())
+    return _remember(qs.annotate(new_definition=new_definition).values_list("pk", "code", "version", "new_definition"))
 
 
 def _resolve(code: str, version: str | None, row: tuple[int, str, str] | None) -> Instrument:
@@ -67,27 +91,26 @@ def _resolve(code: str, version: str | None, row: tuple[int, str, str] | None) -
 
 def instrument_get(code: str, version: str | None = None) -> Instrument:
     """The definition to use for ``code``: the latest loaded version (or exactly ``version``), else the shipped file
-    (for an exact ``version``, also an earlier shipped version kept under ``instruments/superseded/``, so a stored
-    response is corrected and rescored with the definition it was answered under). Raises KeyError when no such
-    instrument exists. One query, which reads no definition: a version's parsed definition is read once per process."""
+        (for an exact ``version``, also an earlier shipped version kept under ``instruments/superseded/``, so a stored
+        response is corrected and rescored with the definition it was answered under). Raises KeyError when no such
+        instrument exists. One query, which carries a version's definition only the first time this process meets it (the
+    parsed definition is kept per version: versions are immutable)."""
     rows = InstrumentVersion.objects.filter(code=code)
     if version is not None:
         rows = rows.filter(version=version)
-    row = rows.order_by("-loaded_at", "-id").values_list("pk", "code", "version").first()
-    return _resolve(code, version, row)
+    found = _rows(rows.order_by("-loaded_at", "-id")[:1])
+    return _resolve(code, version, found[0] if found else None)
 
 
 class Library:
-    """The library as it stands, read once (one query, no definition read): the versions loaded, resolved to their
+    """The library as it stands, read once (one query, a definition read only the first time a process meets it): the versions loaded, resolved to their
     parsed definitions from the per-process cache. For a request that needs several instruments (a participant's
     link), so that each costs no query; read a new one for each request (a site may load a version at any time)."""
 
     def __init__(self) -> None:
         self._latest: dict[str, tuple[int, str, str]] = {}
         self._exact: dict[tuple[str, str], tuple[int, str, str]] = {}
-        for pk, code, version in InstrumentVersion.objects.order_by("code", "-loaded_at", "-id").values_list(
-            "pk", "code", "version"
-        ):
+        for pk, code, version in _rows(InstrumentVersion.objects.order_by("code", "-loaded_at", "-id")):
             self._latest.setdefault(code, (pk, code, version))
             self._exact[(code, version)] = (pk, code, version)
 
@@ -99,7 +122,6 @@ class Library:
     def instruments(self) -> list[Instrument]:
         """As ``instruments_all``."""
         shipped = shipped_instruments()
-        _definitions_read(list(self._latest.values()))
         return [
             _definition_of(*self._latest[code]) if code in self._latest else shipped[code]
             for code in sorted(set(shipped) | set(self._latest))

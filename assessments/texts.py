@@ -21,7 +21,7 @@ from django.conf import settings
 from django.db.models import Q
 
 from assessments.definitions import Instrument
-from assessments.library import Library, instrument_get
+from assessments.library import Library, instrument_get, unless_read
 from assessments.models import Administration, InstrumentText
 from assessments.text_packs import TextPack, has_own_text, pack_from_definition, parse_text_pack
 from assessments.windows import SELF
@@ -31,6 +31,8 @@ from trialsite.roles import Role
 
 HOLD_REASON = "validated_text_missing"
 _parsed: dict[tuple[int, str, str, str], TextPack] = {}
+# The contents of the packs this process has read but not parsed yet (not in force when met).
+_contents: dict[tuple[int, str, str, str], object] = {}
 
 
 def site_languages() -> list[str]:
@@ -106,21 +108,30 @@ class Wording:
 
     def __init__(self, library: Library | None = None) -> None:
         self.library = library if library is not None else Library()
-        self._rows: dict[int, _RowKey] = {
-            row[0]: row for row in InstrumentText.objects.order_by("loaded_at", "id").values_list(*_ROW)
-        }
+        self._rows: dict[int, _RowKey] = {}
+        new_content = unless_read("content", [key[0] for key in _parsed] + [key[0] for key in _contents])
+        rows = InstrumentText.objects.order_by("loaded_at", "id").annotate(new_content=new_content)
+        for *row, content in rows.values_list(*_ROW, "new_content"):
+            key = (row[0], row[1], row[3], row[4])
+            if content is not None and key not in _parsed:
+                _contents[key] = content
+            self._rows[row[0]] = tuple(row)
         self._in_force: dict[tuple[str, str], TextPack] | None = None
 
     def _packs(self, rows: list[tuple[_RowKey, Instrument | None]]) -> list[TextPack]:
-        """The parsed packs of these rows, the contents of those not parsed yet in this process read in one query."""
+        """The parsed packs of these rows (a row met for the first time came with its content)."""
         keys = [(row[0], row[1], row[3], row[4]) for row, _inst in rows]
-        missing = [key[0] for key in keys if key not in _parsed]
-        contents = dict(InstrumentText.objects.filter(pk__in=missing).values_list("pk", "content")) if missing else {}
+        missing = [key[0] for key in keys if key not in _parsed and key not in _contents]
+        if missing:  # a pk met before under another pack (a rolled-back test's row): read it
+            for pk, code, language, version, content in InstrumentText.objects.filter(pk__in=missing).values_list(
+                "pk", "instrument_code", "language", "version", "content"
+            ):
+                _contents[(pk, code, language, version)] = content
         out = []
         for key, (_row, instrument) in zip(keys, rows, strict=True):
             pack = _parsed.get(key)
             if pack is None:
-                pack = _parse(key, contents[key[0]], _lookup(instrument, self.library.instrument))
+                pack = _parse(key, _contents.pop(key), _lookup(instrument, self.library.instrument))
             out.append(pack)
         return out
 
@@ -185,11 +196,19 @@ def pack_for(administration: Administration, language: str) -> TextPack | None:
     """The wording of ``administration`` for a participant in ``language``: its pinned pack, else the pack in force;
     None when it has none (it is held)."""
     if administration.text_pack_id is not None:
-        row = InstrumentText.objects.values_list(*_ROW).get(pk=administration.text_pack_id)
+        # One query: the pinned pack's row, with its content only if this process has not parsed it.
+        new_content = unless_read("content", [key[0] for key in _parsed])
+        *row, content = (
+            InstrumentText.objects.annotate(new_content=new_content)
+            .values_list(*_ROW, "new_content")
+            .get(pk=administration.text_pack_id)
+        )
         key = (row[0], row[1], row[3], row[4])
         if key in _parsed:
             return _parsed[key]
-        return pack_of_row(InstrumentText.objects.get(pk=administration.text_pack_id))
+        if content is None:
+            content = InstrumentText.objects.values_list("content", flat=True).get(pk=row[0])
+        return _parse(key, content, _lookup(None, instrument_get))
     return packs_in_force().get((administration.instrument_code, language))
 
 
